@@ -1,0 +1,86 @@
+# chorus build. One Makefile, every dependency from pkg-config.
+#
+#   make                 release build: build/release/chorus
+#   make VARIANT=clang   the same with clang: build/clang/chorus
+#   make asan            ASan + UBSan build: build/asan/chorus
+#   make fuzz            libFuzzer harnesses (clang): build/fuzz/fuzz_*
+#   make test            install deps, build everything, run every test
+#   make bench           run the benchmarks in bench/
+
+PKGS     := sqlite3 openssl libavformat libavcodec libavutil
+VARIANT  ?= release
+BUILD    := build/$(VARIANT)
+CC       ?= cc
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -pthread $(WARN) \
+                 $(shell pkg-config --cflags $(PKGS))
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) -pthread -lm
+
+ifeq ($(VARIANT),release)
+OPT := -O2 -g
+else ifeq ($(VARIANT),clang)
+override CC := clang
+OPT := -O2 -g
+else ifeq ($(VARIANT),asan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(VARIANT),fuzz)
+OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined
+endif
+CFLAGS ?=
+CFLAGS += $(OPT)
+LDFLAGS += $(filter -fsanitize=%,$(OPT))
+
+LIB_SRC  := $(filter-out src/chorus.c,$(sort $(wildcard src/*/*.c)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all release asan fuzz unit test bench clean deps format
+
+all: $(BUILD)/chorus $(UNIT_BIN)
+
+$(BUILD)/libchorus.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/chorus: $(BUILD)/src/chorus.o $(BUILD)/libchorus.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libchorus.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/chorus.d
+
+asan:
+	$(MAKE) VARIANT=asan CC=$(CC)
+
+fuzz:
+	$(MAKE) VARIANT=fuzz CC=clang fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libchorus.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
+
+deps:
+	./scripts/deps.sh
+
+test: deps
+	./tests/run.sh
+
+bench: deps
+	./bench/run.sh
+
+format:
+	clang-format -i $(wildcard src/*.c src/*/*.[ch] tests/*/*.[ch])
+
+clean:
+	rm -rf build

@@ -1,0 +1,157 @@
+#include "catalog/db.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+/* Version 1: artists, albums, covers, tracks with their manifests, and the
+ * two ledgers that make ingest crash-safe (pending uploads, garbage). */
+static const char schema_v1[] =
+	"CREATE TABLE artists ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  name_key TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE albums ("
+	"  id INTEGER PRIMARY KEY,"
+	"  title TEXT NOT NULL,"
+	"  title_key TEXT NOT NULL,"
+	"  artist_id INTEGER NOT NULL REFERENCES artists(id),"
+	"  year INTEGER,"
+	"  UNIQUE (artist_id, title_key));"
+	"CREATE INDEX albums_artist ON albums(artist_id);"
+	"CREATE TABLE covers ("
+	"  album_id INTEGER PRIMARY KEY REFERENCES albums(id),"
+	"  mime TEXT NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  data BLOB NOT NULL);"
+	"CREATE TABLE tracks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  title TEXT NOT NULL,"
+	"  title_key TEXT NOT NULL,"
+	"  artist_id INTEGER NOT NULL REFERENCES artists(id),"
+	"  album_id INTEGER NOT NULL REFERENCES albums(id),"
+	"  track_number INTEGER,"
+	"  disc_number INTEGER,"
+	"  year INTEGER,"
+	"  genre TEXT,"
+	"  isrc TEXT,"
+	"  label TEXT,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  codec TEXT NOT NULL,"
+	"  mime_type TEXT NOT NULL,"
+	"  bitrate INTEGER,"
+	"  sample_rate INTEGER,"
+	"  channels INTEGER,"
+	"  size INTEGER NOT NULL,"
+	"  chunk_size INTEGER NOT NULL,"
+	"  chunk_count INTEGER NOT NULL,"
+	"  key BLOB NOT NULL,"
+	"  blob TEXT NOT NULL UNIQUE,"
+	"  content_hash TEXT NOT NULL,"
+	"  source_path TEXT UNIQUE,"
+	"  source_size INTEGER,"
+	"  source_mtime_ns INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number);"
+	"CREATE INDEX tracks_artist ON tracks(artist_id);"
+	"CREATE INDEX tracks_hash ON tracks(content_hash);"
+	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
+	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
+	"  title_key);"
+	/* Blobs being uploaded: reused by a re-run after a crash, removed at
+	 * the end of a run when nothing claimed them. */
+	"CREATE TABLE pending ("
+	"  blob TEXT PRIMARY KEY,"
+	"  key BLOB NOT NULL,"
+	"  content_hash TEXT NOT NULL,"
+	"  chunk_count INTEGER NOT NULL,"
+	"  run TEXT NOT NULL);"
+	"CREATE INDEX pending_hash ON pending(content_hash);"
+	/* Blobs no track refers to any more, to be removed from the origin. */
+	"CREATE TABLE garbage ("
+	"  blob TEXT PRIMARY KEY,"
+	"  chunk_count INTEGER NOT NULL);";
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "catalog: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -EIO;
+}
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int version, rc;
+
+	/* BEGIN IMMEDIATE: two processes opening a new catalog at once must
+	 * not both create the schema. */
+	rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		exec(db, "ROLLBACK", err, 0);
+		return -EIO;
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > CATALOG_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "catalog schema version %d is newer than this chorus understands (%d)",
+			 version, CATALOG_SCHEMA_VERSION);
+		exec(db, "ROLLBACK", err, 0);
+		return -EPROTO;
+	}
+	if (version < 1 && (rc = exec(db, schema_v1, err, errlen)) < 0) {
+		exec(db, "ROLLBACK", err, 0);
+		return rc;
+	}
+	if (version < CATALOG_SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION);
+		if ((rc = exec(db, sql, err, errlen)) < 0) {
+			exec(db, "ROLLBACK", err, 0);
+			return rc;
+		}
+	}
+	return exec(db, "COMMIT", err, errlen);
+}
+
+int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	int rc;
+
+	flags |= SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open catalog %s: %s", path,
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	sqlite3_extended_result_codes(db, 1);
+	if (writable) {
+		/* FULL: a committed track survives power loss, not only a crash. */
+		rc = exec(db,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			  " PRAGMA foreign_keys=ON;",
+			  err, errlen);
+		if (rc == 0)
+			rc = migrate(db, err, errlen);
+		if (rc < 0) {
+			sqlite3_close(db);
+			return rc;
+		}
+	}
+	*out = db;
+	return 0;
+}

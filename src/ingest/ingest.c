@@ -1,0 +1,348 @@
+/*
+ * The ingest pipeline.
+ *
+ * The walk lists the files first (so progress can show an ETA), then a
+ * few workers take files off the list. Each file is read into memory once,
+ * hashed, probed, split into chunks that are sealed and written to the
+ * origin, and committed to the catalog only after its last chunk is
+ * durable. Workers block on disk and origin I/O, so there are two per core.
+ *
+ * Crash safety comes from the store's two ledgers: a blob is recorded as
+ * pending before its first chunk is written, so a run killed at any moment
+ * leaves chunks the next run either reuses (same bytes: the pending row
+ * gives back the key, and chunks with the right size are kept) or removes.
+ */
+#include "ingest/ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libavutil/log.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto/seal.h"
+#include "ingest/probe.h"
+#include "ingest/walk.h"
+#include "origin/origin.h"
+#include "store/store.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define FILE_MAX ((size_t)4 << 30) /* larger files are refused */
+
+struct ingest {
+	const struct ingest_opts *opts;
+	struct walk_list list;
+	store_t *store;
+	origin_t *origin;
+	atomic_size_t next;
+	atomic_size_t added, updated, unchanged, failed, files_done;
+	atomic_uint_fast64_t bytes_done;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	int running;
+	bool progress_shown;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A failure line; clears the progress line first so they do not mix. */
+static void fail(struct ingest *in, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct ingest *in, const char *path, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%schorus: ingest: %s: %s\n", in->opts->progress ? "\r\033[K" : "", path,
+		msg);
+	in->failed++;
+}
+
+/* Reads the whole file; its size and mtime as read replace the walk's. */
+static int read_file(struct walk_file *wf, unsigned char **data, char *err, size_t errlen)
+{
+	struct stat st;
+	unsigned char *p;
+	int fd, rc;
+
+	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	if ((size_t)st.st_size > FILE_MAX) {
+		snprintf(err, errlen, "file too large (%lld bytes)", (long long)st.st_size);
+		close(fd);
+		return -1;
+	}
+	wf->size = (uint64_t)st.st_size;
+	wf->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	p = xmalloc(wf->size + 1);
+	rc = fs_read_full(fd, p, wf->size);
+	close(fd);
+	if (rc < 0) {
+		snprintf(err, errlen, "read error: %s", strerror(-rc));
+		free(p);
+		return -1;
+	}
+	*data = p;
+	return 0;
+}
+
+/* Seals and writes every chunk not already in the origin. */
+static int upload(struct ingest *in, const struct manifest *m, const unsigned char *data,
+		  bool reused, uint64_t *counted, char *err, size_t errlen)
+{
+	unsigned char *sealed = xmalloc(m->chunk_size + SEAL_TAG_LEN);
+	int rc = 0;
+
+	for (uint32_t i = 0; i < m->chunk_count && rc == 0; i++) {
+		uint32_t len = manifest_chunk_len(m, i);
+		char key[ORIGIN_KEY_MAX];
+		uint64_t have;
+
+		origin_chunk_key(m->blob, i, key);
+		/* A crashed run's chunk at its final name is whole (puts are
+		 * atomic) and, same key and index, byte for byte what we
+		 * would write. */
+		if (reused && origin_size(in->origin, key, &have) == 0 &&
+		    have == (uint64_t)len + SEAL_TAG_LEN) {
+			in->bytes_done += len;
+			*counted += len;
+			continue;
+		}
+		rc = seal_chunk(m->key, i, data + manifest_chunk_offset(m, i), len, sealed);
+		if (rc == 0)
+			rc = origin_put(in->origin, key, sealed, len + SEAL_TAG_LEN);
+		if (rc < 0)
+			snprintf(err, errlen, "cannot write chunk %u to %s: %s", i,
+				 in->origin->desc, strerror(-rc));
+		in->bytes_done += len;
+		*counted += len;
+	}
+	free(sealed);
+	return rc;
+}
+
+static void ingest_one(struct ingest *in, struct walk_file *wf)
+{
+	struct store_file sf;
+	struct store_result res;
+	struct track_meta meta = {0};
+	struct manifest m = {0};
+	unsigned char *data = NULL;
+	uint64_t walked_size = wf->size, counted = 0;
+	char err[512];
+	bool reused;
+
+	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
+	if (store_file_unchanged(in->store, &sf)) {
+		in->unchanged++;
+		in->bytes_done += wf->size;
+		return;
+	}
+	if (read_file(wf, &data, err, sizeof(err)) < 0) {
+		fail(in, wf->path, "%s", err);
+		goto out;
+	}
+	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
+	if (probe_file(wf->path, data, wf->size, &meta, err, sizeof(err)) < 0) {
+		fail(in, wf->path, "%s", err);
+		goto out;
+	}
+	m.size = wf->size;
+	m.chunk_size = CHUNK_SIZE_DEFAULT;
+	m.chunk_count = manifest_chunk_count(m.size, m.chunk_size);
+	crypto_sha256_hex(data, wf->size, m.content_hash);
+
+	if (store_settle(in->store, &sf, m.content_hash, &res) < 0) {
+		fail(in, wf->path, "catalog error (see above)");
+		goto out;
+	}
+	if (res.outcome != STORE_NEW)
+		goto settled;
+	if (store_pending_claim(in->store, &m, &reused) < 0) {
+		fail(in, wf->path, "catalog error (see above)");
+		goto out;
+	}
+	if (upload(in, &m, data, reused, &counted, err, sizeof(err)) < 0) {
+		fail(in, wf->path, "%s", err);
+		store_pending_abandon(in->store, &m);
+		goto out;
+	}
+	if (store_commit_track(in->store, &sf, &meta, &m, &res) < 0) {
+		fail(in, wf->path, "catalog error (see above)");
+		store_pending_abandon(in->store, &m);
+		goto out;
+	}
+settled:
+	switch (res.outcome) {
+	case STORE_ADDED:
+		in->added++;
+		break;
+	case STORE_UPDATED:
+		in->updated++;
+		break;
+	case STORE_DUPLICATE:
+		log_debug("ingest: %s: same audio as %s", wf->path, res.other_path);
+		/* fall through */
+	default:
+		in->unchanged++;
+		break;
+	}
+out:
+	/* Whatever happened, this file's bytes are behind us for the ETA. */
+	if (walked_size > counted)
+		in->bytes_done += walked_size - counted;
+	track_meta_free(&meta);
+	free(data);
+}
+
+static void *worker(void *arg)
+{
+	struct ingest *in = arg;
+	size_t i;
+
+	while ((i = in->next++) < in->list.n) {
+		ingest_one(in, &in->list.files[i]);
+		in->files_done++;
+	}
+	pthread_mutex_lock(&in->lock);
+	in->running--;
+	pthread_cond_signal(&in->done_cond);
+	pthread_mutex_unlock(&in->lock);
+	return NULL;
+}
+
+static void show_progress(struct ingest *in, double started)
+{
+	double el = now_s() - started;
+	uint64_t done = in->bytes_done, total = in->list.total_bytes;
+	double rate = el > 0 ? (double)done / el : 0;
+	char eta[32] = "--:--";
+
+	if (rate > 0 && total >= done) {
+		long s = (long)((double)(total - done) / rate);
+		snprintf(eta, sizeof(eta), "%ld:%02ld", s / 60, s % 60);
+	}
+	fprintf(stderr, "\r\033[K%zu/%zu files  %.1f MB/s  ETA %s", (size_t)in->files_done,
+		in->list.n, rate / 1e6, eta);
+	in->progress_shown = true;
+}
+
+int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
+{
+	struct ingest in = {.opts = opts};
+	pthread_t *threads = NULL;
+	char path[4096], err[512];
+	double started = now_s();
+	int lockfd = -1, jobs, status = 1;
+
+	if (!getenv("CHORUS_DEBUG"))
+		av_log_set_level(AV_LOG_QUIET);
+	if (fs_mkdir_p(opts->data_dir, 0750) < 0) {
+		fprintf(stderr, "chorus: cannot create data directory %s: %s\n", opts->data_dir,
+			strerror(errno));
+		return 1;
+	}
+	/* One ingest at a time per data directory: the pending ledger is
+	 * swept at the end of a run, which is only safe with no other run. */
+	snprintf(path, sizeof(path), "%s/ingest.lock", opts->data_dir);
+	lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "chorus: ingest: %s: %s\n", path,
+			errno == EWOULDBLOCK ? "another ingest is running on this data directory"
+					     : strerror(errno));
+		goto out;
+	}
+	if (store_open(opts->data_dir, &in.store, err, sizeof(err)) < 0 ||
+	    origin_open(opts->origin, opts->data_dir, &in.origin, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s\n", err);
+		goto out;
+	}
+	store_collect_garbage(in.store, in.origin, false);
+
+	for (int i = 0; i < npaths; i++)
+		walk_path(paths[i], &in.list);
+	in.failed = in.list.errors;
+
+	jobs = opts->jobs > 0 ? opts->jobs : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (jobs < 1)
+		jobs = 1;
+	if ((size_t)jobs > in.list.n)
+		jobs = in.list.n ? (int)in.list.n : 1;
+	pthread_mutex_init(&in.lock, NULL);
+	pthread_cond_init(&in.done_cond, NULL);
+	threads = xcalloc((size_t)jobs, sizeof(*threads));
+	in.running = jobs;
+	for (int i = 0; i < jobs; i++)
+		if (pthread_create(&threads[i], NULL, worker, &in) != 0)
+			die("cannot start ingest threads");
+
+	pthread_mutex_lock(&in.lock);
+	while (in.running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&in.done_cond, &in.lock, &ts);
+		if (opts->progress && in.running > 0) {
+			pthread_mutex_unlock(&in.lock);
+			show_progress(&in, started);
+			pthread_mutex_lock(&in.lock);
+		}
+	}
+	pthread_mutex_unlock(&in.lock);
+	for (int i = 0; i < jobs; i++)
+		pthread_join(threads[i], NULL);
+	if (in.progress_shown)
+		fprintf(stderr, "\r\033[K");
+
+	store_collect_garbage(in.store, in.origin, true);
+	{
+		double el = now_s() - started;
+		printf("ingest: %zu added, %zu updated, %zu unchanged, %zu failed"
+		       " (%zu files, %.1f MB in %.2f s)\n",
+		       (size_t)in.added, (size_t)in.updated, (size_t)in.unchanged,
+		       (size_t)in.failed, in.list.n, (double)in.list.total_bytes / 1e6, el);
+		fflush(stdout);
+	}
+	status = in.failed ? 1 : 0;
+	pthread_mutex_destroy(&in.lock);
+	pthread_cond_destroy(&in.done_cond);
+out:
+	free(threads);
+	walk_list_free(&in.list);
+	origin_close(in.origin);
+	store_close(in.store);
+	if (lockfd >= 0)
+		close(lockfd);
+	return status;
+}

@@ -1,0 +1,21 @@
+#ifndef CHORUS_INGEST_INGEST_H
+#define CHORUS_INGEST_INGEST_H
+
+#include <stdbool.h>
+
+struct ingest_opts {
+	const char *data_dir;
+	const char *origin; /* origin spec, NULL for DATA_DIR/origin */
+	int jobs;           /* worker threads; 0: two per core */
+	bool progress;      /* a progress line on stderr */
+};
+
+/*
+ * `chorus ingest`: walks paths, reads each audio file once, seals its
+ * chunks into the origin and commits its catalog rows. Prints a summary on
+ * stdout. Returns the process exit status: 0 when every file was ingested
+ * or unchanged, 1 when any failed.
+ */
+int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths);
+
+#endif

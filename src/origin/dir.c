@@ -1,0 +1,149 @@
+/*
+ * The directory origin: one file per object under a root directory, the
+ * key being the relative path. Puts go through fs_write_atomic (temporary
+ * name, fdatasync, rename, directory fsync), so a crash leaves either the
+ * whole object or none; stray temporary files are never read as objects.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "origin/origin.h"
+#include "util/fsutil.h"
+#include "util/xalloc.h"
+
+struct dir_origin {
+	origin_t base;
+	char root[PATH_MAX];
+};
+
+/* Keys come from chorus itself, but a key that could leave the root is
+ * refused all the same. */
+static int key_path(struct dir_origin *d, const char *key, char *out, size_t outlen)
+{
+	if (!*key || key[0] == '/' || strstr(key, "..") || strstr(key, ".tmp."))
+		return -EINVAL;
+	if ((size_t)snprintf(out, outlen, "%s/%s", d->root, key) >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int dir_put(origin_t *o, const char *key, const void *data, size_t len)
+{
+	struct dir_origin *d = (struct dir_origin *)o;
+	char path[PATH_MAX], parent[PATH_MAX];
+	int rc = key_path(d, key, path, sizeof(path));
+	char *slash;
+
+	if (rc < 0)
+		return rc;
+	rc = fs_write_atomic(path, data, len, 0640);
+	if (rc != -ENOENT)
+		return rc;
+	/* First chunk of a blob: make its directories and try once more. */
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	*slash = '\0';
+	rc = fs_mkdir_p(parent, 0750);
+	if (rc < 0)
+		return rc;
+	/* Make the new directories' entries durable: the blob's and its fan-out's. */
+	for (int i = 0; i < 2; i++) {
+		*strrchr(parent, '/') = '\0';
+		rc = fs_sync_dir(parent);
+		if (rc < 0)
+			return rc;
+	}
+	return fs_write_atomic(path, data, len, 0640);
+}
+
+static int dir_get(origin_t *o, const char *key, char **data, size_t *len)
+{
+	struct dir_origin *d = (struct dir_origin *)o;
+	char path[PATH_MAX];
+	int rc = key_path(d, key, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	return fs_read_all(path, (size_t)1 << 30, data, len);
+}
+
+static int dir_size(origin_t *o, const char *key, uint64_t *len)
+{
+	struct dir_origin *d = (struct dir_origin *)o;
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = key_path(d, key, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	if (stat(path, &st) < 0)
+		return -errno;
+	*len = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int dir_remove(origin_t *o, const char *key)
+{
+	struct dir_origin *d = (struct dir_origin *)o;
+	char path[PATH_MAX];
+	char *slash;
+	int rc = key_path(d, key, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	/* Drop the blob's directory once its last chunk is gone. */
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static void dir_close(origin_t *o)
+{
+	free(o);
+}
+
+static const struct origin_ops dir_ops = {
+	.put = dir_put,
+	.get = dir_get,
+	.size = dir_size,
+	.remove = dir_remove,
+	.close = dir_close,
+};
+
+int origin_dir_open(const char *path, origin_t **out, char *err, size_t errlen)
+{
+	struct dir_origin *d;
+	int rc;
+
+	if (strlen(path) >= PATH_MAX - ORIGIN_KEY_MAX - 32) {
+		snprintf(err, errlen, "origin path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	rc = fs_mkdir_p(path, 0750);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create origin directory %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (access(path, W_OK | X_OK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "origin directory %s is not writable: %s", path,
+			 strerror(errno));
+		return rc;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->base.ops = &dir_ops;
+	snprintf(d->root, sizeof(d->root), "%s", path);
+	snprintf(d->base.desc, sizeof(d->base.desc), "dir:%s", path);
+	*out = &d->base;
+	return 0;
+}

@@ -1,0 +1,90 @@
+#ifndef CHORUS_STORE_STORE_H
+#define CHORUS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/model.h"
+#include "origin/origin.h"
+
+/*
+ * The catalog's source of truth, as ingest writes it. This is the SQLite
+ * store (DATA_DIR/catalog.db). All calls are thread-safe: they serialize on
+ * one connection, which is fine because every call is small next to the
+ * file I/O around it.
+ *
+ * A track is committed in one transaction, only after all its chunks are in
+ * the origin. Blobs being uploaded are recorded first in the pending ledger,
+ * so a crashed run's chunks are found again (and reused, or removed); blobs
+ * a commit made unreachable go to the garbage ledger in the same
+ * transaction and are removed from the origin after it.
+ */
+typedef struct store store_t;
+
+int store_open(const char *data_dir, store_t **out, char *err, size_t errlen);
+void store_close(store_t *s);
+
+/* What the catalog knows of a file's path. */
+struct store_file {
+	const char *path; /* absolute */
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+enum store_outcome {
+	STORE_ADDED,
+	STORE_UPDATED,
+	STORE_UNCHANGED,
+	STORE_DUPLICATE, /* same bytes as another file already in the catalog */
+	STORE_NEW,       /* store_settle: unknown content, upload it */
+};
+
+struct store_result {
+	enum store_outcome outcome;
+	int64_t track_id;
+	char other_path[512]; /* STORE_DUPLICATE: the file holding these bytes */
+};
+
+/* True when path is in the catalog with exactly this size and mtime: the
+ * file need not even be read. */
+bool store_file_unchanged(store_t *s, const struct store_file *f);
+
+/*
+ * Settles a file whose content hash is known without uploading anything:
+ * STORE_UNCHANGED (the bytes are in the catalog for this path, or for a path
+ * that no longer exists: the file moved), STORE_DUPLICATE, or STORE_NEW.
+ * Records a move or a new mtime, nothing else. 0 or -EIO.
+ */
+int store_settle(store_t *s, const struct store_file *f, const char *content_hash,
+		 struct store_result *res);
+
+/*
+ * Chooses where content_hash's chunks go: the blob and key of a pending
+ * upload of the same bytes left by an earlier run that crashed (*reused is
+ * true: chunks already present with the right size can be kept), or a new
+ * random blob and key recorded as pending. Fills m->blob and m->key.
+ */
+int store_pending_claim(store_t *s, struct manifest *m, bool *reused);
+
+/* Gives a claimed blob up (its upload failed): it goes to the garbage. */
+int store_pending_abandon(store_t *s, const struct manifest *m);
+
+/*
+ * Commits a track whose chunks are all in the origin: adds it, or updates
+ * the same recording in place (same ISRC, or same artist, album, disc,
+ * track number and title) keeping its id. If another file committed the
+ * same bytes meanwhile, the upload is garbage and the outcome is
+ * STORE_UNCHANGED or STORE_DUPLICATE.
+ */
+int store_commit_track(store_t *s, const struct store_file *f, const struct track_meta *meta,
+		       const struct manifest *m, struct store_result *res);
+
+/*
+ * Removes garbage blobs from the origin, then their ledger rows. With
+ * include_pending, every pending upload is first declared garbage: call it
+ * so only when no upload is in flight (the end of a run).
+ */
+int store_collect_garbage(store_t *s, origin_t *o, bool include_pending);
+
+#endif
