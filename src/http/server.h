@@ -1,0 +1,120 @@
+#ifndef CHORUS_HTTP_SERVER_H
+#define CHORUS_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/parser.h"
+
+/*
+ * The HTTP/1.1 server: one epoll loop per thread, each with its own
+ * SO_REUSEPORT listener, non-blocking sockets, keep-alive and pipelining,
+ * bodies from memory or pulled from files and written with sendfile.
+ *
+ * Threads: handlers, body pulls and http_* response calls run on the
+ * connection's loop thread. Other threads reach a loop with loop_post.
+ */
+typedef struct http_server http_server_t;
+typedef struct http_conn http_conn_t;
+typedef struct loop loop_t;
+
+/*
+ * Called for every complete request, on the connection's loop. req and
+ * everything it points to are valid only during the call. The handler
+ * must answer, now or later, with exactly one http_send* call.
+ */
+typedef void (*http_handler_fn)(void *ud, http_conn_t *c, const struct http_request *req);
+
+struct http_server_config {
+	const char *listen; /* "ADDR:PORT"; port 0 picks a free port */
+	int threads;        /* event loops; 0: one per core */
+	int max_conns;      /* beyond this, new connections get 503 and are closed */
+	int header_timeout_ms;
+	int idle_timeout_ms;
+	int write_timeout_ms; /* without any progress */
+	size_t max_body;      /* request bodies above this get 413 */
+	int access_log_fd;    /* -1: no access log */
+	http_handler_fn handler;
+	void *handler_ud;
+	/* Per-loop state for handlers (a database connection, say): made on
+	 * the loop's thread before it serves, freed there when it stops. */
+	void *(*loop_data_new)(void *ud, int index);
+	void (*loop_data_free)(void *ud, void *data);
+};
+
+void http_server_config_defaults(struct http_server_config *cfg);
+
+int http_server_start(const struct http_server_config *cfg, http_server_t **out, char *err,
+		      size_t errlen);
+/* The port actually bound. */
+int http_server_port(const http_server_t *s);
+/* Connections open now, over all loops. */
+uint64_t http_server_connections(const http_server_t *s);
+/* Stops accepting and ends keep-alive; requests in flight go on. */
+void http_server_drain(http_server_t *s);
+/* Waits until no connection is left or timeout_ms passed; returns the
+ * number left. */
+uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms);
+/* Stops the loops (closing what is left) and frees everything. */
+void http_server_stop(http_server_t *s);
+
+/* ---- answering ---- */
+
+/* A whole response from memory (copied). For HEAD the body is left out
+ * but Content-Length stays. extra_headers: "Name: value\r\n"... or NULL. */
+void http_send(http_conn_t *c, int status, const char *content_type, const char *extra_headers,
+	       const void *body, size_t len);
+
+/* {"error":{"status":N,"message":"..."}} with the same status. */
+void http_send_error(http_conn_t *c, int status, const char *message);
+
+/* A body pulled in segments of files. */
+struct http_segment {
+	int fd; /* not closed by the server */
+	uint64_t offset, len;
+};
+
+enum http_pull {
+	HTTP_PULL_READY, /* seg is filled in */
+	HTTP_PULL_WAIT,  /* not yet: call http_stream_wake when it is */
+	HTTP_PULL_ERROR, /* give up: the connection is closed */
+};
+
+struct http_body_ops {
+	enum http_pull (*pull)(void *ctx, struct http_segment *seg);
+	/* Called once when the response ends, completed or not; after it
+	 * the connection must not be touched through ctx. */
+	void (*done)(void *ctx, bool completed);
+};
+
+/*
+ * Starts a response whose content_length bytes come from pull. For HEAD,
+ * pull is never called. The server calls done in every case.
+ */
+void http_send_stream(http_conn_t *c, int status, const char *content_type,
+		      const char *extra_headers, uint64_t content_length,
+		      const struct http_body_ops *ops, void *ctx);
+
+/*
+ * A handler that answers later (after a cache fill, say) registers ops
+ * first: if the connection dies before the answer, ops->done(ctx, false)
+ * is called and the handler must not answer any more. The later
+ * http_send_stream may pass the same ops and ctx.
+ */
+void http_defer(http_conn_t *c, const struct http_body_ops *ops, void *ctx);
+
+/* After HTTP_PULL_WAIT: the body can go on. Loop thread only. */
+void http_stream_wake(http_conn_t *c);
+
+loop_t *http_conn_loop(http_conn_t *c);
+void *http_conn_loop_data(http_conn_t *c);
+/* The peer's address as text ("127.0.0.1"). */
+const char *http_conn_peer(http_conn_t *c);
+
+/* Runs fn(arg) on loop l's thread soon. Any thread. */
+void loop_post(loop_t *l, void (*fn)(void *arg), void *arg);
+
+const char *http_status_text(int status);
+
+#endif
