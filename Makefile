@@ -32,7 +32,7 @@ CFLAGS += $(OPT)
 LDFLAGS += $(filter -fsanitize=%,$(OPT))
 
 LIB_SRC  := $(filter-out src/chorus.c,$(sort $(wildcard src/*/*.c)))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_index.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -52,6 +52,14 @@ $(BUILD)/chorus: $(BUILD)/src/chorus.o $(BUILD)/libchorus.a
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libchorus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
+
+# The dashboard, embedded in the binary.
+$(BUILD)/gen/web_index.c: web/index.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	./scripts/embed.sh $< web_index_html > $@
+
+$(BUILD)/gen/web_index.o: $(BUILD)/gen/web_index.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include "api/serve.h"
 #include "ingest/ingest.h"
 #include "version.h"
 
@@ -17,6 +20,10 @@ static const char usage_text[] =
 	"commands:\n"
 	"  ingest [--data DIR] [--origin SPEC] [--jobs N] PATH...\n"
 	"        read audio files and folders into the catalog and the origin\n"
+	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
+	"        [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
+	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
+	"        cache 1G; SIZE takes K, M, G suffixes)\n"
 	"  version\n"
 	"        print the version\n"
 	"\n"
@@ -94,6 +101,124 @@ static int cmd_ingest(int argc, char **argv)
 	return ingest_run(&opts, argv + optind, argc - optind);
 }
 
+/* "512M", "2G", "1048576": bytes, or 0 when malformed. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mult = 1;
+
+	if (end == s || *s == '-')
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': mult = 1ull << 10; end++; break;
+	case 'm': case 'M': mult = 1ull << 20; end++; break;
+	case 'g': case 'G': mult = 1ull << 30; end++; break;
+	case 't': case 'T': mult = 1ull << 40; end++; break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > UINT64_MAX / mult)
+		return 0;
+	return v * mult;
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "chorus: %s wants a number from %d to %d, not \"%s\"\n", opt, lo,
+			hi, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"origin", required_argument, NULL, 'o'},
+		{"listen", required_argument, NULL, 'l'},
+		{"cache-size", required_argument, NULL, 'c'},
+		{"threads", required_argument, NULL, 't'},
+		{"max-conns", required_argument, NULL, 'm'},
+		{"drain-timeout", required_argument, NULL, 'D'},
+		{"access-log", required_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct serve_opts o = {
+		.data_dir = default_data_dir(),
+		.origin = getenv("CHORUS_ORIGIN"),
+		.listen = "127.0.0.1:8080",
+		.cache_bytes = 1ull << 30,
+		.drain_ms = 10000,
+		.access_log_fd = -1,
+	};
+	int c, secs;
+
+	while ((c = getopt_long(argc, argv, "d:o:l:c:t:m:D:a:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o.data_dir = optarg;
+			break;
+		case 'o':
+			o.origin = optarg;
+			break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'c':
+			o.cache_bytes = parse_size(optarg);
+			if (o.cache_bytes == 0) {
+				fprintf(stderr, "chorus: --cache-size: bad size \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (parse_int("--threads", optarg, 1, 64, &o.threads) < 0)
+				return 2;
+			break;
+		case 'm':
+			if (parse_int("--max-conns", optarg, 1, 1000000, &o.max_conns) < 0)
+				return 2;
+			break;
+		case 'D':
+			if (parse_int("--drain-timeout", optarg, 0, 3600, &secs) < 0)
+				return 2;
+			o.drain_ms = secs * 1000;
+			break;
+		case 'a':
+			if (strcmp(optarg, "-") == 0) {
+				o.access_log_fd = STDOUT_FILENO;
+			} else {
+				o.access_log_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+						       0640);
+				if (o.access_log_fd < 0) {
+					fprintf(stderr, "chorus: --access-log %s: %m\n", optarg);
+					return 1;
+				}
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chorus: serve: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	return serve_run(&o);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -105,6 +230,8 @@ int main(int argc, char **argv)
 	cmd = argv[1];
 	if (strcmp(cmd, "ingest") == 0)
 		return cmd_ingest(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("chorus %s\n", CHORUS_VERSION);
 		return 0;

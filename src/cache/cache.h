@@ -20,7 +20,15 @@
  * - The index is rebuilt from the directory at start: the cache stays warm
  *   across restarts.
  *
- * Thread-safe. Fills run on the cache's own threads; callbacks run there.
+ * Thread-safe. Fills run on the cache's own threads; callbacks run there
+ * (or, for fills cancelled by cache_close, on the thread calling it),
+ * never with the cache's lock held, so a callback may call cache_get or
+ * cache_prefetch, but not cache_close.
+ *
+ * Layout: DIR/BB/BLOB-IIIIIIII (BB the blob's first two digits, IIIIIIII
+ * the index in hex); fills write BLOB-IIIIIIII.tmp first, and cache_open
+ * removes any such file a crash left. DIR/.lock keeps a second process
+ * off the same directory.
  */
 typedef struct cache cache_t;
 
@@ -33,11 +41,12 @@ struct chunk_ref {
 };
 
 struct cache_stats {
-	uint64_t bytes, budget_bytes;
-	uint64_t hits, misses; /* chunks */
-	uint64_t origin_reads, origin_bytes;
-	uint64_t evictions;
-	uint64_t chunks; /* chunks held now */
+	uint64_t bytes, budget_bytes; /* plaintext bytes held now; the budget */
+	uint64_t hits, misses;        /* chunks asked for through cache_get */
+	uint64_t origin_reads;        /* origin gets made, failed ones included */
+	uint64_t origin_bytes;        /* sealed bytes those gets returned */
+	uint64_t evictions;           /* chunks evicted to keep to the budget */
+	uint64_t chunks;              /* chunks held now */
 };
 
 /* fd >= 0: an open, read-only fd of the chunk's file, owned by the callee
@@ -45,10 +54,19 @@ struct cache_stats {
  * verify, -ENOENT: not in the origin, -EIO...). */
 typedef void (*cache_ready_fn)(void *arg, int fd);
 
+/*
+ * Opens (creating it) the cache directory dir, indexes the chunks already
+ * there (least recently used by file times first), evicts down to
+ * budget_bytes and starts threads (>= 1) fill threads reading from origin,
+ * which must outlive the cache. Returns 0, or -errno with a message in err
+ * (-EBUSY: another cache, in this process or another, has dir open).
+ */
 int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int threads,
 	       cache_t **out, char *err, size_t errlen);
-void cache_close(cache_t *c);
 
+/* Lets running fills finish, calls the waiters of fills not started with
+ * -ECANCELED, stops the threads and frees the cache. */
+void cache_close(cache_t *c);
 
 /*
  * Gets a chunk. On a hit returns an open fd (>= 0, the caller closes it)
@@ -58,7 +76,12 @@ void cache_close(cache_t *c);
  *   fd >= 0        hit: the caller owns fd;
  *   -EINPROGRESS   miss: fn(arg, fd_or_err) is called exactly once, later,
  *                  on a cache thread, when the fill completes;
- *   other < 0      error before any fill was started.
+ *   other < 0      error before any fill was started (-EINVAL: fn is NULL
+ *                  or the blob is not 2-32 lower-case hex digits;
+ *                  -ECANCELED: the cache is closing).
+ *
+ * A hit is a chunk indexed with ref->len bytes; one indexed with another
+ * size is dropped and fetched again.
  */
 int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *arg);
 

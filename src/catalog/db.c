@@ -18,6 +18,8 @@ static const char schema_v1[] =
 	"  year INTEGER,"
 	"  UNIQUE (artist_id, title_key));"
 	"CREATE INDEX albums_artist ON albums(artist_id);"
+	/* The API lists albums and tracks by title: pages without a sort. */
+	"CREATE INDEX albums_title ON albums(title_key);"
 	"CREATE TABLE covers ("
 	"  album_id INTEGER PRIMARY KEY REFERENCES albums(id),"
 	"  mime TEXT NOT NULL,"
@@ -54,6 +56,7 @@ static const char schema_v1[] =
 	"  updated_at INTEGER NOT NULL);"
 	"CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number);"
 	"CREATE INDEX tracks_artist ON tracks(artist_id);"
+	"CREATE INDEX tracks_title ON tracks(title_key);"
 	"CREATE INDEX tracks_hash ON tracks(content_hash);"
 	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
 	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libavutil/log.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include "store/store.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/text.h"
 #include "util/xalloc.h"
 
 #define FILE_MAX ((size_t)4 << 30) /* larger files are refused */
@@ -77,12 +79,27 @@ static void fail(struct ingest *in, const char *path, const char *fmt, ...)
 	in->failed++;
 }
 
-/* Reads the whole file; its size and mtime as read replace the walk's. */
-static int read_file(struct walk_file *wf, unsigned char **data, char *err, size_t errlen)
+/* What a worker keeps between files: buffers that only grow, so a run
+ * does not map and unmap a file-sized buffer per file (page faults on
+ * fresh memory serialise the threads of a process). */
+struct worker {
+	struct ingest *in;
+	unsigned char *data;
+	size_t cap;
+	unsigned char *sealed;
+	EVP_MD_CTX *md;
+};
+
+/* Reads the whole file into w->data and hashes it on the way, each piece
+ * while it is still in the CPU cache. The size and mtime as read replace
+ * the walk's. */
+static int read_file(struct worker *w, struct walk_file *wf, char hash[65], char *err,
+		     size_t errlen)
 {
+	unsigned char md[EVP_MAX_MD_SIZE];
 	struct stat st;
-	unsigned char *p;
-	int fd, rc;
+	uint64_t done = 0;
+	int fd, rc = -1;
 
 	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -91,33 +108,48 @@ static int read_file(struct walk_file *wf, unsigned char **data, char *err, size
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "not a regular file");
-		close(fd);
-		return -1;
+		goto out;
 	}
 	if ((size_t)st.st_size > FILE_MAX) {
 		snprintf(err, errlen, "file too large (%lld bytes)", (long long)st.st_size);
-		close(fd);
-		return -1;
+		goto out;
 	}
 	wf->size = (uint64_t)st.st_size;
 	wf->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	p = xmalloc(wf->size + 1);
-	rc = fs_read_full(fd, p, wf->size);
-	close(fd);
-	if (rc < 0) {
-		snprintf(err, errlen, "read error: %s", strerror(-rc));
-		free(p);
-		return -1;
+	if (wf->size + 1 > w->cap) {
+		free(w->data);
+		w->cap = wf->size + 1 + (wf->size >> 3);
+		w->data = xmalloc(w->cap);
 	}
-	*data = p;
-	return 0;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+	while (done < wf->size) {
+		size_t want = wf->size - done < CHUNK_SIZE_DEFAULT ? (size_t)(wf->size - done)
+								 : CHUNK_SIZE_DEFAULT;
+		int r = fs_read_full(fd, w->data + done, want);
+		if (r < 0) {
+			snprintf(err, errlen, "read error: %s",
+				 r == -EIO ? "file shrank while read" : strerror(-r));
+			goto out;
+		}
+		EVP_DigestUpdate(w->md, w->data + done, want);
+		done += want;
+	}
+	EVP_DigestFinal_ex(w->md, md, NULL);
+	text_hex(md, 32, hash);
+	rc = 0;
+out:
+	close(fd);
+	return rc;
 }
 
 /* Seals and writes every chunk not already in the origin. */
-static int upload(struct ingest *in, const struct manifest *m, const unsigned char *data,
-		  bool reused, uint64_t *counted, char *err, size_t errlen)
+static int upload(struct worker *w, const struct manifest *m, bool reused, uint64_t *counted,
+		  char *err, size_t errlen)
 {
-	unsigned char *sealed = xmalloc(m->chunk_size + SEAL_TAG_LEN);
+	struct ingest *in = w->in;
+	const unsigned char *data = w->data;
+	unsigned char *sealed = w->sealed;
 	int rc = 0;
 
 	for (uint32_t i = 0; i < m->chunk_count && rc == 0; i++) {
@@ -144,17 +176,16 @@ static int upload(struct ingest *in, const struct manifest *m, const unsigned ch
 		in->bytes_done += len;
 		*counted += len;
 	}
-	free(sealed);
 	return rc;
 }
 
-static void ingest_one(struct ingest *in, struct walk_file *wf)
+static void ingest_one(struct worker *w, struct walk_file *wf)
 {
+	struct ingest *in = w->in;
 	struct store_file sf;
 	struct store_result res;
 	struct track_meta meta = {0};
 	struct manifest m = {0};
-	unsigned char *data = NULL;
 	uint64_t walked_size = wf->size, counted = 0;
 	char err[512];
 	bool reused;
@@ -165,19 +196,18 @@ static void ingest_one(struct ingest *in, struct walk_file *wf)
 		in->bytes_done += wf->size;
 		return;
 	}
-	if (read_file(wf, &data, err, sizeof(err)) < 0) {
+	if (read_file(w, wf, m.content_hash, err, sizeof(err)) < 0) {
 		fail(in, wf->path, "%s", err);
 		goto out;
 	}
 	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
-	if (probe_file(wf->path, data, wf->size, &meta, err, sizeof(err)) < 0) {
+	if (probe_file(wf->path, w->data, wf->size, &meta, err, sizeof(err)) < 0) {
 		fail(in, wf->path, "%s", err);
 		goto out;
 	}
 	m.size = wf->size;
 	m.chunk_size = CHUNK_SIZE_DEFAULT;
 	m.chunk_count = manifest_chunk_count(m.size, m.chunk_size);
-	crypto_sha256_hex(data, wf->size, m.content_hash);
 
 	if (store_settle(in->store, &sf, m.content_hash, &res) < 0) {
 		fail(in, wf->path, "catalog error (see above)");
@@ -189,7 +219,7 @@ static void ingest_one(struct ingest *in, struct walk_file *wf)
 		fail(in, wf->path, "catalog error (see above)");
 		goto out;
 	}
-	if (upload(in, &m, data, reused, &counted, err, sizeof(err)) < 0) {
+	if (upload(w, &m, reused, &counted, err, sizeof(err)) < 0) {
 		fail(in, wf->path, "%s", err);
 		store_pending_abandon(in->store, &m);
 		goto out;
@@ -219,18 +249,25 @@ out:
 	if (walked_size > counted)
 		in->bytes_done += walked_size - counted;
 	track_meta_free(&meta);
-	free(data);
 }
 
-static void *worker(void *arg)
+static void *worker_main(void *arg)
 {
 	struct ingest *in = arg;
+	struct worker w = {.in = in};
 	size_t i;
 
+	w.md = EVP_MD_CTX_new();
+	if (!w.md)
+		die("out of memory");
+	w.sealed = xmalloc(CHUNK_SIZE_DEFAULT + SEAL_TAG_LEN);
 	while ((i = in->next++) < in->list.n) {
-		ingest_one(in, &in->list.files[i]);
+		ingest_one(&w, &in->list.files[i]);
 		in->files_done++;
 	}
+	free(w.data);
+	free(w.sealed);
+	EVP_MD_CTX_free(w.md);
 	pthread_mutex_lock(&in->lock);
 	in->running--;
 	pthread_cond_signal(&in->done_cond);
@@ -300,7 +337,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	threads = xcalloc((size_t)jobs, sizeof(*threads));
 	in.running = jobs;
 	for (int i = 0; i < jobs; i++)
-		if (pthread_create(&threads[i], NULL, worker, &in) != 0)
+		if (pthread_create(&threads[i], NULL, worker_main, &in) != 0)
 			die("cannot start ingest threads");
 
 	pthread_mutex_lock(&in.lock);

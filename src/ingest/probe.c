@@ -227,6 +227,83 @@ static int64_t audio_end_ms(AVFormatContext *fc, int idx, char *err, size_t errl
 	return av_rescale_q(end, st->time_base, (AVRational){1, 1000});
 }
 
+/* A demuxer over a file held in memory. */
+struct demux {
+	struct mem_reader mem;
+	AVFormatContext *fc;
+	AVIOContext *io;
+};
+
+static void demux_close(struct demux *d)
+{
+	if (d->fc)
+		avformat_close_input(&d->fc);
+	if (d->io) {
+		av_freep(&d->io->buffer);
+		avio_context_free(&d->io);
+	}
+}
+
+static int demux_open(struct demux *d, const char *name, const unsigned char *data, size_t len,
+		      char *err, size_t errlen)
+{
+	unsigned char *iobuf = av_malloc(65536);
+
+	memset(d, 0, sizeof(*d));
+	d->mem = (struct mem_reader){data, len, 0};
+	d->fc = avformat_alloc_context();
+	d->io = iobuf ? avio_alloc_context(iobuf, 65536, 0, &d->mem, mem_read, NULL, mem_seek)
+		      : NULL;
+	if (!d->fc || !d->io) {
+		if (!d->io)
+			av_free(iobuf);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	d->fc->pb = d->io;
+	d->fc->flags |= AVFMT_FLAG_CUSTOM_IO;
+	/* The name helps the format probe; nothing is opened by it. */
+	if (avformat_open_input(&d->fc, name, NULL, NULL) < 0) {
+		d->fc = NULL; /* freed by a failed open */
+		snprintf(err, errlen, "not a recognised audio format");
+		goto fail;
+	}
+	if (avformat_find_stream_info(d->fc, NULL) < 0) {
+		snprintf(err, errlen, "cannot read the audio stream");
+		goto fail;
+	}
+	return 0;
+fail:
+	demux_close(d);
+	return -1;
+}
+
+/*
+ * The end of the audio from its last seconds only: a seek near the end the
+ * header promises, then packets to the end of the data. Returns -2 when
+ * that gives no verdict (the seek or the read failed); the caller then
+ * scans the whole file.
+ */
+static int64_t tail_end_ms(AVFormatContext *fc, int idx, int64_t header_ms)
+{
+	AVStream *st = fc->streams[idx];
+	int64_t ts = av_rescale_q(header_ms - 10000, (AVRational){1, 1000}, st->time_base);
+	char ignored[128];
+	int64_t end;
+
+	if (st->start_time != AV_NOPTS_VALUE)
+		ts += st->start_time;
+	if (av_seek_frame(fc, idx, ts, AVSEEK_FLAG_BACKWARD) < 0)
+		return -2;
+	end = audio_end_ms(fc, idx, ignored, sizeof(ignored));
+	return end > 0 ? end : -2;
+}
+
+static bool cut_short(int64_t end_ms, int64_t header_ms)
+{
+	return end_ms + 500 < header_ms - header_ms / 50;
+}
+
 int probe_file(const char *name, const unsigned char *data, size_t len, struct track_meta *out,
 	       char *err, size_t errlen)
 {
@@ -242,40 +319,22 @@ int probe_file(const char *name, const unsigned char *data, size_t len, struct t
 	static const char *const k_genre[] = {"genre", NULL};
 	static const char *const k_label[] = {"label", "publisher", "organization", "TPUB",
 					      NULL};
-	struct mem_reader mem = {data, len, 0};
-	AVFormatContext *fc = NULL;
-	AVIOContext *io = NULL;
-	unsigned char *iobuf = NULL;
+	struct demux d = {0};
+	AVFormatContext *fc;
 	AVStream *st;
 	const char *v;
 	int idx, rc = -1;
-	int64_t header_ms, end_ms;
+	int64_t header_ms, end_ms = -2;
+	bool exact;
 
 	memset(out, 0, sizeof(*out));
 	if (len == 0) {
 		snprintf(err, errlen, "empty file");
 		return -1;
 	}
-	iobuf = av_malloc(65536);
-	fc = avformat_alloc_context();
-	io = iobuf ? avio_alloc_context(iobuf, 65536, 0, &mem, mem_read, NULL, mem_seek) : NULL;
-	if (!fc || !io) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	iobuf = NULL; /* owned by io now */
-	fc->pb = io;
-	fc->flags |= AVFMT_FLAG_CUSTOM_IO;
-	/* The name helps the format probe; nothing is opened by it. */
-	if (avformat_open_input(&fc, name, NULL, NULL) < 0) {
-		fc = NULL; /* freed by a failed open */
-		snprintf(err, errlen, "not a recognised audio format");
-		goto out;
-	}
-	if (avformat_find_stream_info(fc, NULL) < 0) {
-		snprintf(err, errlen, "cannot read the audio stream");
-		goto out;
-	}
+	if (demux_open(&d, name, data, len, err, errlen) < 0)
+		return -1;
+	fc = d.fc;
 	idx = av_find_best_stream(fc, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
 	if (idx < 0) {
 		snprintf(err, errlen, "no audio stream");
@@ -335,18 +394,28 @@ int probe_file(const char *name, const unsigned char *data, size_t len, struct t
 		break;
 	}
 
+	/* Is all the audio there? With a duration read from the header (not
+	 * guessed from the bitrate), the last seconds tell; anything but a
+	 * clean answer is checked again by demuxing the whole file on a fresh
+	 * demuxer, which also words the verdict. */
 	header_ms = fc->duration != AV_NOPTS_VALUE ? fc->duration / 1000 : 0;
-	end_ms = audio_end_ms(fc, idx, err, errlen);
+	exact = fc->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE && header_ms > 0;
+	if (exact && header_ms > 30000)
+		end_ms = tail_end_ms(fc, idx, header_ms);
+	if (end_ms == -2 || cut_short(end_ms, header_ms)) {
+		struct demux full;
+		if (demux_open(&full, name, data, len, err, errlen) < 0)
+			goto out;
+		end_ms = audio_end_ms(full.fc, idx, err, errlen);
+		demux_close(&full);
+	}
 	if (end_ms < 0)
 		goto out;
 	if (end_ms == 0) {
 		snprintf(err, errlen, "no audio data");
 		goto out;
 	}
-	/* A duration read from the header (not guessed from the bitrate) that
-	 * the packets fall well short of means the file was cut. */
-	if (fc->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE && header_ms > 0 &&
-	    end_ms + 500 < header_ms - header_ms / 50) {
+	if (exact && cut_short(end_ms, header_ms)) {
 		snprintf(err, errlen, "truncated: audio ends at %.1f s of %.1f s", end_ms / 1000.0,
 			 header_ms / 1000.0);
 		goto out;
@@ -356,13 +425,7 @@ int probe_file(const char *name, const unsigned char *data, size_t len, struct t
 					: (int64_t)((double)len * 8000.0 / (double)out->duration_ms);
 	rc = 0;
 out:
-	if (fc)
-		avformat_close_input(&fc);
-	if (io) {
-		av_freep(&io->buffer);
-		avio_context_free(&io);
-	}
-	av_free(iobuf);
+	demux_close(&d);
 	if (rc < 0)
 		track_meta_free(out);
 	return rc;

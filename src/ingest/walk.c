@@ -79,7 +79,8 @@ static void walk_dir(struct walker *w, const char *path, const struct stat *st)
 		names[n++] = xstrdup(e->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char child[PATH_MAX];
 		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, names[i]) <

@@ -1,8 +1,10 @@
 /*
  * The directory origin: one file per object under a root directory, the
  * key being the relative path. Puts go through fs_write_atomic (temporary
- * name, fdatasync, rename, directory fsync), so a crash leaves either the
- * whole object or none; stray temporary files are never read as objects.
+ * file, fdatasync, rename, directory fsync), so a crash leaves either the
+ * whole object or none. Temporary files live apart, in ROOT/.tmp, where
+ * the next open removes those whose writer died: a kill -9 leaves nothing
+ * behind among the objects.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 struct dir_origin {
 	origin_t base;
 	char root[PATH_MAX];
+	char tmp[PATH_MAX]; /* ROOT/.tmp: temporaries, never read as objects */
 };
 
 /* Keys come from chorus itself, but a key that could leave the root is
@@ -42,7 +45,7 @@ static int dir_put(origin_t *o, const char *key, const void *data, size_t len)
 
 	if (rc < 0)
 		return rc;
-	rc = fs_write_atomic(path, data, len, 0640);
+	rc = fs_write_atomic(path, d->tmp, data, len, 0640);
 	if (rc != -ENOENT)
 		return rc;
 	/* First chunk of a blob: make its directories and try once more. */
@@ -59,7 +62,7 @@ static int dir_put(origin_t *o, const char *key, const void *data, size_t len)
 		if (rc < 0)
 			return rc;
 	}
-	return fs_write_atomic(path, data, len, 0640);
+	return fs_write_atomic(path, d->tmp, data, len, 0640);
 }
 
 static int dir_get(origin_t *o, const char *key, char **data, size_t *len)
@@ -143,6 +146,15 @@ int origin_dir_open(const char *path, origin_t **out, char *err, size_t errlen)
 	d = xcalloc(1, sizeof(*d));
 	d->base.ops = &dir_ops;
 	snprintf(d->root, sizeof(d->root), "%s", path);
+	snprintf(d->tmp, sizeof(d->tmp), "%s/.tmp", path);
+	rc = fs_mkdir_p(d->tmp, 0750);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", d->tmp, strerror(-rc));
+		free(d);
+		return rc;
+	}
+	/* A writer killed between its write and its rename left a file here. */
+	fs_sweep_temporaries(d->tmp);
 	snprintf(d->base.desc, sizeof(d->base.desc), "dir:%s", path);
 	*out = &d->base;
 	return 0;

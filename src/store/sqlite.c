@@ -611,6 +611,12 @@ int store_collect_garbage(store_t *s, origin_t *o, bool include_pending)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
+	/* Only write when there is something to sweep: even a DELETE of no
+	 * rows dirties a page, and a run that changed nothing writes nothing. */
+	if (include_pending && (st = prep(s, "SELECT 1 FROM pending LIMIT 1")) != NULL) {
+		include_pending = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
 	if (include_pending) {
 		rc = exec(s, "BEGIN IMMEDIATE");
 		if (rc == 0)

@@ -1,6 +1,8 @@
 #include "util/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -82,15 +84,19 @@ int fs_sync_dir(const char *dir)
 	return rc;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
+		    mode_t mode)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
-	int fd = -1, rc;
+	int fd = -1, rc, n;
 
 	/* The pid and a counter keep concurrent writers of one path apart. */
 	static _Atomic unsigned long seq;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%lu", path, (long)getpid(), seq++) >=
-	    sizeof(tmp))
+	if (tmp_dir)
+		n = snprintf(tmp, sizeof(tmp), "%s/%ld.%lu", tmp_dir, (long)getpid(), seq++);
+	else
+		n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%lu", path, (long)getpid(), seq++);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
@@ -108,6 +114,31 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	return fs_sync_dir(dirname(dir));
+}
+
+int fs_sweep_temporaries(const char *tmp_dir)
+{
+	DIR *d = opendir(tmp_dir);
+	struct dirent *e;
+	int removed = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char *end, path[PATH_MAX];
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (end == e->d_name || *end != '.' || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
+			continue; /* its writer may still be at work */
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", tmp_dir, e->d_name) <
+			    sizeof(path) &&
+		    unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }
 
 int fs_read_all(const char *path, size_t max, char **out, size_t *outlen)

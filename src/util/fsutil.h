@@ -8,12 +8,19 @@
 int fs_mkdir_p(const char *dir, mode_t mode);
 
 /*
- * Writes data to path atomically and durably: a temporary name in the same
- * directory, fdatasync, rename over path, fsync of the directory. Readers see
- * the old file or the new one, never a part. 0 or -errno; on failure the
- * temporary file is removed.
+ * Writes data to path atomically and durably: a temporary file, fdatasync,
+ * rename over path, fsync of path's directory. Readers see the old file or
+ * the new one, never a part. The temporary file is tmp_dir/PID.N (tmp_dir
+ * must be on path's file system), or path.tmp.PID.N when tmp_dir is NULL;
+ * the pid lets a later process tell a crashed writer's leftovers
+ * (fs_sweep_temporaries). 0 or -errno; on failure the temporary is removed.
  */
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
+		    mode_t mode);
+
+/* Removes the files of tmp_dir whose writer (the PID in "PID.N") is no
+ * longer running. Returns how many were removed. */
+int fs_sweep_temporaries(const char *tmp_dir);
 
 /* Reads a whole file of at most max bytes into a malloc'd buffer. 0 or -errno
  * (-EFBIG past max). */

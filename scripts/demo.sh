@@ -1,0 +1,14 @@
+#!/bin/sh
+# The main job: build chorus, make a demo library, ingest it, and serve it.
+#   PORT=8080 DATA=./chorus-data scripts/demo.sh
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+make -s -j"$(nproc)" VARIANT=release
+DATA=${DATA:-${CHORUS_DATA:-./chorus-data}}
+PORT=${PORT:-8080}
+echo "making the demo library in build/demo-library (ffmpeg)..."
+./scripts/demo-library.sh build/demo-library
+./build/release/chorus ingest --data "$DATA" build/demo-library
+echo "open http://127.0.0.1:$PORT/ (Ctrl-C stops the node)"
+exec ./build/release/chorus serve --data "$DATA" --listen "127.0.0.1:$PORT"

@@ -1,0 +1,106 @@
+/*
+ * `chorus serve`: opens the catalog, the origin and the cache, starts the
+ * HTTP server's loops, and waits for SIGTERM or SIGINT. Then it drains: no
+ * new connections, keep-alive ends, responses in flight get until the
+ * drain deadline to finish, and the process exits 0.
+ */
+#include "api/serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "catalog/db.h"
+#include "origin/origin.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+int serve_run(const struct serve_opts *o)
+{
+	struct http_server_config cfg;
+	struct api api = {0};
+	origin_t *origin = NULL;
+	sqlite3 *db = NULL;
+	sigset_t sigs;
+	char err[512], path[4096];
+	int sig = 0, status = 1;
+	uint64_t left;
+
+	if (fs_mkdir_p(o->data_dir, 0750) < 0) {
+		fprintf(stderr, "chorus: cannot create data directory %s: %s\n", o->data_dir,
+			strerror(errno));
+		return 1;
+	}
+	/* Creates or upgrades the schema, so a new node serves an empty
+	 * catalog rather than failing. */
+	snprintf(api.db_path, sizeof(api.db_path), "%s/catalog.db", o->data_dir);
+	if (catalog_db_open(api.db_path, true, &db, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s\n", err);
+		return 1;
+	}
+	sqlite3_close(db);
+	if (origin_open(o->origin, o->data_dir, &origin, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s\n", err);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
+	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s\n", err);
+		goto out;
+	}
+	api.started = time(NULL);
+	api.prefetch = 2;
+
+	/* Signals are taken by sigwait below, never by the loop threads. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	http_server_config_defaults(&cfg);
+	cfg.listen = o->listen;
+	cfg.threads = o->threads;
+	cfg.access_log_fd = o->access_log_fd;
+	if (o->max_conns > 0)
+		cfg.max_conns = o->max_conns;
+	cfg.handler = api_handle;
+	cfg.handler_ud = &api;
+	cfg.loop_data_new = api_loop_data_new;
+	cfg.loop_data_free = api_loop_data_free;
+	if (http_server_start(&cfg, &api.server, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s: %s\n", o->listen, err);
+		goto out;
+	}
+	{
+		char host[256];
+		const char *colon = strrchr(o->listen, ':');
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - o->listen), o->listen);
+		printf("chorus %s serving %s on http://%s:%d/\n", CHORUS_VERSION, o->data_dir,
+		       strcmp(host, "0.0.0.0") == 0 || !*host ? "127.0.0.1" : host,
+		       http_server_port(api.server));
+		fflush(stdout);
+	}
+	while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+		;
+	log_info("serve: %s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		 o->drain_ms);
+	http_server_drain(api.server);
+	left = http_server_wait_idle(api.server, o->drain_ms);
+	if (left)
+		log_warn("serve: %llu connections still open at the drain deadline; closing them",
+			 (unsigned long long)left);
+	/* The cache first: fills still pending call back into the loops,
+	 * which must be running to take (and free) what they post. */
+	cache_close(api.cache);
+	api.cache = NULL;
+	http_server_stop(api.server);
+	status = 0;
+out:
+	cache_close(api.cache);
+	origin_close(origin);
+	return status;
+}

@@ -1,0 +1,22 @@
+#ifndef CHORUS_API_SERVE_H
+#define CHORUS_API_SERVE_H
+
+#include <stdint.h>
+
+#include "version.h"
+
+struct serve_opts {
+	const char *data_dir;
+	const char *origin;
+	const char *listen;
+	uint64_t cache_bytes;
+	int threads;
+	int max_conns;
+	int drain_ms;
+	int access_log_fd; /* -1: none */
+};
+
+/* `chorus serve`; returns the exit status. */
+int serve_run(const struct serve_opts *o);
+
+#endif

@@ -1,0 +1,91 @@
+#ifndef CHORUS_CATALOG_READ_H
+#define CHORUS_CATALOG_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "catalog/model.h"
+#include "util/buf.h"
+
+/*
+ * The catalog read side behind GET /api/v1/...: JSON bodies, covers and
+ * stream manifests, answered from the local SQLite file.
+ *
+ * A reader is one read-only SQLite connection with its statements prepared
+ * once. Use one per event-loop thread and never share it between threads
+ * (the connection is opened without a mutex). Every call runs in its own
+ * read transaction, so a body is one consistent snapshot even while ingest
+ * or the replicator commits, and no transaction stays open between calls
+ * (an idle reader never holds back WAL checkpoints).
+ *
+ * Functions return an HTTP status: 200 with the body appended to out, 404
+ * when the id does not exist, 500 on a database error or when the body
+ * would pass out's cap (logged). On 404 and 500 out is left as it was; the
+ * caller formats the error. Callers validate limit (1..500) and offset
+ * (>= 0); a negative one is a 500 here (SQLite would read LIMIT -1 as "all").
+ * Ids are the int64 from catalog_id_parse.
+ *
+ * JSON shapes (ids are 16 lower-case hex digits; unknown values are null):
+ *   artist: id, name, album_count, track_count
+ *   album:  id, title, artist, artist_id, year, track_count, duration_ms,
+ *           cover_url
+ *   track:  id, title, artist, artist_id, album, album_id, album_artist,
+ *           track_number, disc_number, year, genre, isrc, label, duration_ms,
+ *           codec, mime_type, bitrate, sample_rate, channels, size_bytes,
+ *           stream_url, etag
+ *   lists:  {"artists"|"albums"|"tracks":[...],"total":N,"limit":L,"offset":O}
+ */
+typedef struct catalog_reader catalog_reader_t;
+
+/* 0, or a negative errno with a message in err (no such file, not a chorus
+ * catalog, a schema version this binary does not read). */
+int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, size_t errlen);
+void catalog_reader_close(catalog_reader_t *r);
+
+/* Artists by name (case-insensitive), then id. */
+int catalog_json_artists(catalog_reader_t *r, int64_t limit, int64_t offset, buf_t *out);
+/* One artist plus "albums": the albums it is the album artist of, by year
+ * (unknown years last), then title. */
+int catalog_json_artist(catalog_reader_t *r, int64_t id, buf_t *out);
+/* Albums by title (case-insensitive), then id. */
+int catalog_json_albums(catalog_reader_t *r, int64_t limit, int64_t offset, buf_t *out);
+/* One album plus "tracks" by disc, track number (unknown numbers last),
+ * then title. */
+int catalog_json_album(catalog_reader_t *r, int64_t id, buf_t *out);
+/* Tracks by title (case-insensitive), then id. */
+int catalog_json_tracks(catalog_reader_t *r, int64_t limit, int64_t offset, buf_t *out);
+int catalog_json_track(catalog_reader_t *r, int64_t id, buf_t *out);
+
+/* An album's cover: 200 with the image bytes appended to out and its MIME
+ * type copied into mime, 404 when the album has no cover or does not
+ * exist, 500 on error (including mime or out too small). */
+int catalog_cover(catalog_reader_t *r, int64_t album_id, buf_t *out, char *mime, size_t mimelen);
+
+/* What streaming a track needs: its manifest and MIME type. */
+struct catalog_stream {
+	int64_t id;
+	uint64_t size;
+	uint32_t chunk_size, chunk_count;
+	uint8_t key[SEAL_KEY_LEN];
+	char blob[BLOB_ID_LEN + 1];
+	char content_hash[65]; /* also the strong ETag */
+	char mime_type[64];
+};
+
+/* 200 with *out filled, 404 for an unknown track, 500 on error (including
+ * a row whose manifest is malformed). */
+int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_stream *out);
+
+/* The manifest part, for the chunk arithmetic in catalog/model.h. */
+static inline void catalog_stream_manifest(const struct catalog_stream *s, struct manifest *m)
+{
+	m->size = s->size;
+	m->chunk_size = s->chunk_size;
+	m->chunk_count = s->chunk_count;
+	memcpy(m->key, s->key, sizeof(m->key));
+	memcpy(m->blob, s->blob, sizeof(m->blob));
+	memcpy(m->content_hash, s->content_hash, sizeof(m->content_hash));
+}
+
+#endif

@@ -1,0 +1,644 @@
+"""Shared helpers for chorus system tests (stdlib only, /usr/bin/python3).
+
+A test file registers functions with @test and ends with `main()`:
+
+    from chorus_test import test, main, run_chorus, make_audio
+
+    @test("ingest adds one file")
+    def _(tmp):                      # tmp: a fresh directory, removed afterwards
+        make_audio(tmp / "a.flac", "flac", 1, {"title": "A"})
+        r = run_chorus(["ingest", "--data", tmp / "d", tmp / "a.flac"])
+        check_eq(r.rc, 0, "exit status", r)
+
+    if __name__ == "__main__":
+        main()
+
+Output is TAP-style: one "ok - NAME" or "not ok - NAME" line per test on
+stdout, the failure details on stderr, then "# N passed, M failed". The
+process exits with status 1 when any test failed. Command line arguments,
+when given, select the tests whose names contain one of them.
+
+The binary is $CHORUS_BIN, or <repo>/build/release/chorus.
+"""
+
+import contextlib
+import hashlib
+import inspect
+import os
+import pathlib
+import random
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHORUS_BIN = os.environ.get("CHORUS_BIN") or str(REPO / "build" / "release" / "chorus")
+FFMPEG = shutil.which("ffmpeg", path="/usr/bin:/bin:/usr/local/bin") or "ffmpeg"
+
+CHUNK_SIZE = 1 << 20  # chorus's default chunk size
+SEAL_TAG = 16  # ChaCha20-Poly1305 tag after each sealed chunk
+
+# Sanitizer reports on stderr fail the run even when the exit status is fine.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+# ---------------------------------------------------------------- runner
+
+_TESTS = []
+
+
+def test(name):
+    """Registers fn as a test case named `name`. A parameter called `tmp`
+    receives a fresh pathlib.Path directory that is removed afterwards."""
+
+    def register(fn):
+        _TESTS.append((name, fn))
+        return fn
+
+    return register
+
+
+def fail(msg, *context):
+    """Raises a test failure; context objects (e.g. a Result) are appended."""
+    parts = [msg] + [str(c) for c in context]
+    raise TestFailure("\n".join(parts))
+
+
+def check(cond, msg, *context):
+    if not cond:
+        fail(msg, *context)
+
+
+def check_eq(got, want, what, *context):
+    if got != want:
+        fail(f"{what}: got {got!r}, want {want!r}", *context)
+
+
+def _close_background():
+    for bg in list(_BACKGROUND):
+        bg.close()
+    _BACKGROUND.clear()
+
+
+def _run_one(name, fn):
+    params = inspect.signature(fn).parameters
+    started = time.monotonic()
+    try:
+        if "tmp" in params:
+            with tempdir() as tmp:
+                try:
+                    fn(tmp)
+                finally:  # before the directory (and its logs) is removed
+                    _close_background()
+        else:
+            fn()
+        ok, detail = True, ""
+    except TestFailure as e:
+        ok, detail = False, str(e)
+    except Exception:  # an unexpected error is a failure as well
+        ok, detail = False, traceback.format_exc()
+    _close_background()  # nothing a test started outlives it
+    el = time.monotonic() - started
+    if ok:
+        print(f"ok - {name}  # {el:.1f}s", flush=True)
+    else:
+        print(f"not ok - {name}  # {el:.1f}s", flush=True)
+        sys.stderr.write(f"--- {name}\n{detail.rstrip()}\n\n")
+        sys.stderr.flush()
+    return ok
+
+
+def main(argv=None):
+    """Runs the registered tests (those matching argv, if any) and exits."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not os.access(CHORUS_BIN, os.X_OK):
+        print(f"not ok - chorus binary {CHORUS_BIN} is missing (set CHORUS_BIN)")
+        sys.exit(1)
+    selected = [(n, f) for n, f in _TESTS if not argv or any(a in n for a in argv)]
+    started = time.monotonic()
+    passed = failed = 0
+    for name, fn in selected:
+        if _run_one(name, fn):
+            passed += 1
+        else:
+            failed += 1
+    _cleanup_shared()
+    print(f"# {passed} passed, {failed} failed in {time.monotonic() - started:.1f}s "
+          f"({CHORUS_BIN})", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------- temp dirs
+
+@contextlib.contextmanager
+def tempdir(prefix="chorus-test-"):
+    """A fresh directory (pathlib.Path), removed with everything in it."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+_SHARED = {}
+
+
+def shared_dir(name):
+    """A directory kept for the whole test process (for inputs that several
+    tests share and that are slow to make), removed at the end of main()."""
+    if name not in _SHARED:
+        _SHARED[name] = pathlib.Path(tempfile.mkdtemp(prefix=f"chorus-test-{name}-"))
+    return _SHARED[name]
+
+
+def _cleanup_shared():
+    for d in _SHARED.values():
+        shutil.rmtree(d, ignore_errors=True)
+    _SHARED.clear()
+
+
+# ---------------------------------------------------------------- running chorus
+
+class Result:
+    def __init__(self, args, rc, out, err, elapsed):
+        self.args, self.rc, self.out, self.err, self.elapsed = args, rc, out, err, elapsed
+
+    def __str__(self):
+        return (f"$ {' '.join(self.args)}\n  exit status {self.rc} after {self.elapsed:.2f}s\n"
+                f"  stdout: {self.out.rstrip()!s}\n  stderr: {self.err.rstrip()!s}")
+
+
+def chorus_env(env=None):
+    """The environment for chorus: ours without CHORUS_* settings, plus env
+    (a None value removes a variable)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_")}
+    e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = str(v)
+    return e
+
+
+def _check_sanitizers(res):
+    if any(m in res.err for m in SANITIZER_MARKS):
+        fail("sanitizer report from chorus", res)
+
+
+def run_chorus(args, env=None, timeout=120, cwd=None, sanitizers=True):
+    """Runs chorus with args (str/Path items) and returns a Result with
+    rc, out, err. A sanitizer report or a timeout fails the test."""
+    args = [CHORUS_BIN] + [str(a) for a in args]
+    started = time.monotonic()
+    try:
+        p = subprocess.run(args, env=chorus_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        fail(f"chorus timed out after {timeout}s: {' '.join(args)}\n"
+             f"stdout: {e.stdout!r}\nstderr: {e.stderr!r}")
+    res = Result(args, p.returncode, p.stdout.decode("utf-8", "replace"),
+                 p.stderr.decode("utf-8", "replace"), time.monotonic() - started)
+    if sanitizers:
+        _check_sanitizers(res)
+    return res
+
+
+_BACKGROUND = []
+
+
+class Background:
+    """chorus running in its own session, output to files in logdir."""
+
+    def __init__(self, args, logdir, env=None, cwd=None, tag="bg"):
+        logdir = pathlib.Path(logdir)
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.args = [CHORUS_BIN] + [str(a) for a in args]
+        self.out_path = logdir / f"{tag}.{os.getpid()}.{id(self)}.out"
+        self.err_path = logdir / f"{tag}.{os.getpid()}.{id(self)}.err"
+        self.started = time.monotonic()
+        with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
+            self.proc = subprocess.Popen(self.args, env=chorus_env(env), cwd=cwd,
+                                         stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                         start_new_session=True)
+        _BACKGROUND.append(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Sends sig to the process (only this one, by its id) and reaps it."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        return self.result()
+
+    def wait(self, timeout=120):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            fail(f"chorus timed out after {timeout}s", self.result())
+        return self.result()
+
+    def result(self):
+        rc = self.proc.poll()
+        out = self.out_path.read_bytes().decode("utf-8", "replace")
+        err = self.err_path.read_bytes().decode("utf-8", "replace")
+        return Result(self.args, rc, out, err, time.monotonic() - self.started)
+
+    def close(self):
+        """Ends the process (if still running) without reading its logs,
+        which may be gone with the test's temporary directory."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+
+
+def start_chorus(args, logdir, env=None, cwd=None, tag="bg"):
+    return Background(args, logdir, env=env, cwd=cwd, tag=tag)
+
+
+def parse_summary(out):
+    """{'added': A, 'updated': U, 'unchanged': N, 'failed': F, 'files': n} from
+    chorus ingest's last stdout line, or None."""
+    import re
+    m = None
+    for line in out.splitlines():
+        mm = re.match(r"ingest: (\d+) added, (\d+) updated, (\d+) unchanged, (\d+) failed"
+                      r" \((\d+) files", line)
+        if mm:
+            m = mm
+    if not m:
+        return None
+    return dict(zip(("added", "updated", "unchanged", "failed", "files"),
+                    (int(x) for x in m.groups())))
+
+
+def check_summary(res, added=0, updated=0, unchanged=0, failed=0, files=None):
+    s = parse_summary(res.out)
+    if s is None:
+        fail("no summary line on stdout", res)
+    want = {"added": added, "updated": updated, "unchanged": unchanged, "failed": failed}
+    got = {k: s[k] for k in want}
+    if files is not None:
+        want["files"], got["files"] = files, s["files"]
+    if got != want:
+        fail(f"summary: got {got}, want {want}", res)
+    return s
+
+
+# ---------------------------------------------------------------- audio files
+
+CODECS = {
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis"],
+    "oga": ["-c:a", "libvorbis", "-f", "ogg"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k"],
+    "m4a": ["-c:a", "aac", "-b:a", "128k"],
+    "wav": ["-c:a", "pcm_s16le"],
+}
+COVER_FORMATS = ("mp3", "flac", "m4a")
+
+
+def run_ffmpeg(args, timeout=60):
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"] + [str(a) for a in args]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    if p.returncode != 0:
+        fail(f"ffmpeg failed ({p.returncode}): {' '.join(cmd)}\n"
+             f"{p.stderr.decode('utf-8', 'replace')}")
+
+
+def make_audio(path, fmt=None, seconds=1.0, tags=None, cover=False, noise=True, seed=None,
+               sample_rate=44100, channels=2, cover_codec="mjpeg", extra=()):
+    """Writes a real audio file with ffmpeg and returns its Path.
+
+    fmt: mp3, flac, ogg, oga, opus, m4a or wav (default: the extension).
+    tags: {ffmpeg metadata key: value}; written as given (use "TSRC" for an
+    MP3 ISRC, "ISRC"/"LABEL" for Vorbis comments, "publisher" for ID3 TPUB).
+    cover: embed a 64x64 red picture (mp3, flac, m4a; cover_codec mjpeg or
+    png). noise: white noise from a random seed (distinct bytes each call)
+    or, when False, a 440 Hz sine (the same samples each call)."""
+    path = pathlib.Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in CODECS:
+        raise ValueError(f"make_audio: unknown format {fmt}")
+    if fmt == "opus":
+        sample_rate = 48000
+    if noise:
+        if seed is None:
+            seed = random.randrange(1, 2**31 - 1)
+        src = f"anoisesrc=d={seconds}:c=white:r={sample_rate}:a=0.3:seed={seed}"
+    else:
+        src = f"sine=frequency=440:duration={seconds}:sample_rate={sample_rate}"
+    args = ["-f", "lavfi", "-i", src]
+    if cover:
+        if fmt not in COVER_FORMATS:
+            raise ValueError(f"make_audio: no cover art in {fmt} files")
+        args += ["-f", "lavfi", "-i", "color=c=red:s=64x64:d=1",
+                 "-map", "0:a", "-map", "1:v", "-frames:v", "1", "-c:v", cover_codec,
+                 "-disposition:v", "attached_pic"]
+    else:
+        args += ["-map", "0:a"]
+    args += ["-ac", str(channels)] + CODECS[fmt]
+    args += ["-map_metadata", "-1", "-fflags", "+bitexact"]
+    for k, v in (tags or {}).items():
+        args += ["-metadata", f"{k}={v}"]
+    args += list(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(args + [path])
+    return path
+
+
+def make_wav(path, seconds=1.0, sample_rate=44100, channels=2, seed=None, file_size=None):
+    """A 16-bit PCM WAV of white noise written directly (fast, for bulk
+    inputs). file_size: the exact size of the file (44 + a multiple of
+    channels * 2) instead of seconds."""
+    rnd = random.Random(seed)
+    if file_size is not None:
+        if (file_size - 44) % (channels * 2) or file_size <= 44:
+            raise ValueError(f"make_wav: no WAV of {file_size} bytes")
+        data = rnd.randbytes(file_size - 44)
+    else:
+        data = rnd.randbytes(int(seconds * sample_rate) * channels * 2)
+    hdr = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+    hdr += b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
+                                 sample_rate * channels * 2, channels * 2, 16)
+    hdr += b"data" + struct.pack("<I", len(data))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(hdr + data)
+    return path
+
+
+def retag(src, dst, tags, drop_cover=False):
+    """Copies src to dst with new tags and the same audio (stream copy)."""
+    args = ["-i", src, "-map", "0:a" if drop_cover else "0", "-c", "copy",
+            "-map_metadata", "-1", "-fflags", "+bitexact"]
+    for k, v in tags.items():
+        args += ["-metadata", f"{k}={v}"]
+    run_ffmpeg(args + [dst])
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- catalog
+
+class Catalog:
+    """A read-only look at DATA/catalog.db through a private copy (the
+    database and its WAL), so that reading never touches chorus's files."""
+
+    def __init__(self, data_dir):
+        self._dir = pathlib.Path(tempfile.mkdtemp(prefix="chorus-test-cat-"))
+        src = pathlib.Path(data_dir) / "catalog.db"
+        if not src.exists():
+            shutil.rmtree(self._dir, ignore_errors=True)
+            fail(f"no catalog at {src}")
+        for suffix in ("", "-wal"):
+            s = pathlib.Path(str(src) + suffix)
+            if s.exists():
+                shutil.copyfile(s, self._dir / ("catalog.db" + suffix))
+        self.db = sqlite3.connect(self._dir / "catalog.db")
+        self.db.text_factory = bytes  # decoded by hand: invalid UTF-8 is a finding
+
+    def close(self):
+        self.db.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def rows(self, sql, params=()):
+        """Rows as dicts; text columns decoded as strict UTF-8."""
+        cur = self.db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        out = []
+        for r in cur.fetchall():
+            row = {}
+            for n, v in zip(names, r):
+                if isinstance(v, bytes) and n == "source_path":
+                    v = os.fsdecode(v)  # a file system path, as the OS has it
+                elif isinstance(v, bytes) and n not in ("key", "data"):
+                    try:
+                        v = v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        fail(f"catalog column {n} is not valid UTF-8: {v!r}")
+                row[n] = v
+            out.append(row)
+        return out
+
+    def value(self, sql, params=()):
+        r = self.db.execute(sql, params).fetchone()
+        return r[0] if r else None
+
+    def tracks(self):
+        """Tracks joined with their artist, album and album artist names."""
+        return self.rows(
+            "SELECT t.*, ar.name AS artist, al.title AS album, aa.name AS album_artist,"
+            " al.year AS album_year FROM tracks t JOIN artists ar ON ar.id = t.artist_id"
+            " JOIN albums al ON al.id = t.album_id JOIN artists aa ON aa.id = al.artist_id"
+            " ORDER BY t.source_path")
+
+    def dump(self):
+        """Every table's rows, sorted: equal dumps mean equal catalogs."""
+        out = {}
+        for (t,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                    " ORDER BY name").fetchall():
+            t = t.decode() if isinstance(t, bytes) else t
+            out[t] = sorted(self.db.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)
+        return out
+
+
+def catalog(data_dir):
+    return Catalog(data_dir)
+
+
+# ---------------------------------------------------------------- origin
+
+def origin_files(origin_dir):
+    """{relative path: (size, mtime_ns)} of every file under the origin."""
+    root = pathlib.Path(origin_dir)
+    out = {}
+    if not root.exists():
+        return out
+    for dp, dns, fns in os.walk(root):
+        for fn in fns:
+            p = pathlib.Path(dp) / fn
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # renamed or removed meanwhile
+                continue
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def chunk_key(blob, index):
+    return f"c/{blob[:2]}/{blob}/{index:08x}"
+
+
+MAGICS_AT_START = (b"ID3", b"fLaC", b"OggS", b"RIFF")
+MAGICS_ANYWHERE = (b"fLaC\x00", b"OggS\x00", b"ftypM4A", b"ftypisom", b"ID3\x03\x00",
+                   b"ID3\x04\x00", b"WAVEfmt ", b"LAME3.", b"Lavf5", b"Lavc5", b"vorbis",
+                   b"OpusHead")
+
+
+def origin_opacity_problems(origin_dir, sources, window=64, step=1531):
+    """Problems if any origin file looks like audio: a container magic, or
+    a 64-byte run of a source file (sampled every `step` bytes)."""
+    problems = []
+    blobs = []
+    for rel in origin_files(origin_dir):
+        data = (pathlib.Path(origin_dir) / rel).read_bytes()
+        if data.startswith(MAGICS_AT_START) or data[4:8] == b"ftyp":
+            problems.append(f"origin file {rel} starts with an audio magic: {data[:12]!r}")
+        for m in MAGICS_ANYWHERE:
+            if m in data:
+                problems.append(f"origin file {rel} contains {m!r}")
+        blobs.append((rel, data))
+    for src in sources:
+        sdata = pathlib.Path(src).read_bytes()
+        runs = [sdata[o:o + window] for o in range(0, max(len(sdata) - window, 0) + 1, step)]
+        runs = [r for r in runs if len(r) == window and len(set(r)) > 4]  # skip silence/padding
+        for rel, data in blobs:
+            for r in runs:
+                if r in data:
+                    problems.append(f"origin file {rel} holds plaintext of {src}")
+                    break
+    return problems
+
+
+# ---------------------------------------------------------------- consistency
+
+def consistency_problems(data_dir, origin_dir=None, final=True, sources=None):
+    """Checks the catalog against the origin; returns a list of problems.
+
+    Always: integrity, every track's chunk_count/size agree and every chunk
+    is in the origin with size min(chunk_size, rest) + 16, no two tracks
+    with the same content_hash, blob or source_path, artists/albums exist.
+    final (a finished run): also no pending or garbage rows, no origin file
+    that is not a chunk of a track (orphan blob directories, stray
+    temporary files, chunks past the end).
+    sources: the source files; then one track per distinct content, with
+    the file's sha256 and size."""
+    data_dir = pathlib.Path(data_dir)
+    origin_dir = pathlib.Path(origin_dir) if origin_dir else data_dir / "origin"
+    problems = []
+    files = origin_files(origin_dir)
+    with Catalog(data_dir) as cat:
+        ic = cat.value("PRAGMA integrity_check")
+        if ic not in (b"ok", "ok"):
+            problems.append(f"integrity_check: {ic!r}")
+        fk = cat.rows("PRAGMA foreign_key_check")
+        if fk:
+            problems.append(f"foreign_key_check: {fk}")
+        tracks = cat.rows("SELECT id, blob, size, chunk_size, chunk_count, content_hash,"
+                          " source_path, source_size, length(key) AS keylen FROM tracks")
+        pending = cat.rows("SELECT blob, content_hash, chunk_count FROM pending")
+        garbage = cat.rows("SELECT blob, chunk_count FROM garbage")
+    expected = set()
+    for kind in ("content_hash", "blob", "source_path"):
+        vals = [t[kind] for t in tracks if t[kind] is not None]
+        dups = {v for v in vals if vals.count(v) > 1}
+        if dups:
+            problems.append(f"tracks share a {kind}: {sorted(dups)[:5]}")
+    for t in tracks:
+        cs, size, n = t["chunk_size"], t["size"], t["chunk_count"]
+        if t["keylen"] != 32:
+            problems.append(f"track {t['id']}: key is {t['keylen']} bytes")
+        if cs <= 0 or n != (size + cs - 1) // cs:
+            problems.append(f"track {t['id']}: chunk_count {n} for size {size}/{cs}")
+            continue
+        total = 0
+        for i in range(n):
+            key = chunk_key(t["blob"], i)
+            plain = min(cs, size - i * cs)
+            expected.add(key)
+            got = files.get(key)
+            if got is None:
+                problems.append(f"track {t['id']} ({t['source_path']}): chunk {key} missing")
+            elif got[0] != plain + SEAL_TAG:
+                problems.append(f"track {t['id']}: chunk {key} is {got[0]} bytes,"
+                                f" want {plain + SEAL_TAG}")
+            total += plain
+        if total != size:
+            problems.append(f"track {t['id']}: chunks hold {total} bytes, size {size}")
+    if final:
+        if pending:
+            problems.append(f"{len(pending)} pending rows left: {pending[:3]}")
+        if garbage:
+            problems.append(f"{len(garbage)} garbage rows left: {garbage[:3]}")
+        extra = sorted(set(files) - expected)
+        if extra:
+            problems.append(f"{len(extra)} origin files no track refers to: {extra[:8]}")
+        tracked_dirs = {t["blob"] for t in tracks}
+        cdir = origin_dir / "c"
+        if cdir.exists():
+            for fan in cdir.iterdir():
+                for b in fan.iterdir():
+                    if b.name not in tracked_dirs:
+                        problems.append(f"orphan blob directory c/{fan.name}/{b.name}"
+                                        f" ({len(list(b.iterdir()))} files)")
+                if not any(fan.iterdir()):
+                    pass  # an empty fan-out directory holds nothing
+    if sources is not None:
+        by_hash = {}
+        for s in sources:
+            by_hash.setdefault(sha256_file(s), []).append(pathlib.Path(s))
+        hashes = {t["content_hash"] for t in tracks}
+        if len(tracks) != len(by_hash):
+            problems.append(f"{len(tracks)} tracks for {len(by_hash)} distinct source files")
+        missing = set(by_hash) - hashes
+        if missing:
+            problems.append(f"no track for {[str(by_hash[h][0]) for h in missing][:5]}")
+        for t in tracks:
+            srcs = by_hash.get(t["content_hash"])
+            if not srcs:
+                problems.append(f"track {t['id']}: content_hash matches no source file")
+                continue
+            if t["size"] != srcs[0].stat().st_size:
+                problems.append(f"track {t['id']}: size {t['size']} but {srcs[0]} is"
+                                f" {srcs[0].stat().st_size} bytes")
+            if t["source_path"] not in {os.path.realpath(s) for s in srcs}:
+                problems.append(f"track {t['id']}: source_path {t['source_path']} is not"
+                                f" {srcs[0]}")
+    return problems
+
+
+def check_consistent(data_dir, origin_dir=None, final=True, sources=None, context=None):
+    problems = consistency_problems(data_dir, origin_dir, final, sources)
+    if problems:
+        fail("inconsistent catalog/origin:\n  " + "\n  ".join(problems[:20]),
+             *([context] if context else []))

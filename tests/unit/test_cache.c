@@ -1,0 +1,986 @@
+/*
+ * The chunk cache against a real directory origin holding really sealed
+ * chunks. The origin is wrapped in a gate that counts gets and can hold
+ * them, so tests can make sure requests overlap a fill in flight.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "crypto/seal.h"
+#include "origin/origin.h"
+#include "util/text.h"
+#include "unit.h"
+
+#define WAIT_SECONDS 10
+
+/* An origin that forwards to a dir origin, counts gets, and holds them
+ * while closed. */
+struct gate {
+	origin_t base;
+	origin_t *inner;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool closed;
+	int gets, held;
+};
+
+static struct gate *as_gate(origin_t *o)
+{
+	return (struct gate *)o;
+}
+
+static int gate_get(origin_t *o, const char *key, char **data, size_t *len)
+{
+	struct gate *g = as_gate(o);
+
+	pthread_mutex_lock(&g->lock);
+	g->gets++;
+	g->held++;
+	pthread_cond_broadcast(&g->cond);
+	while (g->closed)
+		pthread_cond_wait(&g->cond, &g->lock);
+	g->held--;
+	pthread_mutex_unlock(&g->lock);
+	return origin_get(g->inner, key, data, len);
+}
+
+static int gate_put(origin_t *o, const char *key, const void *data, size_t len)
+{
+	return origin_put(as_gate(o)->inner, key, data, len);
+}
+
+static int gate_size(origin_t *o, const char *key, uint64_t *len)
+{
+	return origin_size(as_gate(o)->inner, key, len);
+}
+
+static int gate_remove(origin_t *o, const char *key)
+{
+	return origin_remove(as_gate(o)->inner, key);
+}
+
+static void gate_close(origin_t *o)
+{
+}
+
+static const struct origin_ops gate_ops = {
+	.get = gate_get,
+	.put = gate_put,
+	.size = gate_size,
+	.remove = gate_remove,
+	.close = gate_close,
+};
+
+static void gate_set(struct gate *g, bool closed)
+{
+	pthread_mutex_lock(&g->lock);
+	g->closed = closed;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Waits until n gets are held at the gate; false on timeout. */
+static bool gate_wait_held(struct gate *g, int n)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_SECONDS;
+	pthread_mutex_lock(&g->lock);
+	while (g->held < n && rc == 0)
+		rc = pthread_cond_timedwait(&g->cond, &g->lock, &until);
+	rc = g->held >= n;
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+/* A temporary directory with an origin and a cache directory in it. */
+struct env {
+	char root[64], odir[128], cdir[128];
+	struct gate gate;
+};
+
+static void env_setup(struct env *e)
+{
+	char err[256];
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->root, sizeof(e->root), "/tmp/chorus-test-cache-XXXXXX");
+	if (!mkdtemp(e->root)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(e->odir, sizeof(e->odir), "%s/origin", e->root);
+	snprintf(e->cdir, sizeof(e->cdir), "%s/cache", e->root);
+	if (origin_dir_open(e->odir, &e->gate.inner, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	e->gate.base.ops = &gate_ops;
+	snprintf(e->gate.base.desc, sizeof(e->gate.base.desc), "gate:%s", e->odir);
+	pthread_mutex_init(&e->gate.lock, NULL);
+	pthread_cond_init(&e->gate.cond, NULL);
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void env_teardown(struct env *e)
+{
+	origin_close(e->gate.inner);
+	pthread_cond_destroy(&e->gate.cond);
+	pthread_mutex_destroy(&e->gate.lock);
+	nftw(e->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static cache_t *env_cache(struct env *e, uint64_t budget, int threads)
+{
+	char err[256] = "";
+	cache_t *c = NULL;
+	int rc = cache_open(e->cdir, budget, &e->gate.base, threads, &c, err, sizeof(err));
+
+	if (rc < 0)
+		fprintf(stderr, "  cache_open: %s\n", err);
+	CHECK(rc == 0 && c);
+	return c;
+}
+
+struct chunk {
+	struct chunk_ref ref;
+	unsigned char *plain;
+};
+
+/* A random chunk, sealed into the origin. */
+static void chunk_make(struct env *e, struct chunk *ch, uint32_t index, uint32_t len)
+{
+	unsigned char id[16];
+	unsigned char *sealed = malloc(len + SEAL_TAG_LEN);
+	char key[ORIGIN_KEY_MAX];
+
+	memset(ch, 0, sizeof(*ch));
+	crypto_random(id, sizeof(id));
+	text_hex(id, sizeof(id), ch->ref.blob);
+	crypto_random(ch->ref.key, sizeof(ch->ref.key));
+	ch->ref.index = index;
+	ch->ref.len = len;
+	ch->plain = malloc(len ? len : 1);
+	crypto_random(ch->plain, len);
+	CHECK(seal_chunk(ch->ref.key, index, ch->plain, len, sealed) == 0);
+	origin_chunk_key(ch->ref.blob, index, key);
+	CHECK(origin_put(e->gate.inner, key, sealed, len + SEAL_TAG_LEN) == 0);
+	free(sealed);
+}
+
+static void chunk_free(struct chunk *ch)
+{
+	free(ch->plain);
+}
+
+static void chunk_file(struct env *e, const struct chunk *ch, char out[PATH_MAX])
+{
+	snprintf(out, PATH_MAX, "%s/%.2s/%s-%08x", e->cdir, ch->ref.blob, ch->ref.blob,
+		 ch->ref.index);
+}
+
+static bool chunk_on_disk(struct env *e, const struct chunk *ch)
+{
+	char path[PATH_MAX];
+
+	chunk_file(e, ch, path);
+	return access(path, F_OK) == 0;
+}
+
+/* True when fd holds exactly the chunk's bytes, read from its own offset
+ * (so fds sharing one file description would show). */
+static bool fd_holds(int fd, const struct chunk *ch)
+{
+	unsigned char *buf = malloc(ch->ref.len + 1);
+	ssize_t n = 0, r;
+	bool ok;
+
+	while ((r = read(fd, buf + n, ch->ref.len + 1 - (size_t)n)) > 0)
+		n += r;
+	ok = r == 0 && (size_t)n == ch->ref.len && memcmp(buf, ch->plain, ch->ref.len) == 0;
+	free(buf);
+	return ok;
+}
+
+/* Callback results. */
+struct results {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+};
+
+struct slot {
+	struct results *r;
+	int fd, calls;
+};
+
+static void results_init(struct results *r)
+{
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->calls = 0;
+}
+
+static void results_destroy(struct results *r)
+{
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+}
+
+static void on_ready(void *arg, int fd)
+{
+	struct slot *s = arg;
+
+	pthread_mutex_lock(&s->r->lock);
+	s->fd = fd;
+	s->calls++;
+	s->r->calls++;
+	pthread_cond_broadcast(&s->r->cond);
+	pthread_mutex_unlock(&s->r->lock);
+}
+
+/* Waits for n callbacks in all; false on timeout. */
+static bool results_wait(struct results *r, int n)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_SECONDS;
+	pthread_mutex_lock(&r->lock);
+	while (r->calls < n && rc == 0)
+		rc = pthread_cond_timedwait(&r->cond, &r->lock, &until);
+	rc = r->calls >= n;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* cache_get, waiting for the fill on a miss. Returns the fd or -errno;
+ * *hit says whether it came back at once. */
+static int get_wait(cache_t *c, const struct chunk *ch, bool *hit)
+{
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	int rc;
+
+	results_init(&r);
+	rc = cache_get(c, &ch->ref, on_ready, &s);
+	*hit = rc >= 0;
+	if (rc == -EINPROGRESS) {
+		CHECK(results_wait(&r, 1));
+		rc = s.fd;
+	}
+	results_destroy(&r);
+	return rc;
+}
+
+/* Fills the chunk (expecting a miss) and closes the fd. */
+static void fill(cache_t *c, const struct chunk *ch)
+{
+	bool hit = true;
+	int fd = get_wait(c, ch, &hit);
+
+	CHECK(!hit);
+	CHECK(fd >= 0 && fd_holds(fd, ch));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Expects a hit with the right bytes. */
+static void expect_hit(cache_t *c, const struct chunk *ch)
+{
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	int fd;
+
+	results_init(&r);
+	fd = cache_get(c, &ch->ref, on_ready, &s);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(fd_holds(fd, ch));
+		CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+		CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+		close(fd);
+	} else if (fd == -EINPROGRESS) {
+		results_wait(&r, 1);
+		if (s.fd >= 0)
+			close(s.fd);
+	}
+	results_destroy(&r);
+}
+
+static int count_files_in;
+
+static int count_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type == FTW_F && strcmp(path + ftw->base, ".lock") != 0)
+		count_files_in++;
+	return 0;
+}
+
+/* Regular files under the cache directory, its lock file aside. */
+static int count_files(struct env *e)
+{
+	count_files_in = 0;
+	nftw(e->cdir, count_one, 16, FTW_PHYS);
+	return count_files_in;
+}
+
+static void test_miss_then_hit(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	cache_t *c;
+	bool hit = true;
+	int fd;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 3, 100000);
+	c = env_cache(&e, 1 << 20, 2);
+	if (!c)
+		goto out;
+	fd = get_wait(c, &a, &hit);
+	CHECK(!hit);
+	CHECK(fd >= 0 && fd_holds(fd, &a));
+	if (fd >= 0)
+		close(fd);
+	CHECK(chunk_on_disk(&e, &a));
+	expect_hit(c, &a);
+	expect_hit(c, &a);
+	cache_get_stats(c, &st);
+	CHECK(st.misses == 1);
+	CHECK(st.hits == 2);
+	CHECK(st.origin_reads == 1);
+	CHECK(st.origin_bytes == 100000 + SEAL_TAG_LEN);
+	CHECK(st.chunks == 1);
+	CHECK(st.bytes == 100000);
+	CHECK(st.budget_bytes == 1 << 20);
+	CHECK(e.gate.gets == 1);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+#define GETTERS 5
+#define GETS_EACH 10
+
+struct getter {
+	cache_t *c;
+	const struct chunk *ch;
+	pthread_barrier_t *start;
+	struct slot slots[GETS_EACH];
+	int rcs[GETS_EACH];
+};
+
+static void *getter_run(void *arg)
+{
+	struct getter *g = arg;
+
+	pthread_barrier_wait(g->start);
+	for (int i = 0; i < GETS_EACH; i++)
+		g->rcs[i] = cache_get(g->c, &g->ch->ref, on_ready, &g->slots[i]);
+	return NULL;
+}
+
+static void test_single_flight(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	struct results r;
+	struct getter g[GETTERS];
+	pthread_t t[GETTERS];
+	pthread_barrier_t start;
+	cache_t *c;
+	int fds[GETTERS * GETS_EACH], distinct = 0;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, 65536);
+	c = env_cache(&e, 1 << 20, 3);
+	if (!c)
+		goto out;
+	/* Hold the one origin read until every get is in. */
+	gate_set(&e.gate, true);
+	pthread_barrier_init(&start, NULL, GETTERS);
+	for (int i = 0; i < GETTERS; i++) {
+		g[i] = (struct getter){.c = c, .ch = &a, .start = &start};
+		for (int j = 0; j < GETS_EACH; j++)
+			g[i].slots[j] = (struct slot){&r, -1, 0};
+		pthread_create(&t[i], NULL, getter_run, &g[i]);
+	}
+	for (int i = 0; i < GETTERS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+	CHECK(gate_wait_held(&e.gate, 1));
+	gate_set(&e.gate, false);
+	CHECK(results_wait(&r, GETTERS * GETS_EACH));
+
+	for (int i = 0; i < GETTERS; i++) {
+		for (int j = 0; j < GETS_EACH; j++) {
+			struct slot *s = &g[i].slots[j];
+
+			CHECK(g[i].rcs[j] == -EINPROGRESS);
+			CHECK(s->calls == 1);
+			CHECK(s->fd >= 0 && fd_holds(s->fd, &a));
+			fds[i * GETS_EACH + j] = s->fd;
+		}
+	}
+	/* All open at once, so a repeated number means one fd handed out
+	 * twice; fd_holds reading each from its start shows none share an
+	 * offset either. */
+	for (int i = 0; i < GETTERS * GETS_EACH; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < i; j++)
+			seen |= fds[j] == fds[i];
+		distinct += !seen && fds[i] >= 0;
+	}
+	cache_get_stats(c, &st);
+	CHECK(st.origin_reads == 1);
+	CHECK(e.gate.gets == 1);
+	CHECK(st.misses == GETTERS * GETS_EACH);
+	CHECK(st.hits == 0);
+	CHECK(st.chunks == 1);
+	/* Each waiter has its own fd. */
+	CHECK(distinct == GETTERS * GETS_EACH);
+	for (int i = 0; i < GETTERS; i++)
+		for (int j = 0; j < GETS_EACH; j++)
+			if (g[i].slots[j].fd >= 0)
+				CHECK(close(g[i].slots[j].fd) == 0);
+	cache_close(c);
+	CHECK(r.calls == GETTERS * GETS_EACH); /* nobody was called twice */
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static void test_tampered_not_cached(void)
+{
+	struct env e;
+	struct chunk a, shorter;
+	struct cache_stats st;
+	char key[ORIGIN_KEY_MAX], *sealed = NULL;
+	size_t len = 0;
+	cache_t *c;
+	bool hit;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 9, 5000);
+	origin_chunk_key(a.ref.blob, a.ref.index, key);
+	CHECK(origin_get(e.gate.inner, key, &sealed, &len) == 0);
+	if (sealed) {
+		sealed[len / 2] ^= 0x01;
+		CHECK(origin_put(e.gate.inner, key, sealed, len) == 0);
+		free(sealed);
+	}
+	c = env_cache(&e, 1 << 20, 2);
+	if (!c)
+		goto out;
+	CHECK(get_wait(c, &a, &hit) == -EBADMSG);
+	CHECK(!hit);
+	CHECK(count_files(&e) == 0);
+	/* Not cached: asking again goes to the origin again. */
+	CHECK(get_wait(c, &a, &hit) == -EBADMSG);
+	CHECK(!hit);
+	cache_get_stats(c, &st);
+	CHECK(st.origin_reads == 2);
+	CHECK(st.chunks == 0 && st.bytes == 0);
+	CHECK(st.misses == 2);
+
+	/* A manifest length that is not the object's is no match either. */
+	chunk_make(&e, &shorter, 0, 5000);
+	shorter.ref.len = 4999;
+	CHECK(get_wait(c, &shorter, &hit) == -EBADMSG);
+	CHECK(count_files(&e) == 0);
+	chunk_free(&shorter);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static void test_missing_object(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	cache_t *c;
+	bool hit;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 1, 100);
+	a.ref.index = 2; /* never put */
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	CHECK(get_wait(c, &a, &hit) == -ENOENT);
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 0);
+	CHECK(st.origin_bytes == 0);
+	CHECK(count_files(&e) == 0);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static void test_bad_arguments(void)
+{
+	struct env e;
+	struct chunk a;
+	struct slot s = {NULL, -1, 0};
+	cache_t *c;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, 100);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	CHECK(cache_get(c, &a.ref, NULL, NULL) == -EINVAL);
+	snprintf(a.ref.blob, sizeof(a.ref.blob), "../../etc");
+	CHECK(cache_get(c, &a.ref, on_ready, &s) == -EINVAL);
+	snprintf(a.ref.blob, sizeof(a.ref.blob), "A0");
+	CHECK(cache_get(c, &a.ref, on_ready, &s) == -EINVAL);
+	cache_prefetch(c, &a.ref);
+	cache_close(c);
+	CHECK(s.calls == 0);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+#define CH_LEN 1000
+
+static void test_lru_eviction(void)
+{
+	struct env e;
+	struct chunk ch[4]; /* A, B, C, D */
+	struct cache_stats st;
+	cache_t *c;
+
+	env_setup(&e);
+	for (int i = 0; i < 4; i++)
+		chunk_make(&e, &ch[i], (uint32_t)i, CH_LEN);
+	c = env_cache(&e, 3 * CH_LEN, 2);
+	if (!c)
+		goto out;
+	fill(c, &ch[0]);
+	fill(c, &ch[1]);
+	fill(c, &ch[2]);
+	expect_hit(c, &ch[0]); /* B is now the least recently used */
+	fill(c, &ch[3]);
+	cache_get_stats(c, &st);
+	CHECK(st.evictions == 1);
+	CHECK(st.chunks == 3);
+	CHECK(st.bytes <= st.budget_bytes);
+	CHECK(st.bytes == 3 * CH_LEN);
+	CHECK(!chunk_on_disk(&e, &ch[1]));
+	CHECK(chunk_on_disk(&e, &ch[0]));
+	CHECK(chunk_on_disk(&e, &ch[2]));
+	CHECK(chunk_on_disk(&e, &ch[3]));
+	CHECK(count_files(&e) == 3);
+	expect_hit(c, &ch[0]);
+	expect_hit(c, &ch[2]);
+	expect_hit(c, &ch[3]);
+	/* B comes back from the origin, and A, the LRU now, makes room. */
+	fill(c, &ch[1]);
+	cache_get_stats(c, &st);
+	CHECK(st.evictions == 2);
+	CHECK(st.bytes <= st.budget_bytes);
+	CHECK(!chunk_on_disk(&e, &ch[0]));
+	CHECK(st.origin_reads == 5);
+	cache_close(c);
+out:
+	for (int i = 0; i < 4; i++)
+		chunk_free(&ch[i]);
+	env_teardown(&e);
+}
+
+static void test_fd_survives_eviction(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct cache_stats st;
+	cache_t *c;
+	bool hit;
+	int fd1, fd2 = -1;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	c = env_cache(&e, CH_LEN, 1);
+	if (!c)
+		goto out;
+	fd1 = get_wait(c, &a, &hit); /* from the fill */
+	CHECK(fd1 >= 0 && !hit);
+	fd2 = get_wait(c, &a, &hit); /* from a hit */
+	CHECK(fd2 >= 0 && hit);
+	fill(c, &b);
+	cache_get_stats(c, &st);
+	CHECK(st.evictions == 1);
+	CHECK(!chunk_on_disk(&e, &a));
+	CHECK(fd1 >= 0 && fd_holds(fd1, &a));
+	CHECK(fd2 >= 0 && fd_holds(fd2, &a));
+	if (fd1 >= 0)
+		close(fd1);
+	if (fd2 >= 0)
+		close(fd2);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
+static void test_budget_below_one_chunk(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	cache_t *c;
+	bool hit;
+	int fd;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, CH_LEN);
+	c = env_cache(&e, CH_LEN / 2, 1);
+	if (!c)
+		goto out;
+	fd = get_wait(c, &a, &hit);
+	CHECK(fd >= 0 && fd_holds(fd, &a));
+	if (fd >= 0)
+		close(fd);
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 0 && st.bytes == 0);
+	CHECK(st.evictions == 1);
+	CHECK(count_files(&e) == 0);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static void test_removed_behind_back(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	char path[PATH_MAX];
+	cache_t *c;
+	bool hit = true;
+	int fd;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	chunk_file(&e, &a, path);
+	CHECK(unlink(path) == 0);
+	fd = get_wait(c, &a, &hit);
+	CHECK(!hit);
+	CHECK(fd >= 0 && fd_holds(fd, &a));
+	if (fd >= 0)
+		close(fd);
+	cache_get_stats(c, &st);
+	CHECK(st.misses == 2 && st.hits == 0);
+	CHECK(st.origin_reads == 2);
+	CHECK(st.chunks == 1 && st.bytes == CH_LEN);
+	expect_hit(c, &a);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static void test_reopen_is_warm(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct cache_stats st;
+	cache_t *c;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 7, CH_LEN / 2);
+	c = env_cache(&e, 1 << 20, 2);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	fill(c, &b);
+	cache_close(c);
+
+	c = env_cache(&e, 1 << 20, 2);
+	if (!c)
+		goto out;
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 2);
+	CHECK(st.bytes == CH_LEN + CH_LEN / 2);
+	expect_hit(c, &a);
+	expect_hit(c, &b);
+	cache_get_stats(c, &st);
+	CHECK(st.hits == 2 && st.misses == 0);
+	CHECK(st.origin_reads == 0);
+	CHECK(e.gate.gets == 2); /* the first cache's two fills only */
+	cache_close(c);
+out:
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
+static void set_time(struct env *e, const struct chunk *ch, time_t t)
+{
+	struct timespec ts[2] = {{t, 0}, {t, 0}};
+	char path[PATH_MAX];
+
+	chunk_file(e, ch, path);
+	CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0);
+}
+
+static void test_reopen_applies_budget_in_lru_order(void)
+{
+	struct env e;
+	struct chunk ch[3];
+	struct cache_stats st;
+	cache_t *c;
+
+	env_setup(&e);
+	for (int i = 0; i < 3; i++)
+		chunk_make(&e, &ch[i], (uint32_t)i, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	for (int i = 0; i < 3; i++)
+		fill(c, &ch[i]);
+	cache_close(c);
+	/* Used last: ch[0], then ch[2]; ch[1] longest ago. */
+	set_time(&e, &ch[0], 1700003000);
+	set_time(&e, &ch[1], 1700001000);
+	set_time(&e, &ch[2], 1700002000);
+
+	c = env_cache(&e, 2 * CH_LEN, 1);
+	if (!c)
+		goto out;
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 2 && st.bytes == 2 * CH_LEN);
+	CHECK(st.evictions == 1);
+	CHECK(!chunk_on_disk(&e, &ch[1]));
+	expect_hit(c, &ch[0]);
+	expect_hit(c, &ch[2]);
+	cache_close(c);
+out:
+	for (int i = 0; i < 3; i++)
+		chunk_free(&ch[i]);
+	env_teardown(&e);
+}
+
+static void write_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(write(fd, "partial", 7) == 7);
+		close(fd);
+	}
+}
+
+static void test_temp_files_removed_at_open(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	char path[PATH_MAX], tmp[PATH_MAX + 8], other[PATH_MAX];
+	cache_t *c;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 4, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	cache_close(c);
+	/* What a kill -9 during fills leaves, plus a file that is no chunk. */
+	chunk_file(&e, &a, path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	write_file(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/%.2s/%s-00000005.tmp", e.cdir, a.ref.blob, a.ref.blob);
+	write_file(tmp);
+	snprintf(other, sizeof(other), "%s/%.2s/notes", e.cdir, a.ref.blob);
+	write_file(other);
+	CHECK(count_files(&e) == 4);
+
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	CHECK(count_files(&e) == 2); /* the chunk and the stranger */
+	CHECK(access(tmp, F_OK) < 0 && errno == ENOENT);
+	CHECK(access(other, F_OK) == 0);
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 1 && st.bytes == CH_LEN);
+	expect_hit(c, &a);
+	cache_close(c);
+out:
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+static bool wait_chunks(cache_t *c, uint64_t n)
+{
+	struct cache_stats st;
+
+	for (int i = 0; i < WAIT_SECONDS * 100; i++) {
+		cache_get_stats(c, &st);
+		if (st.chunks == n)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static void test_prefetch(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct cache_stats st;
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	cache_t *c;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	cache_prefetch(c, &a.ref);
+	CHECK(wait_chunks(c, 1));
+	cache_prefetch(c, &a.ref); /* cached: nothing to do */
+	expect_hit(c, &a);
+
+	/* A get joins a prefetch in flight. */
+	gate_set(&e.gate, true);
+	cache_prefetch(c, &b.ref);
+	CHECK(gate_wait_held(&e.gate, 1));
+	cache_prefetch(c, &b.ref); /* in flight: nothing to do */
+	CHECK(cache_get(c, &b.ref, on_ready, &s) == -EINPROGRESS);
+	gate_set(&e.gate, false);
+	CHECK(results_wait(&r, 1));
+	CHECK(s.fd >= 0 && fd_holds(s.fd, &b));
+	if (s.fd >= 0)
+		close(s.fd);
+	cache_get_stats(c, &st);
+	CHECK(st.origin_reads == 2);
+	CHECK(e.gate.gets == 2);
+	CHECK(st.hits == 1 && st.misses == 1);
+	cache_close(c);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
+static void *closer(void *arg)
+{
+	cache_close(arg);
+	return NULL;
+}
+
+static void test_close_cancels_queued(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct results r;
+	struct slot sa = {&r, -1, 0}, sb = {&r, -1, 0}, sp = {&r, -1, 0};
+	pthread_t t;
+	cache_t *c;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	gate_set(&e.gate, true);
+	CHECK(cache_get(c, &a.ref, on_ready, &sa) == -EINPROGRESS);
+	CHECK(gate_wait_held(&e.gate, 1)); /* the only thread is busy with a */
+	CHECK(cache_get(c, &b.ref, on_ready, &sb) == -EINPROGRESS);
+	CHECK(cache_get(c, &b.ref, on_ready, &sp) == -EINPROGRESS);
+	pthread_create(&t, NULL, closer, c);
+	usleep(200000); /* let cache_close begin waiting for the thread */
+	gate_set(&e.gate, false);
+	pthread_join(t, NULL);
+	CHECK(sa.calls == 1 && sa.fd >= 0 && fd_holds(sa.fd, &a));
+	CHECK(sb.calls == 1 && sb.fd == -ECANCELED);
+	CHECK(sp.calls == 1 && sp.fd == -ECANCELED);
+	CHECK(e.gate.gets == 1);
+	if (sa.fd >= 0)
+		close(sa.fd);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
+static void test_second_open_refused(void)
+{
+	struct env e;
+	char err[256] = "";
+	cache_t *c, *c2 = NULL;
+
+	env_setup(&e);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	CHECK(cache_open(e.cdir, 1 << 20, &e.gate.base, 1, &c2, err, sizeof(err)) == -EBUSY);
+	CHECK(c2 == NULL);
+	CHECK(err[0] != '\0');
+	cache_close(c);
+out:
+	env_teardown(&e);
+}
+
+int main(void)
+{
+	TEST_RUN(test_miss_then_hit);
+	TEST_RUN(test_single_flight);
+	TEST_RUN(test_tampered_not_cached);
+	TEST_RUN(test_missing_object);
+	TEST_RUN(test_bad_arguments);
+	TEST_RUN(test_lru_eviction);
+	TEST_RUN(test_fd_survives_eviction);
+	TEST_RUN(test_budget_below_one_chunk);
+	TEST_RUN(test_removed_behind_back);
+	TEST_RUN(test_reopen_is_warm);
+	TEST_RUN(test_reopen_applies_budget_in_lru_order);
+	TEST_RUN(test_temp_files_removed_at_open);
+	TEST_RUN(test_prefetch);
+	TEST_RUN(test_close_cancels_queued);
+	TEST_RUN(test_second_open_refused);
+	TEST_EXIT();
+}
