@@ -4,6 +4,7 @@
 #   make VARIANT=clang   the same with clang: build/clang/chorus
 #   make asan            ASan + UBSan build: build/asan/chorus
 #   make fuzz            libFuzzer harnesses (clang): build/fuzz/fuzz_*
+#   make run             the main job: deps, build, a demo library, ingest, serve
 #   make test            install deps, build everything, run every test
 #   make bench           run the benchmarks in bench/
 
@@ -38,7 +39,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all release asan fuzz unit test bench clean deps format
+.PHONY: all release asan fuzz unit test bench clean deps format run
 
 all: $(BUILD)/chorus $(UNIT_BIN)
 
@@ -83,6 +84,9 @@ deps:
 
 test: deps
 	./tests/run.sh
+
+run:
+	./scripts/demo.sh
 
 bench: deps
 	./bench/run.sh
