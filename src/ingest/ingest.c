@@ -88,6 +88,7 @@ struct worker {
 	size_t cap;
 	unsigned char *sealed;
 	EVP_MD_CTX *md;
+	struct origin_batch batch; /* the current track's chunks */
 };
 
 /* Reads the whole file into w->data and hashes it on the way, each piece
@@ -158,9 +159,10 @@ static int upload(struct worker *w, const struct manifest *m, bool reused, uint6
 		uint64_t have;
 
 		origin_chunk_key(m->blob, i, key);
-		/* A crashed run's chunk at its final name is whole (puts are
-		 * atomic) and, same key and index, byte for byte what we
-		 * would write. */
+		/* A crashed run's chunk at its final name with the right size
+		 * is whole and, same key and index, byte for byte what we
+		 * would write (a batched put cut short by a crash before its
+		 * flush can leave a short file: that one is written again). */
 		if (reused && origin_size(in->origin, key, &have) == 0 &&
 		    have == (uint64_t)len + SEAL_TAG_LEN) {
 			in->bytes_done += len;
@@ -169,13 +171,19 @@ static int upload(struct worker *w, const struct manifest *m, bool reused, uint6
 		}
 		rc = seal_chunk(m->key, i, data + manifest_chunk_offset(m, i), len, sealed);
 		if (rc == 0)
-			rc = origin_put(in->origin, key, sealed, len + SEAL_TAG_LEN);
+			rc = origin_put_batch(in->origin, &w->batch, key, sealed,
+					      len + SEAL_TAG_LEN);
 		if (rc < 0)
 			snprintf(err, errlen, "cannot write chunk %u to %s: %s", i,
 				 in->origin->desc, strerror(-rc));
 		in->bytes_done += len;
 		*counted += len;
 	}
+	/* Every chunk durable before the catalog may name it. */
+	if (rc == 0 && (rc = origin_flush(in->origin, &w->batch)) < 0)
+		snprintf(err, errlen, "cannot flush chunks to %s: %s", in->origin->desc,
+			 strerror(-rc));
+	origin_batch_free(&w->batch);
 	return rc;
 }
 

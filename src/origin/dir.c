@@ -2,7 +2,10 @@
  * The directory origin: one file per object under a root directory, the
  * key being the relative path. Puts go through fs_write_atomic (temporary
  * file, fdatasync, rename, directory fsync), so a crash leaves either the
- * whole object or none. Temporary files live apart, in ROOT/.tmp, where
+ * whole object or none. Batched puts rename first and sync at the flush:
+ * a crash before it can leave a short file at a final name, which no
+ * catalog row refers to yet (ingest commits after the flush) and which a
+ * re-run's size check replaces. Temporary files live apart, in ROOT/.tmp, where
  * the next open removes those whose writer died: a kill -9 leaves nothing
  * behind among the objects.
  */
@@ -36,33 +39,89 @@ static int key_path(struct dir_origin *d, const char *key, char *out, size_t out
 	return 0;
 }
 
-static int dir_put(origin_t *o, const char *key, const void *data, size_t len)
+/* Remembers a directory to fsync at the flush (once). */
+static void batch_dir(struct origin_batch *b, const char *dir)
+{
+	for (size_t i = b->ndirs; i > 0; i--)
+		if (strcmp(b->dirs[i - 1], dir) == 0)
+			return;
+	if (b->ndirs == b->capdirs) {
+		b->capdirs = b->capdirs ? b->capdirs * 2 : 8;
+		b->dirs = xrealloc(b->dirs, b->capdirs * sizeof(*b->dirs));
+	}
+	b->dirs[b->ndirs++] = xstrdup(dir);
+}
+
+/* One write: durable now (b == NULL) or at the batch's flush. */
+static int write_one(struct dir_origin *d, struct origin_batch *b, const char *path,
+		     const void *data, size_t len)
+{
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	if (!b)
+		return fs_write_atomic(path, d->tmp, data, len, 0640);
+	rc = fs_write_renamed(path, d->tmp, data, len, 0640, &fd);
+	if (rc < 0)
+		return rc;
+	if (b->nfds == b->capfds) {
+		b->capfds = b->capfds ? b->capfds * 2 : 16;
+		b->fds = xrealloc(b->fds, b->capfds * sizeof(*b->fds));
+	}
+	b->fds[b->nfds++] = fd;
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	batch_dir(b, dir);
+	return 0;
+}
+
+static int dir_put_batch(origin_t *o, struct origin_batch *b, const char *key, const void *data,
+			 size_t len)
 {
 	struct dir_origin *d = (struct dir_origin *)o;
 	char path[PATH_MAX], parent[PATH_MAX];
 	int rc = key_path(d, key, path, sizeof(path));
-	char *slash;
 
 	if (rc < 0)
 		return rc;
-	rc = fs_write_atomic(path, d->tmp, data, len, 0640);
+	rc = write_one(d, b, path, data, len);
 	if (rc != -ENOENT)
 		return rc;
 	/* First chunk of a blob: make its directories and try once more. */
 	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	*slash = '\0';
+	*strrchr(parent, '/') = '\0';
 	rc = fs_mkdir_p(parent, 0750);
 	if (rc < 0)
 		return rc;
-	/* Make the new directories' entries durable: the blob's and its fan-out's. */
+	/* The new directories' entries must be durable too: the blob's and
+	 * its fan-out's, in their parents. */
 	for (int i = 0; i < 2; i++) {
 		*strrchr(parent, '/') = '\0';
-		rc = fs_sync_dir(parent);
-		if (rc < 0)
+		if (b)
+			batch_dir(b, parent);
+		else if ((rc = fs_sync_dir(parent)) < 0)
 			return rc;
 	}
-	return fs_write_atomic(path, d->tmp, data, len, 0640);
+	return write_one(d, b, path, data, len);
+}
+
+static int dir_put(origin_t *o, const char *key, const void *data, size_t len)
+{
+	return dir_put_batch(o, NULL, key, data, len);
+}
+
+static int dir_flush(origin_t *o, struct origin_batch *b)
+{
+	int rc = 0;
+
+	/* Data first, then the names that point at it. */
+	for (size_t i = 0; i < b->nfds; i++)
+		if (fdatasync(b->fds[i]) < 0 && rc == 0)
+			rc = -errno;
+	for (size_t i = b->ndirs; i > 0 && rc == 0; i--)
+		rc = fs_sync_dir(b->dirs[i - 1]);
+	origin_batch_free(b);
+	return rc;
 }
 
 static int dir_get(origin_t *o, const char *key, char **data, size_t *len)
@@ -117,6 +176,8 @@ static void dir_close(origin_t *o)
 
 static const struct origin_ops dir_ops = {
 	.put = dir_put,
+	.put_batch = dir_put_batch,
+	.flush = dir_flush,
 	.get = dir_get,
 	.size = dir_size,
 	.remove = dir_remove,

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int origin_open(const char *spec, const char *data_dir, origin_t **out, char *err, size_t errlen)
 {
@@ -27,4 +29,30 @@ void origin_close(origin_t *o)
 void origin_chunk_key(const char *blob, uint32_t index, char out[ORIGIN_KEY_MAX])
 {
 	snprintf(out, ORIGIN_KEY_MAX, "c/%.2s/%.32s/%08x", blob, blob, index);
+}
+
+int origin_put_batch(origin_t *o, struct origin_batch *b, const char *key, const void *data,
+		     size_t len)
+{
+	if (!o->ops->put_batch)
+		return o->ops->put(o, key, data, len);
+	return o->ops->put_batch(o, b, key, data, len);
+}
+
+int origin_flush(origin_t *o, struct origin_batch *b)
+{
+	if (!o->ops->flush)
+		return 0;
+	return o->ops->flush(o, b);
+}
+
+void origin_batch_free(struct origin_batch *b)
+{
+	for (size_t i = 0; i < b->nfds; i++)
+		close(b->fds[i]);
+	for (size_t i = 0; i < b->ndirs; i++)
+		free(b->dirs[i]);
+	free(b->fds);
+	free(b->dirs);
+	memset(b, 0, sizeof(*b));
 }

@@ -16,6 +16,18 @@
  */
 typedef struct origin origin_t;
 
+/*
+ * Puts whose durability is deferred to one origin_flush: a writer of many
+ * objects (ingest writing a track's chunks) then pays for one flush
+ * instead of one per object. Owned by one thread; zero-initialise it.
+ */
+struct origin_batch {
+	int *fds; /* written, renamed, not yet synced */
+	size_t nfds, capfds;
+	char **dirs; /* directories that got new names */
+	size_t ndirs, capdirs;
+};
+
 struct origin_ops {
 	int (*put)(origin_t *o, const char *key, const void *data, size_t len);
 	/* On success *data is malloc'd and owned by the caller. */
@@ -23,6 +35,11 @@ struct origin_ops {
 	int (*size)(origin_t *o, const char *key, uint64_t *len);
 	/* Removing a missing object succeeds. */
 	int (*remove)(origin_t *o, const char *key);
+	/* Optional: an atomic put made durable by flush. Without it,
+	 * origin_put_batch is a durable put. */
+	int (*put_batch)(origin_t *o, struct origin_batch *b, const char *key, const void *data,
+			 size_t len);
+	int (*flush)(origin_t *o, struct origin_batch *b);
 	void (*close)(origin_t *o);
 };
 
@@ -54,6 +71,15 @@ static inline int origin_remove(origin_t *o, const char *key)
 	return o->ops->remove(o, key);
 }
 void origin_close(origin_t *o);
+
+/* Like origin_put, atomic at once but durable only after origin_flush
+ * (readers may see the object before). */
+int origin_put_batch(origin_t *o, struct origin_batch *b, const char *key, const void *data,
+		     size_t len);
+/* Makes every put of the batch durable and empties it. 0 or -errno. */
+int origin_flush(origin_t *o, struct origin_batch *b);
+/* Forgets a batch without flushing (after an error). */
+void origin_batch_free(struct origin_batch *b);
 
 /*
  * The object key of a chunk: "c/BB/BLOB/NNNNNNNN", BB being the blob id's

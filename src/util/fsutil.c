@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -84,8 +85,10 @@ int fs_sync_dir(const char *dir)
 	return rc;
 }
 
-int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
-		    mode_t mode)
+/* Writes a temporary file and renames it to path; with sync, the data is
+ * made durable before the rename and the directory after it. */
+static int write_rename(const char *path, const char *tmp_dir, const void *data, size_t len,
+			mode_t mode, bool sync, int *fd_out)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int fd = -1, rc, n;
@@ -102,18 +105,36 @@ int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, siz
 	if (fd < 0)
 		return -errno;
 	rc = fs_write_full(fd, data, len);
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
+	if (rc == 0 && sync && fdatasync(fd) < 0)
 		rc = -errno;
 	if (rc == 0 && rename(tmp, path) < 0)
 		rc = -errno;
 	if (rc < 0) {
+		close(fd);
 		unlink(tmp);
 		return rc;
 	}
+	if (fd_out) {
+		*fd_out = fd;
+	} else if (close(fd) < 0) {
+		return -errno;
+	}
+	if (!sync)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s", path);
 	return fs_sync_dir(dirname(dir));
+}
+
+int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
+		    mode_t mode)
+{
+	return write_rename(path, tmp_dir, data, len, mode, true, NULL);
+}
+
+int fs_write_renamed(const char *path, const char *tmp_dir, const void *data, size_t len,
+		     mode_t mode, int *fd_out)
+{
+	return write_rename(path, tmp_dir, data, len, mode, false, fd_out);
 }
 
 int fs_sweep_temporaries(const char *tmp_dir)

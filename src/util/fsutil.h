@@ -18,6 +18,12 @@ int fs_mkdir_p(const char *dir, mode_t mode);
 int fs_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
 		    mode_t mode);
 
+/* The same without any sync: the rename is atomic but nothing is durable
+ * yet. *fd_out is the file, still open, for the caller to fdatasync (and
+ * then fsync path's directory) before relying on it. */
+int fs_write_renamed(const char *path, const char *tmp_dir, const void *data, size_t len,
+		     mode_t mode, int *fd_out);
+
 /* Removes the files of tmp_dir whose writer (the PID in "PID.N") is no
  * longer running. Returns how many were removed. */
 int fs_sweep_temporaries(const char *tmp_dir);

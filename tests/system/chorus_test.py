@@ -642,3 +642,195 @@ def check_consistent(data_dir, origin_dir=None, final=True, sources=None, contex
     if problems:
         fail("inconsistent catalog/origin:\n  " + "\n  ".join(problems[:20]),
              *([context] if context else []))
+
+
+# ---------------------------------------------------------------- serving (HTTP)
+#
+# Always 127.0.0.1, never "localhost"; http.client directly (urllib would
+# honour the proxy settings of the environment).
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import re as _re  # noqa: E402
+import socket  # noqa: E402
+
+FFPROBE = shutil.which("ffprobe", path="/usr/bin:/bin:/usr/local/bin") or "ffprobe"
+_SERVING = _re.compile(r"^chorus (\S+) serving (.*) on http://127\.0\.0\.1:(\d+)/$", _re.M)
+
+
+def noproxy_env():
+    """Our environment without proxy settings (for ffmpeg/ffprobe on URLs)."""
+    e = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    e["no_proxy"] = e["NO_PROXY"] = "127.0.0.1"
+    return e
+
+
+class Resp:
+    def __init__(self, status, reason, headers, body):
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def json(self):
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            fail(f"response body is not JSON ({e}): {self.body[:300]!r}")
+
+    def __str__(self):
+        return (f"HTTP {self.status} {self.reason}; headers {self.headers}; "
+                f"body {len(self.body)} bytes: {self.body[:200]!r}")
+
+
+def _resp_of(r, body):
+    hdrs = {}
+    for k, v in r.getheaders():
+        k = k.lower()
+        hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+    return Resp(r.status, r.reason, hdrs, body)
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=30, conn=None):
+    """One request (on conn, a keep-alive http.client connection, when
+    given); returns a Resp with the whole body read."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return _resp_of(r, r.read())
+    finally:
+        if own:
+            conn.close()
+
+
+class Node:
+    """`chorus serve --data DATA --listen 127.0.0.1:0 ARGS` in the background,
+    ready (its port known) when the constructor returns."""
+
+    def __init__(self, data, logdir, args=(), env=None, tag="serve", timeout=60):
+        self.data = pathlib.Path(data)
+        self.bg = start_chorus(["serve", "--data", data, "--listen", "127.0.0.1:0"]
+                               + [str(a) for a in args], logdir, env=env, tag=tag)
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.bg.out_path.read_bytes().decode("utf-8", "replace")
+            m = _SERVING.search(out)
+            if m:
+                self.version, self.port = m.group(1), int(m.group(3))
+                break
+            if not self.bg.running():
+                fail("chorus serve exited before listening", self.bg.result())
+            if time.monotonic() > deadline:
+                self.bg.kill()
+                fail(f"chorus serve not listening after {timeout}s", self.bg.result())
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.bg.pid
+
+    def running(self):
+        return self.bg.running()
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, headers=None, body=None, timeout=30, conn=None):
+        return http_request(self.port, method, path, headers, body, timeout, conn)
+
+    def get(self, path, headers=None, **kw):
+        return self.request("GET", path, headers, **kw)
+
+    def get_json(self, path, status=200, conn=None):
+        r = self.request("GET", path, conn=conn)
+        if r.status != status:
+            fail(f"GET {path}: status {r.status}, want {status}", r)
+        ct = r.header("content-type", "")
+        if not ct.startswith("application/json"):
+            fail(f"GET {path}: Content-Type {ct!r}, want application/json", r)
+        return r.json()
+
+    def stats(self):
+        return self.get_json("/api/v1/node")["cache"]
+
+    def stop(self, timeout=60, sig=signal.SIGTERM):
+        """SIGTERM; the node must exit 0 without sanitizer reports."""
+        if self.bg.running():
+            os.kill(self.bg.pid, sig)
+        res = self.bg.wait(timeout)
+        _check_sanitizers(res)
+        if res.rc != 0:
+            fail(f"chorus serve exit status {res.rc} after SIGTERM, want 0", res)
+        return res
+
+    def kill9(self):
+        return self.bg.kill(signal.SIGKILL)
+
+    def result(self):
+        return self.bg.result()
+
+
+class RawConn:
+    """A plain socket to a node, for what http.client will not send."""
+
+    def __init__(self, port, timeout=10, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise EOFError("connection closed by the server")
+        self.buf += d
+
+    def read_response(self, head=False):
+        """Reads one response (the body by Content-Length; none for HEAD)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        h, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = h.decode("latin-1").split("\r\n")
+        m = _re.match(r"HTTP/1\.1 (\d{3}) (.*)$", lines[0])
+        if not m:
+            fail(f"bad status line {lines[0]!r}")
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        n = 0 if head else int(hdrs.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return Resp(int(m.group(1)), m.group(2), hdrs, body)
+
+    def closed_by_peer(self, timeout=3):
+        """True when the server closes within timeout (EOF or reset), any
+        bytes before that being discarded; False when it stays open."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def node_stream(node, track_id, headers=None, conn=None):
+    return node.get(f"/api/v1/tracks/{track_id}/stream", headers, conn=conn)

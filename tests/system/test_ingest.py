@@ -748,5 +748,26 @@ def _(tmp):
     fail("the first ingest always finished before the second one started")
 
 
+@test("on a terminal ingest shows progress (files, MB/s, ETA); on a pipe it shows none")
+def _(tmp):
+    import shlex
+    import subprocess
+    from chorus_test import CHORUS_BIN
+    lib, files = bulk_library()
+    data = tmp / "data"
+    # script(1) gives the command a pseudo-terminal as its stderr.
+    cmd = " ".join(shlex.quote(str(a)) for a in
+                   [CHORUS_BIN, "ingest", "--jobs", "1", "--data", data, lib])
+    proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+    out = proc.stdout.decode("utf-8", "replace")
+    check_eq(proc.returncode, 0, "exit status under a terminal", out)
+    check(re.search(r"\r\x1b\[K\d+/%d files +[0-9.]+ MB/s +ETA \d+:\d\d" % len(files), out),
+          "no progress line on the terminal", out[-2000:])
+    check("ingest: %d added" % len(files) in out, "no summary after the progress", out[-2000:])
+    res = ingest(tmp / "data2", lib)  # a pipe: expect_ok checks stderr is empty
+    expect_ok(res, added=len(files))
+
+
 if __name__ == "__main__":
     main()
