@@ -2,12 +2,18 @@
 # Figure 4: cold-miss time to first byte against the time to read one
 # sealed chunk file from the origin, same run, same page-cache state.
 #
-#   bench/serve_ttfb.sh [--rounds N]
+#   bench/serve_ttfb.sh [--rounds N] [--origin "warm cold"]
 #
-# The library (20 tracks of 4 MiB, 4 chunks each) is ingested. Every origin
-# file is read once first, so both measurements find the origin in the page
-# cache ("warm"): the figure is chorus's own overhead on a miss, not the
-# disk's. Then ROUNDS times:
+# The library (20 tracks of 4 MiB, 4 chunks each) is ingested. Two page-cache
+# states of the origin, measured the same way for both contenders:
+#
+#   warm: every origin file is read first, so both find the origin in the
+#         page cache: the figure is chorus's own overhead on a miss;
+#   cold: the origin files' pages are dropped (posix_fadvise DONTNEED, no
+#         privilege needed) before the reference reads and before chorus's
+#         fetches, so both read the origin from the disk.
+#
+# Then ROUNDS times, for each state:
 #
 #   - chorus is started with an empty cache (DATA/cache removed), and
 #     answers /health and the track list once (so no sample pays for the
@@ -23,17 +29,21 @@
 #
 # The figures are the medians. Last line:
 #
-#   serve_ttfb ratio=R chorus_ttfb_ms=T origin_read_ms=O samples=N
+#   serve_ttfb ratio=R origin=warm warm_ratio=R warm_chorus_ttfb_ms=T
+#       warm_origin_read_ms=O cold_ratio=... samples_per_state=N
 #
-# ratio: chorus TTFB ÷ origin chunk read (goal <= 1.5).
+# ratio: chorus TTFB ÷ origin chunk read (goal <= 1.5), for the first
+# state (warm, the stricter one).
 #
-# Environment: as serve_hit.sh; BENCH_ROUNDS (5).
+# Environment: as serve_hit.sh; BENCH_ROUNDS (4), BENCH_ORIGIN ("warm cold").
 set -eu
-ROUNDS=${BENCH_ROUNDS:-5}
+ROUNDS=${BENCH_ROUNDS:-4}
+STATES=${BENCH_ORIGIN:-"warm cold"}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=$2; shift ;;
-	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+	--origin) STATES=$2; shift ;;
+	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) echo "serve_ttfb.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -45,33 +55,45 @@ DATA=$RUN/data
 ingest_library "$DATA"
 mapfile -t CHUNK0 < <(find "$DATA/origin/c" -name 00000000 | sort)
 [ "${#CHUNK0[@]}" = "$TRACKS" ] || die "found ${#CHUNK0[@]} chunk-0 files for $TRACKS tracks"
-find "$DATA/origin" -type f -exec cat {} + >/dev/null
-log "bench: $TRACKS tracks, $ROUNDS rounds, origin in page cache (warm); chunk 0 is $(stat -c %s "${CHUNK0[0]}") bytes sealed; binary $CHORUS_BIN"
+log "bench: $TRACKS tracks, $ROUNDS rounds, origin states: $STATES; chunk 0 is $(stat -c %s "${CHUNK0[0]}") bytes sealed; binary $CHORUS_BIN"
 
-TT=() OR=()
+evict_origin() { find "$DATA/origin" -type f -exec $PY "$SB/ttfb.py" evict x 0 {} +; }
+warm_origin() { find "$DATA/origin" -type f -exec cat {} + >/dev/null; }
+: >"$RUN/ttfb.warm"; : >"$RUN/ttfb.cold"; : >"$RUN/origin.warm"; : >"$RUN/origin.cold"
+half=$((TRACKS / 2))
 for r in $(seq 1 "$ROUNDS"); do
-	rm -rf "$DATA/cache"
-	start_chorus "$DATA"
-	port=${CHORUS_URL##*:}
-	"${CURL[@]}" -o /dev/null "$CHORUS_URL/health"
-	stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
-	mapfile -t P <"$RUN/chorus.paths"
-	# origin reads and cold fetches, interleaved by halves so neither
-	# always runs first
-	half=$((TRACKS / 2))
-	$PY "$SB/ttfb.py" origin 127.0.0.1 0 "${CHUNK0[@]:0:$half}" >>"$RUN/origin.txt"
-	$PY "$SB/ttfb.py" http 127.0.0.1 "$port" "${P[@]}" >"$RUN/ttfb.$r"
-	$PY "$SB/ttfb.py" origin 127.0.0.1 0 "${CHUNK0[@]:$half}" >>"$RUN/origin.txt"
-	bad=$(awk '$2 != 200' "$RUN/ttfb.$r" | wc -l)
-	[ "$bad" = 0 ] || die "round $r: $bad answers were not 200"
-	node=$("${CURL[@]}" "$CHORUS_URL/api/v1/node")
-	stop_pid "$CHORUS_PID"
-	log "round $r: ttfb median $(median $(awk '{print $1 * 1000}' "$RUN/ttfb.$r")) ms; node: $node"
-	cat "$RUN/ttfb.$r" >>"$RUN/ttfb.txt"
+	for state in $STATES; do
+		rm -rf "$DATA/cache"
+		sync
+		start_chorus "$DATA"
+		port=${CHORUS_URL##*:}
+		"${CURL[@]}" -o /dev/null "$CHORUS_URL/health"
+		stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
+		mapfile -t P <"$RUN/chorus.paths"
+		# Origin reads and cold fetches interleaved by halves, so neither
+		# always runs first; in the cold state the origin's pages are
+		# dropped before each step.
+		if [ "$state" = warm ]; then warm_origin; else evict_origin; fi
+		$PY "$SB/ttfb.py" origin x 0 "${CHUNK0[@]:0:$half}" >>"$RUN/origin.$state"
+		[ "$state" = cold ] && evict_origin
+		$PY "$SB/ttfb.py" http 127.0.0.1 "$port" "${P[@]}" >"$RUN/ttfb.$r"
+		[ "$state" = cold ] && evict_origin
+		$PY "$SB/ttfb.py" origin x 0 "${CHUNK0[@]:$half}" >>"$RUN/origin.$state"
+		bad=$(awk '$2 != 200' "$RUN/ttfb.$r" | wc -l)
+		[ "$bad" = 0 ] || die "round $r: $bad answers were not 200"
+		node=$("${CURL[@]}" "$CHORUS_URL/api/v1/node")
+		stop_pid "$CHORUS_PID"
+		log "round $r $state: chorus ttfb median $(median $(awk '{print $1 * 1000}' "$RUN/ttfb.$r")) ms; node: $node"
+		cat "$RUN/ttfb.$r" >>"$RUN/ttfb.$state"
+	done
 done
-t=$(median $(awk '{print $1 * 1000}' "$RUN/ttfb.txt"))
-o=$(median $(awk '{print $1 * 1000}' "$RUN/origin.txt"))
-n=$(wc -l <"$RUN/ttfb.txt")
-log "chorus cold TTFB: median $t ms, p10 $(sort -g "$RUN/ttfb.txt" | awk -v n="$n" 'NR == int(n * 0.1) + 1 {print $1 * 1000}') ms, p90 $(sort -g "$RUN/ttfb.txt" | awk -v n="$n" 'NR == int(n * 0.9) {print $1 * 1000}') ms ($n samples)"
-log "origin chunk read: median $o ms ($(wc -l <"$RUN/origin.txt") samples)"
-echo "serve_ttfb ratio=$(calc '%.2f' "$t / $o") chorus_ttfb_ms=$(calc '%.3f' "$t") origin_read_ms=$(calc '%.3f' "$o") samples=$n origin=warm"
+out="serve_ttfb"
+for state in $STATES; do
+	t=$(median $(awk '{print $1 * 1000}' "$RUN/ttfb.$state"))
+	o=$(median $(awk '{print $1 * 1000}' "$RUN/origin.$state"))
+	n=$(wc -l <"$RUN/ttfb.$state")
+	log "$state origin: chorus cold-miss TTFB median $t ms (p10 $(sort -g "$RUN/ttfb.$state" | awk -v n="$n" 'NR == int(n * 0.1) + 1 {print $1 * 1000}'), p90 $(sort -g "$RUN/ttfb.$state" | awk -v n="$n" 'NR == int(n * 0.9) {print $1 * 1000}') ms, $n samples); origin chunk read median $o ms ($(wc -l <"$RUN/origin.$state") samples); ratio $(calc '%.2f' "$t / $o")"
+	if [ "$out" = serve_ttfb ]; then out="$out ratio=$(calc '%.2f' "$t / $o") origin=$state"; fi
+	out="$out ${state}_ratio=$(calc '%.2f' "$t / $o") ${state}_chorus_ttfb_ms=$(calc '%.3f' "$t") ${state}_origin_read_ms=$(calc '%.3f' "$o")"
+done
+echo "$out samples_per_state=$n"

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "api/memo.h"
 #include "cache/cache.h"
 #include "catalog/read.h"
 #include "http/server.h"
@@ -23,6 +24,7 @@ struct api {
 
 struct api_loop {
 	catalog_reader_t *reader;
+	struct memo memo; /* rendered catalog answers */
 };
 
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req);

@@ -19,6 +19,7 @@
 #define BODY_MAX ((size_t)16 << 20)
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX 500
+#define MEMO_BUDGET ((size_t)32 << 20) /* per loop */
 
 void *api_loop_data_new(void *ud, int index)
 {
@@ -28,6 +29,7 @@ void *api_loop_data_new(void *ud, int index)
 
 	if (catalog_reader_open(api->db_path, &al->reader, err, sizeof(err)) < 0)
 		die("loop %d: %s", index, err);
+	memo_init(&al->memo, MEMO_BUDGET);
 	return al;
 }
 
@@ -38,6 +40,7 @@ void api_loop_data_free(void *ud, void *data)
 	if (!al)
 		return;
 	catalog_reader_close(al->reader);
+	memo_free(&al->memo);
 	free(al);
 }
 
@@ -103,11 +106,23 @@ static bool paging(http_conn_t *c, const struct http_request *req, int64_t *limi
 	return true;
 }
 
-static void send_json(http_conn_t *c, int status, buf_t *b)
+/* A 200 answer of the catalog, remembered for the next identical request. */
+static void send_memo(struct api_loop *al, http_conn_t *c, const struct http_request *req,
+		      const char *ctype, const void *body, size_t len)
+{
+	memo_put(&al->memo, req->target.p, req->target.len, 200, ctype, body, len);
+	http_send(c, 200, ctype, NULL, body, len);
+}
+
+static void send_json(struct api_loop *al, http_conn_t *c, const struct http_request *req,
+		      int status, buf_t *b)
 {
 	if (status == 200) {
 		if (buf_append(b, "\n", 1) == 0) {
-			http_send(c, 200, JSON_TYPE, NULL, b->data, b->len);
+			if (al)
+				send_memo(al, c, req, JSON_TYPE, b->data, b->len);
+			else
+				http_send(c, 200, JSON_TYPE, NULL, b->data, b->len);
 			return;
 		}
 		status = 500;
@@ -140,11 +155,11 @@ static void node_json(struct api *api, http_conn_t *c)
 	json_kint(&j, "evictions", (int64_t)cs.evictions);
 	json_obj_end(&j);
 	json_obj_end(&j);
-	send_json(c, json_failed(&j) ? 500 : 200, &b);
+	send_json(NULL, c, NULL, json_failed(&j) ? 500 : 200, &b);
 	buf_free(&b);
 }
 
-static void cover(struct api_loop *al, http_conn_t *c, int64_t id)
+static void cover(struct api_loop *al, http_conn_t *c, const struct http_request *req, int64_t id)
 {
 	char mime[64];
 	buf_t b;
@@ -153,7 +168,7 @@ static void cover(struct api_loop *al, http_conn_t *c, int64_t id)
 	buf_init(&b, BODY_MAX);
 	st = catalog_cover(al->reader, id, &b, mime, sizeof(mime));
 	if (st == 200)
-		http_send(c, 200, mime, "Cache-Control: public, max-age=86400\r\n", b.data, b.len);
+		send_memo(al, c, req, mime, b.data, b.len);
 	else
 		http_send_error(c, st, st == 404 ? "no cover for this album" : "internal error");
 	buf_free(&b);
@@ -166,6 +181,7 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 	struct http_str seg[6];
 	int n = segments(req->path, seg, 6);
 	int64_t id = 0, limit, offset;
+	const struct memo_entry *e;
 	buf_t b;
 	int st;
 
@@ -199,8 +215,14 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		api_stream(api, c, req, id);
 		return;
 	}
+	/* Catalog reads: from the memo while the catalog has not changed. */
+	memo_sync(&al->memo, catalog_reader_version(al->reader));
+	if ((e = memo_get(&al->memo, req->target.p, req->target.len))) {
+		http_send(c, e->status, e->ctype, NULL, e->body, e->len);
+		return;
+	}
 	if (n == 5 && seg_is(seg[2], "albums") && seg_is(seg[4], "cover")) {
-		cover(al, c, id);
+		cover(al, c, req, id);
 		return;
 	}
 	if (n > 4)
@@ -229,7 +251,7 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		else
 			st = 404;
 	}
-	send_json(c, st, &b);
+	send_json(al, c, req, st, &b);
 	buf_free(&b);
 	return;
 not_found:

@@ -65,6 +65,7 @@ enum stmt {
 	ST_TRACK,
 	ST_COVER,
 	ST_STREAM,
+	ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -97,6 +98,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* Parentheses: clang's -Wstring-concatenation in array initialisers. */
 	[ST_STREAM] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash, mime_type"
 		       " FROM tracks WHERE id = ?1"),
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct catalog_reader {
@@ -540,4 +542,15 @@ out:
 	/* The key was on this stack frame; do not leave it there. */
 	explicit_bzero(&s, sizeof(s));
 	return rc;
+}
+
+int64_t catalog_reader_version(catalog_reader_t *r)
+{
+	sqlite3_stmt *st = r->st[ST_DATA_VERSION];
+	int64_t v = -1;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
 }

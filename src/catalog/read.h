@@ -88,4 +88,11 @@ static inline void catalog_stream_manifest(const struct catalog_stream *s, struc
 	memcpy(m->content_hash, s->content_hash, sizeof(m->content_hash));
 }
 
+/*
+ * A number that changes whenever another connection committed to the
+ * catalog since the last call (SQLite's data_version): answers rendered
+ * before a change can be kept until it moves. -1 on error.
+ */
+int64_t catalog_reader_version(catalog_reader_t *r);
+
 #endif

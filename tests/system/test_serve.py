@@ -955,8 +955,17 @@ def _(tmp):
                      f"{good.problems[:5]}")
     if good.ok < 20:
         probs.append(f"the well-behaved client got only {good.ok} answers")
-    check_eq(node.get_json("/health"), {"status": "ok"}, "/health after the hostile clients")
+    check(node.running(), "the node died under the hostile clients", "\n  ".join(probs),
+          node.result())
+    for attempt in range(3):
+        try:
+            h = node.get("/health")
+            if h.status != 200 or h.json() != {"status": "ok"}:
+                probs.append(f"/health after the hostile clients (attempt {attempt}): {h}")
+        except OSError as e:
+            probs.append(f"/health after the hostile clients (attempt {attempt}): {e!r}")
     if probs:
+        probs.append(str(node.result()))
         fail("hostile clients:\n  " + "\n  ".join(probs))
     node.stop()
 
