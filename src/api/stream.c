@@ -38,6 +38,7 @@ struct stream {
 	bool waiting;        /* a fill's callback is due */
 	bool orphaned;       /* the connection is gone */
 	bool started;        /* the head was sent */
+	int error;           /* a fill failed after the head: the body cannot go on */
 	int status;
 	char headers[512];
 };
@@ -114,10 +115,12 @@ static void fill_done(void *arg)
 			start_response(s);
 		return;
 	}
-	if (fd < 0)
+	if (fd < 0) {
 		log_warn("stream %s chunk %u: %s; closing", s->info.blob, s->want_index,
 			 strerror(-fd));
-	/* With no fd the next pull fails and the connection closes. */
+		s->error = fd;
+	}
+	/* After an error the next pull fails and the connection closes. */
 	http_stream_wake(s->conn);
 }
 
@@ -164,7 +167,7 @@ static enum http_pull stream_pull(void *ctx, struct http_segment *seg)
 {
 	struct stream *s = ctx;
 	uint64_t chunk_start, chunk_end;
-	int rc = need_chunk(s);
+	int rc = s->error ? s->error : need_chunk(s);
 
 	if (rc == 0)
 		return HTTP_PULL_WAIT;
