@@ -3,6 +3,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/text.h"
+
 /* RFC 9110 tchar. */
 static const unsigned char tchar[256] = {
 	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
@@ -221,17 +223,6 @@ const struct http_str *http_header_get(const struct http_request *req, const cha
 	return NULL;
 }
 
-static int hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int http_percent_decode(struct http_str s, char *out, size_t outlen, bool plus_is_space)
 {
 	size_t o = 0;
@@ -244,8 +235,8 @@ int http_percent_decode(struct http_str s, char *out, size_t outlen, bool plus_i
 			int hi, lo;
 			if (i + 2 >= s.len)
 				return -1;
-			hi = hexdig(s.p[i + 1]);
-			lo = hexdig(s.p[i + 2]);
+			hi = text_hexval(s.p[i + 1]);
+			lo = text_hexval(s.p[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -1;
 			out[o++] = (char)(hi << 4 | lo);

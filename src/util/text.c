@@ -170,7 +170,7 @@ void text_hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int text_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -184,10 +184,10 @@ static int hexval(char c)
 int text_unhex(const char *hex, unsigned char *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo;
+		int hi = text_hexval(hex[2 * i]), lo;
 		if (hi < 0)
 			return -1;
-		lo = hexval(hex[2 * i + 1]);
+		lo = text_hexval(hex[2 * i + 1]);
 		if (lo < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);

@@ -25,6 +25,8 @@ char *text_name_key(const char *s);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void text_hex(const unsigned char *p, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int text_hexval(char c);
 /* Parses 2n hex digits into n bytes; 0 or -1. */
 int text_unhex(const char *hex, unsigned char *out, size_t n);
 
