@@ -10,5 +10,5 @@ PORT=${PORT:-8080}
 echo "making the demo library in build/demo-library (ffmpeg)..."
 ./scripts/demo-library.sh build/demo-library
 ./build/release/chorus ingest --data "$DATA" build/demo-library
-echo "open http://127.0.0.1:$PORT/ (Ctrl-C stops the node)"
+echo "starting the node: open the address it prints (Ctrl-C stops it)"
 exec ./build/release/chorus serve --data "$DATA" --listen "127.0.0.1:$PORT"
