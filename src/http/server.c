@@ -378,6 +378,12 @@ static void response_done(struct http_conn *c)
  * closes after it, as the framing of what follows is unknown. */
 static void refuse(struct http_conn *c, int status, const char *why)
 {
+	/* The access log shows refused requests too, with no request line. */
+	if (c->loop->server->cfg.access_log_fd >= 0 && !c->logline) {
+		c->logline = xstrdup("-");
+		c->started_ms = c->loop->now_ms;
+		c->sent = 0;
+	}
 	c->keep_alive = false;
 	c->close_after = true;
 	c->head = false;
@@ -436,6 +442,7 @@ static void process_input(struct http_conn *c)
 		}
 		return; /* read the rest of the body */
 	}
+	req.body = (struct http_str){c->in.data + req.head_len, (size_t)req.content_length};
 	dispatch(c, &req);
 	/* req is dead now: drop its bytes, keep what was pipelined after it. */
 	if (c->state != C_CLOSED) {
@@ -587,14 +594,24 @@ static void conn_close(struct http_conn *c)
 
 static void free_dead(struct loop *l)
 {
+	struct http_conn *keep = NULL;
+
 	while (l->dead) {
 		struct http_conn *c = l->dead;
 		l->dead = c->next;
+		if (c->on_ready) {
+			/* Still linked in the ready list (closed after it was made
+			 * ready): the ready pass unlinks it, a later call frees it. */
+			c->next = keep;
+			keep = c;
+			continue;
+		}
 		buf_free(&c->in);
 		buf_free(&c->out);
 		free(c->logline);
 		free(c);
 	}
+	l->dead = keep;
 }
 
 /* ---- accepting ---- */
@@ -816,6 +833,9 @@ static void *loop_main(void *arg)
 	/* Stopping: close what is left. */
 	while (l->head.next != &l->head)
 		conn_close(l->head.next);
+	for (struct http_conn *r = l->ready; r; r = r->ready_next)
+		r->on_ready = false;
+	l->ready = NULL;
 	free_dead(l);
 	if (l->server->cfg.loop_data_free)
 		l->server->cfg.loop_data_free(l->server->cfg.handler_ud, l->data);

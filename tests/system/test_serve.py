@@ -455,7 +455,7 @@ def _(tmp):
     check_range_resp(node_stream(node, tid, {"Range": "bytes=0-"}), data, 0, size - 1,
                      "Chrome bytes=0-")
     # Multi-range: answered with the whole file.
-    for mr in ("bytes=0-10,20-30", f"bytes=0-0,-1", f"bytes=100-200, {CHUNK_SIZE}-{CHUNK_SIZE + 5}",
+    for mr in ("bytes=0-10,20-30", "bytes=0-0,-1", f"bytes=100-200, {CHUNK_SIZE}-{CHUNK_SIZE + 5}",
                "bytes=0-100,50-150"):
         r = node_stream(node, tid, {"Range": mr}, conn=conn)
         if r.status == 200:
@@ -805,6 +805,7 @@ class GoodClient(threading.Thread):
         self.port, self.tid, self.data = port, tid, data
         self.stop = threading.Event()
         self.ok = 0
+        self.worst = (0.0, "")  # the slowest answer (seconds, when)
         self.problems = []
         self.rnd = random.Random(77)
 
@@ -812,6 +813,7 @@ class GoodClient(threading.Thread):
         from chorus_test import http_request
         conn = None
         while not self.stop.is_set():
+            t0 = time.monotonic()
             try:
                 if conn is None:
                     import http.client
@@ -826,6 +828,9 @@ class GoodClient(threading.Thread):
                                          f"{a}-{b}: {r.status} ({len(r.body)} bytes)")
                 else:
                     self.ok += 1
+                    lat = time.monotonic() - t0
+                    if lat > self.worst[0]:
+                        self.worst = (lat, time.strftime("%T"))
             except Exception as e:  # noqa: BLE001
                 self.problems.append(f"{time.strftime('%T')}: {e!r}")
                 conn = None
@@ -898,6 +903,10 @@ def finish_hostile(node, good, lazy, probs, tid, data):
                      f"{good.problems[:5]}")
     if good.ok < 5:
         probs.append(f"the well-behaved client got only {good.ok} answers")
+    if good.worst[0] > 2:
+        probs.append(f"the well-behaved client waited {good.worst[0]:.1f}s for an answer "
+                     f"(at {good.worst[1]})")
+    print(f"# good client: {good.ok} answers, slowest {good.worst[0]:.3f}s", flush=True)
     for attempt in range(3):
         try:
             h = node.get("/health")
