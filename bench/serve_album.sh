@@ -11,7 +11,9 @@
 #
 #   serve_album ratio=R chorus_rps=C nginx_rps=N body_bytes=B
 #
-# ratio: chorus req/s ÷ nginx req/s (goal >= 0.8).
+# ratio: chorus req/s ÷ nginx req/s (goal >= 0.8). cpu_ratio: chorus ÷
+# nginx requests per CPU-second of the server (utime+stime), which holds
+# up better than req/s when other work on the machine steals the cores.
 #
 # Environment: as serve_hit.sh; BENCH_REPS (3), BENCH_SECONDS (8).
 set -eu
@@ -44,8 +46,8 @@ echo "/albums/$album.json" >"$RUN/nginx.paths"
 cmp -s <("${CURL[@]}" "$CHORUS_URL/api/v1/albums/$album") <("${CURL[@]}" "$NGINX_URL/albums/$album.json") || die "bodies differ"
 log "bench: album $album, $body bytes of JSON ($TRACKS tracks); binary $CHORUS_BIN; $(nproc) cores; wrk -t 2 -c $CONNS -d ${SECS}s"
 
-printf '%-4s %-7s %9s %8s %7s %9s\n' rep server req/s cpu_s errors p99_ms >&2
-declare -A RPS
+printf '%-4s %-7s %9s %8s %10s %7s %9s\n' rep server req/s cpu_s req/cpu_s errors p99_ms >&2
+declare -A RPS RPC
 for r in $(seq 1 "$REPS"); do
 	if [ $((r % 2)) = 1 ]; then order="nginx chorus"; else order="chorus nginx"; fi
 	for s in $order; do
@@ -53,10 +55,14 @@ for r in $(seq 1 "$REPS"); do
 		line=$(run_wrk "$s" "$url" "$RUN/$s.paths" "$CONNS" "$SECS")
 		errs=$(($(kv "$line" errors_connect) + $(kv "$line" errors_read) + $(kv "$line" errors_write) + $(kv "$line" errors_timeout) + $(kv "$line" non2xx)))
 		RPS[$s]="${RPS[$s]:-} $(kv "$line" rps)"
-		printf '%-4s %-7s %9s %8s %7s %9s\n' "$r" "$s" "$(kv "$line" rps)" "$(kv "$line" cpu_s)" "$errs" "$(kv "$line" lat_p99_ms)" >&2
+		rpc=$(calc '%.0f' "$(kv "$line" requests) / ($(kv "$line" cpu_s) + 0.005)")
+		RPC[$s]="${RPC[$s]:-} $rpc"
+		printf '%-4s %-7s %9s %8s %10s %7s %9s\n' "$r" "$s" "$(kv "$line" rps)" "$(kv "$line" cpu_s)" "$rpc" "$errs" "$(kv "$line" lat_p99_ms)" >&2
 	done
 done
 # shellcheck disable=SC2086
 ch=$(median ${RPS[chorus]}) ng=$(median ${RPS[nginx]})
-log "median: chorus $ch req/s, nginx $ng req/s"
-echo "serve_album ratio=$(calc '%.2f' "$ch / $ng") chorus_rps=$ch nginx_rps=$ng body_bytes=$body conns=$CONNS reps=$REPS seconds=$SECS"
+# shellcheck disable=SC2086
+chc=$(median ${RPC[chorus]}) ngc=$(median ${RPC[nginx]})
+log "median: chorus $ch req/s ($chc per CPU-second), nginx $ng req/s ($ngc per CPU-second)"
+echo "serve_album ratio=$(calc '%.2f' "$ch / $ng") chorus_rps=$ch nginx_rps=$ng cpu_ratio=$(calc '%.2f' "$chc / $ngc") chorus_req_per_cpu_s=$chc nginx_req_per_cpu_s=$ngc body_bytes=$body conns=$CONNS reps=$REPS seconds=$SECS"

@@ -2,6 +2,7 @@
  * chorus: one binary, a few subcommands. This file only parses arguments
  * and hands over to the subsystem that does the work.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "api/serve.h"
 #include "ingest/ingest.h"
+#include "store/plays.h"
 #include "version.h"
 
 static const char usage_text[] =
@@ -24,6 +26,10 @@ static const char usage_text[] =
 	"        [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
 	"        cache 1G; SIZE takes K, M, G suffixes)\n"
+	"  report [--data DIR] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
+	"        plays and time played per track, artist, album, location or day\n"
+	"        (G; default track), or one line per play (none: the census report);\n"
+	"        TIME is RFC 3339 (2024-05-01T00:00:00Z), from inclusive, to exclusive\n"
 	"  version\n"
 	"        print the version\n"
 	"\n"
@@ -219,6 +225,59 @@ static int cmd_serve(int argc, char **argv)
 	return serve_run(&o);
 }
 
+static int report_write(void *ud, const void *p, size_t n)
+{
+	return fwrite(p, 1, n, ud) == n ? 0 : -EIO;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{"group", required_argument, NULL, 'g'},
+		{"format", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *data_dir = default_data_dir(), *from = NULL, *to = NULL, *group = NULL,
+		   *format = NULL;
+	struct plays_query q;
+	char err[512];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data_dir = optarg; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'g': group = optarg; break;
+		case 'F': format = optarg; break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chorus: report: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (plays_query_parse(from, to, group, format, &q, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: report: %s\n", err);
+		return 2;
+	}
+	if (plays_report(data_dir, &q, report_write, stdout, err, sizeof(err)) < 0 ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "chorus: report: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -232,6 +291,8 @@ int main(int argc, char **argv)
 		return cmd_ingest(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("chorus %s\n", CHORUS_VERSION);
 		return 0;

@@ -17,7 +17,5 @@ for i in range(1, n + 1):
     path = os.path.join(out, "%s%03d.wav" % (prefix, i))
     with open(path, "wb") as f:
         f.write(hdr)
-
-        raw = os.urandom(data_len)
-        f.write(raw)
+        f.write(os.urandom(data_len))  # noise; every file different
     assert os.path.getsize(path) == size

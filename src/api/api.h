@@ -7,6 +7,7 @@
 #include "api/memo.h"
 #include "cache/cache.h"
 #include "catalog/read.h"
+#include "catalog/search.h"
 #include "http/server.h"
 
 /*
@@ -20,11 +21,28 @@ struct api {
 	http_server_t *server;
 	time_t started;
 	int prefetch; /* chunks read ahead of a stream */
+	char data_dir[4096];
+	struct plays *plays; /* store/plays.h */
 };
+
+/* A cache chunk's fd shared by every stream of one loop sending that
+ * chunk (sendfile takes the offset, so one fd serves them all): ten
+ * thousand listeners of one track hold a handful of files open, not ten
+ * thousand. */
+struct shared_fd {
+	struct shared_fd *next;
+	char blob[33];
+	uint32_t index;
+	int fd;
+	uint32_t refs;
+};
+#define SHARED_FD_BUCKETS 1024
 
 struct api_loop {
 	catalog_reader_t *reader;
+	struct shared_fd *shared[SHARED_FD_BUCKETS];
 	struct memo memo; /* rendered catalog answers */
+	search_t *search; /* on reader's connection */
 };
 
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req);
@@ -35,7 +53,14 @@ void api_loop_data_free(void *ud, void *data);
 extern const unsigned char web_index_html[];
 extern const size_t web_index_html_len;
 
+/* GET/HEAD /api/v1/search (api/search.c), after the memo missed. */
+void api_search(struct api_loop *al, http_conn_t *c, const struct http_request *req);
+
 /* GET/HEAD /api/v1/tracks/{id}/stream */
 void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id);
+
+/* POST /api/v1/plays; GET /api/v1/reports/plays (api/plays.c). */
+void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req);
+void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req);
 
 #endif

@@ -29,6 +29,8 @@ void *api_loop_data_new(void *ud, int index)
 
 	if (catalog_reader_open(api->db_path, &al->reader, err, sizeof(err)) < 0)
 		die("loop %d: %s", index, err);
+	if (search_open(al->reader, &al->search, err, sizeof(err)) < 0)
+		die("loop %d: %s", index, err);
 	memo_init(&al->memo, MEMO_BUDGET);
 	return al;
 }
@@ -39,6 +41,7 @@ void api_loop_data_free(void *ud, void *data)
 
 	if (!al)
 		return;
+	search_close(al->search);
 	catalog_reader_close(al->reader);
 	memo_free(&al->memo);
 	free(al);
@@ -201,6 +204,15 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 	}
 	if (n < 3 || !seg_is(seg[0], "api") || !seg_is(seg[1], "v1"))
 		goto not_found;
+	/* Plays in, reports out (api/plays.c, which checks the method). */
+	if (n == 3 && seg_is(seg[2], "plays")) {
+		api_plays_post(api, c, req);
+		return;
+	}
+	if (n == 4 && seg_is(seg[2], "reports") && seg_is(seg[3], "plays")) {
+		api_plays_report(api, c, req);
+		return;
+	}
 	if (req->method != HTTP_GET && req->method != HTTP_HEAD)
 		goto method;
 	if (n >= 4 && catalog_id_parse(seg[3].p, seg[3].len, &id) < 0) {
@@ -219,6 +231,10 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 	memo_sync(&al->memo, catalog_reader_version(al->reader));
 	if ((e = memo_get(&al->memo, req->target.p, req->target.len))) {
 		http_send(c, e->status, e->ctype, NULL, e->body, e->len);
+		return;
+	}
+	if (n == 3 && seg_is(seg[2], "search")) {
+		api_search(al, c, req);
 		return;
 	}
 	if (n == 5 && seg_is(seg[2], "albums") && seg_is(seg[4], "cover")) {

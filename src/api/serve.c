@@ -1,5 +1,5 @@
 /*
- * `chorus serve`: opens the catalog, the origin and the cache, starts the
+ * `chorus serve`: opens the catalog, the origin, the cache and the play store, starts the
  * HTTP server's loops, and waits for SIGTERM or SIGINT. Then it drains: no
  * new connections, keep-alive ends, responses in flight get until the
  * drain deadline to finish, and the process exits 0.
@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "catalog/db.h"
 #include "origin/origin.h"
+#include "store/plays.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -49,6 +50,11 @@ int serve_run(const struct serve_opts *o)
 	}
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
 	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: %s\n", err);
+		goto out;
+	}
+	snprintf(api.data_dir, sizeof(api.data_dir), "%s", o->data_dir);
+	if (plays_open(o->data_dir, &api.plays, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;
 	}
@@ -97,9 +103,13 @@ int serve_run(const struct serve_opts *o)
 	 * which must be running to take (and free) what they post. */
 	cache_close(api.cache);
 	api.cache = NULL;
+	/* Plays queued are committed and answered (the writer posts to the
+	 * loops); a request arriving after this gets 503. */
+	plays_close(api.plays);
 	http_server_stop(api.server);
 	status = 0;
 out:
+	plays_free(api.plays);
 	cache_close(api.cache);
 	origin_close(origin);
 	return status;

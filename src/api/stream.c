@@ -26,6 +26,8 @@
 
 struct stream {
 	struct api *api;
+	struct api_loop *al;
+	struct shared_fd *cur; /* the current chunk's shared fd */
 	http_conn_t *conn;
 	loop_t *loop;
 	struct catalog_stream info;
@@ -45,10 +47,72 @@ struct stream {
 
 static const struct http_body_ops stream_ops;
 
+static unsigned shared_bucket(const char *blob, uint32_t index)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = blob; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ index) * 1099511628211ull;
+	return (unsigned)(h % SHARED_FD_BUCKETS);
+}
+
+static struct shared_fd *shared_find(struct api_loop *al, const char *blob, uint32_t index)
+{
+	for (struct shared_fd *n = al->shared[shared_bucket(blob, index)]; n; n = n->next)
+		if (n->index == index && strcmp(n->blob, blob) == 0)
+			return n;
+	return NULL;
+}
+
+/* Takes fd (owned) into the table, or closes it when the chunk is there. */
+static struct shared_fd *shared_add(struct api_loop *al, const char *blob, uint32_t index, int fd)
+{
+	struct shared_fd *n = shared_find(al, blob, index);
+	unsigned b;
+
+	if (n) {
+		close(fd);
+		n->refs++;
+		return n;
+	}
+	b = shared_bucket(blob, index);
+	n = xcalloc(1, sizeof(*n));
+	snprintf(n->blob, sizeof(n->blob), "%s", blob);
+	n->index = index;
+	n->fd = fd;
+	n->refs = 1;
+	n->next = al->shared[b];
+	al->shared[b] = n;
+	return n;
+}
+
+static void shared_release(struct api_loop *al, struct shared_fd *n)
+{
+	struct shared_fd **pp;
+
+	if (--n->refs)
+		return;
+	for (pp = &al->shared[shared_bucket(n->blob, n->index)]; *pp != n; pp = &(*pp)->next)
+		;
+	*pp = n->next;
+	close(n->fd);
+	free(n);
+}
+
+static void set_cur(struct stream *s, struct shared_fd *n, uint32_t index)
+{
+	if (s->cur)
+		shared_release(s->al, s->cur);
+	s->cur = n;
+	s->fd = n->fd;
+	s->fd_index = index;
+}
+
 static void stream_free(struct stream *s)
 {
-	if (s->fd >= 0)
-		close(s->fd);
+	if (s->cur)
+		shared_release(s->al, s->cur);
 	free(s);
 }
 
@@ -102,10 +166,7 @@ static void fill_done(void *arg)
 		return;
 	}
 	if (fd >= 0) {
-		if (s->fd >= 0)
-			close(s->fd);
-		s->fd = fd;
-		s->fd_index = s->want_index;
+		set_cur(s, shared_add(s->al, s->info.blob, s->want_index, fd), s->want_index);
 		prefetch_after(s, s->fd_index);
 	}
 	if (!s->started) {
@@ -141,18 +202,28 @@ static int need_chunk(struct stream *s)
 	struct chunk_ref ref;
 	int rc;
 
-	if (s->fd >= 0 && s->fd_index == index)
+	struct shared_fd *n;
+
+	if (s->cur && s->fd_index == index)
 		return 1;
 	if (s->waiting)
 		return 0;
+	n = shared_find(s->al, s->info.blob, index);
+	if (n) {
+		/* Another stream of this loop has the chunk open: no open,
+		 * no new fd; the cache still counts the hit and its recency. */
+		n->refs++;
+		chunk_ref(s, index, &ref);
+		cache_touch(s->api->cache, &ref);
+		set_cur(s, n, index);
+		prefetch_after(s, index);
+		return 1;
+	}
 	chunk_ref(s, index, &ref);
 	s->want_index = index;
 	rc = cache_get(s->api->cache, &ref, fill_ready, s);
 	if (rc >= 0) {
-		if (s->fd >= 0)
-			close(s->fd);
-		s->fd = rc;
-		s->fd_index = index;
+		set_cur(s, shared_add(s->al, s->info.blob, index, rc), index);
 		prefetch_after(s, index);
 		return 1;
 	}
@@ -230,6 +301,7 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 		return;
 	}
 	s->api = api;
+	s->al = al;
 	s->conn = c;
 	s->loop = http_conn_loop(c);
 	catalog_stream_manifest(&s->info, &s->m);

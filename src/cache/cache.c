@@ -575,6 +575,25 @@ int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *
 	return rc;
 }
 
+void cache_touch(cache_t *c, const struct chunk_ref *ref)
+{
+	uint64_t h;
+	struct cnode *n;
+
+	if (!ref_ok(ref))
+		return;
+	h = key_hash(ref->blob, ref->index);
+	pthread_mutex_lock(&c->lock);
+	n = table_find(&c->index, h, ref->blob, ref->index);
+	if (n) {
+		struct entry *e = container_of(n, struct entry, node);
+		lru_unlink(c, e);
+		lru_push_head(c, e);
+	}
+	pthread_mutex_unlock(&c->lock);
+	c->hits++;
+}
+
 void cache_prefetch(cache_t *c, const struct chunk_ref *ref)
 {
 	struct fill *f;

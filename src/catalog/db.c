@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "catalog/search.h"
+
 /* Version 1: artists, albums, covers, tracks with their manifests, and the
  * two ledgers that make ingest crash-safe (pending uploads, garbage). */
 static const char schema_v1[] =
@@ -113,6 +115,13 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	if (version < 1 && (rc = exec(db, schema_v1, err, errlen)) < 0) {
+		exec(db, "ROLLBACK", err, 0);
+		return rc;
+	}
+	/* Version 2: search. Catalogs made by version 1 are indexed here, in
+	 * the same transaction, so they are searchable once upgraded. */
+	if (version < 2 && ((rc = exec(db, search_schema_sql, err, errlen)) < 0 ||
+			    (rc = search_schema_fill(db, err, errlen)) < 0)) {
 		exec(db, "ROLLBACK", err, 0);
 		return rc;
 	}

@@ -5,8 +5,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "catalog/model.h"
 #include "util/buf.h"
+
+struct json; /* util/json.h */
 
 /*
  * The catalog read side behind GET /api/v1/...: JSON bodies, covers and
@@ -94,5 +98,27 @@ static inline void catalog_stream_manifest(const struct catalog_stream *s, struc
  * before a change can be kept until it moves. -1 on error.
  */
 int64_t catalog_reader_version(catalog_reader_t *r);
+
+/*
+ * For other read-side modules on the same connection (catalog/search.c),
+ * so their queries and the objects they list are one snapshot.
+ * catalog_reader_begin opens a read transaction (0 or -1, logged; call
+ * catalog_reader_end in both cases); catalog_reader_end resets the
+ * reader's statements and ends it: the caller resets its own first.
+ */
+sqlite3 *catalog_reader_db(catalog_reader_t *r);
+int catalog_reader_begin(catalog_reader_t *r);
+void catalog_reader_end(catalog_reader_t *r);
+
+enum catalog_kind { CATALOG_ARTIST, CATALOG_ALBUM, CATALOG_TRACK };
+
+/*
+ * Writes the object of one artist, album or track, in the JSON shape of the
+ * catalog endpoints above, as the next value of j. Inside
+ * catalog_reader_begin/end. 1 when written, 0 when no such id (nothing
+ * written), -1 on a database error (logged).
+ */
+int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id,
+			struct json *j);
 
 #endif

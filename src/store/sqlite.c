@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "catalog/db.h"
+#include "catalog/search.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -558,6 +559,12 @@ static int commit_locked(store_t *s, const struct store_file *f, const struct tr
 		res->outcome = STORE_ADDED;
 	}
 	res->track_id = id;
+	/* Search's typo terms; its FTS5 tables follow the rows by triggers. */
+	if (rc == 0 && (search_index_terms(s->db, meta->title) < 0 ||
+			search_index_terms(s->db, meta->artist) < 0 ||
+			search_index_terms(s->db, meta->album_artist) < 0 ||
+			search_index_terms(s->db, meta->album) < 0))
+		rc = -EIO;
 	if (rc == 0 && meta->cover) {
 		/* One picture per album: the first one ingested stays. */
 		char sha[65];

@@ -1,0 +1,326 @@
+/*
+ * POST /api/v1/plays and GET /api/v1/reports/plays.
+ *
+ * A post is validated on the loop (plays_body_parse, then every distinct
+ * track id looked up in this loop's catalog reader), then handed to the
+ * play store's writer with the connection deferred (http_defer). The
+ * writer commits it together with whatever else is queued and calls back
+ * on its own thread; the answer is posted to the connection's loop. If the
+ * connection died meanwhile the server called post_done(ctx, false): the
+ * context is then orphaned and freed when the answer arrives. So a 2xx is
+ * only ever sent after the commit that made the batch durable returned.
+ *
+ * A report runs on the loop thread: it reads plays.db and the catalog with
+ * a connection of its own, in one read transaction. Reports are rare
+ * operator requests; a very large one (the census of a busy year) belongs
+ * to `chorus report`, and the HTTP answer is capped at REPORT_MAX.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "store/plays.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define REPORT_MAX ((size_t)60 << 20) /* under the server's 64 MiB output cap */
+
+struct post {
+	http_conn_t *conn;
+	loop_t *loop;
+	bool orphaned; /* the connection is gone; free on the answer */
+	int rc, accepted, duplicates;
+};
+
+static void post_free(struct post *p)
+{
+	free(p);
+}
+
+/* The deferred answer: pull is never called. */
+static enum http_pull post_pull(void *ctx, struct http_segment *seg)
+{
+	return HTTP_PULL_ERROR;
+}
+
+static void post_done(void *ctx, bool completed)
+{
+	struct post *p = ctx;
+
+	p->orphaned = true; /* answer() frees it */
+}
+
+static const struct http_body_ops post_ops = {
+	.pull = post_pull,
+	.done = post_done,
+};
+
+/* On the connection's loop, after the commit (or its failure). */
+static void answer(void *arg)
+{
+	struct post *p = arg;
+	char body[96];
+	int n;
+
+	if (p->orphaned) {
+		post_free(p);
+		return;
+	}
+	if (p->rc < 0) {
+		http_send_error(p->conn, 503,
+				p->rc == -ESHUTDOWN ? "the node is shutting down; retry"
+						    : "plays could not be stored; retry");
+	} else {
+		n = snprintf(body, sizeof(body), "{\"accepted\":%d,\"duplicates\":%d}\n", p->accepted,
+			     p->duplicates);
+		http_send(p->conn, p->accepted > 0 ? 201 : 200, JSON_TYPE,
+			  "Cache-Control: no-store\r\n", body, (size_t)n);
+	}
+	post_free(p);
+}
+
+/* On the writer thread. */
+static void committed(void *arg, int rc, int accepted, int duplicates)
+{
+	struct post *p = arg;
+
+	p->rc = rc;
+	p->accepted = accepted;
+	p->duplicates = duplicates;
+	loop_post(p->loop, answer, p);
+}
+
+/* http_send_error's 405 names GET and HEAD; these resources differ. */
+static void send_405(http_conn_t *c, const char *allow)
+{
+	static const char body[] = "{\"error\":{\"status\":405,\"message\":\"method not allowed\"}}\n";
+	char hdr[64];
+
+	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+	http_send(c, 405, JSON_TYPE, hdr, body, sizeof(body) - 1);
+}
+
+static void send_422(http_conn_t *c, const char *message, const struct plays_errors *errs)
+{
+	buf_t b;
+	json_t j;
+
+	buf_init(&b, (size_t)1 << 20);
+	json_init(&j, &b);
+	json_obj_begin(&j);
+	json_key(&j, "error");
+	json_obj_begin(&j);
+	json_kint(&j, "status", 422);
+	json_kstr(&j, "message", message);
+	json_key(&j, "items");
+	json_arr_begin(&j);
+	for (size_t i = 0; i < errs->n; i++) {
+		json_obj_begin(&j);
+		json_kint(&j, "index", (int64_t)errs->items[i].index);
+		if (errs->items[i].field[0])
+			json_kstr(&j, "field", errs->items[i].field);
+		else
+			json_knull(&j, "field");
+		json_kstr(&j, "message", errs->items[i].message);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	if (errs->dropped)
+		json_kint(&j, "more_errors", (int64_t)errs->dropped);
+	json_obj_end(&j);
+	json_obj_end(&j);
+	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
+		http_send_error(c, 422, message);
+	else
+		http_send(c, 422, JSON_TYPE, NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+/* "application/json", any case, optionally with parameters. */
+static bool json_content_type(const struct http_request *req)
+{
+	const struct http_str *ct = http_header_get(req, "Content-Type");
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1, i;
+
+	if (!ct || ct->len < n || strncasecmp(ct->p, want, n) != 0)
+		return false;
+	for (i = n; i < ct->len && (ct->p[i] == ' ' || ct->p[i] == '\t'); i++)
+		;
+	return i == ct->len || ct->p[i] == ';';
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Adds "no such track" for every play whose track is not in the catalog.
+ * Each distinct id is looked up once. 200, or 500 on a catalog error. */
+static int check_tracks(catalog_reader_t *r, const struct plays_batch *b,
+			struct plays_errors *errs)
+{
+	int64_t *ids = xmalloc(b->n * sizeof(*ids)), *missing;
+	size_t n = 0, nmissing = 0;
+	int st = 200;
+
+	for (size_t i = 0; i < b->n; i++)
+		ids[i] = b->items[i].track_id;
+	qsort(ids, b->n, sizeof(*ids), cmp_i64);
+	for (size_t i = 0; i < b->n; i++)
+		if (i == 0 || ids[i] != ids[i - 1])
+			ids[n++] = ids[i];
+	missing = ids; /* compacted in place: missing[k] for k < nmissing */
+	for (size_t i = 0; i < n; i++) {
+		struct catalog_stream info;
+		int rc = catalog_stream_info(r, ids[i], &info);
+		if (rc == 404)
+			missing[nmissing++] = ids[i];
+		else if (rc != 200)
+			st = 500;
+	}
+	if (st == 200 && nmissing)
+		for (size_t i = 0; i < b->n; i++)
+			if (bsearch(&b->items[i].track_id, missing, nmissing, sizeof(*missing),
+				    cmp_i64))
+				plays_errors_add(errs, i, "track_id", "no such track");
+	free(ids);
+	return st;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req)
+{
+	struct api_loop *al = http_conn_loop_data(c);
+	struct plays_batch batch = {0};
+	struct plays_errors errs;
+	struct post *p;
+	char msg[256];
+	int st;
+
+	if (req->method != HTTP_POST) {
+		send_405(c, "POST");
+		return;
+	}
+	if (!json_content_type(req)) {
+		http_send_error(c, 415, "Content-Type must be application/json");
+		return;
+	}
+	st = plays_body_parse(req->body.p, req->body.len, wall_ms(), &batch, &errs, msg,
+			      sizeof(msg));
+	if (st == 400) {
+		http_send_error(c, 400, msg);
+		return;
+	}
+	if (st == 422) {
+		send_422(c, msg, &errs);
+		plays_errors_free(&errs);
+		return;
+	}
+	st = check_tracks(al->reader, &batch, &errs);
+	if (st != 200 || errs.n) {
+		if (st != 200) {
+			http_send_error(c, 500, "catalog error");
+		} else {
+			size_t bad = 0;
+			for (size_t i = 0; i < errs.n; i++)
+				bad += i == 0 || errs.items[i].index != errs.items[i - 1].index;
+			snprintf(msg, sizeof(msg), "%zu of %zu plays are invalid; nothing was stored",
+				 bad, batch.n);
+			send_422(c, msg, &errs);
+		}
+		plays_errors_free(&errs);
+		plays_batch_free(&batch);
+		return;
+	}
+	plays_errors_free(&errs);
+	p = xcalloc(1, sizeof(*p));
+	p->conn = c;
+	p->loop = http_conn_loop(c);
+	http_defer(c, &post_ops, p);
+	plays_submit(api->plays, &batch, committed, p);
+}
+
+/* ---- reports ---- */
+
+static int buf_sink(void *ud, const void *data, size_t n)
+{
+	return buf_append(ud, data, n) < 0 ? -EFBIG : 0;
+}
+
+/* A query parameter: 1 present (decoded into out), 0 absent, -1 bad. */
+static int param(const struct http_request *req, const char *name, char *out, size_t outlen)
+{
+	if (http_query_param(req->query, name, out, outlen) >= 0)
+		return 1;
+	return http_query_has(req->query, name) ? -1 : 0;
+}
+
+/* A '+' before the offset that arrived unencoded decodes as a space:
+ * "2024-05-01T12:00:00 02:00" is read as "+02:00". */
+static void restore_plus(char *t)
+{
+	char *sp = strrchr(t, ' ');
+
+	if (sp && sp - t >= 19 && strlen(sp) == 6)
+		*sp = '+';
+}
+
+void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req)
+{
+	static const char *const names[4] = {"from", "to", "group", "format"};
+	char v[4][64], err[256];
+	const char *arg[4];
+	struct plays_query q;
+	buf_t b;
+	int rc;
+
+	if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+		send_405(c, "GET, HEAD");
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		rc = param(req, names[i], v[i], sizeof(v[i]));
+		if (rc < 0) {
+			snprintf(err, sizeof(err), "%s: bad value", names[i]);
+			http_send_error(c, 400, err);
+			return;
+		}
+		arg[i] = rc ? v[i] : NULL;
+	}
+	for (int i = 0; i < 2; i++)
+		if (arg[i])
+			restore_plus(v[i]);
+	if (plays_query_parse(arg[0], arg[1], arg[2], arg[3], &q, err, sizeof(err)) < 0) {
+		http_send_error(c, 400, err);
+		return;
+	}
+	buf_init(&b, REPORT_MAX);
+	rc = plays_report(api->data_dir, &q, buf_sink, &b, err, sizeof(err));
+	if (rc == 0)
+		http_send(c, 200,
+			  q.format == PLAYS_FORMAT_CSV ? "text/csv; charset=utf-8; header=present"
+						       : JSON_TYPE,
+			  "Cache-Control: no-store\r\n", b.data, b.len);
+	else if (rc == -EFBIG)
+		http_send_error(c, 500, "report too large for HTTP; use chorus report");
+	else {
+		log_error("report: %s", err);
+		http_send_error(c, 500, "report failed");
+	}
+	buf_free(&b);
+}

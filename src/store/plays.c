@@ -1,0 +1,782 @@
+/*
+ * The play store: DATA_DIR/plays.db, its writer thread, and the reports.
+ *
+ * Group commit. Loop threads validate a request and submit its batch; one
+ * writer thread owns the write connection, takes everything queued at once,
+ * inserts it in one transaction (INSERT ... ON CONFLICT(event_id) DO
+ * NOTHING: a retried upload is a duplicate, not a second play) and commits
+ * once. The commit itself does not wait for the disk (synchronous=NORMAL
+ * in WAL mode): a second thread, the syncer, fdatasyncs the WAL file and
+ * only then acknowledges the group. So the writer inserts group N+1 while
+ * group N's flush is in flight, and one flush covers every group committed
+ * before it. Callbacks run only after the WAL holding their commit is on
+ * disk, so nothing is acknowledged before it would survive a power loss.
+ * (NORMAL keeps checkpoints fully synced; only the per-commit sync moves
+ * to the syncer.)
+ *
+ * The table is also the seam for the cluster: rows keep shipped = 0 until a
+ * shipper has written them to PostgreSQL (it walks id, which grows in
+ * commit order, and marks or deletes what it shipped). Reports on a single
+ * node read this table directly.
+ */
+#include "store/plays.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog/model.h"
+#include "util/buf.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define PLAYS_SCHEMA_VERSION 1
+
+static const char schema_v1[] =
+	"CREATE TABLE plays ("
+	"  id INTEGER PRIMARY KEY,"
+	"  event_id TEXT NOT NULL UNIQUE,"
+	"  track_id INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL," /* ms since the epoch, UTC */
+	"  ms_played INTEGER NOT NULL,"
+	"  location TEXT,"
+	"  zone TEXT,"
+	"  device TEXT,"
+	"  offline INTEGER NOT NULL DEFAULT 0,"
+	"  received_at INTEGER NOT NULL,"
+	"  shipped INTEGER NOT NULL DEFAULT 0);";
+/* No index on started_at: it cost 40 % of the insert time (a second B-tree
+ * written at random places, as offline devices upload old plays), and
+ * reports, rare and run by operators, scan the table instead. See
+ * docs/decisions.md. */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "plays: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -EIO;
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Creates the schema unless it is there; the write lock is taken only then,
+ * so a report opening the file does not wait for the writer. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	int v = user_version(db), rc;
+	char sql[64];
+
+	if (v == PLAYS_SCHEMA_VERSION)
+		return 0;
+	if ((rc = exec(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
+		return rc;
+	v = user_version(db);
+	if (v < 0 || v > PLAYS_SCHEMA_VERSION) {
+		snprintf(err, errlen, "plays.db schema version %d is not one this chorus reads (%d)",
+			 v, PLAYS_SCHEMA_VERSION);
+		exec(db, "ROLLBACK", err, 0);
+		return -EPROTO;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", PLAYS_SCHEMA_VERSION);
+	if ((v < 1 && (rc = exec(db, schema_v1, err, errlen)) < 0) ||
+	    (rc = exec(db, sql, err, errlen)) < 0) {
+		exec(db, "ROLLBACK", err, 0);
+		return rc;
+	}
+	return exec(db, "COMMIT", err, errlen);
+}
+
+static int db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
+{
+	char path[4096];
+	sqlite3 *db = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/plays.db", data_dir);
+	if (sqlite3_open_v2(path, &db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	sqlite3_extended_result_codes(db, 1);
+	/* NORMAL: the syncer thread makes each commit durable (see the top).
+	 * A 16 MiB page cache keeps a large group's index pages from spilling
+	 * to the WAL before its commit. */
+	rc = exec(db,
+		  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;",
+		  err, errlen);
+	if (rc == 0) {
+		/* The syncer holds an fd of the WAL: it must stay the same file. */
+		int persist = 1;
+		sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	}
+	if (rc == 0)
+		rc = migrate(db, err, errlen);
+	if (rc < 0) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/* ---- the writer ---- */
+
+struct job {
+	struct job *next;
+	struct plays_batch batch;
+	plays_done_fn done;
+	void *arg;
+	int accepted, duplicates;
+};
+
+/* Committed groups waiting for the syncer's flush. */
+struct group {
+	struct group *next;
+	struct job *jobs;
+};
+
+struct plays {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, **tail;
+	bool closing;  /* no more submits */
+	bool running;  /* the writer thread exists */
+	pthread_t thread;
+	/* the syncer */
+	pthread_cond_t sync_cv;
+	struct group *synced_head, **synced_tail;
+	bool writer_done;
+	pthread_t syncer;
+	int wal_fd;
+	char wal_path[4096];
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+	atomic_uint_fast64_t commits, batches, accepted, duplicates, failed;
+};
+
+/* Inserts every queued batch in one transaction. 0 or -EIO. */
+static int write_group(struct plays *p, struct job *jobs)
+{
+	char err[256];
+	int64_t received = now_ms();
+
+	if (exec(p->db, "BEGIN IMMEDIATE", err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -EIO;
+	}
+	for (struct job *j = jobs; j; j = j->next) {
+		j->accepted = j->duplicates = 0;
+		for (size_t i = 0; i < j->batch.n; i++) {
+			const struct play *pl = &j->batch.items[i];
+			sqlite3_stmt *st = p->ins;
+			int rc;
+			if (pl->dup) {
+				j->duplicates++;
+				continue;
+			}
+			sqlite3_bind_text(st, 1, pl->event_id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, pl->track_id);
+			sqlite3_bind_int64(st, 3, pl->started_at_ms);
+			sqlite3_bind_int64(st, 4, pl->ms_played);
+			sqlite3_bind_text(st, 5, pl->location, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, pl->zone, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, pl->device, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 8, pl->offline);
+			sqlite3_bind_int64(st, 9, received);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE) {
+				log_error("plays: insert: %s", sqlite3_errmsg(p->db));
+				exec(p->db, "ROLLBACK", err, sizeof(err));
+				return -EIO;
+			}
+			if (sqlite3_changes(p->db) == 1)
+				j->accepted++;
+			else
+				j->duplicates++;
+		}
+	}
+	if (exec(p->db, "COMMIT", err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		exec(p->db, "ROLLBACK", err, sizeof(err));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Acknowledges a group's jobs with rc. */
+static void finish_jobs(struct plays *p, struct job *jobs, int rc)
+{
+	while (jobs) {
+		struct job *j = jobs;
+		jobs = j->next;
+		atomic_fetch_add(&p->batches, 1);
+		if (rc == 0) {
+			atomic_fetch_add(&p->accepted, (uint64_t)j->accepted);
+			atomic_fetch_add(&p->duplicates, (uint64_t)j->duplicates);
+		} else {
+			atomic_fetch_add(&p->failed, 1);
+		}
+		plays_batch_free(&j->batch);
+		j->done(j->arg, rc, rc == 0 ? j->accepted : 0, rc == 0 ? j->duplicates : 0);
+		free(j);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct plays *p = arg;
+
+	for (;;) {
+		struct job *jobs;
+		struct group *g;
+		int rc;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->head && !p->closing)
+			pthread_cond_wait(&p->cv, &p->mu);
+		jobs = p->head;
+		p->head = NULL;
+		p->tail = &p->head;
+		pthread_mutex_unlock(&p->mu);
+		if (!jobs)
+			break; /* closing and nothing left */
+		rc = write_group(p, jobs);
+		atomic_fetch_add(&p->commits, rc == 0);
+		if (rc < 0) {
+			finish_jobs(p, jobs, rc);
+			continue;
+		}
+		g = xmalloc(sizeof(*g));
+		g->jobs = jobs;
+		g->next = NULL;
+		pthread_mutex_lock(&p->mu);
+		*p->synced_tail = g;
+		p->synced_tail = &g->next;
+		pthread_cond_signal(&p->sync_cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_lock(&p->mu);
+	p->writer_done = true;
+	pthread_cond_signal(&p->sync_cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void *syncer_main(void *arg)
+{
+	struct plays *p = arg;
+
+	for (;;) {
+		struct group *groups;
+		int rc = 0;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->synced_head && !p->writer_done)
+			pthread_cond_wait(&p->sync_cv, &p->mu);
+		groups = p->synced_head;
+		p->synced_head = NULL;
+		p->synced_tail = &p->synced_head;
+		pthread_mutex_unlock(&p->mu);
+		if (!groups)
+			break; /* the writer is gone and everything is flushed */
+		/* One flush for every group committed so far. The WAL exists
+		 * once the first commit wrote to it. */
+		if (p->wal_fd < 0)
+			p->wal_fd = open(p->wal_path, O_RDONLY | O_CLOEXEC);
+		if (p->wal_fd < 0 || fdatasync(p->wal_fd) < 0) {
+			log_error("plays: cannot flush %s: %s", p->wal_path, strerror(errno));
+			rc = -EIO;
+		}
+		while (groups) {
+			struct group *g = groups;
+			groups = g->next;
+			finish_jobs(p, g->jobs, rc);
+			free(g);
+		}
+	}
+	return NULL;
+}
+
+int plays_open(const char *data_dir, plays_t **out, char *err, size_t errlen)
+{
+	struct plays *p = xcalloc(1, sizeof(*p));
+	int rc;
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->sync_cv, NULL);
+	p->tail = &p->head;
+	p->synced_tail = &p->synced_head;
+	p->wal_fd = -1;
+	snprintf(p->wal_path, sizeof(p->wal_path), "%s/plays.db-wal", data_dir);
+	rc = db_open(data_dir, &p->db, err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(p->db,
+			       "INSERT INTO plays (event_id, track_id, started_at, ms_played,"
+			       " location, zone, device, offline, received_at)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+			       " ON CONFLICT (event_id) DO NOTHING",
+			       -1, &p->ins, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "plays: %s", sqlite3_errmsg(p->db));
+		rc = -EIO;
+		goto fail;
+	}
+	if ((rc = pthread_create(&p->syncer, NULL, syncer_main, p)) != 0) {
+		snprintf(err, errlen, "plays: cannot start the syncer: %s", strerror(rc));
+		rc = -rc;
+		goto fail;
+	}
+	if ((rc = pthread_create(&p->thread, NULL, writer_main, p)) != 0) {
+		snprintf(err, errlen, "plays: cannot start the writer: %s", strerror(rc));
+		rc = -rc;
+		/* Let the syncer end before the struct goes away. */
+		pthread_mutex_lock(&p->mu);
+		p->writer_done = true;
+		pthread_cond_signal(&p->sync_cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->syncer, NULL);
+		goto fail;
+	}
+	p->running = true;
+	*out = p;
+	return 0;
+fail:
+	sqlite3_finalize(p->ins);
+	sqlite3_close(p->db);
+	pthread_cond_destroy(&p->sync_cv);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	return rc;
+}
+
+void plays_submit(plays_t *p, struct plays_batch *batch, plays_done_fn done, void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->batch = *batch;
+	*batch = (struct plays_batch){0};
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&p->mu);
+	if (p->closing) {
+		pthread_mutex_unlock(&p->mu);
+		plays_batch_free(&j->batch);
+		free(j);
+		done(arg, -ESHUTDOWN, 0, 0);
+		return;
+	}
+	*p->tail = j;
+	p->tail = &j->next;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void plays_close(plays_t *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->closing = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->running) {
+		pthread_join(p->thread, NULL);
+		pthread_join(p->syncer, NULL); /* ends after the writer's last flush */
+		p->running = false;
+	}
+	if (p->wal_fd >= 0) {
+		close(p->wal_fd);
+		p->wal_fd = -1;
+	}
+	sqlite3_finalize(p->ins);
+	p->ins = NULL;
+	sqlite3_close(p->db);
+	p->db = NULL;
+}
+
+void plays_free(plays_t *p)
+{
+	if (!p)
+		return;
+	plays_close(p);
+	pthread_cond_destroy(&p->sync_cv);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+void plays_get_stats(plays_t *p, struct plays_stats *out)
+{
+	out->commits = atomic_load(&p->commits);
+	out->batches = atomic_load(&p->batches);
+	out->accepted = atomic_load(&p->accepted);
+	out->duplicates = atomic_load(&p->duplicates);
+	out->failed = atomic_load(&p->failed);
+}
+
+/* ---- reports ---- */
+
+static const char *const group_names[] = {
+	[PLAYS_GROUP_NONE] = "none",	   [PLAYS_GROUP_TRACK] = "track",
+	[PLAYS_GROUP_ARTIST] = "artist",   [PLAYS_GROUP_ALBUM] = "album",
+	[PLAYS_GROUP_LOCATION] = "location", [PLAYS_GROUP_DAY] = "day",
+};
+
+int plays_query_parse(const char *from, const char *to, const char *group, const char *format,
+		      struct plays_query *q, char *err, size_t errlen)
+{
+	memset(q, 0, sizeof(*q));
+	q->group = PLAYS_GROUP_TRACK;
+	q->format = PLAYS_FORMAT_JSON;
+	if (from) {
+		if (plays_rfc3339_parse(from, strlen(from), &q->from_ms) < 0) {
+			snprintf(err, errlen, "from must be an RFC 3339 date-time with a time zone");
+			return -EINVAL;
+		}
+		q->has_from = true;
+	}
+	if (to) {
+		if (plays_rfc3339_parse(to, strlen(to), &q->to_ms) < 0) {
+			snprintf(err, errlen, "to must be an RFC 3339 date-time with a time zone");
+			return -EINVAL;
+		}
+		q->has_to = true;
+	}
+	if (group) {
+		size_t g;
+		for (g = 0; g < sizeof(group_names) / sizeof(group_names[0]); g++)
+			if (strcmp(group, group_names[g]) == 0)
+				break;
+		if (g == sizeof(group_names) / sizeof(group_names[0])) {
+			snprintf(err, errlen,
+				 "group must be track, artist, album, location, day or none");
+			return -EINVAL;
+		}
+		q->group = (enum plays_group)g;
+	}
+	if (format) {
+		if (strcmp(format, "json") == 0) {
+			q->format = PLAYS_FORMAT_JSON;
+		} else if (strcmp(format, "csv") == 0) {
+			q->format = PLAYS_FORMAT_CSV;
+		} else {
+			snprintf(err, errlen, "format must be json or csv");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+#define JOINS                                                                                      \
+	" FROM plays p LEFT JOIN cat.tracks t ON t.id = p.track_id"                                \
+	" LEFT JOIN cat.artists ar ON ar.id = t.artist_id"                                         \
+	" LEFT JOIN cat.albums al ON al.id = t.album_id"                                           \
+	" WHERE p.started_at >= ?1 AND p.started_at < ?2"
+
+#define DAY_EXPR "strftime('%Y-%m-%d', p.started_at / 1000, 'unixepoch')"
+
+/* Grouped: key, name, plays, ms_played. */
+static const char *const group_sql[] = {
+	[PLAYS_GROUP_NONE] = NULL,
+	[PLAYS_GROUP_TRACK] = ("SELECT p.track_id, MAX(t.title), COUNT(*), SUM(p.ms_played)" JOINS
+			       " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1"),
+	[PLAYS_GROUP_ARTIST] = ("SELECT t.artist_id, MAX(ar.name), COUNT(*), SUM(p.ms_played)" JOINS
+				" GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1"),
+	[PLAYS_GROUP_ALBUM] = ("SELECT t.album_id, MAX(al.title), COUNT(*), SUM(p.ms_played)" JOINS
+			       " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1"),
+	[PLAYS_GROUP_LOCATION] = ("SELECT p.location, p.location, COUNT(*), SUM(p.ms_played)" JOINS
+				  " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1"),
+	[PLAYS_GROUP_DAY] = ("SELECT " DAY_EXPR ", " DAY_EXPR ", COUNT(*), SUM(p.ms_played)" JOINS
+			     " GROUP BY 1 ORDER BY 1"),
+};
+
+/* One line per play, for royalty societies. */
+static const char census_sql[] =
+	"SELECT ar.name, t.title, t.isrc, al.title, t.label, t.duration_ms, p.ms_played,"
+	" p.location, p.zone, p.started_at, p.track_id, p.event_id, p.device, p.offline" JOINS
+	" ORDER BY p.started_at, p.event_id";
+
+enum { C_ARTIST, C_TITLE, C_ISRC, C_ALBUM, C_LABEL, C_DURATION, C_MS_PLAYED, C_LOCATION,
+       C_ZONE, C_STARTED, C_TRACK, C_EVENT, C_DEVICE, C_OFFLINE, C_NCOLS };
+
+static const char *const census_names[C_NCOLS] = {
+	"artist",   "title", "isrc",       "album",    "label",    "duration_ms", "ms_played",
+	"location", "zone",  "started_at", "track_id", "event_id", "device",      "offline",
+};
+
+/* The sink: output gathered in a buffer, handed over in pieces. */
+struct out {
+	buf_t b;
+	plays_write_fn write;
+	void *ud;
+	int rc;
+};
+
+static void out_flush(struct out *o, bool all)
+{
+	if (o->rc == 0 && o->b.len && (all || o->b.len >= (64u << 10))) {
+		o->rc = o->write(o->ud, o->b.data, o->b.len);
+		buf_reset(&o->b);
+	}
+}
+
+static void out_raw(struct out *o, const char *s, size_t n)
+{
+	if (o->rc == 0 && buf_append(&o->b, s, n) < 0)
+		o->rc = -EFBIG;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+	out_raw(o, s, strlen(s));
+}
+
+/* An RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
+static void csv_field(struct out *o, const char *s, bool first)
+{
+	if (!first)
+		out_raw(o, ",", 1);
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\r\n")) {
+		out_str(o, s);
+		return;
+	}
+	out_raw(o, "\"", 1);
+	for (const char *c = s; *c; c++) {
+		if (*c == '"')
+			out_raw(o, "\"", 1);
+		out_raw(o, c, 1);
+	}
+	out_raw(o, "\"", 1);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* A catalog id column as 16 hex digits into buf; NULL when null. */
+static const char *col_id(sqlite3_stmt *st, int i, char buf[17])
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	catalog_id_str(sqlite3_column_int64(st, i), buf);
+	return buf;
+}
+
+static const char *col_int(sqlite3_stmt *st, int i, char buf[24])
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	snprintf(buf, 24, "%lld", (long long)sqlite3_column_int64(st, i));
+	return buf;
+}
+
+static void json_opt_int(json_t *j, const char *k, sqlite3_stmt *st, int i)
+{
+	json_key(j, k);
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		json_null(j);
+	else
+		json_int(j, sqlite3_column_int64(st, i));
+}
+
+static void row_grouped(struct out *o, json_t *j, const struct plays_query *q, sqlite3_stmt *st)
+{
+	char idbuf[17], n1[24], n2[24];
+	bool catalog_id = q->group == PLAYS_GROUP_TRACK || q->group == PLAYS_GROUP_ARTIST ||
+			  q->group == PLAYS_GROUP_ALBUM;
+	const char *id = catalog_id ? col_id(st, 0, idbuf) : col_text(st, 0);
+
+	if (q->format == PLAYS_FORMAT_CSV) {
+		csv_field(o, id, true);
+		csv_field(o, col_text(st, 1), false);
+		csv_field(o, col_int(st, 2, n1), false);
+		csv_field(o, col_int(st, 3, n2), false);
+		out_raw(o, "\r\n", 2);
+		return;
+	}
+	json_obj_begin(j);
+	json_kstr(j, "id", id);
+	json_kstr(j, "name", col_text(st, 1));
+	json_kint(j, "plays", sqlite3_column_int64(st, 2));
+	json_kint(j, "ms_played", sqlite3_column_int64(st, 3));
+	json_obj_end(j);
+}
+
+static void row_census(struct out *o, json_t *j, const struct plays_query *q, sqlite3_stmt *st)
+{
+	char ts[32], idbuf[17], n1[24], n2[24];
+	const char *v[C_NCOLS];
+
+	plays_rfc3339_format(sqlite3_column_int64(st, C_STARTED), ts);
+	for (int i = 0; i < C_NCOLS; i++)
+		v[i] = col_text(st, i);
+	v[C_STARTED] = ts;
+	v[C_TRACK] = col_id(st, C_TRACK, idbuf);
+	v[C_DURATION] = col_int(st, C_DURATION, n1);
+	v[C_MS_PLAYED] = col_int(st, C_MS_PLAYED, n2);
+	v[C_OFFLINE] = sqlite3_column_int(st, C_OFFLINE) ? "true" : "false";
+	if (q->format == PLAYS_FORMAT_CSV) {
+		for (int i = 0; i < C_NCOLS; i++)
+			csv_field(o, v[i], i == 0);
+		out_raw(o, "\r\n", 2);
+		return;
+	}
+	json_obj_begin(j);
+	for (int i = 0; i < C_NCOLS; i++) {
+		if (i == C_DURATION || i == C_MS_PLAYED)
+			json_opt_int(j, census_names[i], st, i);
+		else if (i == C_OFFLINE)
+			json_kbool(j, census_names[i], sqlite3_column_int(st, i) != 0);
+		else
+			json_kstr(j, census_names[i], v[i]);
+	}
+	json_obj_end(j);
+}
+
+int plays_report(const char *data_dir, const struct plays_query *q, plays_write_fn write,
+		 void *ud, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct out o = {.write = write, .ud = ud};
+	char cat[4096], ts[32];
+	json_t j;
+	int rc;
+
+	buf_init(&o.b, (size_t)1 << 20); /* one row is far less; flushed at 64 KiB */
+	snprintf(cat, sizeof(cat), "%s/catalog.db", data_dir);
+	if (access(cat, F_OK) != 0) {
+		snprintf(err, errlen, "no catalog at %s", cat);
+		rc = -ENOENT;
+		goto out;
+	}
+	if ((rc = db_open(data_dir, &db, err, errlen)) < 0)
+		goto out;
+	if ((rc = exec(db, "PRAGMA query_only = 1", err, errlen)) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(db, "ATTACH ?1 AS cat", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, cat, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE) {
+		snprintf(err, errlen, "plays: attach %s: %s", cat, sqlite3_errmsg(db));
+		rc = -EIO;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* One read transaction: the rows and the catalog names are one
+	 * snapshot of both files. */
+	if ((rc = exec(db, "BEGIN", err, errlen)) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(db, q->group == PLAYS_GROUP_NONE ? census_sql : group_sql[q->group],
+			       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "plays: report: %s", sqlite3_errmsg(db));
+		rc = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, q->has_from ? q->from_ms : INT64_MIN);
+	sqlite3_bind_int64(st, 2, q->has_to ? q->to_ms : INT64_MAX);
+
+	json_init(&j, &o.b);
+	if (q->format == PLAYS_FORMAT_CSV) {
+		if (q->group == PLAYS_GROUP_NONE) {
+			for (int i = 0; i < C_NCOLS; i++)
+				csv_field(&o, census_names[i], i == 0);
+			out_raw(&o, "\r\n", 2);
+		} else {
+			out_str(&o, "id,name,plays,ms_played\r\n");
+		}
+	} else {
+		json_obj_begin(&j);
+		json_key(&j, "from");
+		if (q->has_from) {
+			plays_rfc3339_format(q->from_ms, ts);
+			json_str(&j, ts);
+		} else {
+			json_null(&j);
+		}
+		json_key(&j, "to");
+		if (q->has_to) {
+			plays_rfc3339_format(q->to_ms, ts);
+			json_str(&j, ts);
+		} else {
+			json_null(&j);
+		}
+		json_kstr(&j, "group", group_names[q->group]);
+		json_key(&j, "rows");
+		json_arr_begin(&j);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && o.rc == 0) {
+		if (q->group == PLAYS_GROUP_NONE)
+			row_census(&o, &j, q, st);
+		else
+			row_grouped(&o, &j, q, st);
+		if (json_failed(&j))
+			o.rc = -EFBIG;
+		out_flush(&o, false);
+	}
+	if (rc != SQLITE_DONE && o.rc == 0) {
+		snprintf(err, errlen, "plays: report: %s", sqlite3_errmsg(db));
+		rc = -EIO;
+		goto out;
+	}
+	if (q->format == PLAYS_FORMAT_JSON) {
+		json_arr_end(&j);
+		json_obj_end(&j);
+		out_raw(&o, "\n", 1);
+		if (json_failed(&j) && o.rc == 0)
+			o.rc = -EFBIG;
+	}
+	out_flush(&o, true);
+	rc = o.rc;
+	if (rc < 0)
+		snprintf(err, errlen, "plays: report: output failed: %s", strerror(-rc));
+out:
+	sqlite3_finalize(st);
+	if (db) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(db);
+	}
+	buf_free(&o.b);
+	return rc;
+}
