@@ -21,7 +21,8 @@ void crypto_random(void *p, size_t n);
 int seal_chunk(const uint8_t key[SEAL_KEY_LEN], uint64_t index, const void *in, size_t len,
 	       void *out);
 
-/* Opens a sealed chunk of len bytes into out (len - SEAL_TAG_LEN bytes).
+/* Opens a sealed chunk of len bytes into out (len - SEAL_TAG_LEN bytes);
+ * out may be in itself (opening in place).
  * 0, or -EBADMSG when the tag does not verify (wrong key, index, or any
  * flipped bit): out then holds no usable data. */
 int seal_open(const uint8_t key[SEAL_KEY_LEN], uint64_t index, const void *in, size_t len,

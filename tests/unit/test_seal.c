@@ -53,6 +53,15 @@ static void test_truncated_fails(void)
 	CHECK(seal_open(key, 0, sealed, SEAL_TAG_LEN - 1, out) == -EBADMSG);
 }
 
+static void test_open_in_place(void)
+{
+	static unsigned char buf[sizeof(plain) + SEAL_TAG_LEN];
+
+	CHECK(seal_chunk(key, 9, plain, sizeof(plain), buf) == 0);
+	CHECK(seal_open(key, 9, buf, sizeof(buf), buf) == 0);
+	CHECK(memcmp(buf, plain, sizeof(plain)) == 0);
+}
+
 static void test_empty_chunk(void)
 {
 	unsigned char sealed[SEAL_TAG_LEN], out[1];
@@ -70,6 +79,7 @@ int main(void)
 	TEST_RUN(test_flipped_bit_fails);
 	TEST_RUN(test_wrong_index_or_key_fails);
 	TEST_RUN(test_truncated_fails);
+	TEST_RUN(test_open_in_place);
 	TEST_RUN(test_empty_chunk);
 	TEST_EXIT();
 }
