@@ -407,7 +407,7 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 	}
 	c->state = C_HANDLER;
 	if (req->method == HTTP_OTHER) {
-		http_send_error(c, 501, "method not implemented");
+		http_send_error(c, 501, "chorus does not support this method");
 		return;
 	}
 	s->cfg.handler(s->cfg.handler_ud, c, req);
