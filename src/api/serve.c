@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "catalog/db.h"
+#include "crypto/seal.h"
 #include "origin/origin.h"
 #include "store/plays.h"
 #include "util/fsutil.h"
@@ -48,6 +49,7 @@ int serve_run(const struct serve_opts *o)
 		fprintf(stderr, "chorus: %s\n", err);
 		return 1;
 	}
+	crypto_warm_up();
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
 	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
