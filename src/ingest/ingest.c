@@ -299,6 +299,15 @@ static void show_progress(struct ingest *in, double started)
 	in->progress_shown = true;
 }
 
+static int larger_first(const void *a, const void *b)
+{
+	const struct walk_file *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? 1 : -1;
+	return strcmp(x->path, y->path);
+}
+
 int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 {
 	struct ingest in = {.opts = opts};
@@ -334,6 +343,10 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	for (int i = 0; i < npaths; i++)
 		walk_path(paths[i], &in.list);
 	in.failed = in.list.errors;
+	/* Largest files first: the workers then finish together instead of
+	 * one of them ending the run alone on a big file picked up last. */
+	if (in.list.n > 1)
+		qsort(in.list.files, in.list.n, sizeof(*in.list.files), larger_first);
 
 	jobs = opts->jobs > 0 ? opts->jobs : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (jobs < 1)
