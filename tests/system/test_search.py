@@ -211,6 +211,8 @@ def _(tmp):
     check_eq(tracks(j), [], "'ticket' before")
     j = search(node, "beatles")
     check_eq(tracks(j), [("Help!", "The Beatles")], "'beatles' before")
+    before = [a["track_count"] for a in j["albums"] if a["title"] == "Help!"]
+    check_eq(before, [1], "the album's track_count before")
     make_file(tmp / "more", "ticket.flac", "Ticket to Ride", "The Beatles", "Help!")
     make_file(tmp / "more", "zzz.flac", "Glósóli", "Sigur Rós", "Takk")
     ingest(tmp / "data", tmp / "more")
@@ -219,6 +221,9 @@ def _(tmp):
     j = search(node, "beatles")  # answered before: the memo must not keep it
     check_eq(sorted(tracks(j)), [("Help!", "The Beatles"), ("Ticket to Ride", "The Beatles")],
              "'beatles' after ingest")
+    # Objects rendered for the first answer must not be served stale.
+    after = [a["track_count"] for a in j["albums"] if a["title"] == "Help!"]
+    check_eq(after, [2], "the album's track_count after ingest")
     j = search(node, "tikcet")  # typo terms of the new track too
     check_eq(tracks(j), [("Ticket to Ride", "The Beatles")], "'tikcet' after ingest")
     j = search(node, "glosoli")
