@@ -361,6 +361,24 @@ out:
 	return rc < 0 ? -EIO : 0;
 }
 
+int search_optimize(sqlite3 *db)
+{
+	/* One segment per table instead of the many that bulk inserts leave,
+	 * so a term lookup opens one segment. On 1M tracks: about 10 s, and
+	 * 30 % more searches per second after it. */
+	static const char sql[] =
+	    "INSERT INTO search_artists (search_artists) VALUES ('optimize');"
+	    "INSERT INTO search_albums (search_albums) VALUES ('optimize');"
+	    "INSERT INTO search_tracks (search_tracks) VALUES ('optimize');";
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	log_error("search: optimize: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -EIO;
+}
+
 int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
 {
 	static const char fill[] =
@@ -370,13 +388,7 @@ int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
 	    "INSERT INTO search_tracks (rowid, title, artist, album)"
 	    " SELECT t.id, t.title, ar.name, al.title FROM tracks t"
 	    " LEFT JOIN artists ar ON ar.id = t.artist_id"
-	    " LEFT JOIN albums al ON al.id = t.album_id;"
-	    /* One segment per table instead of the many that a bulk
-	     * insert leaves, so a term lookup opens one segment. On 1M
-	     * tracks: +9 s to the migration, -30% CPU per search. */
-	    "INSERT INTO search_artists (search_artists) VALUES ('optimize');"
-	    "INSERT INTO search_albums (search_albums) VALUES ('optimize');"
-	    "INSERT INTO search_tracks (search_tracks) VALUES ('optimize');";
+	    " LEFT JOIN albums al ON al.id = t.album_id;";
 	static const char *const tables[] = {"search_artists", "search_albums", "search_tracks"};
 	sqlite3_stmt *ins = NULL, *sel = NULL;
 	char *msg = NULL, sql[160];
@@ -410,7 +422,7 @@ int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
 		if (sqlite3_exec(db, "DROP TABLE temp.search_vocab", NULL, NULL, &msg) != SQLITE_OK)
 			goto out;
 	}
-	rc = 0;
+	rc = search_optimize(db);
 out:
 	if (rc < 0)
 		snprintf(err, errlen, "catalog: indexing for search: %s",

@@ -51,6 +51,10 @@ extern const char search_schema_sql[];
  */
 int search_schema_fill(sqlite3 *db, char *err, size_t errlen);
 
+/* Merges each FTS5 table into one segment: after a bulk build (the
+ * migration) or a large ingest. 0 or -EIO (logged). */
+int search_optimize(sqlite3 *db);
+
 /* ---- tokenizer ---- */
 
 /*

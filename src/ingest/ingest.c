@@ -39,6 +39,7 @@
 #include "util/xalloc.h"
 
 #define FILE_MAX ((size_t)4 << 30) /* larger files are refused */
+#define OPTIMIZE_AFTER 10000        /* tracks added or updated in one run */
 
 struct ingest {
 	const struct ingest_opts *opts;
@@ -384,6 +385,9 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 		fprintf(stderr, "\r\033[K");
 
 	store_collect_garbage(in.store, in.origin, true);
+	/* Many new rows leave the search index in many segments. */
+	if (in.added + in.updated >= OPTIMIZE_AFTER)
+		store_search_optimize(in.store);
 	{
 		double el = now_s() - started;
 		printf("ingest: %zu added, %zu updated, %zu unchanged, %zu failed"

@@ -609,6 +609,16 @@ int store_commit_track(store_t *s, const struct store_file *f, const struct trac
 	return rc;
 }
 
+int store_search_optimize(store_t *s)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = search_optimize(s->db);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 int store_collect_garbage(store_t *s, origin_t *o, bool include_pending)
 {
 	sqlite3_stmt *st;

@@ -80,6 +80,9 @@ int store_pending_abandon(store_t *s, const struct manifest *m);
 int store_commit_track(store_t *s, const struct store_file *f, const struct track_meta *meta,
 		       const struct manifest *m, struct store_result *res);
 
+/* Compacts the search index after a large ingest (see search_optimize). */
+int store_search_optimize(store_t *s);
+
 /*
  * Removes garbage blobs from the origin, then their ledger rows. With
  * include_pending, every pending upload is first declared garbage: call it
