@@ -48,6 +48,20 @@ static const char *default_data_dir(void)
 	return d && *d ? d : "./chorus-data";
 }
 
+static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "chorus: %s wants a number from %d to %d, not \"%s\"\n", opt, lo,
+			hi, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -74,17 +88,10 @@ static int cmd_ingest(int argc, char **argv)
 		case 'o':
 			opts.origin = optarg;
 			break;
-		case 'j': {
-			char *end;
-			long j = strtol(optarg, &end, 10);
-			if (*end || j < 1 || j > 256) {
-				fprintf(stderr, "chorus: ingest: --jobs wants 1..256, not \"%s\"\n",
-					optarg);
+		case 'j':
+			if (parse_int("--jobs", optarg, 1, 256, &opts.jobs) < 0)
 				return 2;
-			}
-			opts.jobs = (int)j;
 			break;
-		}
 		case 'p':
 			opts.progress = true;
 			break;
@@ -129,19 +136,6 @@ static uint64_t parse_size(const char *s)
 	return v * mult;
 }
 
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "chorus: %s wants a number from %d to %d, not \"%s\"\n", opt, lo,
-			hi, s);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
 
 static int cmd_serve(int argc, char **argv)
 {
