@@ -34,13 +34,7 @@ while [ $# -gt 0 ]; do
 done
 . "$(dirname "$0")/serve/lib.sh"
 
-make_library
-ingest_library "$RUN/data"
-start_chorus "$RUN/data"
-start_nginx "$LIB"
-stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
-while read -r p; do "${CURL[@]}" -o /dev/null "$CHORUS_URL$p"; done <"$RUN/chorus.paths"
-while read -r p; do "${CURL[@]}" -o /dev/null "$NGINX_URL$p"; done <"$RUN/nginx.paths"
+start_both_warm
 log "bench: $TRACKS tracks x $TRACK_BYTES bytes; binary $CHORUS_BIN; $(nproc) cores; wrk -t 2 -c $CONNS -d ${SECS}s"
 
 printf '%-7s %8s %8s %8s %7s %7s %7s %7s %7s %9s %9s %9s %7s\n' server requests req/s MB/s connect read write timeout non2xx p50_ms p99_ms max_ms cpu_s >&2

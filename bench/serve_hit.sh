@@ -42,14 +42,7 @@ while [ $# -gt 0 ]; do
 done
 . "$(dirname "$0")/serve/lib.sh"
 
-make_library
-ingest_library "$RUN/data"
-start_chorus "$RUN/data"
-start_nginx "$LIB"
-stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
-# Warm: every chunk into chorus's cache, the originals into the page cache.
-while read -r p; do "${CURL[@]}" -o /dev/null "$CHORUS_URL$p"; done <"$RUN/chorus.paths"
-while read -r p; do "${CURL[@]}" -o /dev/null "$NGINX_URL$p"; done <"$RUN/nginx.paths"
+start_both_warm
 node=$("${CURL[@]}" "$CHORUS_URL/api/v1/node")
 log "chorus node after warming: $node"
 log "bench: $TRACKS tracks x $TRACK_BYTES bytes; binary $CHORUS_BIN; $(nproc) cores; wrk -t 2 -d ${SECS}s (${SECS_BIG}s from 1000 connections)"

@@ -184,6 +184,19 @@ with open(sys.argv[1], "w") as a, open(sys.argv[2], "w") as b:
 # run_wrk NAME URL PATHS CONNS SECONDS [wrk args]: runs wrk with the
 # round-robin script; prints the done() summary line (key=value pairs)
 # after "cpu_s=" for the server NAME (chorus|nginx).
+# start_both_warm: the library ingested, chorus and nginx started, the
+# stream paths in $RUN/chorus.paths and $RUN/nginx.paths, and every track
+# fetched once from each (chorus's cache and the page cache warm).
+start_both_warm() {
+	make_library
+	ingest_library "$RUN/data"
+	start_chorus "$RUN/data"
+	start_nginx "$LIB"
+	stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
+	while read -r p; do "${CURL[@]}" -o /dev/null "$CHORUS_URL$p"; done <"$RUN/chorus.paths"
+	while read -r p; do "${CURL[@]}" -o /dev/null "$NGINX_URL$p"; done <"$RUN/nginx.paths"
+}
+
 run_wrk() {
 	local name=$1 url=$2 paths=$3 conns=$4 secs=$5 c0 c1 line
 	shift 5
