@@ -20,13 +20,13 @@ static const char usage_text[] =
 	"usage: chorus COMMAND [OPTIONS]\n"
 	"\n"
 	"commands:\n"
-	"  ingest [--data DIR] [--origin SPEC] [--jobs N] PATH...\n"
+	"  ingest [--data DIR] [--origin SPEC] [--db CONNINFO] [--jobs N] PATH...\n"
 	"        read audio files and folders into the catalog and the origin\n"
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
-	"        [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
+	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
 	"        cache 1G; SIZE takes K, M, G suffixes)\n"
-	"  report [--data DIR] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
+	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
 	"        TIME is RFC 3339 (2024-05-01T00:00:00Z), from inclusive, to exclusive\n"
@@ -34,7 +34,11 @@ static const char usage_text[] =
 	"        print the version\n"
 	"\n"
 	"DIR defaults to $CHORUS_DATA, or ./chorus-data.\n"
-	"SPEC is dir:PATH (default: DIR/origin).\n";
+	"SPEC is dir:PATH (default: DIR/origin; $CHORUS_ORIGIN) or\n"
+	"s3://BUCKET[/PREFIX]?endpoint=URL&region=R (keys from $AWS_ACCESS_KEY_ID and\n"
+	"$AWS_SECRET_ACCESS_KEY).\n"
+	"CONNINFO is a libpq connection string (default: $CHORUS_DB); with it the\n"
+	"catalog and plays live in PostgreSQL and DIR holds this node's replica.\n";
 
 static void usage(FILE *f)
 {
@@ -67,6 +71,7 @@ static int cmd_ingest(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"data", required_argument, NULL, 'd'},
 		{"origin", required_argument, NULL, 'o'},
+		{"db", required_argument, NULL, 'D'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"progress", no_argument, NULL, 'p'},
 		{"no-progress", no_argument, NULL, 'P'},
@@ -76,6 +81,7 @@ static int cmd_ingest(int argc, char **argv)
 	struct ingest_opts opts = {
 		.data_dir = default_data_dir(),
 		.origin = getenv("CHORUS_ORIGIN"),
+		.db = getenv("CHORUS_DB"),
 		.progress = isatty(STDERR_FILENO),
 	};
 	int c;
@@ -87,6 +93,9 @@ static int cmd_ingest(int argc, char **argv)
 			break;
 		case 'o':
 			opts.origin = optarg;
+			break;
+		case 'D':
+			opts.db = optarg;
 			break;
 		case 'j':
 			if (parse_int("--jobs", optarg, 1, 256, &opts.jobs) < 0)
@@ -142,6 +151,7 @@ static int cmd_serve(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"data", required_argument, NULL, 'd'},
 		{"origin", required_argument, NULL, 'o'},
+		{"db", required_argument, NULL, 'B'},
 		{"listen", required_argument, NULL, 'l'},
 		{"cache-size", required_argument, NULL, 'c'},
 		{"threads", required_argument, NULL, 't'},
@@ -154,6 +164,7 @@ static int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {
 		.data_dir = default_data_dir(),
 		.origin = getenv("CHORUS_ORIGIN"),
+		.db = getenv("CHORUS_DB"),
 		.listen = "127.0.0.1:8080",
 		.cache_bytes = 1ull << 30,
 		.drain_ms = 10000,
@@ -168,6 +179,9 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'o':
 			o.origin = optarg;
+			break;
+		case 'B':
+			o.db = optarg;
 			break;
 		case 'l':
 			o.listen = optarg;

@@ -8,6 +8,7 @@
 struct serve_opts {
 	const char *data_dir;
 	const char *origin;
+	const char *db; /* PostgreSQL conninfo: a cluster node; NULL: embedded */
 	const char *listen;
 	uint64_t cache_bytes;
 	int threads;

@@ -334,7 +334,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 					     : strerror(errno));
 		goto out;
 	}
-	if (store_open(opts->data_dir, &in.store, err, sizeof(err)) < 0 ||
+	if (store_open(opts->data_dir, opts->db, &in.store, err, sizeof(err)) < 0 ||
 	    origin_open(opts->origin, opts->data_dir, &in.origin, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;

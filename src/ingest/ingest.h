@@ -6,6 +6,7 @@
 struct ingest_opts {
 	const char *data_dir;
 	const char *origin; /* origin spec, NULL for DATA_DIR/origin */
+	const char *db;     /* PostgreSQL conninfo, NULL for DATA_DIR/catalog.db */
 	int jobs;           /* worker threads; 0: two per core */
 	bool progress;      /* a progress line on stderr */
 };

@@ -25,14 +25,15 @@
 #include "util/text.h"
 #include "util/xalloc.h"
 
-struct store {
+struct sqlite_store {
+	struct store base;
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	char run[33]; /* this process's run id, marks the pending rows it claimed */
 };
 
 /* A prepared statement with positional binds; finalised by the caller. */
-static sqlite3_stmt *prep(store_t *s, const char *sql)
+static sqlite3_stmt *prep(struct sqlite_store *s, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -60,7 +61,7 @@ static void bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
 }
 
 /* Runs a statement that returns no rows. 0 or -EIO. */
-static int run(store_t *s, sqlite3_stmt *st)
+static int run(struct sqlite_store *s, sqlite3_stmt *st)
 {
 	int rc;
 
@@ -76,16 +77,18 @@ static int run(store_t *s, sqlite3_stmt *st)
 	return 0;
 }
 
-static int exec(store_t *s, const char *sql)
+static int exec(struct sqlite_store *s, const char *sql)
 {
 	return run(s, prep(s, sql));
 }
 
-int store_open(const char *data_dir, store_t **out, char *err, size_t errlen)
+static const struct store_ops sqlite_ops;
+
+int store_sqlite_open(const char *data_dir, store_t **out, char *err, size_t errlen)
 {
 	char path[4096];
 	unsigned char r[16];
-	store_t *s;
+	struct sqlite_store *s;
 	int rc;
 
 	s = xcalloc(1, sizeof(*s));
@@ -98,21 +101,23 @@ int store_open(const char *data_dir, store_t **out, char *err, size_t errlen)
 	pthread_mutex_init(&s->lock, NULL);
 	crypto_random(r, sizeof(r));
 	text_hex(r, sizeof(r), s->run);
-	*out = s;
+	s->base.ops = &sqlite_ops;
+	*out = &s->base;
 	return 0;
 }
 
-void store_close(store_t *s)
+static void sq_close(store_t *base)
 {
-	if (!s)
-		return;
+	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
-bool store_file_unchanged(store_t *s, const struct store_file *f)
+static bool sq_file_unchanged(store_t *base, const struct store_file *f)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	bool same = false;
 
@@ -136,7 +141,7 @@ static bool path_gone(const char *p)
 }
 
 /* Drops path from whichever track other than keep_id claims it. */
-static int release_path(store_t *s, const char *path, int64_t keep_id)
+static int release_path(struct sqlite_store *s, const char *path, int64_t keep_id)
 {
 	sqlite3_stmt *st = prep(s, "UPDATE tracks SET source_path = NULL"
 				   " WHERE source_path = ? AND id != ?");
@@ -149,7 +154,7 @@ static int release_path(store_t *s, const char *path, int64_t keep_id)
 
 /* store_settle's body; the caller holds the lock and, for writes, a
  * transaction. */
-static int settle_locked(store_t *s, const struct store_file *f, const char *content_hash,
+static int settle_locked(struct sqlite_store *s, const struct store_file *f, const char *content_hash,
 			 struct store_result *res)
 {
 	sqlite3_stmt *st;
@@ -217,9 +222,10 @@ out:
 	return rc;
 }
 
-int store_settle(store_t *s, const struct store_file *f, const char *content_hash,
+static int sq_settle(store_t *base, const struct store_file *f, const char *content_hash,
 		 struct store_result *res)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -233,8 +239,9 @@ int store_settle(store_t *s, const struct store_file *f, const char *content_has
 	return rc;
 }
 
-int store_pending_claim(store_t *s, struct manifest *m, bool *reused)
+static int sq_pending_claim(store_t *base, struct manifest *m, bool *reused)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	unsigned char r[BLOB_ID_LEN / 2];
 	int rc = -EIO;
@@ -286,7 +293,7 @@ out:
 }
 
 /* Moves a pending blob to the garbage ledger; caller holds the lock. */
-static int pending_to_garbage(store_t *s, const char *blob)
+static int pending_to_garbage(struct sqlite_store *s, const char *blob)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -306,8 +313,9 @@ static int pending_to_garbage(store_t *s, const char *blob)
 	return run(s, st);
 }
 
-int store_pending_abandon(store_t *s, const struct manifest *m)
+static int sq_pending_abandon(store_t *base, const struct manifest *m)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -317,7 +325,7 @@ int store_pending_abandon(store_t *s, const struct manifest *m)
 }
 
 /* Inserts an artist unless one with the same key exists; returns its id. */
-static int64_t upsert_artist(store_t *s, const char *name)
+static int64_t upsert_artist(struct sqlite_store *s, const char *name)
 {
 	char *key = text_name_key(name);
 	int64_t id = catalog_artist_id(key);
@@ -335,7 +343,7 @@ static int64_t upsert_artist(store_t *s, const char *name)
 	return id;
 }
 
-static int64_t upsert_album(store_t *s, int64_t artist_id, const char *title, int year)
+static int64_t upsert_album(struct sqlite_store *s, int64_t artist_id, const char *title, int year)
 {
 	char *key = text_name_key(title);
 	int64_t id = catalog_album_id(artist_id, key);
@@ -380,7 +388,7 @@ static bool row_same_recording(sqlite3_stmt *st, const struct identity *want)
 }
 
 /* Finds the track a changed file replaces, or 0. */
-static int64_t find_recording(store_t *s, const char *path, const struct identity *want)
+static int64_t find_recording(struct sqlite_store *s, const char *path, const struct identity *want)
 {
 	static const char *queries[] = {
 		"SELECT id, isrc, artist_id, album_id, disc_number, track_number, title_key,"
@@ -418,7 +426,7 @@ static int64_t find_recording(store_t *s, const char *path, const struct identit
 
 /* After an update moved a track elsewhere, drops albums and artists that
  * nothing refers to any more. */
-static int drop_orphans(store_t *s, int64_t album_id, int64_t artist_id, int64_t album_artist_id)
+static int drop_orphans(struct sqlite_store *s, int64_t album_id, int64_t artist_id, int64_t album_artist_id)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -447,7 +455,7 @@ static int drop_orphans(store_t *s, int64_t album_id, int64_t artist_id, int64_t
 	return 0;
 }
 
-static int write_track(store_t *s, int64_t id, bool update, const struct store_file *f,
+static int write_track(struct sqlite_store *s, int64_t id, bool update, const struct store_file *f,
 		       const struct track_meta *meta, const struct manifest *m,
 		       const struct identity *idn)
 {
@@ -500,7 +508,7 @@ static int write_track(store_t *s, int64_t id, bool update, const struct store_f
 	return run(s, st);
 }
 
-static int commit_locked(store_t *s, const struct store_file *f, const struct track_meta *meta,
+static int commit_locked(struct sqlite_store *s, const struct store_file *f, const struct track_meta *meta,
 			 const struct manifest *m, struct store_result *res)
 {
 	struct identity idn = {.isrc = meta->isrc, .disc = meta->disc_number,
@@ -591,9 +599,10 @@ out:
 	return rc;
 }
 
-int store_commit_track(store_t *s, const struct store_file *f, const struct track_meta *meta,
+static int sq_commit_track(store_t *base, const struct store_file *f, const struct track_meta *meta,
 		       const struct manifest *m, struct store_result *res)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -609,8 +618,9 @@ int store_commit_track(store_t *s, const struct store_file *f, const struct trac
 	return rc;
 }
 
-int store_search_optimize(store_t *s)
+static int sq_search_optimize(store_t *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -619,8 +629,10 @@ int store_search_optimize(store_t *s)
 	return rc;
 }
 
-int store_collect_garbage(store_t *s, origin_t *o, bool include_pending)
+static int sq_garbage_list(store_t *base, bool include_pending, char (**blobsp)[BLOB_ID_LEN + 1],
+			   uint32_t **countsp, size_t *np)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	char (*blobs)[BLOB_ID_LEN + 1] = NULL;
 	uint32_t *counts = NULL;
@@ -658,31 +670,35 @@ int store_collect_garbage(store_t *s, origin_t *o, bool include_pending)
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
-
-	/* The origin is slow; the ledger is not locked meanwhile. A blob is
-	 * forgotten only once all its chunks are gone. */
-	for (size_t i = 0; i < n; i++) {
-		int err = 0;
-		for (uint32_t c = 0; c < counts[i] && !err; c++) {
-			char key[ORIGIN_KEY_MAX];
-			origin_chunk_key(blobs[i], c, key);
-			err = origin_remove(o, key);
-		}
-		if (err) {
-			log_warn("ingest: cannot remove blob %s from %s: %s", blobs[i], o->desc,
-				 strerror(-err));
-			rc = err;
-			continue;
-		}
-		pthread_mutex_lock(&s->lock);
-		st = prep(s, "DELETE FROM garbage WHERE blob = ?");
-		if (st)
-			bind_text(st, 1, blobs[i]);
-		if (run(s, st) < 0)
-			rc = -EIO;
-		pthread_mutex_unlock(&s->lock);
-	}
-	free(blobs);
-	free(counts);
+	*blobsp = blobs;
+	*countsp = counts;
+	*np = n;
 	return rc;
 }
+
+static int sq_garbage_forget(store_t *base, const char *blob)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = prep(s, "DELETE FROM garbage WHERE blob = ?");
+	if (st)
+		bind_text(st, 1, blob);
+	rc = run(s, st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static const struct store_ops sqlite_ops = {
+	.file_unchanged = sq_file_unchanged,
+	.settle = sq_settle,
+	.pending_claim = sq_pending_claim,
+	.pending_abandon = sq_pending_abandon,
+	.commit_track = sq_commit_track,
+	.search_optimize = sq_search_optimize,
+	.garbage_list = sq_garbage_list,
+	.garbage_forget = sq_garbage_forget,
+	.close = sq_close,
+};

@@ -1,0 +1,330 @@
+/*
+ * PostgreSQL connections and the cluster schema.
+ *
+ * The catalog tables mirror the SQLite catalog (catalog/db.c) column for
+ * column, plus a `seq` on each row: the change feed. A BEFORE trigger
+ * stamps every inserted or updated row with the next value of catalog_seq
+ * and an AFTER DELETE trigger records a tombstone in `deletions`, so every
+ * change, deletions included, has a number; a statement trigger notifies
+ * PG_CHANNEL_CATALOG. The triggers take PG_LOCK_CATALOG before numbering,
+ * so numbers are handed out in commit order whoever writes (chorus or a
+ * person with psql), which is what lets a replica ask for "everything
+ * after N" and never miss a change committed late with a smaller number.
+ */
+#include "store/pg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/seal.h"
+#include "util/log.h"
+#include "util/text.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const char schema_v1[] =
+	"CREATE SEQUENCE catalog_seq;"
+	"CREATE TABLE artists ("
+	"  id bigint PRIMARY KEY,"
+	"  name text NOT NULL,"
+	"  name_key text NOT NULL UNIQUE,"
+	"  seq bigint NOT NULL DEFAULT 0);"
+	"CREATE TABLE albums ("
+	"  id bigint PRIMARY KEY,"
+	"  title text NOT NULL,"
+	"  title_key text NOT NULL,"
+	"  artist_id bigint NOT NULL REFERENCES artists(id),"
+	"  year integer,"
+	"  seq bigint NOT NULL DEFAULT 0,"
+	"  UNIQUE (artist_id, title_key));"
+	"CREATE TABLE covers ("
+	"  album_id bigint PRIMARY KEY REFERENCES albums(id),"
+	"  mime text NOT NULL,"
+	"  sha256 text NOT NULL,"
+	"  data bytea NOT NULL,"
+	"  seq bigint NOT NULL DEFAULT 0);"
+	"CREATE TABLE tracks ("
+	"  id bigint PRIMARY KEY,"
+	"  title text NOT NULL,"
+	"  title_key text NOT NULL,"
+	"  artist_id bigint NOT NULL REFERENCES artists(id),"
+	"  album_id bigint NOT NULL REFERENCES albums(id),"
+	"  track_number integer,"
+	"  disc_number integer,"
+	"  year integer,"
+	"  genre text,"
+	"  isrc text,"
+	"  label text,"
+	"  duration_ms bigint NOT NULL,"
+	"  codec text NOT NULL,"
+	"  mime_type text NOT NULL,"
+	"  bitrate integer,"
+	"  sample_rate integer,"
+	"  channels integer,"
+	"  size bigint NOT NULL,"
+	"  chunk_size integer NOT NULL,"
+	"  chunk_count integer NOT NULL,"
+	"  key bytea NOT NULL,"
+	"  blob text NOT NULL UNIQUE,"
+	"  content_hash text NOT NULL,"
+	"  source_path text UNIQUE,"
+	"  source_size bigint,"
+	"  source_mtime_ns bigint,"
+	"  created_at bigint NOT NULL,"
+	"  updated_at bigint NOT NULL,"
+	"  seq bigint NOT NULL DEFAULT 0);"
+	"CREATE INDEX tracks_album ON tracks(album_id);"
+	"CREATE INDEX tracks_artist ON tracks(artist_id);"
+	"CREATE INDEX tracks_hash ON tracks(content_hash);"
+	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
+	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
+	"  title_key);"
+	"CREATE INDEX artists_seq ON artists(seq);"
+	"CREATE INDEX albums_seq ON albums(seq);"
+	"CREATE INDEX covers_seq ON covers(seq);"
+	"CREATE INDEX tracks_seq ON tracks(seq);"
+	"CREATE TABLE deletions ("
+	"  seq bigint PRIMARY KEY,"
+	"  tbl text NOT NULL,"
+	"  id bigint NOT NULL);"
+	"CREATE TABLE pending ("
+	"  blob text PRIMARY KEY,"
+	"  key bytea NOT NULL,"
+	"  content_hash text NOT NULL,"
+	"  chunk_count integer NOT NULL,"
+	"  run text NOT NULL);"
+	"CREATE INDEX pending_hash ON pending(content_hash);"
+	"CREATE TABLE garbage ("
+	"  blob text PRIMARY KEY,"
+	"  chunk_count integer NOT NULL);"
+	/* Plays from every node; event_id makes shipping idempotent. */
+	"CREATE TABLE plays ("
+	"  event_id text PRIMARY KEY,"
+	"  track_id bigint NOT NULL,"
+	"  started_at bigint NOT NULL,"
+	"  ms_played bigint NOT NULL,"
+	"  location text,"
+	"  zone text,"
+	"  device text,"
+	"  offline boolean NOT NULL,"
+	"  received_at bigint NOT NULL,"
+	"  node text NOT NULL);"
+	"CREATE INDEX plays_started ON plays(started_at);"
+	"CREATE FUNCTION catalog_stamp() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  PERFORM pg_advisory_xact_lock(" STR(PG_LOCK_CATALOG) ");"
+	"  NEW.seq := nextval('catalog_seq');"
+	"  RETURN NEW;"
+	" END $$;"
+	"CREATE FUNCTION catalog_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  PERFORM pg_advisory_xact_lock(" STR(PG_LOCK_CATALOG) ");"
+	"  INSERT INTO deletions (seq, tbl, id) VALUES (nextval('catalog_seq'), TG_TABLE_NAME,"
+	"    (to_jsonb(OLD) ->> TG_ARGV[0])::bigint);"
+	"  RETURN OLD;"
+	" END $$;"
+	"CREATE FUNCTION catalog_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  PERFORM pg_notify('" PG_CHANNEL_CATALOG "', '');"
+	"  RETURN NULL;"
+	" END $$;";
+
+/* The triggers, per catalog table and its key column. */
+static const char *const feed_tables[][2] = {
+	{"artists", "id"}, {"albums", "id"}, {"covers", "album_id"}, {"tracks", "id"}};
+
+bool pg_ok(const PGresult *res)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE;
+}
+
+bool pg_lost(PGconn *c, const PGresult *res)
+{
+	const char *state;
+
+	if (!c || PQstatus(c) != CONNECTION_OK)
+		return true;
+	if (!res)
+		return false;
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (!state)
+		return PQresultStatus(res) == PGRES_FATAL_ERROR && PQstatus(c) != CONNECTION_OK;
+	/* 08: connection exceptions (but 08P01, a protocol violation, is a
+	 * bug to report, not a reason to reconnect); 57P0x: the server is
+	 * shutting down; 25006: read-only transaction, the primary was
+	 * demoted under us. */
+	return (strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0) ||
+	       strncmp(state, "57P0", 4) == 0 || strcmp(state, "25006") == 0;
+}
+
+int pg_exec(PGconn *c, const char *what, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	int rc = 0;
+
+	if (!pg_ok(res)) {
+		log_error("postgres: %s: %s", what, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		rc = -EIO;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int64_t pg_col_i64(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+void pg_describe(const char *conninfo, char *out, size_t outlen)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	size_t n = 0;
+
+	if (!opts) {
+		snprintf(out, outlen, "(unparsable connection string)");
+		return;
+	}
+	out[0] = '\0';
+	for (PQconninfoOption *o = opts; o->keyword && n < outlen; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		bool secret = strcmp(o->keyword, "password") == 0;
+		n += (size_t)snprintf(out + n, outlen - n, "%s%s=%s", n ? " " : "", o->keyword,
+				      secret ? "***" : o->val);
+	}
+	PQconninfoFree(opts);
+}
+
+/* Creates or upgrades the schema in one transaction. */
+static int migrate(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *res;
+	char sql[512];
+	int version = 0, rc = -EIO;
+
+	if (pg_exec(c, "schema", "BEGIN") < 0)
+		goto fail;
+	if (pg_exec(c, "schema", "SELECT pg_advisory_xact_lock(" STR(PG_LOCK_SCHEMA) ")") < 0 ||
+	    pg_exec(c, "schema",
+		    "SET LOCAL client_min_messages = warning;"
+		    "CREATE TABLE IF NOT EXISTS chorus_schema (version integer NOT NULL,"
+		    " cluster_id text NOT NULL)") < 0)
+		goto fail;
+	res = PQexec(c, "SELECT version FROM chorus_schema");
+	if (!pg_ok(res)) {
+		PQclear(res);
+		goto fail;
+	}
+	if (PQntuples(res) > 0)
+		version = (int)pg_col_i64(res, 0, 0);
+	PQclear(res);
+	if (version > PG_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "the database's chorus schema is version %d, newer than this chorus "
+			 "understands (%d): upgrade chorus",
+			 version, PG_SCHEMA_VERSION);
+		pg_exec(c, "schema", "ROLLBACK");
+		return -EPROTO;
+	}
+	if (version < 1) {
+		unsigned char r[16];
+		char id[33];
+
+		if (pg_exec(c, "schema v1", schema_v1) < 0)
+			goto fail;
+		for (size_t i = 0; i < sizeof(feed_tables) / sizeof(feed_tables[0]); i++) {
+			snprintf(sql, sizeof(sql),
+				 "CREATE TRIGGER %1$s_stamp BEFORE INSERT OR UPDATE ON %1$s"
+				 " FOR EACH ROW EXECUTE FUNCTION catalog_stamp();"
+				 "CREATE TRIGGER %1$s_tombstone AFTER DELETE ON %1$s"
+				 " FOR EACH ROW EXECUTE FUNCTION catalog_tombstone('%2$s');"
+				 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON %1$s"
+				 " FOR EACH STATEMENT EXECUTE FUNCTION catalog_notify();",
+				 feed_tables[i][0], feed_tables[i][1]);
+			if (pg_exec(c, "schema v1", sql) < 0)
+				goto fail;
+		}
+		crypto_random(r, sizeof(r));
+		text_hex(r, sizeof(r), id);
+		snprintf(sql, sizeof(sql), "INSERT INTO chorus_schema VALUES (0, '%s')", id);
+		if (pg_exec(c, "schema", sql) < 0)
+			goto fail;
+	}
+	if (version < PG_SCHEMA_VERSION) {
+		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
+			 PG_SCHEMA_VERSION);
+		if (pg_exec(c, "schema", sql) < 0)
+			goto fail;
+		log_info("postgres: schema upgraded from version %d to %d", version,
+			 PG_SCHEMA_VERSION);
+	}
+	if (pg_exec(c, "schema", "COMMIT") < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create the chorus schema: %s", PQerrorMessage(c));
+	pg_exec(c, "schema", "ROLLBACK");
+	return rc;
+}
+
+PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+	/* Keywords are applied in order and dbname expands conninfo: the
+	 * defaults come first so that conninfo overrides them. */
+	static const char *const keys[] = {"connect_timeout", "fallback_application_name",
+					   "dbname", NULL};
+	const char *vals[] = {"3", "chorus", conninfo, NULL};
+	PGconn *c;
+	char where[512];
+	PGresult *res;
+
+	c = PQconnectdbParams(keys, vals, 1);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		pg_describe(conninfo, where, sizeof(where));
+		snprintf(err, errlen, "cannot connect to PostgreSQL (%s): %s", where,
+			 c ? PQerrorMessage(c) : "out of memory");
+		/* libpq's messages end with a newline. */
+		size_t n = strlen(err);
+		while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+			err[--n] = '\0';
+		PQfinish(c);
+		return NULL;
+	}
+	/* A standby accepts connections but not writes: chorus needs the
+	 * primary (target_session_attrs=read-write finds it among hosts). */
+	res = PQexec(c, "SELECT pg_is_in_recovery()");
+	if (pg_ok(res) && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		pg_describe(conninfo, where, sizeof(where));
+		snprintf(err, errlen,
+			 "PostgreSQL (%s) is a read-only standby; list every host and add"
+			 " target_session_attrs=read-write",
+			 where);
+		PQclear(res);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(res);
+	if (migrate(c, err, errlen) < 0) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+int pg_cluster_id(PGconn *c, char out[33])
+{
+	PGresult *res = PQexec(c, "SELECT cluster_id FROM chorus_schema");
+	int rc = -EIO;
+
+	if (pg_ok(res) && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 32) {
+		memcpy(out, PQgetvalue(res, 0, 0), 33);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
