@@ -23,6 +23,10 @@ struct api {
 	int prefetch; /* chunks read ahead of a stream */
 	char data_dir[4096];
 	struct plays *plays; /* store/plays.h */
+	/* A cluster node (serve --db): */
+	const char *db;                  /* PostgreSQL conninfo; NULL when embedded */
+	struct replica *replica;         /* catalog/replica.h */
+	struct plays_shipper *shipper;   /* store/plays.h */
 };
 
 /* A cache chunk's fd shared by every stream of one loop sending that

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "catalog/replica.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -157,6 +158,24 @@ static void node_json(struct api *api, http_conn_t *c)
 	json_kint(&j, "origin_bytes", (int64_t)cs.origin_bytes);
 	json_kint(&j, "evictions", (int64_t)cs.evictions);
 	json_obj_end(&j);
+	json_key(&j, "replication");
+	if (api->replica) {
+		struct replica_status rs;
+		replica_status(api->replica, &rs);
+		json_obj_begin(&j);
+		json_kint(&j, "last_seq", rs.last_seq);
+		json_key(&j, "lag_ms");
+		if (rs.lag_ms < 0)
+			json_null(&j);
+		else
+			json_int(&j, rs.lag_ms);
+		json_kbool(&j, "connected", rs.connected);
+		json_kint(&j, "applied", (int64_t)rs.applied);
+		json_kint(&j, "bootstrap_ms", rs.bootstrap_ms);
+		json_obj_end(&j);
+	} else {
+		json_null(&j);
+	}
 	json_obj_end(&j);
 	send_json(NULL, c, NULL, json_failed(&j) ? 500 : 200, &b);
 	buf_free(&b);

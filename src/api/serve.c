@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "catalog/db.h"
+#include "catalog/replica.h"
 #include "crypto/seal.h"
 #include "origin/origin.h"
 #include "store/plays.h"
@@ -38,16 +39,25 @@ int serve_run(const struct serve_opts *o)
 		return 1;
 	}
 	/* Creates or upgrades the schema, so a new node serves an empty
-	 * catalog rather than failing. */
+	 * catalog rather than failing. A cluster node's catalog is its read
+	 * model, filled from PostgreSQL before the node listens. */
 	snprintf(api.db_path, sizeof(api.db_path), "%s/catalog.db", o->data_dir);
-	if (catalog_db_open(api.db_path, true, &db, err, sizeof(err)) < 0) {
-		fprintf(stderr, "chorus: %s\n", err);
-		return 1;
+	if (o->db && *o->db) {
+		api.db = o->db;
+		if (replica_start(api.db_path, o->db, &api.replica, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: %s\n", err);
+			return 1;
+		}
+	} else {
+		if (catalog_db_open(api.db_path, true, &db, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: %s\n", err);
+			return 1;
+		}
+		sqlite3_close(db);
 	}
-	sqlite3_close(db);
 	if (origin_open(o->origin, o->data_dir, &origin, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
-		return 1;
+		goto out;
 	}
 	crypto_warm_up();
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
@@ -114,5 +124,6 @@ out:
 	plays_free(api.plays);
 	cache_close(api.cache);
 	origin_close(origin);
+	replica_stop(api.replica);
 	return status;
 }

@@ -21,6 +21,7 @@
 
 #include "api/api.h"
 #include "http/range.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -142,13 +143,30 @@ static void start_response(struct stream *s)
 			 &stream_ops, s);
 }
 
+/* The error JSON of http_send_error, plus Retry-After: an origin that is
+ * down or refusing us is usually back soon, and players may try again. */
 static void fail_response(struct stream *s, int err)
 {
 	char msg[128];
+	buf_t b;
+	json_t j;
 
 	snprintf(msg, sizeof(msg), "audio not available now: %s", strerror(-err));
 	log_warn("stream %s chunk %u: %s", s->info.blob, s->want_index, strerror(-err));
-	http_send_error(s->conn, 503, msg);
+	buf_init(&b, 1024);
+	json_init(&j, &b);
+	json_obj_begin(&j);
+	json_key(&j, "error");
+	json_obj_begin(&j);
+	json_kint(&j, "status", 503);
+	json_kstr(&j, "message", msg);
+	json_obj_end(&j);
+	json_obj_end(&j);
+	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
+		buf_reset(&b); /* a 1 KiB cap and a short message: not reached */
+	http_send(s->conn, 503, "application/json; charset=utf-8",
+		  "Retry-After: 5\r\nCache-Control: no-store\r\n", b.data, b.len);
+	buf_free(&b);
 	stream_free(s);
 }
 

@@ -77,6 +77,14 @@ static const char schema_v1[] =
 	"  blob TEXT PRIMARY KEY,"
 	"  chunk_count INTEGER NOT NULL);";
 
+/* Version 3: the replication state of a cluster node's read model (one
+ * row, absent on a standalone node): which PostgreSQL database it follows
+ * and the last change it applied. */
+static const char schema_v3[] =
+	"CREATE TABLE replica ("
+	"  cluster_id TEXT NOT NULL,"
+	"  last_seq INTEGER NOT NULL);";
+
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
@@ -122,6 +130,10 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 	 * the same transaction, so they are searchable once upgraded. */
 	if (version < 2 && ((rc = exec(db, search_schema_sql, err, errlen)) < 0 ||
 			    (rc = search_schema_fill(db, err, errlen)) < 0)) {
+		exec(db, "ROLLBACK", err, 0);
+		return rc;
+	}
+	if (version < 3 && (rc = exec(db, schema_v3, err, errlen)) < 0) {
 		exec(db, "ROLLBACK", err, 0);
 		return rc;
 	}

@@ -14,6 +14,6 @@
 int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen);
 
 /* The schema version this binary writes. */
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 3
 
 #endif

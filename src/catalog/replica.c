@@ -1,0 +1,552 @@
+/*
+ * The read model's replicator (see replica.h).
+ *
+ * A pass applies the deletions numbered above last_seq, then the current
+ * rows numbered above it, table by table. That order is enough: a row
+ * deleted and made again (an album emptied, then refilled) is in both
+ * lists, and the row, being newer, wins. Rows are written with INSERT OR
+ * REPLACE with foreign keys off and recursive triggers on, so
+ *   - a stale local row that still holds a unique value (a file path, a
+ *     name key) another row now takes is replaced; it is itself in the same
+ *     pass, having changed since, and comes back in its current form;
+ *   - the search index's triggers see the replace as a delete and an
+ *     insert, and stay exact.
+ * Rows stream from PostgreSQL in single-row mode, so a bootstrap of
+ * millions of tracks holds one row at a time in memory.
+ */
+#include "catalog/replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog/db.h"
+#include "catalog/search.h"
+#include "store/pg.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define RESYNC_MS 5000   /* a pass even without a notification */
+#define BACKOFF_MAX_MS 5000
+
+/* The replicated tables: columns in both schemas, and the column whose
+ * words feed search's typo terms (-1: none). */
+static const struct feed_table {
+	const char *name;
+	const char *key;
+	const char *cols;
+	int terms_col;
+} tables[] = {
+	{"artists", "id", "id, name, name_key", 1},
+	{"albums", "id", "id, title, title_key, artist_id, year", 1},
+	{"covers", "album_id", "album_id, mime, sha256, data", -1},
+	{"tracks", "id",
+	 "id, title, title_key, artist_id, album_id, track_number, disc_number, year, genre, isrc,"
+	 " label, duration_ms, codec, mime_type, bitrate, sample_rate, channels, size, chunk_size,"
+	 " chunk_count, key, blob, content_hash, source_path, source_size, source_mtime_ns,"
+	 " created_at, updated_at",
+	 1},
+};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+struct replica {
+	char *conninfo;
+	sqlite3 *db;
+	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
+	char cluster_id[33]; /* "" until known */
+	int64_t last_seq;
+	pthread_t thread;
+	int stop_pipe[2];
+
+	pthread_mutex_t lock; /* guards the status below */
+	bool connected, current;
+	int64_t current_at_ms; /* when the model was last known current; 0 never */
+	uint64_t applied;
+	int64_t bootstrap_ms;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	log_error("replica: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -EIO;
+}
+
+static int prepare(struct replica *r, char *err, size_t errlen)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		char sql[1024], marks[128] = "?";
+		int n = 1;
+
+		for (const char *c = tables[t].cols; *c; c++)
+			n += *c == ',';
+		for (int i = 1; i < n; i++)
+			strcat(marks, ",?");
+		snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO %s (%s) VALUES (%s)",
+			 tables[t].name, tables[t].cols, marks);
+		if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->upsert[t],
+				       NULL) != SQLITE_OK)
+			goto fail;
+		snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?", tables[t].name,
+			 tables[t].key);
+		if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->remove[t],
+				       NULL) != SQLITE_OK)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
+	return -EIO;
+}
+
+/* Binds one PostgreSQL row (text format) by column type. */
+static int bind_row(sqlite3_stmt *st, const PGresult *res, int ncols)
+{
+	for (int i = 0; i < ncols; i++) {
+		const char *v = PQgetvalue(res, 0, i);
+		int rc;
+
+		if (PQgetisnull(res, 0, i)) {
+			rc = sqlite3_bind_null(st, i + 1);
+		} else if (PQftype(res, i) == 20 || PQftype(res, i) == 23 || PQftype(res, i) == 21) {
+			rc = sqlite3_bind_int64(st, i + 1, strtoll(v, NULL, 10));
+		} else if (PQftype(res, i) == 17) { /* bytea */
+			size_t n = 0;
+			unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
+			if (!b)
+				return -ENOMEM;
+			rc = sqlite3_bind_blob64(st, i + 1, b, n, SQLITE_TRANSIENT);
+			PQfreemem(b);
+		} else {
+			rc = sqlite3_bind_text(st, i + 1, v, PQgetlength(res, 0, i),
+					       SQLITE_TRANSIENT);
+		}
+		if (rc != SQLITE_OK)
+			return -EIO;
+	}
+	return 0;
+}
+
+static int step_reset(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_error("replica: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Applies one row of table t (its last column is seq). */
+static int apply_row(struct replica *r, size_t t, const PGresult *res, int64_t *max_seq)
+{
+	int ncols = PQnfields(res) - 1;
+	int64_t seq = strtoll(PQgetvalue(res, 0, ncols), NULL, 10);
+
+	if (bind_row(r->upsert[t], res, ncols) < 0 || step_reset(r->db, r->upsert[t]) < 0)
+		return -EIO;
+	if (tables[t].terms_col >= 0 && search_index_terms(r->db, PQgetvalue(res, 0,
+									tables[t].terms_col)) < 0)
+		return -EIO;
+	if (seq > *max_seq)
+		*max_seq = seq;
+	return 0;
+}
+
+/* Applies one tombstone: seq, tbl, id. */
+static int apply_deletion(struct replica *r, const PGresult *res, int64_t *max_seq)
+{
+	int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	const char *tbl = PQgetvalue(res, 0, 1);
+
+	for (size_t t = 0; t < NTABLES; t++) {
+		if (strcmp(tbl, tables[t].name) != 0)
+			continue;
+		sqlite3_bind_int64(r->remove[t], 1, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+		if (step_reset(r->db, r->remove[t]) < 0)
+			return -EIO;
+	}
+	if (seq > *max_seq)
+		*max_seq = seq;
+	return 0;
+}
+
+/*
+ * Streams the rows of sql (one parameter: last_seq) through fn, one at a
+ * time. 0, -ENOTCONN (the connection is gone) or -EIO. The result is
+ * always drained, so the connection stays usable after an apply error.
+ */
+static int stream(struct replica *r, PGconn *c, const char *sql, size_t t, bool deletions,
+		  int64_t *max_seq, uint64_t *rows)
+{
+	char last[24];
+	const char *params[1] = {last};
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(last, sizeof(last), "%" PRId64, r->last_seq);
+	if (!PQsendQueryParams(c, sql, 1, NULL, params, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(c))
+		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
+	while ((res = PQgetResult(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_SINGLE_TUPLE && rc == 0) {
+			rc = deletions ? apply_deletion(r, res, max_seq)
+				       : apply_row(r, t, res, max_seq);
+			(*rows)++;
+		} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
+			rc = pg_lost(c, res) ? -ENOTCONN : -EIO;
+			if (rc == -EIO)
+				log_error("replica: %s", PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	if (rc == 0 && PQstatus(c) != CONNECTION_OK)
+		rc = -ENOTCONN;
+	return rc;
+}
+
+/* One pass: every change above last_seq, in one snapshot and one local
+ * transaction. 0, -ENOTCONN or -EIO. */
+static int sync_once(struct replica *r, PGconn *c)
+{
+	char sql[1024];
+	int64_t max_seq = r->last_seq, t0 = now_ms();
+	uint64_t rows = 0;
+	bool bootstrap = r->last_seq == 0;
+	int rc;
+
+	if (pg_exec(c, "replica", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
+	/* A bootstrap fills a model with nothing to lose: no fsync until
+	 * its commit. */
+	if (bootstrap)
+		exec(r->db, "PRAGMA synchronous = OFF");
+	rc = exec(r->db, "BEGIN IMMEDIATE");
+	if (rc == 0)
+		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint",
+			    0, true, &max_seq, &rows);
+	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
+		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint",
+			 tables[t].cols, tables[t].name);
+		rc = stream(r, c, sql, t, false, &max_seq, &rows);
+	}
+	if (rc == 0 && max_seq > r->last_seq) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(r->db, "UPDATE replica SET last_seq = ?", -1, &st, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_bind_int64(st, 1, max_seq) != SQLITE_OK ||
+		    sqlite3_step(st) != SQLITE_DONE)
+			rc = -EIO;
+		sqlite3_finalize(st);
+	}
+	if (rc == 0 && bootstrap && rows > 0)
+		rc = search_optimize(r->db);
+	if (rc == 0)
+		rc = exec(r->db, "COMMIT");
+	else
+		exec(r->db, "ROLLBACK");
+	if (bootstrap)
+		exec(r->db, "PRAGMA synchronous = NORMAL");
+	if (rc != -ENOTCONN)
+		pg_exec(c, "replica", "COMMIT");
+	if (rc < 0)
+		return rc;
+	if (rows)
+		log_debug("replica: applied %" PRIu64 " changes up to %" PRId64 " in %" PRId64
+			  " ms",
+			  rows, max_seq, now_ms() - t0);
+	pthread_mutex_lock(&r->lock);
+	r->last_seq = max_seq;
+	r->applied += rows;
+	r->current = true;
+	r->current_at_ms = now_ms();
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* Connects, checks the database is the one this model follows (recording
+ * it the first time), and LISTENs. NULL on failure, message in err. */
+static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
+{
+	char id[33];
+	PGconn *c = pg_connect(r->conninfo, err, errlen);
+
+	if (!c)
+		return NULL;
+	if (pg_cluster_id(c, id) < 0 ||
+	    pg_exec(c, "replica", "LISTEN " PG_CHANNEL_CATALOG) < 0) {
+		snprintf(err, errlen, "replica: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	if (r->cluster_id[0] && strcmp(id, r->cluster_id) != 0) {
+		snprintf(err, errlen,
+			 "this data directory's catalog follows another chorus database (%s, not"
+			 " %s); use an empty data directory",
+			 r->cluster_id, id);
+		PQfinish(c);
+		return NULL;
+	}
+	if (!r->cluster_id[0]) {
+		sqlite3_stmt *st = NULL;
+		int ok = sqlite3_prepare_v2(r->db,
+					    "INSERT INTO replica (cluster_id, last_seq) VALUES (?, 0)",
+					    -1, &st, NULL) == SQLITE_OK &&
+			 sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+			 sqlite3_step(st) == SQLITE_DONE;
+		sqlite3_finalize(st);
+		if (!ok) {
+			snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
+			PQfinish(c);
+			return NULL;
+		}
+		memcpy(r->cluster_id, id, sizeof(id));
+	}
+	return c;
+}
+
+static void set_connected(struct replica *r, bool connected)
+{
+	pthread_mutex_lock(&r->lock);
+	r->connected = connected;
+	if (!connected)
+		r->current = false;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits up to ms for a notification (true), or a stop (false: r->stop_pipe
+ * readable), or the timeout (true). */
+static bool wait_for_change(struct replica *r, PGconn *c, int ms)
+{
+	struct pollfd fds[2] = {{.fd = r->stop_pipe[0], .events = POLLIN},
+				{.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
+	int64_t deadline = now_ms() + ms;
+
+	for (;;) {
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			return true;
+		if (poll(fds, c ? 2 : 1, left) < 0 && errno != EINTR)
+			return true;
+		if (fds[0].revents)
+			return false;
+		if (c && fds[1].revents) {
+			PGnotify *n;
+			bool any = false;
+			if (!PQconsumeInput(c))
+				return true; /* the pass will find the connection gone */
+			while ((n = PQnotifies(c)) != NULL) {
+				any = true;
+				PQfreemem(n);
+			}
+			if (any || PQstatus(c) != CONNECTION_OK)
+				return true;
+		}
+	}
+}
+
+static void *replica_main(void *arg)
+{
+	struct replica *r = arg;
+	PGconn *c = NULL;
+	int backoff = 100;
+	char err[512];
+	bool warned = false;
+
+	for (;;) {
+		if (!c) {
+			c = connect_and_listen(r, err, sizeof(err));
+			if (!c) {
+				if (!warned)
+					log_warn("replica: %s; serving the catalog as of change %" PRId64
+						 ", retrying",
+						 err, r->last_seq);
+				warned = true;
+				if (!wait_for_change(r, NULL, backoff))
+					break;
+				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				continue;
+			}
+			if (warned)
+				log_info("replica: connected to PostgreSQL again");
+			warned = false;
+			backoff = 100;
+			set_connected(r, true);
+		}
+		if (sync_once(r, c) == -ENOTCONN || PQstatus(c) != CONNECTION_OK) {
+			PQfinish(c);
+			c = NULL;
+			set_connected(r, false);
+			continue;
+		}
+		if (!wait_for_change(r, c, RESYNC_MS))
+			break;
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+static void replica_free(struct replica *r)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		sqlite3_finalize(r->upsert[t]);
+		sqlite3_finalize(r->remove[t]);
+	}
+	sqlite3_close(r->db);
+	if (r->stop_pipe[0] >= 0) {
+		close(r->stop_pipe[0]);
+		close(r->stop_pipe[1]);
+	}
+	pthread_mutex_destroy(&r->lock);
+	free(r->conninfo);
+	free(r);
+}
+
+/* Reads the replication state; refuses a standalone node's catalog. */
+static int load_state(struct replica *r, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(r->db, "SELECT cluster_id, last_seq FROM replica", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
+		return -EIO;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(r->cluster_id, sizeof(r->cluster_id), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		r->last_seq = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (r->cluster_id[0])
+		return 0;
+	if (sqlite3_prepare_v2(r->db,
+			       "SELECT EXISTS (SELECT 1 FROM artists) OR EXISTS (SELECT 1 FROM tracks)",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0)) {
+		snprintf(err, errlen,
+			 "the data directory holds a catalog of its own (ingested without --db); a"
+			 " cluster node needs an empty data directory (ingest that library with"
+			 " --db to bring it into the cluster)");
+		rc = -EEXIST;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int replica_start(const char *db_path, const char *conninfo, replica_t **out, char *err,
+		  size_t errlen)
+{
+	struct replica *r = xcalloc(1, sizeof(*r));
+	int rc;
+
+	r->conninfo = xstrdup(conninfo);
+	r->stop_pipe[0] = r->stop_pipe[1] = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	if ((rc = catalog_db_open(db_path, true, &r->db, err, errlen)) < 0)
+		goto fail;
+	/* The model is rebuilt from PostgreSQL after a power loss: NORMAL is
+	 * enough. Constraints were checked by PostgreSQL. */
+	if (exec(r->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
+			" PRAGMA recursive_triggers = ON") < 0 ||
+	    (rc = prepare(r, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
+		goto fail;
+	if (pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "replica: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	/* A model never filled: fill it before the node serves anything, or
+	 * it would answer "no such track" for the whole catalog. */
+	if (r->last_seq == 0) {
+		int64_t t0 = now_ms();
+		int delay = 250;
+		bool warned = false;
+
+		for (;;) {
+			PGconn *c = connect_and_listen(r, err, errlen);
+			if (c) {
+				rc = sync_once(r, c);
+				PQfinish(c);
+				if (rc == 0)
+					break;
+				if (rc != -ENOTCONN) {
+					snprintf(err, errlen, "replica: the bootstrap failed (see above)");
+					goto fail;
+				}
+				snprintf(err, errlen, "lost the connection during the bootstrap");
+			} else if (strstr(err, "another chorus database")) {
+				rc = -EEXIST;
+				goto fail;
+			}
+			if (!warned)
+				log_warn("replica: %s; retrying until PostgreSQL answers", err);
+			warned = true;
+			usleep((useconds_t)delay * 1000);
+			delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+		}
+		r->bootstrap_ms = now_ms() - t0;
+		log_info("replica: bootstrapped to change %" PRId64 " (%" PRIu64 " rows) in %" PRId64
+			 " ms",
+			 r->last_seq, r->applied, r->bootstrap_ms);
+	}
+	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+		rc = -EAGAIN;
+		snprintf(err, errlen, "replica: cannot start its thread");
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	replica_free(r);
+	return rc;
+}
+
+void replica_status(replica_t *r, struct replica_status *out)
+{
+	pthread_mutex_lock(&r->lock);
+	out->last_seq = r->last_seq;
+	out->connected = r->connected;
+	out->applied = r->applied;
+	out->bootstrap_ms = r->bootstrap_ms;
+	if (r->connected && r->current)
+		out->lag_ms = 0;
+	else
+		out->lag_ms = r->current_at_ms ? now_ms() - r->current_at_ms : -1;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void replica_stop(replica_t *r)
+{
+	if (!r)
+		return;
+	if (write(r->stop_pipe[1], "x", 1) < 0)
+		log_warn("replica: cannot wake the thread: %s", strerror(errno));
+	pthread_join(r->thread, NULL);
+	replica_free(r);
+}
