@@ -16,7 +16,12 @@ int origin_open(const char *spec, const char *data_dir, origin_t **out, char *er
 	}
 	if (strncmp(spec, "dir:", 4) == 0 && spec[4])
 		return origin_dir_open(spec + 4, out, err, errlen);
-	snprintf(err, errlen, "unsupported origin \"%s\" (expected dir:PATH)", spec);
+	if (strncmp(spec, "s3://", 5) == 0)
+		return origin_s3_open(spec, out, err, errlen);
+	snprintf(err, errlen,
+		 "unsupported origin \"%.200s\" (expected dir:PATH or"
+		 " s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION])",
+		 spec);
 	return -EINVAL;
 }
 
@@ -48,6 +53,8 @@ int origin_flush(origin_t *o, struct origin_batch *b)
 
 void origin_batch_free(struct origin_batch *b)
 {
+	if (b->impl)
+		b->impl_free(b->impl);
 	for (size_t i = 0; i < b->nfds; i++)
 		close(b->fds[i]);
 	for (size_t i = 0; i < b->ndirs; i++)

@@ -6,7 +6,8 @@
 
 /*
  * The origin holds sealed chunks, named by key. Implementations: "dir"
- * (a local directory, the default) and, later, "s3". Every operation is
+ * (a local directory, the default) and "s3" (a bucket of Amazon S3 or an
+ * S3-compatible server). Every operation is
  * blocking and safe to call from several threads at once.
  *
  * Errors are negative errno values: -ENOENT for a missing object, -EACCES
@@ -26,6 +27,8 @@ struct origin_batch {
 	size_t nfds, capfds;
 	char **dirs; /* directories that got new names */
 	size_t ndirs, capdirs;
+	void *impl; /* an implementation's own state (s3: puts in flight) */
+	void (*impl_free)(void *impl);
 };
 
 struct origin_ops {
@@ -49,8 +52,10 @@ struct origin {
 };
 
 /*
- * Opens the origin named by spec: "dir:PATH", or NULL for the default,
- * DATA_DIR/origin. Returns 0, or -errno with a message in err.
+ * Opens the origin named by spec: "dir:PATH",
+ * "s3://BUCKET[/PREFIX][?endpoint=URL&region=R...]" (see origin_s3_open),
+ * or NULL for the default, DATA_DIR/origin. Returns 0, or -errno with a
+ * message in err.
  */
 int origin_open(const char *spec, const char *data_dir, origin_t **out, char *err, size_t errlen);
 
@@ -91,5 +96,15 @@ void origin_chunk_key(const char *blob, uint32_t index, char out[ORIGIN_KEY_MAX]
 
 /* The dir implementation; origin_open calls it for "dir:" specs. */
 int origin_dir_open(const char *path, origin_t **out, char *err, size_t errlen);
+
+/*
+ * The S3 implementation; origin_open calls it for "s3://" specs (the
+ * syntax is in origin/s3.h). Credentials come from AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, as awscli reads them;
+ * without them it fails with -EACCES. Opening makes no request: a node
+ * starts while S3 is unreachable. Call it before starting threads (it
+ * initialises libcurl once).
+ */
+int origin_s3_open(const char *spec, origin_t **out, char *err, size_t errlen);
 
 #endif
