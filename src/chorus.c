@@ -246,11 +246,12 @@ static int cmd_report(int argc, char **argv)
 		{"to", required_argument, NULL, 't'},
 		{"group", required_argument, NULL, 'g'},
 		{"format", required_argument, NULL, 'F'},
+		{"db", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *data_dir = default_data_dir(), *from = NULL, *to = NULL, *group = NULL,
-		   *format = NULL;
+		   *format = NULL, *db = getenv("CHORUS_DB");
 	struct plays_query q;
 	char err[512];
 	int c;
@@ -262,6 +263,7 @@ static int cmd_report(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'g': group = optarg; break;
 		case 'F': format = optarg; break;
+		case 'B': db = optarg; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -278,7 +280,7 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, "chorus: report: %s\n", err);
 		return 2;
 	}
-	if (plays_report(data_dir, &q, report_write, stdout, err, sizeof(err)) < 0 ||
+	if (plays_report(data_dir, db, &q, report_write, stdout, err, sizeof(err)) < 0 ||
 	    fflush(stdout) != 0) {
 		fprintf(stderr, "chorus: report: %s\n", err);
 		return 1;

@@ -27,6 +27,7 @@ struct api {
 	const char *db;                  /* PostgreSQL conninfo; NULL when embedded */
 	struct replica *replica;         /* catalog/replica.h */
 	struct plays_shipper *shipper;   /* store/plays.h */
+	_Atomic int reports_running;     /* report threads not yet answered */
 };
 
 /* A cache chunk's fd shared by every stream of one loop sending that

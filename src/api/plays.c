@@ -10,12 +10,15 @@
  * context is then orphaned and freed when the answer arrives. So a 2xx is
  * only ever sent after the commit that made the batch durable returned.
  *
- * A report runs on the loop thread: it reads plays.db and the catalog with
- * a connection of its own, in one read transaction. Reports are rare
- * operator requests; a very large one (the census of a busy year) belongs
- * to `chorus report`, and the HTTP answer is capped at REPORT_MAX.
+ * A report runs on a thread of its own and answers through the loop, like a
+ * post: it reads plays.db and the catalog (or, in a cluster, PostgreSQL)
+ * with a connection of its own, in one snapshot. Reports are rare operator
+ * requests; a very large one (the census of a busy year) belongs to
+ * `chorus report`, and the HTTP answer is capped at REPORT_MAX.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,13 +283,85 @@ static void restore_plus(char *t)
 		*sp = '+';
 }
 
+/*
+ * A report runs on a thread of its own, the connection deferred: it may
+ * scan a year of plays, or wait for PostgreSQL, and a loop thread must do
+ * neither. The answer is posted back to the connection's loop.
+ */
+struct report_job {
+	struct api *api;
+	http_conn_t *conn;
+	loop_t *loop;
+	bool orphaned;
+	struct plays_query q;
+	buf_t b;
+	int rc;
+	char err[512];
+};
+
+static enum http_pull report_pull(void *ctx, struct http_segment *seg)
+{
+	return HTTP_PULL_ERROR;
+}
+
+static void report_done(void *ctx, bool completed)
+{
+	struct report_job *job = ctx;
+
+	job->orphaned = true; /* report_answer frees it */
+}
+
+static const struct http_body_ops report_ops = {
+	.pull = report_pull,
+	.done = report_done,
+};
+
+/* On the connection's loop. */
+static void report_answer(void *arg)
+{
+	struct report_job *job = arg;
+	struct api *api = job->api;
+
+	if (job->orphaned)
+		;
+	else if (job->rc == 0)
+		http_send(job->conn, 200,
+			  job->q.format == PLAYS_FORMAT_CSV
+				  ? "text/csv; charset=utf-8; header=present"
+				  : JSON_TYPE,
+			  "Cache-Control: no-store\r\n", job->b.data, job->b.len);
+	else if (job->rc == -EFBIG)
+		http_send_error(job->conn, 500, "report too large for HTTP; use chorus report");
+	else if (api->db)
+		http_send_error(job->conn, 503, "the plays database is unreachable; retry");
+	else
+		http_send_error(job->conn, 500, "report failed");
+	buf_free(&job->b);
+	free(job);
+	atomic_fetch_sub(&api->reports_running, 1);
+}
+
+static void *report_main(void *arg)
+{
+	struct report_job *job = arg;
+
+	buf_init(&job->b, REPORT_MAX);
+	job->rc = plays_report(job->api->data_dir, job->api->db, &job->q, buf_sink, &job->b,
+			       job->err, sizeof(job->err));
+	if (job->rc < 0 && job->rc != -EFBIG)
+		log_error("report: %s", job->err);
+	loop_post(job->loop, report_answer, job);
+	return NULL;
+}
+
 void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req)
 {
 	static const char *const names[4] = {"from", "to", "group", "format"};
 	char v[4][64], err[256];
 	const char *arg[4];
 	struct plays_query q;
-	buf_t b;
+	struct report_job *job;
+	pthread_t t;
 	int rc;
 
 	if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
@@ -309,18 +384,17 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 		http_send_error(c, 400, err);
 		return;
 	}
-	buf_init(&b, REPORT_MAX);
-	rc = plays_report(api->data_dir, &q, buf_sink, &b, err, sizeof(err));
-	if (rc == 0)
-		http_send(c, 200,
-			  q.format == PLAYS_FORMAT_CSV ? "text/csv; charset=utf-8; header=present"
-						       : JSON_TYPE,
-			  "Cache-Control: no-store\r\n", b.data, b.len);
-	else if (rc == -EFBIG)
-		http_send_error(c, 500, "report too large for HTTP; use chorus report");
-	else {
-		log_error("report: %s", err);
-		http_send_error(c, 500, "report failed");
+	job = xcalloc(1, sizeof(*job));
+	job->api = api;
+	job->conn = c;
+	job->loop = http_conn_loop(c);
+	job->q = q;
+	atomic_fetch_add(&api->reports_running, 1);
+	http_defer(c, &report_ops, job);
+	if (pthread_create(&t, NULL, report_main, job) != 0) {
+		job->rc = -EAGAIN;
+		report_answer(job);
+		return;
 	}
-	buf_free(&b);
+	pthread_detach(t);
 }

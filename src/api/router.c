@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "catalog/replica.h"
+#include "store/plays.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -175,6 +176,17 @@ static void node_json(struct api *api, http_conn_t *c)
 		json_obj_end(&j);
 	} else {
 		json_null(&j);
+	}
+	if (api->shipper) {
+		struct plays_ship_stats ps;
+		plays_shipper_stats(api->shipper, &ps);
+		json_key(&j, "plays_shipping");
+		json_obj_begin(&j);
+		json_kint(&j, "queued", ps.queued);
+		json_kint(&j, "shipped", (int64_t)ps.shipped);
+		json_kint(&j, "batches", (int64_t)ps.batches);
+		json_kbool(&j, "connected", ps.connected);
+		json_obj_end(&j);
 	}
 	json_obj_end(&j);
 	send_json(NULL, c, NULL, json_failed(&j) ? 500 : 200, &b);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,18 @@ int serve_run(const struct serve_opts *o)
 		fprintf(stderr, "chorus: %s: %s\n", o->listen, err);
 		goto out;
 	}
+	if (api.db) {
+		/* Plays name the node that took them: host and port. */
+		char node[320], hn[256] = "";
+		gethostname(hn, sizeof(hn) - 1);
+		snprintf(node, sizeof(node), "%s:%d", hn, http_server_port(api.server));
+		if (plays_shipper_start(o->data_dir, api.db, node, &api.shipper, err,
+					sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: %s\n", err);
+			http_server_stop(api.server);
+			goto out;
+		}
+	}
 	{
 		char host[256];
 		const char *colon = strrchr(o->listen, ':');
@@ -118,9 +131,17 @@ int serve_run(const struct serve_opts *o)
 	/* Plays queued are committed and answered (the writer posts to the
 	 * loops); a request arriving after this gets 503. */
 	plays_close(api.plays);
+	/* Reports answer through the loops too. */
+	while (atomic_load(&api.reports_running) > 0)
+		usleep(10000);
 	http_server_stop(api.server);
+	/* What was acknowledged is durable here whatever happens next; a
+	 * last shipping round only saves PostgreSQL a wait. */
+	plays_shipper_stop(api.shipper, 2000);
+	api.shipper = NULL;
 	status = 0;
 out:
+	plays_shipper_stop(api.shipper, 0);
 	plays_free(api.plays);
 	cache_close(api.cache);
 	origin_close(origin);

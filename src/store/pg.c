@@ -272,6 +272,13 @@ fail:
 	return rc;
 }
 
+/* Server notices ("relation already exists, skipping") are not errors;
+ * libpq would print them on stderr. */
+static void on_notice(void *arg, const char *message)
+{
+	log_debug("postgres: %s", message);
+}
+
 PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 {
 	/* Keywords are applied in order and dbname expands conninfo: the
@@ -295,6 +302,7 @@ PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, on_notice, NULL);
 	/* A standby accepts connections but not writes: chorus needs the
 	 * primary (target_session_attrs=read-write finds it among hosts). */
 	res = PQexec(c, "SELECT pg_is_in_recovery()");

@@ -1,5 +1,6 @@
 /*
- * The play store: DATA_DIR/plays.db, its writer thread, and the reports.
+ * The play store: DATA_DIR/plays.db and its writer thread (reports are in
+ * plays_report.c, shipping to PostgreSQL in plays_ship.c).
  *
  * Group commit. Loop threads validate a request and submit its batch; one
  * writer thread owns the write connection, takes everything queued at once,
@@ -14,10 +15,10 @@
  * (NORMAL keeps checkpoints fully synced; only the per-commit sync moves
  * to the syncer.)
  *
- * The table is also the seam for the cluster: rows keep shipped = 0 until a
- * shipper has written them to PostgreSQL (it walks id, which grows in
- * commit order, and marks or deletes what it shipped). Reports on a single
- * node read this table directly.
+ * The table is also the seam for the cluster: rows stay until the shipper
+ * has written them to PostgreSQL (it walks id, which grows in commit
+ * order, and deletes what it shipped). Reports on a single node read this
+ * table directly.
  */
 #include "store/plays.h"
 
@@ -116,7 +117,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 	return exec(db, "COMMIT", err, errlen);
 }
 
-static int db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
+int plays_db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
 {
 	char path[4096];
 	sqlite3 *db = NULL;
@@ -345,7 +346,7 @@ int plays_open(const char *data_dir, plays_t **out, char *err, size_t errlen)
 	p->synced_tail = &p->synced_head;
 	p->wal_fd = -1;
 	snprintf(p->wal_path, sizeof(p->wal_path), "%s/plays.db-wal", data_dir);
-	rc = db_open(data_dir, &p->db, err, errlen);
+	rc = plays_db_open(data_dir, &p->db, err, errlen);
 	if (rc < 0)
 		goto fail;
 	if (sqlite3_prepare_v2(p->db,
@@ -452,331 +453,3 @@ void plays_get_stats(plays_t *p, struct plays_stats *out)
 	out->failed = atomic_load(&p->failed);
 }
 
-/* ---- reports ---- */
-
-static const char *const group_names[] = {
-	[PLAYS_GROUP_NONE] = "none",	   [PLAYS_GROUP_TRACK] = "track",
-	[PLAYS_GROUP_ARTIST] = "artist",   [PLAYS_GROUP_ALBUM] = "album",
-	[PLAYS_GROUP_LOCATION] = "location", [PLAYS_GROUP_DAY] = "day",
-};
-
-int plays_query_parse(const char *from, const char *to, const char *group, const char *format,
-		      struct plays_query *q, char *err, size_t errlen)
-{
-	memset(q, 0, sizeof(*q));
-	q->group = PLAYS_GROUP_TRACK;
-	q->format = PLAYS_FORMAT_JSON;
-	if (from) {
-		if (plays_rfc3339_parse(from, strlen(from), &q->from_ms) < 0) {
-			snprintf(err, errlen, "from must be an RFC 3339 date-time with a time zone");
-			return -EINVAL;
-		}
-		q->has_from = true;
-	}
-	if (to) {
-		if (plays_rfc3339_parse(to, strlen(to), &q->to_ms) < 0) {
-			snprintf(err, errlen, "to must be an RFC 3339 date-time with a time zone");
-			return -EINVAL;
-		}
-		q->has_to = true;
-	}
-	if (group) {
-		size_t g;
-		for (g = 0; g < sizeof(group_names) / sizeof(group_names[0]); g++)
-			if (strcmp(group, group_names[g]) == 0)
-				break;
-		if (g == sizeof(group_names) / sizeof(group_names[0])) {
-			snprintf(err, errlen,
-				 "group must be track, artist, album, location, day or none");
-			return -EINVAL;
-		}
-		q->group = (enum plays_group)g;
-	}
-	if (format) {
-		if (strcmp(format, "json") == 0) {
-			q->format = PLAYS_FORMAT_JSON;
-		} else if (strcmp(format, "csv") == 0) {
-			q->format = PLAYS_FORMAT_CSV;
-		} else {
-			snprintf(err, errlen, "format must be json or csv");
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-#define JOINS                                                                                      \
-	" FROM plays p LEFT JOIN cat.tracks t ON t.id = p.track_id"                                \
-	" LEFT JOIN cat.artists ar ON ar.id = t.artist_id"                                         \
-	" LEFT JOIN cat.albums al ON al.id = t.album_id"                                           \
-	" WHERE p.started_at >= ?1 AND p.started_at < ?2"
-
-#define DAY_EXPR "strftime('%Y-%m-%d', p.started_at / 1000, 'unixepoch')"
-
-/* Grouped: key, name, plays, ms_played. */
-static const char *const group_sql[] = {
-	[PLAYS_GROUP_NONE] = NULL,
-	[PLAYS_GROUP_TRACK] = ("SELECT p.track_id, MAX(t.title), COUNT(*), SUM(p.ms_played)" JOINS
-			       " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1"),
-	[PLAYS_GROUP_ARTIST] = ("SELECT t.artist_id, MAX(ar.name), COUNT(*), SUM(p.ms_played)" JOINS
-				" GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1"),
-	[PLAYS_GROUP_ALBUM] = ("SELECT t.album_id, MAX(al.title), COUNT(*), SUM(p.ms_played)" JOINS
-			       " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1"),
-	[PLAYS_GROUP_LOCATION] = ("SELECT p.location, p.location, COUNT(*), SUM(p.ms_played)" JOINS
-				  " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1"),
-	[PLAYS_GROUP_DAY] = ("SELECT " DAY_EXPR ", " DAY_EXPR ", COUNT(*), SUM(p.ms_played)" JOINS
-			     " GROUP BY 1 ORDER BY 1"),
-};
-
-/* One line per play, for royalty societies. */
-static const char census_sql[] =
-	"SELECT ar.name, t.title, t.isrc, al.title, t.label, t.duration_ms, p.ms_played,"
-	" p.location, p.zone, p.started_at, p.track_id, p.event_id, p.device, p.offline" JOINS
-	" ORDER BY p.started_at, p.event_id";
-
-enum { C_ARTIST, C_TITLE, C_ISRC, C_ALBUM, C_LABEL, C_DURATION, C_MS_PLAYED, C_LOCATION,
-       C_ZONE, C_STARTED, C_TRACK, C_EVENT, C_DEVICE, C_OFFLINE, C_NCOLS };
-
-static const char *const census_names[C_NCOLS] = {
-	"artist",   "title", "isrc",       "album",    "label",    "duration_ms", "ms_played",
-	"location", "zone",  "started_at", "track_id", "event_id", "device",      "offline",
-};
-
-/* The sink: output gathered in a buffer, handed over in pieces. */
-struct out {
-	buf_t b;
-	plays_write_fn write;
-	void *ud;
-	int rc;
-};
-
-static void out_flush(struct out *o, bool all)
-{
-	if (o->rc == 0 && o->b.len && (all || o->b.len >= (64u << 10))) {
-		o->rc = o->write(o->ud, o->b.data, o->b.len);
-		buf_reset(&o->b);
-	}
-}
-
-static void out_raw(struct out *o, const char *s, size_t n)
-{
-	if (o->rc == 0 && buf_append(&o->b, s, n) < 0)
-		o->rc = -EFBIG;
-}
-
-static void out_str(struct out *o, const char *s)
-{
-	out_raw(o, s, strlen(s));
-}
-
-/* An RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
-static void csv_field(struct out *o, const char *s, bool first)
-{
-	if (!first)
-		out_raw(o, ",", 1);
-	if (!s)
-		return;
-	if (!strpbrk(s, ",\"\r\n")) {
-		out_str(o, s);
-		return;
-	}
-	out_raw(o, "\"", 1);
-	for (const char *c = s; *c; c++) {
-		if (*c == '"')
-			out_raw(o, "\"", 1);
-		out_raw(o, c, 1);
-	}
-	out_raw(o, "\"", 1);
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-/* A catalog id column as 16 hex digits into buf; NULL when null. */
-static const char *col_id(sqlite3_stmt *st, int i, char buf[17])
-{
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return NULL;
-	catalog_id_str(sqlite3_column_int64(st, i), buf);
-	return buf;
-}
-
-static const char *col_int(sqlite3_stmt *st, int i, char buf[24])
-{
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return NULL;
-	snprintf(buf, 24, "%lld", (long long)sqlite3_column_int64(st, i));
-	return buf;
-}
-
-static void json_opt_int(json_t *j, const char *k, sqlite3_stmt *st, int i)
-{
-	json_key(j, k);
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		json_null(j);
-	else
-		json_int(j, sqlite3_column_int64(st, i));
-}
-
-static void row_grouped(struct out *o, json_t *j, const struct plays_query *q, sqlite3_stmt *st)
-{
-	char idbuf[17], n1[24], n2[24];
-	bool catalog_id = q->group == PLAYS_GROUP_TRACK || q->group == PLAYS_GROUP_ARTIST ||
-			  q->group == PLAYS_GROUP_ALBUM;
-	const char *id = catalog_id ? col_id(st, 0, idbuf) : col_text(st, 0);
-
-	if (q->format == PLAYS_FORMAT_CSV) {
-		csv_field(o, id, true);
-		csv_field(o, col_text(st, 1), false);
-		csv_field(o, col_int(st, 2, n1), false);
-		csv_field(o, col_int(st, 3, n2), false);
-		out_raw(o, "\r\n", 2);
-		return;
-	}
-	json_obj_begin(j);
-	json_kstr(j, "id", id);
-	json_kstr(j, "name", col_text(st, 1));
-	json_kint(j, "plays", sqlite3_column_int64(st, 2));
-	json_kint(j, "ms_played", sqlite3_column_int64(st, 3));
-	json_obj_end(j);
-}
-
-static void row_census(struct out *o, json_t *j, const struct plays_query *q, sqlite3_stmt *st)
-{
-	char ts[32], idbuf[17], n1[24], n2[24];
-	const char *v[C_NCOLS];
-
-	plays_rfc3339_format(sqlite3_column_int64(st, C_STARTED), ts);
-	for (int i = 0; i < C_NCOLS; i++)
-		v[i] = col_text(st, i);
-	v[C_STARTED] = ts;
-	v[C_TRACK] = col_id(st, C_TRACK, idbuf);
-	v[C_DURATION] = col_int(st, C_DURATION, n1);
-	v[C_MS_PLAYED] = col_int(st, C_MS_PLAYED, n2);
-	v[C_OFFLINE] = sqlite3_column_int(st, C_OFFLINE) ? "true" : "false";
-	if (q->format == PLAYS_FORMAT_CSV) {
-		for (int i = 0; i < C_NCOLS; i++)
-			csv_field(o, v[i], i == 0);
-		out_raw(o, "\r\n", 2);
-		return;
-	}
-	json_obj_begin(j);
-	for (int i = 0; i < C_NCOLS; i++) {
-		if (i == C_DURATION || i == C_MS_PLAYED)
-			json_opt_int(j, census_names[i], st, i);
-		else if (i == C_OFFLINE)
-			json_kbool(j, census_names[i], sqlite3_column_int(st, i) != 0);
-		else
-			json_kstr(j, census_names[i], v[i]);
-	}
-	json_obj_end(j);
-}
-
-int plays_report(const char *data_dir, const struct plays_query *q, plays_write_fn write,
-		 void *ud, char *err, size_t errlen)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	struct out o = {.write = write, .ud = ud};
-	char cat[4096], ts[32];
-	json_t j;
-	int rc;
-
-	buf_init(&o.b, (size_t)1 << 20); /* one row is far less; flushed at 64 KiB */
-	snprintf(cat, sizeof(cat), "%s/catalog.db", data_dir);
-	if (access(cat, F_OK) != 0) {
-		snprintf(err, errlen, "no catalog at %s", cat);
-		rc = -ENOENT;
-		goto out;
-	}
-	if ((rc = db_open(data_dir, &db, err, errlen)) < 0)
-		goto out;
-	if ((rc = exec(db, "PRAGMA query_only = 1", err, errlen)) < 0)
-		goto out;
-	if (sqlite3_prepare_v2(db, "ATTACH ?1 AS cat", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, cat, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_DONE) {
-		snprintf(err, errlen, "plays: attach %s: %s", cat, sqlite3_errmsg(db));
-		rc = -EIO;
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	/* One read transaction: the rows and the catalog names are one
-	 * snapshot of both files. */
-	if ((rc = exec(db, "BEGIN", err, errlen)) < 0)
-		goto out;
-	if (sqlite3_prepare_v2(db, q->group == PLAYS_GROUP_NONE ? census_sql : group_sql[q->group],
-			       -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "plays: report: %s", sqlite3_errmsg(db));
-		rc = -EIO;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, q->has_from ? q->from_ms : INT64_MIN);
-	sqlite3_bind_int64(st, 2, q->has_to ? q->to_ms : INT64_MAX);
-
-	json_init(&j, &o.b);
-	if (q->format == PLAYS_FORMAT_CSV) {
-		if (q->group == PLAYS_GROUP_NONE) {
-			for (int i = 0; i < C_NCOLS; i++)
-				csv_field(&o, census_names[i], i == 0);
-			out_raw(&o, "\r\n", 2);
-		} else {
-			out_str(&o, "id,name,plays,ms_played\r\n");
-		}
-	} else {
-		json_obj_begin(&j);
-		json_key(&j, "from");
-		if (q->has_from) {
-			plays_rfc3339_format(q->from_ms, ts);
-			json_str(&j, ts);
-		} else {
-			json_null(&j);
-		}
-		json_key(&j, "to");
-		if (q->has_to) {
-			plays_rfc3339_format(q->to_ms, ts);
-			json_str(&j, ts);
-		} else {
-			json_null(&j);
-		}
-		json_kstr(&j, "group", group_names[q->group]);
-		json_key(&j, "rows");
-		json_arr_begin(&j);
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && o.rc == 0) {
-		if (q->group == PLAYS_GROUP_NONE)
-			row_census(&o, &j, q, st);
-		else
-			row_grouped(&o, &j, q, st);
-		if (json_failed(&j))
-			o.rc = -EFBIG;
-		out_flush(&o, false);
-	}
-	if (rc != SQLITE_DONE && o.rc == 0) {
-		snprintf(err, errlen, "plays: report: %s", sqlite3_errmsg(db));
-		rc = -EIO;
-		goto out;
-	}
-	if (q->format == PLAYS_FORMAT_JSON) {
-		json_arr_end(&j);
-		json_obj_end(&j);
-		out_raw(&o, "\n", 1);
-		if (json_failed(&j) && o.rc == 0)
-			o.rc = -EFBIG;
-	}
-	out_flush(&o, true);
-	rc = o.rc;
-	if (rc < 0)
-		snprintf(err, errlen, "plays: report: output failed: %s", strerror(-rc));
-out:
-	sqlite3_finalize(st);
-	if (db) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close(db);
-	}
-	buf_free(&o.b);
-	return rc;
-}

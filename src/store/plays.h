@@ -9,8 +9,9 @@
  * Plays: what was listened to, where and for how long. On one node the
  * source of truth is DATA_DIR/plays.db (SQLite, WAL, synchronous=FULL), a
  * file of its own so ingest and plays never wait on one write lock. In a
- * cluster the same table is the node's durable queue: rows stay (shipped
- * = 0) until a shipper has written them to PostgreSQL and marks them.
+ * cluster the same table is the node's durable queue: rows stay until the
+ * shipper has written them to PostgreSQL, then leave it (the `shipped`
+ * column of schema 1 is unused).
  *
  * Three parts:
  *   - plays_body_parse: a request body to a validated batch, or a list of
@@ -126,6 +127,41 @@ struct plays_stats {
 };
 void plays_get_stats(plays_t *p, struct plays_stats *out);
 
+/*
+ * Opens (creating or upgrading) DATA_DIR/plays.db on a connection of the
+ * caller's, for the writer, the shipper and reports.
+ */
+struct sqlite3;
+int plays_db_open(const char *data_dir, struct sqlite3 **out, char *err, size_t errlen);
+
+/* ---- shipping to PostgreSQL (a cluster node) ---- */
+
+/*
+ * In a cluster, plays.db is the node's durable queue. The shipper (one
+ * thread) copies the oldest rows to PostgreSQL in batches, inserting with
+ * ON CONFLICT (event_id) DO NOTHING, and deletes them from the queue only
+ * after PostgreSQL committed: a crash between the two ships them again and
+ * PostgreSQL keeps one of each. While PostgreSQL is unreachable the queue
+ * grows and the node keeps acknowledging plays.
+ */
+typedef struct plays_shipper plays_shipper_t;
+
+/* node names this node in the rows it ships. */
+int plays_shipper_start(const char *data_dir, const char *conninfo, const char *node,
+			plays_shipper_t **out, char *err, size_t errlen);
+
+struct plays_ship_stats {
+	uint64_t shipped;  /* rows PostgreSQL committed (duplicates included) */
+	uint64_t batches;
+	int64_t queued;    /* rows waiting, as of the last look */
+	bool connected;
+};
+void plays_shipper_stats(plays_shipper_t *s, struct plays_ship_stats *out);
+
+/* Ships what it can within timeout_ms (0: nothing more), then stops the
+ * thread and frees s. */
+void plays_shipper_stop(plays_shipper_t *s, int timeout_ms);
+
 /* ---- reports ---- */
 
 enum plays_group {
@@ -159,7 +195,8 @@ typedef int (*plays_write_fn)(void *ud, const void *p, size_t n);
 /*
  * Runs a report on DATA_DIR/plays.db with DATA_DIR/catalog.db attached for
  * names, ISRC, label and durations (read-only use; creates an empty
- * plays.db if there is none). Blocking; any thread.
+ * plays.db if there is none), or, with conninfo, on PostgreSQL: the plays
+ * every node has shipped. Blocking; any thread.
  *
  * JSON: {"from":T|null,"to":T|null,"group":G,"rows":[{"id","name","plays",
  * "ms_played"}]} (group=none: one row per play with its fields). CSV: a
@@ -167,7 +204,7 @@ typedef int (*plays_write_fn)(void *ud, const void *p, size_t n);
  * (most first), then time played, then id; day rows by date.
  * 0, -EIO (message in err), or the writer's error.
  */
-int plays_report(const char *data_dir, const struct plays_query *q, plays_write_fn write,
-		 void *ud, char *err, size_t errlen);
+int plays_report(const char *data_dir, const char *conninfo, const struct plays_query *q,
+		 plays_write_fn write, void *ud, char *err, size_t errlen);
 
 #endif

@@ -408,7 +408,7 @@ static void test_store(void)
 	buf_init(&out, 1 << 20);
 	CHECK(plays_query_parse("2025-06-02T00:00:00Z", "2025-06-03T00:00:00Z", "day", NULL, &q, err,
 				sizeof(err)) == 0);
-	CHECK(plays_report(dir, &q, sink, &out, err, sizeof(err)) == 0);
+	CHECK(plays_report(dir, NULL, &q, sink, &out, err, sizeof(err)) == 0);
 	{
 		/* Plays i with i % 3 == 1: 67 of 0..199; ms 1000 + i. */
 		long long ms = 0;
@@ -424,13 +424,13 @@ static void test_store(void)
 	}
 	buf_reset(&out);
 	CHECK(plays_query_parse(NULL, NULL, "location", "csv", &q, err, sizeof(err)) == 0);
-	CHECK(plays_report(dir, &q, sink, &out, err, sizeof(err)) == 0);
+	CHECK(plays_report(dir, NULL, &q, sink, &out, err, sizeof(err)) == 0);
 	CHECK(strncmp(out.data, "id,name,plays,ms_played\r\nL", 26) == 0);
 	CHECK(strstr(out.data, ",100,") != NULL);
 	buf_reset(&out);
 	CHECK(plays_query_parse(NULL, "2025-06-01T10:00:00.001Z", "none", "csv", &q, err,
 				sizeof(err)) == 0);
-	CHECK(plays_report(dir, &q, sink, &out, err, sizeof(err)) == 0);
+	CHECK(plays_report(dir, NULL, &q, sink, &out, err, sizeof(err)) == 0);
 	{
 		static const char hdr[] = "artist,title,isrc,album,label,duration_ms,ms_played,"
 					  "location,zone,started_at,track_id,event_id,device,"
