@@ -7,7 +7,7 @@
 
 /* Version 1: artists, albums, covers, tracks with their manifests, and the
  * two ledgers that make ingest crash-safe (pending uploads, garbage). */
-static const char schema_v1[] =
+static const char schema_v1_tables[] =
 	"CREATE TABLE artists ("
 	"  id INTEGER PRIMARY KEY,"
 	"  name TEXT NOT NULL,"
@@ -19,9 +19,6 @@ static const char schema_v1[] =
 	"  artist_id INTEGER NOT NULL REFERENCES artists(id),"
 	"  year INTEGER,"
 	"  UNIQUE (artist_id, title_key));"
-	"CREATE INDEX albums_artist ON albums(artist_id);"
-	/* The API lists albums and tracks by title: pages without a sort. */
-	"CREATE INDEX albums_title ON albums(title_key);"
 	"CREATE TABLE covers ("
 	"  album_id INTEGER PRIMARY KEY REFERENCES albums(id),"
 	"  mime TEXT NOT NULL,"
@@ -56,13 +53,6 @@ static const char schema_v1[] =
 	"  source_mtime_ns INTEGER,"
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL);"
-	"CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number);"
-	"CREATE INDEX tracks_artist ON tracks(artist_id);"
-	"CREATE INDEX tracks_title ON tracks(title_key);"
-	"CREATE INDEX tracks_hash ON tracks(content_hash);"
-	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
-	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
-	"  title_key);"
 	/* Blobs being uploaded: reused by a re-run after a crash, removed at
 	 * the end of a run when nothing claimed them. */
 	"CREATE TABLE pending ("
@@ -71,17 +61,30 @@ static const char schema_v1[] =
 	"  content_hash TEXT NOT NULL,"
 	"  chunk_count INTEGER NOT NULL,"
 	"  run TEXT NOT NULL);"
-	"CREATE INDEX pending_hash ON pending(content_hash);"
 	/* Blobs no track refers to any more, to be removed from the origin. */
 	"CREATE TABLE garbage ("
 	"  blob TEXT PRIMARY KEY,"
 	"  chunk_count INTEGER NOT NULL);";
+/* Version 1's indexes, apart so that a bulk load can build them after
+ * its rows (sorted, once) instead of row by row. */
+static const char schema_v1_indexes[] =
+	"CREATE INDEX albums_artist ON albums(artist_id);"
+	/* The API lists albums and tracks by title: pages without a sort. */
+	"CREATE INDEX albums_title ON albums(title_key);"
+	"CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number);"
+	"CREATE INDEX tracks_artist ON tracks(artist_id);"
+	"CREATE INDEX tracks_title ON tracks(title_key);"
+	"CREATE INDEX tracks_hash ON tracks(content_hash);"
+	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
+	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
+	"  title_key);"
+	"CREATE INDEX pending_hash ON pending(content_hash);";
 
 /* Version 3: the replication state of a cluster node's read model (one
  * row, absent on a standalone node): which PostgreSQL database it follows
  * and the last change it applied. */
 static const char schema_v3[] =
-	"CREATE TABLE replica ("
+	"CREATE TABLE IF NOT EXISTS replica ("
 	"  cluster_id TEXT NOT NULL,"
 	"  last_seq INTEGER NOT NULL);";
 
@@ -96,7 +99,7 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	return -EIO;
 }
 
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+int catalog_db_migrate(sqlite3 *db, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int version, rc;
@@ -122,7 +125,8 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 		exec(db, "ROLLBACK", err, 0);
 		return -EPROTO;
 	}
-	if (version < 1 && (rc = exec(db, schema_v1, err, errlen)) < 0) {
+	if (version < 1 && ((rc = exec(db, schema_v1_tables, err, errlen)) < 0 ||
+			    (rc = exec(db, schema_v1_indexes, err, errlen)) < 0)) {
 		exec(db, "ROLLBACK", err, 0);
 		return rc;
 	}
@@ -148,6 +152,22 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 	return exec(db, "COMMIT", err, errlen);
 }
 
+int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
+{
+	int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
+
+	if (rc == 0 && (rc = exec(db, schema_v1_tables, err, errlen)) == 0 &&
+	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
+		return exec(db, "COMMIT", err, errlen);
+	exec(db, "ROLLBACK", err, 0);
+	return rc;
+}
+
+int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen)
+{
+	return exec(db, schema_v1_indexes, err, errlen);
+}
+
 int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
@@ -170,7 +190,7 @@ int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, s
 			  " PRAGMA foreign_keys=ON;",
 			  err, errlen);
 		if (rc == 0)
-			rc = migrate(db, err, errlen);
+			rc = catalog_db_migrate(db, err, errlen);
 		if (rc < 0) {
 			sqlite3_close(db);
 			return rc;

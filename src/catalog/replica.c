@@ -31,6 +31,7 @@
 #include "catalog/db.h"
 #include "catalog/search.h"
 #include "store/pg.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -62,6 +63,7 @@ struct replica {
 	sqlite3 *db;
 	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
 	char cluster_id[33]; /* "" until known */
+	bool bulk;           /* bootstrapping: search is indexed afterwards, in bulk */
 	int64_t last_seq;
 	pthread_t thread;
 	int stop_pipe[2];
@@ -90,6 +92,15 @@ static int exec(sqlite3 *db, const char *sql)
 	log_error("replica: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
 	return -EIO;
+}
+
+static void unprepare(struct replica *r)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		sqlite3_finalize(r->upsert[t]);
+		sqlite3_finalize(r->remove[t]);
+		r->upsert[t] = r->remove[t] = NULL;
+	}
 }
 
 static int prepare(struct replica *r, char *err, size_t errlen)
@@ -168,7 +179,7 @@ static int apply_row(struct replica *r, size_t t, const PGresult *res, int64_t *
 
 	if (bind_row(r->upsert[t], res, ncols) < 0 || step_reset(r->db, r->upsert[t]) < 0)
 		return -EIO;
-	if (tables[t].terms_col >= 0 && search_index_terms(r->db, PQgetvalue(res, 0,
+	if (!r->bulk && tables[t].terms_col >= 0 && search_index_terms(r->db, PQgetvalue(res, 0,
 									tables[t].terms_col)) < 0)
 		return -EIO;
 	if (seq > *max_seq)
@@ -236,15 +247,10 @@ static int sync_once(struct replica *r, PGconn *c)
 	char sql[1024];
 	int64_t max_seq = r->last_seq, t0 = now_ms();
 	uint64_t rows = 0;
-	bool bootstrap = r->last_seq == 0;
 	int rc;
 
 	if (pg_exec(c, "replica", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
 		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
-	/* A bootstrap fills a model with nothing to lose: no fsync until
-	 * its commit. */
-	if (bootstrap)
-		exec(r->db, "PRAGMA synchronous = OFF");
 	rc = exec(r->db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint",
@@ -263,14 +269,10 @@ static int sync_once(struct replica *r, PGconn *c)
 			rc = -EIO;
 		sqlite3_finalize(st);
 	}
-	if (rc == 0 && bootstrap && rows > 0)
-		rc = search_optimize(r->db);
 	if (rc == 0)
 		rc = exec(r->db, "COMMIT");
 	else
 		exec(r->db, "ROLLBACK");
-	if (bootstrap)
-		exec(r->db, "PRAGMA synchronous = NORMAL");
 	if (rc != -ENOTCONN)
 		pg_exec(c, "replica", "COMMIT");
 	if (rc < 0)
@@ -327,6 +329,145 @@ static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
 		memcpy(r->cluster_id, id, sizeof(id));
 	}
 	return c;
+}
+
+/* Opens the model for the replicator's writes. */
+static int open_model(struct replica *r, const char *db_path, char *err, size_t errlen)
+{
+	int rc = catalog_db_open(db_path, true, &r->db, err, errlen);
+
+	/* The model is rebuilt from PostgreSQL after a power loss: NORMAL is
+	 * enough. Constraints were checked by PostgreSQL. */
+	if (rc == 0 && exec(r->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
+				   " PRAGMA recursive_triggers = ON") < 0) {
+		snprintf(err, errlen, "replica: cannot set up %s", db_path);
+		rc = -EIO;
+	}
+	return rc;
+}
+
+/*
+ * The first fill of an empty model: into DB_PATH.bootstrap, with no
+ * journal and no fsync until the end, the rows in key order, the search
+ * index built in bulk afterwards by the schema upgrade (not row by row by
+ * its triggers), then renamed over the empty model. A crash before the
+ * rename leaves the empty model, and the next start begins again. The
+ * caller has closed r->db; it is open again on return (0), on the new
+ * model.
+ */
+static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *err,
+		     size_t errlen)
+{
+	char tmp[4200], sql[1024], dir[4096];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	PGresult *res;
+	int64_t max_seq = 0, t0 = now_ms();
+	uint64_t rows = 0;
+	int rc = -EIO, fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.bootstrap", db_path);
+	unlink(tmp);
+	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+		     " PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -262144;"
+		     " PRAGMA foreign_keys = OFF") < 0 ||
+	    catalog_db_create_base(db, err, errlen) < 0)
+		goto fail;
+	r->db = db;
+	r->bulk = true;
+	if (prepare(r, err, errlen) < 0)
+		goto fail;
+	if (pg_exec(c, "replica", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
+		rc = -ENOTCONN;
+		goto fail;
+	}
+	rc = exec(db, "BEGIN");
+	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
+		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint ORDER BY %s",
+			 tables[t].cols, tables[t].name, tables[t].key);
+		rc = stream(r, c, sql, t, false, &max_seq, &rows);
+	}
+	/* Tombstones matter only for their numbers: nothing is here to delete. */
+	res = rc == 0 ? PQexec(c, "SELECT coalesce(max(seq), 0) FROM deletions") : NULL;
+	if (rc == 0 && (!pg_ok(res) || PQntuples(res) != 1))
+		rc = pg_lost(c, res) ? -ENOTCONN : -EIO;
+	if (rc == 0 && pg_col_i64(res, 0, 0) > max_seq)
+		max_seq = pg_col_i64(res, 0, 0);
+	PQclear(res);
+	if (rc == 0)
+		rc = exec(db, "COMMIT");
+	if (rc != -ENOTCONN)
+		pg_exec(c, "replica", "COMMIT");
+	unprepare(r);
+	r->bulk = false;
+	r->db = NULL;
+	if (rc < 0)
+		goto fail;
+	rc = -EIO;
+	log_info("replica: bootstrap: %" PRIu64 " rows copied in %" PRId64 " ms; indexing for search",
+		 rows, now_ms() - t0);
+	if (catalog_db_index_base(db, err, errlen) < 0)
+		goto fail;
+	log_debug("replica: bootstrap: indexed in %" PRId64 " ms", now_ms() - t0);
+	if (catalog_db_migrate(db, err, errlen) < 0)
+		goto fail;
+	log_debug("replica: bootstrap: search indexed in %" PRId64 " ms", now_ms() - t0);
+	if (sqlite3_prepare_v2(db, "INSERT INTO replica (cluster_id, last_seq) VALUES (?, ?)", -1,
+			       &st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, r->cluster_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, max_seq) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+		snprintf(err, errlen, "replica: %s", sqlite3_errmsg(db));
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	sqlite3_close(db);
+	db = NULL;
+	/* Durable, then in place of the empty model (whose WAL goes with it). */
+	if ((fd = open(tmp, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+		snprintf(err, errlen, "replica: fsync %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, db_path) < 0) {
+		snprintf(err, errlen, "replica: rename %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql), "%s-wal", db_path);
+	unlink(sql);
+	snprintf(sql, sizeof(sql), "%s-shm", db_path);
+	unlink(sql);
+	snprintf(dir, sizeof(dir), "%s", db_path);
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	fs_sync_dir(dir);
+	if ((rc = open_model(r, db_path, err, errlen)) < 0 || (rc = prepare(r, err, errlen)) < 0)
+		return rc;
+	pthread_mutex_lock(&r->lock);
+	r->last_seq = max_seq;
+	r->applied = rows;
+	r->current = true;
+	r->current_at_ms = now_ms();
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+fail:
+	unprepare(r);
+	r->bulk = false;
+	r->db = NULL;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	unlink(tmp);
+	if (rc == -ENOTCONN)
+		return rc;
+	if (!*err)
+		snprintf(err, errlen, "replica: the bootstrap failed (see above)");
+	return rc < 0 ? rc : -EIO;
 }
 
 static void set_connected(struct replica *r, bool connected)
@@ -412,10 +553,7 @@ static void *replica_main(void *arg)
 
 static void replica_free(struct replica *r)
 {
-	for (size_t t = 0; t < NTABLES; t++) {
-		sqlite3_finalize(r->upsert[t]);
-		sqlite3_finalize(r->remove[t]);
-	}
+	unprepare(r);
 	sqlite3_close(r->db);
 	if (r->stop_pipe[0] >= 0) {
 		close(r->stop_pipe[0]);
@@ -468,13 +606,7 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 	r->conninfo = xstrdup(conninfo);
 	r->stop_pipe[0] = r->stop_pipe[1] = -1;
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rc = catalog_db_open(db_path, true, &r->db, err, errlen)) < 0)
-		goto fail;
-	/* The model is rebuilt from PostgreSQL after a power loss: NORMAL is
-	 * enough. Constraints were checked by PostgreSQL. */
-	if (exec(r->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
-			" PRAGMA recursive_triggers = ON") < 0 ||
-	    (rc = prepare(r, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
+	if ((rc = open_model(r, db_path, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
 		goto fail;
 	if (pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -491,14 +623,17 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 		for (;;) {
 			PGconn *c = connect_and_listen(r, err, errlen);
 			if (c) {
-				rc = sync_once(r, c);
+				sqlite3_close(r->db);
+				r->db = NULL;
+				err[0] = '\0';
+				rc = bootstrap(r, c, db_path, err, errlen);
 				PQfinish(c);
 				if (rc == 0)
 					break;
-				if (rc != -ENOTCONN) {
-					snprintf(err, errlen, "replica: the bootstrap failed (see above)");
+				if (rc != -ENOTCONN)
 					goto fail;
-				}
+				if ((rc = open_model(r, db_path, err, errlen)) < 0)
+					goto fail;
 				snprintf(err, errlen, "lost the connection during the bootstrap");
 			} else if (strstr(err, "another chorus database")) {
 				rc = -EEXIST;
@@ -514,6 +649,8 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 		log_info("replica: bootstrapped to change %" PRId64 " (%" PRIu64 " rows) in %" PRId64
 			 " ms",
 			 r->last_seq, r->applied, r->bootstrap_ms);
+	} else if ((rc = prepare(r, err, errlen)) < 0) {
+		goto fail;
 	}
 	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
 		rc = -EAGAIN;

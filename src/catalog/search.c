@@ -382,6 +382,12 @@ int search_optimize(sqlite3 *db)
 int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
 {
 	static const char fill[] =
+	    /* No merging while filling: the optimize below merges once (a
+	     * third of the fill's time on 100,000 tracks). */
+	    "INSERT INTO search_artists (search_artists, rank) VALUES ('automerge', 0);"
+	    "INSERT INTO search_albums (search_albums, rank) VALUES ('automerge', 0);"
+	    "INSERT INTO search_tracks (search_tracks, rank) VALUES ('automerge', 0);"
+	    "INSERT INTO search_tracks (search_tracks, rank) VALUES ('crisismerge', 1000);"
 	    "INSERT INTO search_artists (rowid, name) SELECT id, name FROM artists;"
 	    "INSERT INTO search_albums (rowid, title, artist) SELECT al.id, al.title, ar.name"
 	    " FROM albums al LEFT JOIN artists ar ON ar.id = al.artist_id;"
@@ -422,7 +428,12 @@ int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
 		if (sqlite3_exec(db, "DROP TABLE temp.search_vocab", NULL, NULL, &msg) != SQLITE_OK)
 			goto out;
 	}
-	rc = search_optimize(db);
+	rc = sqlite3_exec(db,
+			  "INSERT INTO search_artists (search_artists, rank) VALUES ('automerge', 4);"
+			  "INSERT INTO search_albums (search_albums, rank) VALUES ('automerge', 4);"
+			  "INSERT INTO search_tracks (search_tracks, rank) VALUES ('automerge', 4);"
+			  "INSERT INTO search_tracks (search_tracks, rank) VALUES ('crisismerge', 16);",
+			  NULL, NULL, &msg) == SQLITE_OK ? search_optimize(db) : -EIO;
 out:
 	if (rc < 0)
 		snprintf(err, errlen, "catalog: indexing for search: %s",
