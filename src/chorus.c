@@ -12,6 +12,7 @@
 #include <fcntl.h>
 
 #include "api/serve.h"
+#include "cluster/status.h"
 #include "ingest/ingest.h"
 #include "store/plays.h"
 #include "version.h"
@@ -24,8 +25,15 @@ static const char usage_text[] =
 	"        read audio files and folders into the catalog and the origin\n"
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
+	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
-	"        cache 1G; SIZE takes K, M, G suffixes)\n"
+	"        cache 1G; SIZE takes K, M, G suffixes); with --db, URL is where\n"
+	"        the other nodes reach this one (default http://LISTEN-ADDRESS:PORT),\n"
+	"        NAME its data centre, and a node not heard from for MS (default\n"
+	"        2000) is dead\n"
+	"  status [--url URL]\n"
+	"        the cluster's nodes as the node at URL sees them (default\n"
+	"        http://127.0.0.1:8080)\n"
 	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
@@ -158,6 +166,10 @@ static int cmd_serve(int argc, char **argv)
 		{"max-conns", required_argument, NULL, 'm'},
 		{"drain-timeout", required_argument, NULL, 'D'},
 		{"access-log", required_argument, NULL, 'a'},
+		{"advertise", required_argument, NULL, 'A'},
+		{"site", required_argument, NULL, 'S'},
+		{"dead-after", required_argument, NULL, 'T'},
+		{"peer-timeout", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -217,6 +229,32 @@ static int cmd_serve(int argc, char **argv)
 					return 1;
 				}
 			}
+			break;
+		case 'A':
+			if ((strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
+			    strlen(optarg) > 255 || strpbrk(optarg, " \t\r\n")) {
+				fprintf(stderr,
+					"chorus: --advertise wants an http:// or https:// URL of at"
+					" most 255 bytes, not \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			o.advertise = optarg;
+			break;
+		case 'S':
+			if (strlen(optarg) > 63) {
+				fprintf(stderr, "chorus: --site: at most 63 bytes\n");
+				return 2;
+			}
+			o.site = optarg;
+			break;
+		case 'T':
+			if (parse_int("--dead-after", optarg, 1500, 600000, &o.dead_after_ms) < 0)
+				return 2;
+			break;
+		case 'P':
+			if (parse_int("--peer-timeout", optarg, 50, 60000, &o.peer_timeout_ms) < 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -288,6 +326,34 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *url = "http://127.0.0.1:8080";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "u:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'u': url = optarg; break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chorus: status: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	return cluster_status_run(url);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -303,6 +369,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("chorus %s\n", CHORUS_VERSION);
 		return 0;

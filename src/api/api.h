@@ -8,6 +8,7 @@
 #include "cache/cache.h"
 #include "catalog/read.h"
 #include "catalog/search.h"
+#include "cluster/membership.h"
 #include "http/server.h"
 
 /*
@@ -28,6 +29,12 @@ struct api {
 	struct replica *replica;         /* catalog/replica.h */
 	struct plays_shipper *shipper;   /* store/plays.h */
 	_Atomic int reports_running;     /* report threads not yet answered */
+	struct membership *membership;   /* cluster/membership.h; NULL when embedded */
+	struct member self;              /* this node (id, address, site), embedded or not */
+	/* Peer fill (a cluster node): the key peer requests are signed with. */
+	uint8_t peer_key[32];
+	bool peer_key_set;
+	_Atomic uint64_t peer_served;    /* chunks sent to peers */
 };
 
 /* A cache chunk's fd shared by every stream of one loop sending that
@@ -63,6 +70,15 @@ void api_search(struct api_loop *al, http_conn_t *c, const struct http_request *
 
 /* GET/HEAD /api/v1/tracks/{id}/stream */
 void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id);
+
+/* GET /internal/chunks/BLOB/INDEX: a peer's request (api/internal.c). */
+void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
+		  const struct http_request *req);
+
+/* GET /api/v1/cluster (api/cluster.c), and this node's figures as the
+ * membership thread publishes them (a membership_stats_fn; ud: the api). */
+void api_cluster(struct api *api, http_conn_t *c);
+void api_cluster_stats(void *ud, struct member_stats *out);
 
 /* POST /api/v1/plays; GET /api/v1/reports/plays (api/plays.c). */
 void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req);

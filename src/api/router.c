@@ -4,6 +4,7 @@
  * GET (or HEAD) answered from this node's catalog file.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,9 @@ static void node_json(struct api *api, http_conn_t *c)
 	json_kint(&j, "origin_reads", (int64_t)cs.origin_reads);
 	json_kint(&j, "origin_bytes", (int64_t)cs.origin_bytes);
 	json_kint(&j, "evictions", (int64_t)cs.evictions);
+	json_kint(&j, "peer_reads", (int64_t)cs.peer_reads);
+	json_kint(&j, "peer_bytes", (int64_t)cs.peer_bytes);
+	json_kint(&j, "peer_served", (int64_t)atomic_load(&api->peer_served));
 	json_obj_end(&j);
 	json_key(&j, "replication");
 	if (api->replica) {
@@ -167,7 +171,7 @@ static void node_json(struct api *api, http_conn_t *c)
 		json_kint(&j, "last_seq", rs.last_seq);
 		json_key(&j, "lag_ms");
 		if (rs.lag_ms < 0)
-			json_null(&j);
+			json_nil(&j);
 		else
 			json_int(&j, rs.lag_ms);
 		json_kbool(&j, "connected", rs.connected);
@@ -175,7 +179,7 @@ static void node_json(struct api *api, http_conn_t *c)
 		json_kint(&j, "bootstrap_ms", rs.bootstrap_ms);
 		json_obj_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	if (api->shipper) {
 		struct plays_ship_stats ps;
@@ -233,6 +237,10 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 			  16);
 		return;
 	}
+	if (n >= 1 && seg_is(seg[0], "internal")) {
+		api_internal(api, al, c, req);
+		return;
+	}
 	if (n < 3 || !seg_is(seg[0], "api") || !seg_is(seg[1], "v1"))
 		goto not_found;
 	/* Plays in, reports out (api/plays.c, which checks the method). */
@@ -252,6 +260,10 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 	}
 	if (n == 3 && seg_is(seg[2], "node")) {
 		node_json(api, c);
+		return;
+	}
+	if (n == 3 && seg_is(seg[2], "cluster")) {
+		api_cluster(api, c);
 		return;
 	}
 	if (n == 5 && seg_is(seg[2], "tracks") && seg_is(seg[4], "stream")) {

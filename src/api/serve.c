@@ -17,6 +17,8 @@
 #include "api/api.h"
 #include "catalog/db.h"
 #include "catalog/replica.h"
+#include "cluster/membership.h"
+#include "cluster/peer.h"
 #include "crypto/seal.h"
 #include "origin/origin.h"
 #include "store/plays.h"
@@ -28,6 +30,7 @@ int serve_run(const struct serve_opts *o)
 	struct http_server_config cfg;
 	struct api api = {0};
 	origin_t *origin = NULL;
+	peers_t *peers = NULL;
 	sqlite3 *db = NULL;
 	sigset_t sigs;
 	char err[512], path[4096];
@@ -49,6 +52,7 @@ int serve_run(const struct serve_opts *o)
 			fprintf(stderr, "chorus: %s\n", err);
 			return 1;
 		}
+		api.peer_key_set = replica_cluster_key(api.replica, api.peer_key) == 0;
 	} else {
 		if (catalog_db_open(api.db_path, true, &db, err, sizeof(err)) < 0) {
 			fprintf(stderr, "chorus: %s\n", err);
@@ -107,6 +111,36 @@ int serve_run(const struct serve_opts *o)
 		}
 	}
 	{
+		/* Who this node is; with --db, the others learn it by heartbeat. */
+		struct membership_opts mo = {.conninfo = api.db, .data_dir = o->data_dir,
+					     .advertise = o->advertise, .site = o->site,
+					     .dead_after_ms = o->dead_after_ms,
+					     .stats = api_cluster_stats, .stats_ud = &api};
+		char adv[256];
+		if (!mo.advertise) {
+			membership_default_advertise(o->listen, http_server_port(api.server), adv,
+						     sizeof(adv));
+			mo.advertise = adv;
+		}
+		if (membership_describe_self(&mo, &api.self, err, sizeof(err)) < 0 ||
+		    (api.db && membership_start(&mo, &api.membership, err, sizeof(err)) < 0)) {
+			fprintf(stderr, "chorus: %s\n", err);
+			http_server_stop(api.server);
+			goto out;
+		}
+	}
+	if (api.membership && api.peer_key_set) {
+		/* Misses ask the chunk's owner before the origin. */
+		struct peers_opts po = {.members = api.membership, .site = o->site,
+					.timeout_ms = o->peer_timeout_ms};
+		struct cache_peers src;
+		memcpy(po.key, api.peer_key, sizeof(po.key));
+		peers_open(&po, &peers);
+		explicit_bzero(po.key, sizeof(po.key));
+		src = peers_source(peers);
+		cache_set_peers(api.cache, &src);
+	}
+	{
 		char host[256];
 		const char *colon = strrchr(o->listen, ':');
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - o->listen), o->listen);
@@ -117,6 +151,8 @@ int serve_run(const struct serve_opts *o)
 	}
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
 		;
+	/* Out of the cluster first: peers stop sending requests here. */
+	membership_stop(api.membership);
 	log_info("serve: %s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		 o->drain_ms);
 	http_server_drain(api.server);
@@ -128,6 +164,8 @@ int serve_run(const struct serve_opts *o)
 	 * which must be running to take (and free) what they post. */
 	cache_close(api.cache);
 	api.cache = NULL;
+	peers_close(peers);
+	peers = NULL;
 	/* Plays queued are committed and answered (the writer posts to the
 	 * loops); a request arriving after this gets 503. */
 	plays_close(api.plays);
@@ -141,10 +179,13 @@ int serve_run(const struct serve_opts *o)
 	api.shipper = NULL;
 	status = 0;
 out:
+	membership_free(api.membership);
 	plays_shipper_stop(api.shipper, 0);
 	plays_free(api.plays);
 	cache_close(api.cache);
+	peers_close(peers);
 	origin_close(origin);
 	replica_stop(api.replica);
+	explicit_bzero(api.peer_key, sizeof(api.peer_key));
 	return status;
 }

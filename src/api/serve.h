@@ -15,6 +15,10 @@ struct serve_opts {
 	int max_conns;
 	int drain_ms;
 	int access_log_fd; /* -1: none */
+	const char *advertise; /* URL peers reach this node at; NULL: from listen */
+	const char *site;      /* its data centre; NULL: none */
+	int dead_after_ms;     /* a peer not heard from for this long is dead; 0: default */
+	int peer_timeout_ms;   /* a whole peer request; 0: default (5000) */
 };
 
 /* `chorus serve`; returns the exit status. */

@@ -123,6 +123,7 @@ static void chunk_ref(const struct stream *s, uint32_t index, struct chunk_ref *
 	ref->index = index;
 	ref->len = manifest_chunk_len(&s->m, index);
 	memcpy(ref->key, s->info.key, SEAL_KEY_LEN);
+	ref->no_peers = false;
 }
 
 static void prefetch_after(struct stream *s, uint32_t index)

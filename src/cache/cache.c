@@ -93,6 +93,8 @@ struct fill {
 	struct waiter *waiters, **wtail;
 };
 
+#define OWNER_THREADS 2 /* fill threads kept for peers' requests */
+
 struct cache {
 	char dir[PATH_MAX - NAME_MAX_LEN];
 	uint64_t budget;
@@ -104,8 +106,14 @@ struct cache {
 	bool stopping;
 	struct table index, fills;
 	struct entry *lru_head, *lru_tail;
-	struct fqueue demand, ahead;
+	/* owner: fills a peer asked for (no_peers). They never wait on
+	 * another node, and OWNER_THREADS threads take only them, so a node
+	 * whose other fill threads all wait on peers still answers its own
+	 * peers: fills waiting on each other across nodes cannot all block. */
+	struct fqueue owner, demand, ahead;
 	uint64_t bytes, chunks, misses, origin_reads, origin_bytes, evictions;
+	uint64_t peer_reads, peer_bytes;
+	struct cache_peers peers; /* fetch NULL: no peers (one node) */
 	atomic_uint_fast64_t hits; /* counted after the open, outside the lock */
 
 	pthread_t *threads;
@@ -297,11 +305,14 @@ static void fq_remove(struct fill *f)
 	f->qprev = f->qnext = NULL;
 }
 
-/* Lock held. Demand first. */
-static struct fill *fq_pop(struct cache *c)
+/* Lock held. Peers' fills first, then demand, then read-ahead; an
+ * owner-only thread takes only peers'. */
+static struct fill *fq_pop(struct cache *c, bool owner_only)
 {
-	struct fill *f = c->demand.head ? c->demand.head : c->ahead.head;
+	struct fill *f = c->owner.head;
 
+	if (!f && !owner_only)
+		f = c->demand.head ? c->demand.head : c->ahead.head;
 	if (f)
 		fq_remove(f);
 	return f;
@@ -393,14 +404,16 @@ static int write_chunk(struct cache *c, const struct chunk_ref *ref, const void 
  * table meanwhile so late comers still join it, and are served by the next
  * round.
  */
-static void fill_complete(struct cache *c, struct fill *f, int rc, uint64_t sealed_bytes)
+/* origin_read: the fill read the origin (sealed_bytes of it). */
+static void fill_complete(struct cache *c, struct fill *f, int rc, bool origin_read,
+			  uint64_t sealed_bytes)
 {
 	struct waiter *done = NULL, **dtail = &done, *w;
 	char path[PATH_MAX];
 
 	chunk_path(c, f->ref.blob, f->ref.index, false, path);
 	pthread_mutex_lock(&c->lock);
-	c->origin_reads++;
+	c->origin_reads += origin_read;
 	c->origin_bytes += sealed_bytes;
 	while (rc == 0 && f->waiters) {
 		w = fill_take_waiters(f);
@@ -428,64 +441,119 @@ static void fill_complete(struct cache *c, struct fill *f, int rc, uint64_t seal
 	fill_free(f);
 }
 
-/* Fetches, verifies and stores one chunk. Blocking; no lock held. */
+/* Opens a sealed copy in place; 0 or -EBADMSG. A length other than the
+ * manifest's is a damaged copy, whatever the tag says. */
+static int open_copy(const struct chunk_ref *ref, char *sealed, size_t sealed_len)
+{
+	if (sealed_len != (size_t)ref->len + SEAL_TAG_LEN)
+		return -EBADMSG;
+	/* In place: the plaintext is the sealed buffer minus its tag, one
+	 * 1 MiB copy less on the way to the first byte. */
+	return seal_open(ref->key, ref->index, sealed, sealed_len, (unsigned char *)sealed);
+}
+
+/* Asks the peers in their ranking for a copy that verifies; 0 with it in
+ * *sealed (opened), or < 0: fill from the origin. */
+static int from_peers(struct cache *c, const struct cache_peers *peers,
+		      const struct chunk_ref *ref, char **sealed)
+{
+	for (int n = 0;; n++) {
+		size_t len = 0;
+		int rc = peers->fetch(peers->ud, ref, n, sealed, &len);
+
+		if (rc == -ENODATA)
+			return rc;
+		pthread_mutex_lock(&c->lock);
+		c->peer_reads++;
+		c->peer_bytes += rc == 0 ? len : 0;
+		pthread_mutex_unlock(&c->lock);
+		if (rc == 0 && (rc = open_copy(ref, *sealed, len)) == 0)
+			return 0;
+		if (rc == -EBADMSG)
+			log_warn("cache: a peer's copy of %s-%08x failed verification; asking the next",
+				 ref->blob, ref->index);
+		free(*sealed);
+		*sealed = NULL;
+	}
+}
+
+/* Fetches, verifies and stores one chunk: from a peer when the cluster
+ * ranks one first, else from the origin. Blocking; no lock held. */
 static void fill_run(struct cache *c, struct fill *f)
 {
 	const struct chunk_ref *ref = &f->ref;
 	char key[ORIGIN_KEY_MAX];
 	char *sealed = NULL;
-	unsigned char *plain = NULL;
 	size_t sealed_len = 0;
-	int rc;
+	bool origin_read = false;
+	struct cache_peers peers;
+	int rc = -ENODATA;
 
-	origin_chunk_key(ref->blob, ref->index, key);
-	rc = origin_get(c->origin, key, &sealed, &sealed_len);
+	pthread_mutex_lock(&c->lock);
+	peers = c->peers;
+	pthread_mutex_unlock(&c->lock);
+	if (peers.fetch && !ref->no_peers)
+		rc = from_peers(c, &peers, ref, &sealed);
 	if (rc < 0) {
-		if (rc != -ENOENT)
-			log_warn("cache: cannot read %s from %s: %s", key, c->origin->desc,
-				 strerror(-rc));
-		sealed_len = 0;
-		goto out;
+		origin_read = true;
+		origin_chunk_key(ref->blob, ref->index, key);
+		rc = origin_get(c->origin, key, &sealed, &sealed_len);
+		if (rc < 0) {
+			if (rc != -ENOENT)
+				log_warn("cache: cannot read %s from %s: %s", key, c->origin->desc,
+					 strerror(-rc));
+			sealed_len = 0;
+			goto out;
+		}
+		if ((rc = open_copy(ref, sealed, sealed_len)) < 0) {
+			log_warn("cache: chunk %s in %s failed verification; not cached", key,
+				 c->origin->desc);
+			goto out;
+		}
 	}
-	/* A length other than the manifest's is a damaged copy, whatever the
-	 * tag says. */
-	if (sealed_len != (size_t)ref->len + SEAL_TAG_LEN) {
-		rc = -EBADMSG;
-	} else {
-		/* Opened in place: the plaintext is the sealed buffer minus its
-		 * tag, one 1 MiB copy less on the way to the first byte. */
-		plain = (unsigned char *)sealed;
-		rc = seal_open(ref->key, ref->index, sealed, sealed_len, plain);
-	}
-	if (rc < 0) {
-		log_warn("cache: chunk %s in %s failed verification; not cached", key,
-			 c->origin->desc);
-		goto out;
-	}
-	rc = write_chunk(c, ref, plain);
+	rc = write_chunk(c, ref, (unsigned char *)sealed);
 	if (rc < 0)
 		log_warn("cache: cannot write chunk %s-%08x under %s: %s", ref->blob, ref->index,
 			 c->dir, strerror(-rc));
 out:
 	free(sealed);
-	fill_complete(c, f, rc, sealed_len);
+	fill_complete(c, f, rc, origin_read, sealed_len);
 }
 
-static void *worker(void *arg)
+void cache_set_peers(cache_t *c, const struct cache_peers *p)
 {
-	struct cache *c = arg;
+	pthread_mutex_lock(&c->lock);
+	c->peers = p ? *p : (struct cache_peers){0};
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void work(struct cache *c, bool owner_only)
+{
 	struct fill *f;
 
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
-		while (!c->stopping && !c->demand.head && !c->ahead.head)
+		while (!c->stopping && !c->owner.head &&
+		       (owner_only || (!c->demand.head && !c->ahead.head)))
 			pthread_cond_wait(&c->work, &c->lock);
-		f = c->stopping ? NULL : fq_pop(c);
+		f = c->stopping ? NULL : fq_pop(c, owner_only);
 		pthread_mutex_unlock(&c->lock);
 		if (!f)
-			return NULL;
+			return;
 		fill_run(c, f);
 	}
+}
+
+static void *worker(void *arg)
+{
+	work(arg, false);
+	return NULL;
+}
+
+static void *owner_worker(void *arg)
+{
+	work(arg, true);
+	return NULL;
 }
 
 static bool ref_ok(const struct chunk_ref *ref)
@@ -508,12 +576,13 @@ static int miss(struct cache *c, const struct chunk_ref *ref, uint64_t h, cache_
 		/* Somebody now waits for a read-ahead: promote it. */
 		if (f->q == &c->ahead) {
 			fq_remove(f);
-			fq_push(&c->demand, f);
+			fq_push(ref->no_peers ? &c->owner : &c->demand, f);
 		}
 	} else {
 		f = fill_new(c, ref);
-		fq_push(&c->demand, f);
-		pthread_cond_signal(&c->work);
+		fq_push(ref->no_peers ? &c->owner : &c->demand, f);
+		/* All: an owner-only thread may be the one waiting. */
+		pthread_cond_broadcast(&c->work);
 	}
 	fill_add_waiter(f, fn, arg);
 	return -EINPROGRESS;
@@ -608,7 +677,7 @@ void cache_prefetch(cache_t *c, const struct chunk_ref *ref)
 	    !table_find(&c->fills, h, ref->blob, ref->index)) {
 		f = fill_new(c, ref);
 		fq_push(&c->ahead, f);
-		pthread_cond_signal(&c->work);
+		pthread_cond_broadcast(&c->work);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -623,6 +692,8 @@ void cache_get_stats(cache_t *c, struct cache_stats *out)
 		.misses = c->misses,
 		.origin_reads = c->origin_reads,
 		.origin_bytes = c->origin_bytes,
+		.peer_reads = c->peer_reads,
+		.peer_bytes = c->peer_bytes,
 		.evictions = c->evictions,
 		.chunks = c->chunks,
 	};
@@ -821,7 +892,7 @@ int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int thr
 	pthread_cond_init(&c->work, NULL);
 	table_init(&c->index);
 	table_init(&c->fills);
-	c->threads = xcalloc((size_t)threads, sizeof(*c->threads));
+	c->threads = xcalloc((size_t)threads + OWNER_THREADS, sizeof(*c->threads));
 
 	/* Two processes on one directory would delete each other's
 	 * temporaries and break each other's budget. */
@@ -840,8 +911,9 @@ int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int thr
 	rc = index_scan(c, err, errlen);
 	if (rc < 0)
 		goto fail;
-	for (; c->nthreads < threads; c->nthreads++) {
-		rc = -pthread_create(&c->threads[c->nthreads], NULL, worker, c);
+	for (; c->nthreads < threads + OWNER_THREADS; c->nthreads++) {
+		rc = -pthread_create(&c->threads[c->nthreads], NULL,
+				     c->nthreads < threads ? worker : owner_worker, c);
 		if (rc < 0) {
 			snprintf(err, errlen, "cannot start cache threads: %s", strerror(-rc));
 			goto fail;
@@ -871,7 +943,7 @@ void cache_close(cache_t *c)
 
 	/* No thread is left: what is in the queues never started. */
 	pthread_mutex_lock(&c->lock);
-	while ((f = fq_pop(c))) {
+	while ((f = fq_pop(c, false))) {
 		table_remove(&c->fills, &f->node);
 		*dtail = fill_take_waiters(f);
 		for (; *dtail; dtail = &(*dtail)->next)

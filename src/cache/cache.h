@@ -1,6 +1,7 @@
 #ifndef CHORUS_CACHE_CACHE_H
 #define CHORUS_CACHE_CACHE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "crypto/seal.h"
@@ -38,6 +39,7 @@ struct chunk_ref {
 	uint32_t index;
 	uint32_t len; /* plaintext length */
 	uint8_t key[SEAL_KEY_LEN];
+	bool no_peers; /* fill from the origin only (a peer asked: it ranked us first) */
 };
 
 struct cache_stats {
@@ -45,6 +47,8 @@ struct cache_stats {
 	uint64_t hits, misses;        /* chunks asked for through cache_get */
 	uint64_t origin_reads;        /* origin gets made, failed ones included */
 	uint64_t origin_bytes;        /* sealed bytes those gets returned */
+	uint64_t peer_reads;          /* chunks asked of peers, failed asks included */
+	uint64_t peer_bytes;          /* sealed bytes peers returned */
 	uint64_t evictions;           /* chunks evicted to keep to the budget */
 	uint64_t chunks;              /* chunks held now */
 };
@@ -94,5 +98,22 @@ void cache_touch(cache_t *c, const struct chunk_ref *ref);
 void cache_prefetch(cache_t *c, const struct chunk_ref *ref);
 
 void cache_get_stats(cache_t *c, struct cache_stats *out);
+
+/*
+ * Other nodes that may hold a chunk (cluster/peer.c). A fill asks
+ * fetch(ud, ref, 0, ...), then 1, 2...: the n-th peer in the chunk's
+ * ranking, until one returns a copy that verifies; -ENODATA when no peer
+ * is left to ask (this node comes next: it fills from the origin). Any
+ * other error or a copy that fails to verify moves on to the next. Called
+ * on fill threads; blocking.
+ */
+struct cache_peers {
+	int (*fetch)(void *ud, const struct chunk_ref *ref, int n, char **data, size_t *len);
+	void *ud;
+};
+
+/* Any time (NULL: none); what p->ud points to must outlive the cache, or
+ * the next cache_set_peers(c, NULL). */
+void cache_set_peers(cache_t *c, const struct cache_peers *p);
 
 #endif

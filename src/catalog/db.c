@@ -81,11 +81,12 @@ static const char schema_v1_indexes[] =
 	"CREATE INDEX pending_hash ON pending(content_hash);";
 
 /* Version 3: the replication state of a cluster node's read model (one
- * row, absent on a standalone node): which PostgreSQL database it follows
- * and the last change it applied. */
+ * row, absent on a standalone node): which PostgreSQL database it follows,
+ * that cluster's key, and the last change it applied. */
 static const char schema_v3[] =
 	"CREATE TABLE IF NOT EXISTS replica ("
 	"  cluster_id TEXT NOT NULL,"
+	"  cluster_key BLOB," /* peer requests are signed with it */
 	"  last_seq INTEGER NOT NULL);";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)

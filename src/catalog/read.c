@@ -65,6 +65,7 @@ enum stmt {
 	ST_TRACK,
 	ST_COVER,
 	ST_STREAM,
+	ST_STREAM_BLOB,
 	ST_DATA_VERSION,
 	ST_COUNT
 };
@@ -98,6 +99,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* Parentheses: clang's -Wstring-concatenation in array initialisers. */
 	[ST_STREAM] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash, mime_type"
 		       " FROM tracks WHERE id = ?1"),
+	[ST_STREAM_BLOB] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash,"
+			    " mime_type, id FROM tracks WHERE blob = ?1"),
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
@@ -244,7 +247,7 @@ static void k_text(json_t *j, const char *key, sqlite3_stmt *st, int col)
 
 	json_key(j, key);
 	if (!s || n <= 0)
-		json_null(j);
+		json_nil(j);
 	else
 		json_strn(j, s, (size_t)n);
 }
@@ -497,7 +500,9 @@ static int copy_exact(sqlite3_stmt *st, int col, char *dst, size_t len)
 	return 0;
 }
 
-int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_stream *out)
+/* By id (blob NULL) or by blob. */
+static int stream_info(catalog_reader_t *r, int64_t track_id, const char *blob,
+		       struct catalog_stream *out)
 {
 	struct catalog_stream s = {.id = track_id};
 	sqlite3_stmt *st;
@@ -509,8 +514,13 @@ int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_st
 		end(r);
 		return 500;
 	}
-	st = stmt(r, ST_STREAM);
-	sqlite3_bind_int64(st, 1, track_id);
+	if (blob) {
+		st = stmt(r, ST_STREAM_BLOB);
+		sqlite3_bind_text(st, 1, blob, -1, SQLITE_STATIC);
+	} else {
+		st = stmt(r, ST_STREAM);
+		sqlite3_bind_int64(st, 1, track_id);
+	}
 	rc = step(r, st);
 	if (rc != SQLITE_ROW) {
 		end(r);
@@ -540,6 +550,8 @@ int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_st
 	s.chunk_count = (uint32_t)chunk_count;
 	memcpy(s.key, sqlite3_column_blob(st, 3), SEAL_KEY_LEN);
 	memcpy(s.mime_type, mime, (size_t)mlen + 1);
+	if (blob)
+		s.id = sqlite3_column_int64(st, 7);
 	*out = s;
 	rc = 200;
 out:
@@ -547,6 +559,16 @@ out:
 	/* The key was on this stack frame; do not leave it there. */
 	explicit_bzero(&s, sizeof(s));
 	return rc;
+}
+
+int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_stream *out)
+{
+	return stream_info(r, track_id, NULL, out);
+}
+
+int catalog_stream_info_blob(catalog_reader_t *r, const char *blob, struct catalog_stream *out)
+{
+	return stream_info(r, 0, blob, out);
 }
 
 int64_t catalog_reader_version(catalog_reader_t *r)

@@ -80,6 +80,9 @@ struct catalog_stream {
 /* 200 with *out filled, 404 for an unknown track, 500 on error (including
  * a row whose manifest is malformed). */
 int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_stream *out);
+/* The same, found by the blob its chunks are stored under (peer requests
+ * name chunks, not tracks). */
+int catalog_stream_info_blob(catalog_reader_t *r, const char *blob, struct catalog_stream *out);
 
 /* The manifest part, for the chunk arithmetic in catalog/model.h. */
 static inline void catalog_stream_manifest(const struct catalog_stream *s, struct manifest *m)

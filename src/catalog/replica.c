@@ -63,6 +63,8 @@ struct replica {
 	sqlite3 *db;
 	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
 	char cluster_id[33]; /* "" until known */
+	uint8_t cluster_key[32]; /* guarded by lock */
+	bool key_set;
 	bool bulk;           /* bootstrapping: search is indexed afterwards, in bulk */
 	int64_t last_seq;
 	pthread_t thread;
@@ -295,11 +297,12 @@ static int sync_once(struct replica *r, PGconn *c)
 static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
 {
 	char id[33];
+	uint8_t key[32];
 	PGconn *c = pg_connect(r->conninfo, err, errlen);
 
 	if (!c)
 		return NULL;
-	if (pg_cluster_id(c, id) < 0 ||
+	if (pg_cluster_id(c, id) < 0 || pg_cluster_key(c, key) < 0 ||
 	    pg_exec(c, "replica", "LISTEN " PG_CHANNEL_CATALOG) < 0) {
 		snprintf(err, errlen, "replica: %s", PQerrorMessage(c));
 		PQfinish(c);
@@ -328,6 +331,22 @@ static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
 		}
 		memcpy(r->cluster_id, id, sizeof(id));
 	}
+	/* Kept with the model, so a node restarting while PostgreSQL is down
+	 * still answers its peers. */
+	pthread_mutex_lock(&r->lock);
+	if (!r->key_set || memcmp(key, r->cluster_key, sizeof(key)) != 0) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(r->db, "UPDATE replica SET cluster_key = ?", -1, &st, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_step(st) != SQLITE_DONE)
+			log_warn("replica: cannot record the cluster key: %s", sqlite3_errmsg(r->db));
+		sqlite3_finalize(st);
+		memcpy(r->cluster_key, key, sizeof(key));
+		r->key_set = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	explicit_bzero(key, sizeof(key));
 	return c;
 }
 
@@ -414,10 +433,13 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	if (catalog_db_migrate(db, err, errlen) < 0)
 		goto fail;
 	log_debug("replica: bootstrap: search indexed in %" PRId64 " ms", now_ms() - t0);
-	if (sqlite3_prepare_v2(db, "INSERT INTO replica (cluster_id, last_seq) VALUES (?, ?)", -1,
-			       &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO replica (cluster_id, cluster_key, last_seq) VALUES (?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, r->cluster_id, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, max_seq) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+	    sqlite3_bind_blob(st, 2, r->cluster_key, sizeof(r->cluster_key), SQLITE_STATIC) !=
+		    SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, max_seq) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
 		snprintf(err, errlen, "replica: %s", sqlite3_errmsg(db));
 		goto fail;
 	}
@@ -553,6 +575,7 @@ static void *replica_main(void *arg)
 
 static void replica_free(struct replica *r)
 {
+	explicit_bzero(r->cluster_key, sizeof(r->cluster_key));
 	unprepare(r);
 	sqlite3_close(r->db);
 	if (r->stop_pipe[0] >= 0) {
@@ -570,7 +593,8 @@ static int load_state(struct replica *r, char *err, size_t errlen)
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
-	if (sqlite3_prepare_v2(r->db, "SELECT cluster_id, last_seq FROM replica", -1, &st, NULL) !=
+	if (sqlite3_prepare_v2(r->db, "SELECT cluster_id, last_seq, cluster_key FROM replica", -1,
+			       &st, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
 		return -EIO;
@@ -579,6 +603,10 @@ static int load_state(struct replica *r, char *err, size_t errlen)
 		snprintf(r->cluster_id, sizeof(r->cluster_id), "%s",
 			 (const char *)sqlite3_column_text(st, 0));
 		r->last_seq = sqlite3_column_int64(st, 1);
+		if (sqlite3_column_bytes(st, 2) == sizeof(r->cluster_key)) {
+			memcpy(r->cluster_key, sqlite3_column_blob(st, 2), sizeof(r->cluster_key));
+			r->key_set = true;
+		}
 	}
 	sqlite3_finalize(st);
 	if (r->cluster_id[0])
@@ -676,6 +704,19 @@ void replica_status(replica_t *r, struct replica_status *out)
 	else
 		out->lag_ms = r->current_at_ms ? now_ms() - r->current_at_ms : -1;
 	pthread_mutex_unlock(&r->lock);
+}
+
+int replica_cluster_key(replica_t *r, uint8_t out[32])
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->key_set) {
+		memcpy(out, r->cluster_key, sizeof(r->cluster_key));
+		rc = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
 }
 
 void replica_stop(replica_t *r)

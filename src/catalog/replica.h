@@ -44,6 +44,10 @@ struct replica_status {
 /* Any thread. */
 void replica_status(replica_t *r, struct replica_status *out);
 
+/* The cluster key (peer requests are signed with it), known once the
+ * model followed PostgreSQL once. 0 or -ENOENT. Any thread. */
+int replica_cluster_key(replica_t *r, uint8_t out[32]);
+
 /* Stops the thread and frees r. */
 void replica_stop(replica_t *r);
 

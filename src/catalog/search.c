@@ -990,7 +990,7 @@ int search_json(search_t *s, const char *q, size_t len, int limit, buf_t *out)
 				top = li;
 	json_key(&j, "top");
 	if (top < 0) {
-		json_null(&j);
+		json_nil(&j);
 	} else {
 		char hex[17];
 		catalog_id_str(head[top].id, hex);

@@ -132,6 +132,18 @@ static const char schema_v1[] =
 	"  RETURN NULL;"
 	" END $$;";
 
+/* Cluster membership (cluster/membership.c): one row per node, its
+ * heartbeat stamped with the server's clock, so ages are judged by one
+ * clock whatever the nodes' own say. */
+static const char schema_v2[] =
+	"CREATE TABLE nodes ("
+	"  id text PRIMARY KEY,"
+	"  address text NOT NULL,"
+	"  site text NOT NULL,"
+	"  started_at bigint NOT NULL,"
+	"  heartbeat_at timestamptz NOT NULL,"
+	"  stats jsonb);";
+
 /* The triggers, per catalog table and its key column. */
 static const char *const feed_tables[][2] = {
 	{"artists", "id"}, {"albums", "id"}, {"covers", "album_id"}, {"tracks", "id"}};
@@ -213,7 +225,7 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	    pg_exec(c, "schema",
 		    "SET LOCAL client_min_messages = warning;"
 		    "CREATE TABLE IF NOT EXISTS chorus_schema (version integer NOT NULL,"
-		    " cluster_id text NOT NULL)") < 0)
+		    " cluster_id text NOT NULL, cluster_key bytea NOT NULL)") < 0)
 		goto fail;
 	res = PQexec(c, "SELECT version FROM chorus_schema");
 	if (!pg_ok(res)) {
@@ -232,8 +244,8 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	if (version < 1) {
-		unsigned char r[16];
-		char id[33];
+		unsigned char r[16], k[32];
+		char id[33], key[65];
 
 		if (pg_exec(c, "schema v1", schema_v1) < 0)
 			goto fail;
@@ -249,12 +261,22 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 			if (pg_exec(c, "schema v1", sql) < 0)
 				goto fail;
 		}
+		/* The cluster's identity, and the key peers sign requests with
+		 * (every node reads it here: they trust this database with the
+		 * tracks' keys already). */
 		crypto_random(r, sizeof(r));
 		text_hex(r, sizeof(r), id);
-		snprintf(sql, sizeof(sql), "INSERT INTO chorus_schema VALUES (0, '%s')", id);
+		crypto_random(k, sizeof(k));
+		text_hex(k, sizeof(k), key);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO chorus_schema VALUES (0, '%s', decode('%s', 'hex'))", id, key);
+		explicit_bzero(k, sizeof(k));
+		explicit_bzero(key, sizeof(key));
 		if (pg_exec(c, "schema", sql) < 0)
 			goto fail;
 	}
+	if (version < 2 && pg_exec(c, "schema v2", schema_v2) < 0)
+		goto fail;
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
 			 PG_SCHEMA_VERSION);
@@ -322,6 +344,20 @@ PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	return c;
+}
+
+int pg_cluster_key(PGconn *c, uint8_t out[32])
+{
+	PGresult *res = PQexecParams(c, "SELECT cluster_key FROM chorus_schema", 0, NULL, NULL,
+				     NULL, NULL, 1);
+	int rc = -EIO;
+
+	if (pg_ok(res) && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 32) {
+		memcpy(out, PQgetvalue(res, 0, 0), 32);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
 }
 
 int pg_cluster_id(PGconn *c, char out[33])

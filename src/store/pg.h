@@ -22,7 +22,7 @@
  * schema (under an advisory lock, so nodes starting together do it once)
  * and refuses a newer one.
  */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 /* Every writer of catalog rows holds this transaction-level advisory lock
  * (the change triggers take it too), so change sequence numbers are
@@ -33,6 +33,8 @@
 
 /* The LISTEN channel notified by every catalog change. */
 #define PG_CHANNEL_CATALOG "chorus_catalog"
+/* Notified when a node joins or leaves (cluster/membership.c). */
+#define PG_CHANNEL_NODES "chorus_nodes"
 
 /*
  * Connects (connect_timeout 3 s unless conninfo says otherwise), checks
@@ -57,6 +59,10 @@ bool pg_ok(const PGresult *res);
  * a read model records it, so a data directory is never fed by two
  * different clusters. out >= 33 bytes. 0 or -EIO. */
 int pg_cluster_id(PGconn *c, char out[33]);
+
+/* The cluster key (32 bytes), made with the schema: peer requests are
+ * signed with it. 0 or -EIO. */
+int pg_cluster_key(PGconn *c, uint8_t out[32]);
 
 /* A text column as int64 (0 when NULL). */
 int64_t pg_col_i64(const PGresult *res, int row, int col);

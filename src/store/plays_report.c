@@ -216,7 +216,7 @@ static void json_opt_int(json_t *j, const char *k, const struct row *w, int i)
 {
 	json_key(j, k);
 	if (row_null(w, i))
-		json_null(j);
+		json_nil(j);
 	else
 		json_int(j, row_int(w, i));
 }
@@ -295,14 +295,14 @@ static void emit_head(struct out *o, json_t *j, const struct plays_query *q)
 		plays_rfc3339_format(q->from_ms, ts);
 		json_str(j, ts);
 	} else {
-		json_null(j);
+		json_nil(j);
 	}
 	json_key(j, "to");
 	if (q->has_to) {
 		plays_rfc3339_format(q->to_ms, ts);
 		json_str(j, ts);
 	} else {
-		json_null(j);
+		json_nil(j);
 	}
 	json_kstr(j, "group", group_names[q->group]);
 	json_key(j, "rows");

@@ -123,7 +123,7 @@ void json_strn(json_t *j, const char *s, size_t len)
 void json_str(json_t *j, const char *s)
 {
 	if (!s) {
-		json_null(j);
+		json_nil(j);
 		return;
 	}
 	json_strn(j, s, strlen(s));
@@ -144,7 +144,7 @@ void json_double(json_t *j, double v)
 	int n;
 
 	if (!isfinite(v)) {
-		json_null(j);
+		json_nil(j);
 		return;
 	}
 	n = snprintf(tmp, sizeof(tmp), "%.17g", v);
@@ -158,7 +158,7 @@ void json_bool(json_t *j, bool v)
 	raw(j, v ? "true" : "false", v ? 4 : 5);
 }
 
-void json_null(json_t *j)
+void json_nil(json_t *j)
 {
 	sep(j);
 	raw(j, "null", 4);
@@ -185,7 +185,7 @@ void json_kbool(json_t *j, const char *key, bool v)
 void json_knull(json_t *j, const char *key)
 {
 	json_key(j, key);
-	json_null(j);
+	json_nil(j);
 }
 
 bool json_failed(const json_t *j)

@@ -33,7 +33,8 @@ void json_strn(json_t *j, const char *s, size_t len);
 void json_int(json_t *j, int64_t v);
 void json_double(json_t *j, double v);
 void json_bool(json_t *j, bool v);
-void json_null(json_t *j);
+/* (Not json_null: jansson exports that name, and one binary links both.) */
+void json_nil(json_t *j);
 /* key + value in one call. */
 void json_kstr(json_t *j, const char *key, const char *s);
 void json_kint(json_t *j, const char *key, int64_t v);

@@ -1,0 +1,194 @@
+/*
+ * GET /internal/chunks/BLOB/IIIIIIII: a peer asks this node for a sealed
+ * chunk (cluster/peer.h). Only in a cluster, only with a valid signature
+ * under the cluster key (401 otherwise).
+ *
+ * The chunk comes through this node's cache like a stream's, with no_peers
+ * set: the asker ranked this node first, so a miss here goes to the origin
+ * (once, however many peers ask: the cache is single-flight) and never on
+ * to another peer, which could ask back. The plaintext from the cache is
+ * sealed again under the track's key with the chunk's index as nonce,
+ * which gives exactly the origin's bytes: peers only ever carry sealed
+ * chunks, and the asker verifies them like the origin's.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "crypto/seal.h"
+#include "crypto/sign.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct ask {
+	struct api *api;
+	http_conn_t *conn;
+	loop_t *loop;
+	struct chunk_ref ref;
+	int fd;
+	bool orphaned;
+};
+
+static enum http_pull ask_pull(void *ctx, struct http_segment *seg)
+{
+	return HTTP_PULL_ERROR;
+}
+
+static void ask_done(void *ctx, bool completed)
+{
+	struct ask *a = ctx;
+
+	a->orphaned = true; /* answer() frees it */
+}
+
+static const struct http_body_ops ask_ops = {
+	.pull = ask_pull,
+	.done = ask_done,
+};
+
+/* On the loop: the chunk's fd (or an error) to a sealed answer. */
+static void answer(void *arg)
+{
+	struct ask *a = arg;
+	unsigned char *plain = NULL, *sealed = NULL;
+	size_t len = a->ref.len;
+
+	if (a->orphaned)
+		goto out;
+	if (a->fd < 0) {
+		http_send_error(a->conn, a->fd == -ENOENT ? 404 : 503,
+				a->fd == -ENOENT ? "no such chunk" : "chunk unavailable");
+		goto out;
+	}
+	plain = xmalloc(len ? len : 1);
+	sealed = xmalloc(len + SEAL_TAG_LEN);
+	if (pread(a->fd, plain, len, 0) != (ssize_t)len ||
+	    seal_chunk(a->ref.key, a->ref.index, plain, len, sealed) < 0) {
+		http_send_error(a->conn, 500, "cannot read the chunk");
+		goto out;
+	}
+	http_send(a->conn, 200, "application/octet-stream", "Cache-Control: no-store\r\n", sealed,
+		  len + SEAL_TAG_LEN);
+	atomic_fetch_add(&a->api->peer_served, 1);
+out:
+	if (a->fd >= 0)
+		close(a->fd);
+	explicit_bzero(&a->ref, sizeof(a->ref));
+	free(plain);
+	free(sealed);
+	free(a);
+}
+
+/* On a fill thread. */
+static void ready(void *arg, int fd)
+{
+	struct ask *a = arg;
+
+	a->fd = fd;
+	loop_post(a->loop, answer, a);
+}
+
+/* A header as a NUL-terminated string, or false if absent or too long. */
+static bool header(const struct http_request *req, const char *name, char *out, size_t outlen)
+{
+	const struct http_str *v = http_header_get(req, name);
+
+	if (!v || v->len == 0 || v->len >= outlen)
+		return false;
+	memcpy(out, v->p, v->len);
+	out[v->len] = '\0';
+	return true;
+}
+
+static bool hex_ok(const char *s, size_t want)
+{
+	size_t n = strlen(s);
+
+	if (n != want)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
+		  const struct http_request *req)
+{
+	char path[128], node[64], when[24], sig[80], blob[BLOB_ID_LEN + 1], idx[9];
+	struct catalog_stream info;
+	struct manifest m;
+	struct ask *a;
+	char *end;
+	long long t;
+	uint32_t index;
+	int rc;
+
+	if (!api->peer_key_set) {
+		http_send_error(c, 404, "no such resource");
+		return;
+	}
+	if (req->method != HTTP_GET) {
+		http_send_error(c, 405, "method not allowed");
+		return;
+	}
+	/* /internal/chunks/ + 32 + / + 8 */
+	if (req->path.len != 17 + BLOB_ID_LEN + 1 + 8 ||
+	    memcmp(req->path.p, "/internal/chunks/", 17) != 0 ||
+	    req->path.p[17 + BLOB_ID_LEN] != '/') {
+		http_send_error(c, 404, "no such resource");
+		return;
+	}
+	memcpy(path, req->path.p, req->path.len);
+	path[req->path.len] = '\0';
+	memcpy(blob, path + 17, BLOB_ID_LEN);
+	blob[BLOB_ID_LEN] = '\0';
+	memcpy(idx, path + 18 + BLOB_ID_LEN, 8);
+	idx[8] = '\0';
+	if (!header(req, "X-Chorus-Node", node, sizeof(node)) ||
+	    !header(req, "X-Chorus-Time", when, sizeof(when)) ||
+	    !header(req, "X-Chorus-Signature", sig, sizeof(sig)) || !hex_ok(node, strlen(node)) ||
+	    (t = strtoll(when, &end, 10), *end != '\0') ||
+	    !sign_check(api->peer_key, "GET", path, t, node, sig, strlen(sig),
+			(int64_t)time(NULL))) {
+		http_send_error(c, 401, "peer requests must be signed with the cluster key");
+		return;
+	}
+	if (!hex_ok(blob, BLOB_ID_LEN) || !hex_ok(idx, 8)) {
+		http_send_error(c, 404, "no such chunk");
+		return;
+	}
+	index = (uint32_t)strtoul(idx, NULL, 16);
+	rc = catalog_stream_info_blob(al->reader, blob, &info);
+	if (rc != 200 || index >= info.chunk_count) {
+		explicit_bzero(&info, sizeof(info));
+		http_send_error(c, rc == 500 ? 500 : 404, rc == 500 ? "internal error" : "no such chunk");
+		return;
+	}
+	catalog_stream_manifest(&info, &m);
+	a = xcalloc(1, sizeof(*a));
+	a->api = api;
+	a->conn = c;
+	a->loop = http_conn_loop(c);
+	memcpy(a->ref.blob, blob, sizeof(blob));
+	a->ref.index = index;
+	a->ref.len = manifest_chunk_len(&m, index);
+	memcpy(a->ref.key, info.key, SEAL_KEY_LEN);
+	a->ref.no_peers = true;
+	explicit_bzero(&info, sizeof(info));
+	explicit_bzero(&m, sizeof(m));
+	rc = cache_get(api->cache, &a->ref, ready, a);
+	if (rc == -EINPROGRESS) {
+		http_defer(c, &ask_ops, a);
+		return;
+	}
+	a->fd = rc;
+	answer(a);
+}

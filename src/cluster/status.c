@@ -1,0 +1,218 @@
+/*
+ * `chorus status` (see status.h). The answer is parsed with jansson (this
+ * file writes no JSON, so util/json.h's json_t is not in the way) and
+ * printed as a table sized to its contents. Text from the node (sites,
+ * addresses) is printed with control characters replaced, so a strange row
+ * in the database cannot drive the terminal.
+ */
+#include "cluster/status.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+#define ANSWER_MAX ((size_t)16 << 20)
+#define NCOLS 8
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	return buf_append(ud, p, size * n) == 0 ? size * n : 0;
+}
+
+/* GET url into body; 0, or -1 with the reason in err. */
+static int fetch(const char *url, buf_t *body, long *status, char *err, size_t errlen)
+{
+	char cerr[CURL_ERROR_SIZE] = "";
+	CURL *h;
+	CURLcode rc;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+		snprintf(err, errlen, "cannot initialise libcurl");
+		return -1;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a node is asked directly */
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(h);
+	curl_global_cleanup();
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* s with control characters replaced by '?', into out. */
+static void printable(const char *s, char *out, size_t outlen)
+{
+	size_t i = 0;
+
+	for (; s && *s && i + 1 < outlen; s++, i++)
+		out[i] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	out[i] = '\0';
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+/* An integer member, or -1 when absent or null. */
+static long long int_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+static void human_bytes(long long v, char *out, size_t outlen)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1024 && u < 5) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, outlen, "%lld B", v);
+	else
+		snprintf(out, outlen, "%.1f %s", d, units[u]);
+}
+
+static void human_ms(long long ms, char *out, size_t outlen)
+{
+	if (ms < 0)
+		snprintf(out, outlen, "-");
+	else if (ms < 1000)
+		snprintf(out, outlen, "%lld ms", ms);
+	else if (ms < 100000)
+		snprintf(out, outlen, "%.1f s", (double)ms / 1000);
+	else if (ms < 2LL * 3600 * 1000)
+		snprintf(out, outlen, "%lld min", ms / 60000);
+	else if (ms < 3LL * 86400 * 1000)
+		snprintf(out, outlen, "%lld h", ms / 3600000);
+	else
+		snprintf(out, outlen, "%lld days", ms / 86400000);
+}
+
+/* One node's cells. */
+static void cells(json_t *node, char cell[NCOLS][300])
+{
+	json_t *cache = json_object_get(node, "cache");
+	long long hits = int_of(cache, "hits"), misses = int_of(cache, "misses");
+	char a[64], b[64];
+
+	snprintf(cell[0], 300, "%s%s", json_is_true(json_object_get(node, "self")) ? "*" : " ",
+		 str_of(node, "id"));
+	printable(str_of(node, "address"), cell[1], 300);
+	printable(str_of(node, "site"), cell[2], 300);
+	if (!cell[2][0])
+		snprintf(cell[2], 300, "-");
+	printable(str_of(node, "state"), cell[3], 300);
+	human_ms(int_of(node, "heartbeat_age_ms"), cell[4], 290);
+	if (strcmp(cell[4], "-") != 0)
+		strcat(cell[4], " ago");
+	if (json_is_object(cache)) {
+		human_bytes(int_of(cache, "bytes"), a, sizeof(a));
+		human_bytes(int_of(cache, "budget_bytes"), b, sizeof(b));
+		snprintf(cell[5], 300, "%s of %s", a, b);
+		if (hits >= 0 && misses >= 0 && hits + misses > 0)
+			snprintf(cell[6], 300, "%.0f%%",
+				 100.0 * (double)hits / (double)(hits + misses));
+		else
+			snprintf(cell[6], 300, "-");
+	} else {
+		snprintf(cell[5], 300, "-");
+		snprintf(cell[6], 300, "-");
+	}
+	human_ms(int_of(node, "replication_lag_ms"), cell[7], 300);
+}
+
+int cluster_status_run(const char *url)
+{
+	static const char *const heads[NCOLS] = {" NODE", "ADDRESS", "SITE", "STATE",
+						 "HEARD",  "CACHE",   "HITS", "LAG"};
+	char full[2200], err[CURL_ERROR_SIZE + 64], (*cell)[NCOLS][300] = NULL;
+	size_t base = strlen(url), n, counts[3] = {0, 0, 0};
+	int width[NCOLS], rc = 1;
+	json_t *root = NULL, *nodes, *pg;
+	long status = 0;
+	buf_t body;
+
+	while (base > 0 && url[base - 1] == '/')
+		base--;
+	if (base > 2000) {
+		fprintf(stderr, "chorus: status: the URL is too long\n");
+		return 1;
+	}
+	snprintf(full, sizeof(full), "%.*s/api/v1/cluster", (int)base, url);
+	buf_init(&body, ANSWER_MAX);
+	if (fetch(full, &body, &status, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: status: cannot reach the node at %.*s: %s\n", (int)base,
+			url, err);
+		goto out;
+	}
+	if (status != 200) {
+		fprintf(stderr, "chorus: status: %s answered HTTP %ld (is it a chorus node?)\n",
+			full, status);
+		goto out;
+	}
+	root = json_loadb(body.data, body.len, 0, NULL);
+	nodes = json_object_get(root, "nodes");
+	if (!json_is_array(nodes)) {
+		fprintf(stderr, "chorus: status: %s did not answer with a list of nodes\n", full);
+		goto out;
+	}
+	n = json_array_size(nodes);
+	cell = calloc(n ? n : 1, sizeof(*cell));
+	if (!cell)
+		abort();
+	for (int c = 0; c < NCOLS; c++)
+		width[c] = (int)strlen(heads[c]);
+	for (size_t i = 0; i < n; i++) {
+		json_t *node = json_array_get(nodes, i);
+		const char *st = str_of(node, "state");
+		cells(node, cell[i]);
+		for (int c = 0; c < NCOLS; c++)
+			if ((int)strlen(cell[i][c]) > width[c])
+				width[c] = (int)strlen(cell[i][c]);
+		counts[strcmp(st, "alive") == 0 ? 0 : strcmp(st, "suspect") == 0 ? 1 : 2]++;
+	}
+	for (int c = 0; c < NCOLS; c++)
+		printf("%-*s%s", c == NCOLS - 1 ? 0 : width[c], heads[c],
+		       c == NCOLS - 1 ? "\n" : "  ");
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < NCOLS; c++)
+			printf("%-*s%s", c == NCOLS - 1 ? 0 : width[c], cell[i][c],
+			       c == NCOLS - 1 ? "\n" : "  ");
+	printf("%zu node%s: %zu alive, %zu suspect, %zu dead", n, n == 1 ? "" : "s", counts[0],
+	       counts[1], counts[2]);
+	pg = json_object_get(root, "postgres_connected");
+	if (json_is_false(pg))
+		printf(" (PostgreSQL unreachable from this node: states from direct probes)");
+	else if (json_is_null(pg))
+		printf(" (a standalone node)");
+	printf("\n");
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	free(cell);
+	json_decref(root);
+	buf_free(&body);
+	return rc;
+}

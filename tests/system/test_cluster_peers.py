@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""System tests for peer fill: several nodes on loopback ports sharing a real
+PostgreSQL (tests/system/pg.py) and an S3 origin that checks signatures
+(tests/system/s3.py).
+
+    CHORUS_BIN=build/asan/chorus /usr/bin/python3 tests/system/test_cluster_peers.py [NAME...]
+"""
+
+import hashlib
+import os
+import random
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pg  # noqa: E402
+from chorus_test import (  # noqa: E402
+    Node, check, check_eq, fail, main, make_wav, run_chorus, shared_dir, test)
+from s3 import S3Server  # noqa: E402
+
+CHUNK = 1 << 20
+TAG = 16
+NTRACKS = 30
+
+
+def library():
+    """30 WAV files of 2 chunks each, made once."""
+    root = shared_dir("peers-lib")
+    files = []
+    for i in range(NTRACKS):
+        p = root / "src" / f"t{i:02d}.wav"
+        if not p.exists():
+            make_wav(p, file_size=44 + 4 * (330_000 + 997 * i), seed=i)
+        files.append(p)
+    return root / "src", files
+
+
+def sealed_size(size):
+    chunks = (size + CHUNK - 1) // CHUNK
+    return size + TAG * chunks
+
+
+class Cluster:
+    """PostgreSQL, the S3 origin, a library ingested into them, n nodes."""
+
+    def __init__(self, tmp, db, n, args=()):
+        self.tmp, self.db = tmp, db
+        self.s3 = S3Server.shared()
+        self.prefix = f"peers-{os.getpid()}-{random.randrange(1 << 30)}"
+        self.origin = self.s3.spec(self.prefix) + "&timeout_ms=1500"
+        self.env = self.s3.env()
+        self.src, self.files = library()
+        r = run_chorus(["ingest", "--no-progress", "--data", tmp / "ingest", "--db",
+                        db.conninfo, "--origin", self.origin, self.src],
+                       env=self.env, timeout=300)
+        check_eq(r.rc, 0, "ingest", r)
+        self.args = list(args)
+        self.nodes = [self.start(i) for i in range(n)]
+        self.wait_alive(n)
+        self.tracks = self.nodes[0].get_json("/api/v1/tracks?limit=100")["tracks"]
+        check_eq(len(self.tracks), NTRACKS, "tracks")
+        by_size = {f.stat().st_size: f for f in self.files}  # sizes differ by design
+        self.want = {}
+        for t in self.tracks:
+            t["data"] = by_size[t["size_bytes"]].read_bytes()
+            self.want[t["id"]] = hashlib.sha256(t["data"]).hexdigest()
+
+    def start(self, i):
+        return Node(self.tmp / f"n{i}", self.tmp / "logs",
+                    args=["--db", self.db.conninfo, "--origin", self.origin] + self.args,
+                    env=self.env, tag=f"n{i}")
+
+    def members(self, node):
+        return {m["id"]: m for m in node.get_json("/api/v1/cluster")["nodes"]}
+
+    def wait_alive(self, n, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = all(sum(m["state"] == "alive" for m in self.members(nd).values()) == n
+                     for nd in self.nodes if nd.running())
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                fail(f"{n} nodes not all alive within {timeout} s",
+                     [[(m["id"], m["state"], m["address"]) for m in self.members(nd).values()]
+                      for nd in self.nodes if nd.running()])
+            time.sleep(0.1)
+
+    def figures(self):
+        out = {"origin_bytes": 0, "origin_reads": 0, "peer_reads": 0, "peer_served": 0}
+        for nd in self.nodes:
+            if nd.running():
+                c = nd.get_json("/api/v1/node")["cache"]
+                for k in out:
+                    out[k] += c[k]
+        return out
+
+    def stop(self):
+        for nd in self.nodes:
+            if nd.running():
+                nd.stop()
+
+
+def listen(nodes, track, tries=20, chunk_pause=0.0):
+    """A player that resumes the same byte range on the next node when a
+    request fails: the client rule for players without haproxy."""
+    data = b""
+    size = track["size_bytes"]
+    k = random.randrange(len(nodes))
+    failures = 0
+    while len(data) < size:
+        nd = nodes[k % len(nodes)]
+        try:
+            r = nd.get(f"/api/v1/tracks/{track['id']}/stream",
+                       {"Range": f"bytes={len(data)}-"}, timeout=10)
+            if r.status not in (200, 206):
+                raise IOError(f"status {r.status}")
+            data += r.body
+        except Exception:  # noqa: BLE001
+            failures += 1
+            if failures > tries:
+                raise
+            k += 1
+            time.sleep(0.05)
+        if chunk_pause:
+            time.sleep(chunk_pause)
+    return data, failures
+
+
+@test("three nodes, 300 listeners: every byte exact, each chunk read from the origin about once")
+def _(tmp):
+    with pg.server() as db:
+        cl = Cluster(tmp, db, 3)
+        try:
+            results, errors = [], []
+            lock = threading.Lock()
+
+            def listener(i):
+                t = cl.tracks[i % NTRACKS]
+                nd = cl.nodes[i % 3]
+                try:
+                    r = nd.get(f"/api/v1/tracks/{t['id']}/stream", timeout=60)
+                    ok = r.status == 200 and hashlib.sha256(r.body).hexdigest() == cl.want[t["id"]]
+                except Exception as e:  # noqa: BLE001
+                    ok, r = False, e
+                with lock:
+                    (results if ok else errors).append((i, str(r)[:200]))
+
+            threads = [threading.Thread(target=listener, args=(i,)) for i in range(300)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            check(not errors, f"{len(errors)} listens failed or differed: {errors[:3]}")
+            f = cl.figures()
+            unique = sum(sealed_size(t["size_bytes"]) for t in cl.tracks)
+            ratio = f["origin_bytes"] / unique
+            print(f"# origin bytes {f['origin_bytes']} for {unique} unique sealed bytes: "
+                  f"{ratio:.3f}x; {f['origin_reads']} origin reads, {f['peer_reads']} peer "
+                  f"reads, {f['peer_served']} chunks served to peers")
+            if ratio > 1.05:
+                logs = "".join(f.read_text()[-2000:] for f in (tmp / "logs").glob("*.err"))
+                fail(f"origin egress {ratio:.3f}x the unique bytes (want <= 1.05)", logs)
+        finally:
+            cl.stop()
+
+
+@test("kill -9 of one node while listeners stream: no failed listen, the dead node is skipped within 2 s, it rejoins")
+def _(tmp):
+    with pg.server() as db:
+        cl = Cluster(tmp, db, 3)
+        try:
+            errors, done = [], []
+            lock = threading.Lock()
+
+            def listener(i):
+                t = cl.tracks[i % NTRACKS]
+                try:
+                    data, fails = listen(cl.nodes, t, chunk_pause=0.01)
+                    ok = hashlib.sha256(data).hexdigest() == cl.want[t["id"]]
+                except Exception as e:  # noqa: BLE001
+                    ok, fails = False, repr(e)
+                with lock:
+                    (done if ok else errors).append((i, fails))
+
+            threads = [threading.Thread(target=listener, args=(i,)) for i in range(60)]
+            for th in threads:
+                th.start()
+            time.sleep(0.3)
+            victim = cl.nodes[2]
+            vid = next(m["id"] for m in cl.members(victim).values() if m["self"])
+            victim.kill9()
+            t0 = time.monotonic()
+            while cl.members(cl.nodes[0])[vid]["state"] == "alive":
+                if time.monotonic() - t0 > 5:
+                    fail("the killed node is still alive for the others after 5 s")
+                time.sleep(0.05)
+            print(f"# the others saw the killed node {cl.members(cl.nodes[0])[vid]['state']} "
+                  f"after {time.monotonic() - t0:.2f} s")
+            check(time.monotonic() - t0 <= 2.5, "dead node skipped within 2 s (+ polling)")
+            while cl.members(cl.nodes[0])[vid]["state"] != "dead":
+                if time.monotonic() - t0 > 5:
+                    fail("the killed node is not dead for the others after 5 s")
+                time.sleep(0.05)
+            print(f"# ... and dead after {time.monotonic() - t0:.2f} s")
+            for th in threads:
+                th.join()
+            check(not errors, f"{len(errors)} listens failed: {errors[:3]}")
+            # After the death, streams on the survivors do not wait on it.
+            t = cl.tracks[0]
+            s = time.monotonic()
+            data, _ = listen(cl.nodes[:2], t)
+            check(hashlib.sha256(data).hexdigest() == cl.want[t["id"]], "exact after the death")
+            check(time.monotonic() - s < 5, "a stream after the death took too long")
+            cl.nodes[2] = cl.start(2)
+            try:
+                cl.wait_alive(3)
+            except Exception:
+                print("#", cl.nodes[2].bg.err_path.read_text()[-1500:].replace("\n", "\n# "))
+                raise
+        finally:
+            cl.stop()
+
+
+@test("origin down: chunks cached anywhere are served through peers; uncached ones get 503 with Retry-After within 2 s")
+def _(tmp):
+    with pg.server() as db:
+        cl = Cluster(tmp, db, 3)
+        try:
+            warm = cl.tracks[:5]
+            for t in warm:  # cached on node 0 (and on each chunk's owner)
+                r = cl.nodes[0].get(f"/api/v1/tracks/{t['id']}/stream")
+                check_eq(r.status, 200, "warm-up stream", r)
+            cl.s3.kill_proxy()
+            try:
+                for nd in cl.nodes:
+                    for t in warm:
+                        r = nd.get(f"/api/v1/tracks/{t['id']}/stream", timeout=10)
+                        check_eq(r.status, 200, "a chunk cached elsewhere, origin down", r)
+                        check(hashlib.sha256(r.body).hexdigest() == cl.want[t["id"]],
+                              "exact through peers")
+                cold = cl.tracks[-1]
+                s = time.monotonic()
+                r = cl.nodes[1].get(f"/api/v1/tracks/{cold['id']}/stream", timeout=10)
+                took = time.monotonic() - s
+                check_eq(r.status, 503, "uncached chunk with the origin down", r)
+                check(r.header("Retry-After"), "503 carries Retry-After", r)
+                print(f"# 503 for an uncached chunk after {took:.2f} s")
+                check(took <= 2.0, f"503 after {took:.2f} s (want <= 2)")
+            finally:
+                cl.s3.start_proxy()
+        finally:
+            cl.stop()
+
+
+if __name__ == "__main__":
+    main()
