@@ -57,8 +57,9 @@ static const struct http_body_ops ask_ops = {
 static void answer(void *arg)
 {
 	struct ask *a = arg;
-	unsigned char *plain = NULL, *sealed = NULL;
+	unsigned char *sealed = NULL;
 	size_t len = a->ref.len;
+	int rc;
 
 	if (a->orphaned)
 		goto out;
@@ -67,11 +68,11 @@ static void answer(void *arg)
 				a->fd == -ENOENT ? "no such chunk" : "chunk unavailable");
 		goto out;
 	}
-	plain = xmalloc(len ? len : 1);
 	sealed = xmalloc(len + SEAL_TAG_LEN);
-	if (pread(a->fd, plain, len, 0) != (ssize_t)len ||
-	    seal_chunk(a->ref.key, a->ref.index, plain, len, sealed) < 0) {
-		http_send_error(a->conn, 500, "cannot read the chunk");
+	rc = cache_read_sealed(a->api->cache, &a->ref, a->fd, sealed);
+	if (rc < 0) {
+		/* Damaged here: the asker goes on to its next source. */
+		http_send_error(a->conn, 503, "chunk unavailable");
 		goto out;
 	}
 	http_send(a->conn, 200, "application/octet-stream", "Cache-Control: no-store\r\n", sealed,
@@ -81,7 +82,6 @@ out:
 	if (a->fd >= 0)
 		close(a->fd);
 	explicit_bzero(&a->ref, sizeof(a->ref));
-	free(plain);
 	free(sealed);
 	free(a);
 }

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -367,8 +368,9 @@ static void deliver(struct waiter *w)
 	}
 }
 
-/* Writes the plaintext under a temporary name and renames it into place,
- * so the final name only ever holds a whole chunk. */
+/* Writes the plaintext and its tag (the opened copy: ref->len bytes of
+ * plaintext, then the 16 of the tag) under a temporary name and renames it
+ * into place, so the final name only ever holds a whole chunk. */
 static int write_chunk(struct cache *c, const struct chunk_ref *ref, const void *plain)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], sub[PATH_MAX];
@@ -387,7 +389,7 @@ static int write_chunk(struct cache *c, const struct chunk_ref *ref, const void 
 	}
 	if (fd < 0)
 		return -errno;
-	rc = fs_write_full(fd, plain, ref->len);
+	rc = fs_write_full(fd, plain, (size_t)ref->len + SEAL_TAG_LEN);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -518,6 +520,36 @@ static void fill_run(struct cache *c, struct fill *f)
 out:
 	free(sealed);
 	fill_complete(c, f, rc, origin_read, sealed_len);
+}
+
+int cache_read_sealed(cache_t *c, const struct chunk_ref *ref, int fd, unsigned char *out)
+{
+	size_t n = (size_t)ref->len + SEAL_TAG_LEN;
+	unsigned char *file = xmalloc(n);
+	int rc = 0;
+
+	if (fs_pread_full(fd, file, n, 0) < 0) {
+		rc = -EIO;
+	} else if (seal_chunk(ref->key, ref->index, file, ref->len, out) < 0) {
+		rc = -EIO;
+	} else if (CRYPTO_memcmp(out + ref->len, file + ref->len, SEAL_TAG_LEN) != 0) {
+		/* The plaintext is not what was verified when it was cached. */
+		char path[PATH_MAX];
+		uint64_t h = key_hash(ref->blob, ref->index);
+		struct cnode *node;
+
+		log_warn("cache: %s-%08x changed on disk since it was verified; dropping it",
+			 ref->blob, ref->index);
+		chunk_path(c, ref->blob, ref->index, false, path);
+		pthread_mutex_lock(&c->lock);
+		node = table_find(&c->index, h, ref->blob, ref->index);
+		if (node)
+			index_drop(c, container_of(node, struct entry, node), true);
+		pthread_mutex_unlock(&c->lock);
+		rc = -EBADMSG;
+	}
+	free(file);
+	return rc;
 }
 
 void cache_set_peers(cache_t *c, const struct cache_peers *p)
@@ -795,7 +827,10 @@ static int scan_fanout(struct cache *c, int topfd, const char *fanout, struct fo
 		}
 		(*v)[*n].e = xcalloc(1, sizeof(struct entry));
 		cnode_set(&(*v)[*n].e->node, blob, index);
-		(*v)[*n].e->size = (uint64_t)st.st_size;
+		/* The plaintext's size: the file ends with the tag. (A shorter
+		 * file has a size no manifest asks for, and is fetched again.) */
+		(*v)[*n].e->size = st.st_size >= SEAL_TAG_LEN ? (uint64_t)st.st_size - SEAL_TAG_LEN
+							      : UINT64_MAX;
 		(*v)[*n].t = last_use(&st);
 		(*n)++;
 	}

@@ -27,7 +27,9 @@
  * cache_prefetch, but not cache_close.
  *
  * Layout: DIR/BB/BLOB-IIIIIIII (BB the blob's first two digits, IIIIIIII
- * the index in hex); fills write BLOB-IIIIIIII.tmp first, and cache_open
+ * the index in hex), holding the plaintext and then the 16-byte tag it was
+ * verified with (streams send the plaintext part; cache_read_sealed checks
+ * it against the tag before a peer gets it); fills write BLOB-IIIIIIII.tmp first, and cache_open
  * removes any such file a crash left. DIR/.lock keeps a second process
  * off the same directory.
  */
@@ -98,6 +100,16 @@ void cache_touch(cache_t *c, const struct chunk_ref *ref);
 void cache_prefetch(cache_t *c, const struct chunk_ref *ref);
 
 void cache_get_stats(cache_t *c, struct cache_stats *out);
+
+/*
+ * The sealed form of a cached chunk, for a peer: reads fd (from cache_get),
+ * seals the plaintext again (the same key and nonce give the origin's exact
+ * bytes) into out (ref->len + SEAL_TAG_LEN bytes), and checks the tag
+ * against the one kept with it. -EBADMSG when they differ (the file changed
+ * since it was verified: it is dropped from the cache), -EIO on a read
+ * error. Blocking (1 MiB read and seal); any thread.
+ */
+int cache_read_sealed(cache_t *c, const struct chunk_ref *ref, int fd, unsigned char *out);
 
 /*
  * Other nodes that may hold a chunk (cluster/peer.c). A fill asks

@@ -55,6 +55,26 @@ int fs_read_full(int fd, void *p, size_t len)
 	return 0;
 }
 
+int fs_pread_full(int fd, void *p, size_t len, off_t off)
+{
+	char *c = p;
+
+	while (len > 0) {
+		ssize_t r = pread(fd, c, len, off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		c += r;
+		off += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
 int fs_write_full(int fd, const void *p, size_t len)
 {
 	const char *c = p;

@@ -35,6 +35,8 @@ int fs_read_all(const char *path, size_t max, char **out, size_t *outlen);
 /* Reads exactly len bytes from fd (retrying short reads and EINTR). 0 or -errno
  * (-EIO on a premature end of file). */
 int fs_read_full(int fd, void *p, size_t len);
+/* The same at an offset, leaving the fd's position alone (shared fds). */
+int fs_pread_full(int fd, void *p, size_t len, off_t off);
 int fs_write_full(int fd, const void *p, size_t len);
 
 /* fsync of a directory, so a rename or unlink in it is durable. */

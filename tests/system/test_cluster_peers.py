@@ -224,6 +224,82 @@ def _(tmp):
             cl.stop()
 
 
+def score(node_id, blob, index):
+    """cluster/peer.c's rendezvous score (FNV-1a, then splitmix64's finaliser)."""
+    m = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in node_id.encode() + b"/" + blob.encode() + index.to_bytes(4, "little"):
+        h = ((h ^ b) * 0x100000001b3) & m
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & m
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & m
+    return h ^ (h >> 31)
+
+
+def flip_bit(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x20]))
+
+
+@test("a flipped bit in a peer's cache file or in an origin object is never served; the next source is")
+def _(tmp):
+    with pg.server() as db:
+        cl = Cluster(tmp, db, 3)
+        try:
+            ids = [next(m["id"] for m in cl.members(nd).values() if m["self"]) for nd in cl.nodes]
+            blob_of = {r[0]: r[1] for r in db.query("SELECT id, blob FROM tracks")}
+            # A track whose chunk 0 node 0 owns and node 2 ranks after it.
+            pick = None
+            for t in cl.tracks:
+                blob = blob_of[str(int(t["id"], 16))]
+                order = sorted(range(3), key=lambda k: -score(ids[k], blob, 0))
+                if order[0] == 0 and order.index(2) > 0:
+                    pick, pick_blob = t, blob
+                    break
+            check(pick is not None, "no track with the wanted ranking")
+            r = cl.nodes[0].get(f"/api/v1/tracks/{pick['id']}/stream")
+            check_eq(r.status, 200, "first play on the owner", r)
+            owner_file = tmp / "n0" / "cache" / pick_blob[:2] / f"{pick_blob}-00000000"
+            check(owner_file.exists(), f"{owner_file} cached on the owner")
+            flip_bit(owner_file, 1000)
+            before = cl.nodes[2].get_json("/api/v1/node")["cache"]
+            total_before = cl.figures()
+            r = cl.nodes[2].get(f"/api/v1/tracks/{pick['id']}/stream")
+            check_eq(r.status, 200, "stream on another node after the flip", r)
+            check(hashlib.sha256(r.body).hexdigest() == cl.want[pick["id"]],
+                  "the damaged copy reached a listener")
+            after = cl.nodes[2].get_json("/api/v1/node")["cache"]
+            check(after["peer_reads"] > before["peer_reads"], "the owner was asked first")
+            check(cl.figures()["origin_reads"] > total_before["origin_reads"],
+                  "then the origin (through the next peer, or directly)")
+            check(not owner_file.exists(), "the owner dropped its damaged file")
+
+            # An origin object flipped: a chunk cached on a peer still plays
+            # exactly (node 1 asks the owner); one cached nowhere gets 503.
+            def origin_object(blob, index):
+                key = f"c/{blob[:2]}/{blob}/{index:08x}"
+                hits = [p for p in (cl.s3.root / "data").rglob("*")
+                        if p.is_file() and key in str(p) and "metadata" not in p.name
+                        and p.stat().st_size > 1000]
+                check_eq(len(hits), 1, f"the origin object of {key}")
+                return hits[0]
+            flip_bit(origin_object(pick_blob, 0), 500)
+            r = cl.nodes[1].get(f"/api/v1/tracks/{pick['id']}/stream")
+            check_eq(r.status, 200, "a chunk cached on a peer, its origin copy damaged", r)
+            check(hashlib.sha256(r.body).hexdigest() == cl.want[pick["id"]], "exact via the peer")
+            cold = next(t for t in cl.tracks if t is not pick)
+            cold_blob = blob_of[str(int(cold["id"], 16))]
+            flip_bit(origin_object(cold_blob, 0), 500)
+            r = cl.nodes[1].get(f"/api/v1/tracks/{cold['id']}/stream")
+            check_eq(r.status, 503, "a damaged chunk cached nowhere", r)
+        finally:
+            cl.stop()
+
+
 @test("origin down: chunks cached anywhere are served through peers; uncached ones get 503 with Retry-After within 2 s")
 def _(tmp):
     with pg.server() as db:

@@ -683,7 +683,8 @@ def _(tmp):
     check_eq(s["budget_bytes"], 3 << 20, "budget_bytes")
     check(s["evictions"] > 0, f"no evictions: {s}")
     check(s["bytes"] <= 3 << 20, f"bytes over budget: {s}")
-    cached = sum(f.stat().st_size for f in (tmp / "data" / "cache").rglob("*-*") if f.is_file())
+    cached = sum(f.stat().st_size - 16 for f in (tmp / "data" / "cache").rglob("*-*")
+                 if f.is_file())  # plaintext; each file ends with its tag
     check(cached <= 3 << 20, f"cache directory holds {cached} bytes, over 3M")
     # Concurrent clients on all tracks with the small cache.
     probs = []
@@ -696,7 +697,7 @@ def _(tmp):
 
 def cache_files_problems(data):
     """Every chunk file at its final name in DATA/cache must be the exact
-    plaintext chunk of its track."""
+    plaintext chunk of its track, followed by its 16-byte tag."""
     with Catalog(data) as cat:
         rows = cat.rows("SELECT blob, source_path FROM tracks")
     src = {r["blob"]: r["source_path"] for r in rows}
@@ -713,7 +714,8 @@ def cache_files_problems(data):
             s.seek(idx * CHUNK_SIZE)
             want = s.read(CHUNK_SIZE)
         n += 1
-        if f.read_bytes() != want:
+        got = f.read_bytes()
+        if len(got) != len(want) + 16 or got[:len(want)] != want:
             problems.append(f"cache file {f.relative_to(data)} ({f.stat().st_size} bytes) is not "
                             f"chunk {idx} of {src[blob]} ({len(want)} bytes)")
     return problems, n

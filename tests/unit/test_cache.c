@@ -202,18 +202,22 @@ static bool chunk_on_disk(struct env *e, const struct chunk *ch)
 	return access(path, F_OK) == 0;
 }
 
-/* True when fd holds exactly the chunk's bytes, read from its own offset
- * (so fds sharing one file description would show). */
+/* True when fd holds exactly the chunk's plaintext and then its tag, read
+ * from its own offset (so fds sharing one file description would show). */
 static bool fd_holds(int fd, const struct chunk *ch)
 {
-	unsigned char *buf = malloc(ch->ref.len + 1);
+	size_t want = ch->ref.len + SEAL_TAG_LEN;
+	unsigned char *buf = malloc(want + 1), *sealed = malloc(want);
 	ssize_t n = 0, r;
 	bool ok;
 
-	while ((r = read(fd, buf + n, ch->ref.len + 1 - (size_t)n)) > 0)
+	while ((r = read(fd, buf + n, want + 1 - (size_t)n)) > 0)
 		n += r;
-	ok = r == 0 && (size_t)n == ch->ref.len && memcmp(buf, ch->plain, ch->ref.len) == 0;
+	ok = r == 0 && (size_t)n == want && memcmp(buf, ch->plain, ch->ref.len) == 0 &&
+	     seal_chunk(ch->ref.key, ch->ref.index, ch->plain, ch->ref.len, sealed) == 0 &&
+	     memcmp(buf + ch->ref.len, sealed + ch->ref.len, SEAL_TAG_LEN) == 0;
 	free(buf);
+	free(sealed);
 	return ok;
 }
 
@@ -795,6 +799,52 @@ out:
 	env_teardown(&e);
 }
 
+/* A cached chunk read back sealed is the origin's copy; once a bit of the
+ * file flips it is refused and dropped, and the next get fills again. */
+static void test_read_sealed_checks_the_file(void)
+{
+	struct env e;
+	struct chunk a;
+	char path[PATH_MAX];
+	unsigned char *out = malloc(CH_LEN + SEAL_TAG_LEN), *origin = malloc(CH_LEN + SEAL_TAG_LEN);
+	cache_t *c;
+	int fd;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 2, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	chunk_file(&e, &a, path);
+	fd = open(path, O_RDONLY);
+	CHECK(seal_chunk(a.ref.key, a.ref.index, a.plain, CH_LEN, origin) == 0);
+	CHECK(cache_read_sealed(c, &a.ref, fd, out) == 0);
+	CHECK(memcmp(out, origin, CH_LEN + SEAL_TAG_LEN) == 0);
+	close(fd);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		unsigned char b;
+		CHECK(pread(fd, &b, 1, CH_LEN / 2) == 1);
+		b ^= 0x04;
+		CHECK(pwrite(fd, &b, 1, CH_LEN / 2) == 1);
+		CHECK(cache_read_sealed(c, &a.ref, fd, out) == -EBADMSG);
+		close(fd);
+	}
+	CHECK(!chunk_on_disk(&e, &a));
+	fill(c, &a); /* a miss again: fetched from the origin */
+	fd = open(path, O_RDONLY);
+	CHECK(cache_read_sealed(c, &a.ref, fd, out) == 0);
+	close(fd);
+	cache_close(c);
+out:
+	free(out);
+	free(origin);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
 static void write_file(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
@@ -979,6 +1029,7 @@ int main(void)
 	TEST_RUN(test_reopen_is_warm);
 	TEST_RUN(test_reopen_applies_budget_in_lru_order);
 	TEST_RUN(test_temp_files_removed_at_open);
+	TEST_RUN(test_read_sealed_checks_the_file);
 	TEST_RUN(test_prefetch);
 	TEST_RUN(test_close_cancels_queued);
 	TEST_RUN(test_second_open_refused);
