@@ -17,30 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, check, check_eq, fail, main, make_wav, run_chorus, shared_dir, test)
+    Node, check, check_eq, fail, main, run_chorus, test)
+from cluster_lib import NTRACKS, library, sealed_size  # noqa: E402
 from s3 import S3Server  # noqa: E402
-
-CHUNK = 1 << 20
-TAG = 16
-NTRACKS = 30
-
-
-def library():
-    """30 WAV files of 2 chunks each, made once."""
-    root = shared_dir("peers-lib")
-    files = []
-    for i in range(NTRACKS):
-        p = root / "src" / f"t{i:02d}.wav"
-        if not p.exists():
-            make_wav(p, file_size=44 + 4 * (330_000 + 997 * i), seed=i)
-        files.append(p)
-    return root / "src", files
-
-
-def sealed_size(size):
-    chunks = (size + CHUNK - 1) // CHUNK
-    return size + TAG * chunks
-
 
 class Cluster:
     """PostgreSQL, the S3 origin, a library ingested into them, n nodes."""
