@@ -12,6 +12,7 @@
 #include <fcntl.h>
 
 #include "api/serve.h"
+#include "cluster/join.h"
 #include "cluster/status.h"
 #include "ingest/ingest.h"
 #include "store/plays.h"
@@ -26,11 +27,16 @@ static const char usage_text[] =
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
+	"        [--join MEMBER-URL --token TOKEN]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
 	"        cache 1G; SIZE takes K, M, G suffixes); with --db, URL is where\n"
 	"        the other nodes reach this one (default http://LISTEN-ADDRESS:PORT),\n"
 	"        NAME its data centre, and a node not heard from for MS (default\n"
-	"        2000) is dead\n"
+	"        2000) is dead; --join gets the cluster's settings from a member\n"
+	"        (kept in DIR/cluster.json: later starts need no flags)\n"
+	"  cluster token [--data DIR] [--ttl HOURS]\n"
+	"        on a member: print a token for serve --join (valid HOURS, default\n"
+	"        24), on the last line\n"
 	"  status [--url URL]\n"
 	"        the cluster's nodes as the node at URL sees them (default\n"
 	"        http://127.0.0.1:8080)\n"
@@ -170,6 +176,8 @@ static int cmd_serve(int argc, char **argv)
 		{"site", required_argument, NULL, 'S'},
 		{"dead-after", required_argument, NULL, 'T'},
 		{"peer-timeout", required_argument, NULL, 'P'},
+		{"join", required_argument, NULL, 'J'},
+		{"token", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -256,6 +264,12 @@ static int cmd_serve(int argc, char **argv)
 			if (parse_int("--peer-timeout", optarg, 50, 60000, &o.peer_timeout_ms) < 0)
 				return 2;
 			break;
+		case 'J':
+			o.join = optarg;
+			break;
+		case 'K':
+			o.join_token = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -266,6 +280,10 @@ static int cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "chorus: serve: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (!o.join != !o.join_token) {
+		fprintf(stderr, "chorus: serve: --join and --token go together\n");
 		return 2;
 	}
 	return serve_run(&o);
@@ -354,6 +372,47 @@ static int cmd_status(int argc, char **argv)
 	return cluster_status_run(url);
 }
 
+static int cmd_cluster(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"ttl", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *data_dir = default_data_dir();
+	int c, ttl = JOIN_TTL_DEFAULT_H;
+
+	if (argc < 2 || strcmp(argv[1], "token") != 0) {
+		fprintf(stderr, "chorus: cluster: the one subcommand is \"token\"\n");
+		usage(stderr);
+		return 2;
+	}
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data_dir = optarg; break;
+		case 't':
+			if (parse_int("--ttl", optarg, 1, 8760, &ttl) < 0)
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chorus: cluster token: unexpected argument \"%s\"\n",
+			argv[optind]);
+		return 2;
+	}
+	return join_token_command(data_dir, ttl);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -371,6 +430,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "cluster") == 0)
+		return cmd_cluster(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("chorus %s\n", CHORUS_VERSION);
 		return 0;

@@ -35,6 +35,11 @@ struct api {
 	uint8_t peer_key[32];
 	bool peer_key_set;
 	_Atomic uint64_t peer_served;    /* chunks sent to peers */
+	/* What /internal/join hands a new node (api/join.c): this node's
+	 * origin spec as another host opens it, and its credentials (from
+	 * the environment; NULL when unset). */
+	char join_origin[4200];
+	const char *aws_access_key_id, *aws_secret_access_key, *aws_session_token;
 };
 
 /* A cache chunk's fd shared by every stream of one loop sending that
@@ -74,6 +79,12 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 /* GET /internal/chunks/BLOB/INDEX: a peer's request (api/internal.c). */
 void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 		  const struct http_request *req);
+
+/* POST /internal/join: a new node asks for the cluster's configuration
+ * (api/join.c). api_join_setup records what it hands out: call it once
+ * the origin is open, before the server starts. */
+void api_join(struct api *api, http_conn_t *c, const struct http_request *req);
+void api_join_setup(struct api *api, const char *origin, const char *data_dir);
 
 /* GET /api/v1/cluster (api/cluster.c), and this node's figures as the
  * membership thread publishes them (a membership_stats_fn; ud: the api). */

@@ -237,6 +237,10 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 			  16);
 		return;
 	}
+	if (n == 2 && seg_is(seg[0], "internal") && seg_is(seg[1], "join")) {
+		api_join(api, c, req);
+		return;
+	}
 	if (n >= 1 && seg_is(seg[0], "internal")) {
 		api_internal(api, al, c, req);
 		return;

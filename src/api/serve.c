@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "catalog/db.h"
 #include "catalog/replica.h"
+#include "cluster/join.h"
 #include "cluster/membership.h"
 #include "cluster/peer.h"
 #include "crypto/seal.h"
@@ -24,9 +25,13 @@
 #include "store/plays.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/notify.h"
 
-int serve_run(const struct serve_opts *o)
+int serve_run(const struct serve_opts *opts)
 {
+	struct serve_opts eff = *opts; /* with DATA/cluster.json's settings */
+	const struct serve_opts *o = &eff;
+	struct join_config jc = {0};
 	struct http_server_config cfg;
 	struct api api = {0};
 	origin_t *origin = NULL;
@@ -37,10 +42,12 @@ int serve_run(const struct serve_opts *o)
 	int sig = 0, status = 1;
 	uint64_t left;
 
+	if (serve_cluster_setup(&eff, &jc) < 0)
+		goto out;
 	if (fs_mkdir_p(o->data_dir, 0750) < 0) {
 		fprintf(stderr, "chorus: cannot create data directory %s: %s\n", o->data_dir,
 			strerror(errno));
-		return 1;
+		goto out;
 	}
 	/* Creates or upgrades the schema, so a new node serves an empty
 	 * catalog rather than failing. A cluster node's catalog is its read
@@ -50,13 +57,13 @@ int serve_run(const struct serve_opts *o)
 		api.db = o->db;
 		if (replica_start(api.db_path, o->db, &api.replica, err, sizeof(err)) < 0) {
 			fprintf(stderr, "chorus: %s\n", err);
-			return 1;
+			goto out;
 		}
 		api.peer_key_set = replica_cluster_key(api.replica, api.peer_key) == 0;
 	} else {
 		if (catalog_db_open(api.db_path, true, &db, err, sizeof(err)) < 0) {
 			fprintf(stderr, "chorus: %s\n", err);
-			return 1;
+			goto out;
 		}
 		sqlite3_close(db);
 	}
@@ -64,6 +71,7 @@ int serve_run(const struct serve_opts *o)
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;
 	}
+	api_join_setup(&api, o->origin, o->data_dir);
 	crypto_warm_up();
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
 	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
@@ -117,6 +125,12 @@ int serve_run(const struct serve_opts *o)
 					     .dead_after_ms = o->dead_after_ms,
 					     .stats = api_cluster_stats, .stats_ud = &api};
 		char adv[256];
+		if (!mo.advertise && o->advertise_host) {
+			/* Where the member that let this node in saw it. */
+			snprintf(adv, sizeof(adv), "http://%s:%d", o->advertise_host,
+				 http_server_port(api.server));
+			mo.advertise = adv;
+		}
 		if (!mo.advertise) {
 			membership_default_advertise(o->listen, http_server_port(api.server), adv,
 						     sizeof(adv));
@@ -149,8 +163,10 @@ int serve_run(const struct serve_opts *o)
 		       http_server_port(api.server));
 		fflush(stdout);
 	}
+	notify_ready(); /* systemd (Type=notify): listening, read model in place */
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
 		;
+	notify_stopping();
 	/* Out of the cluster first: peers stop sending requests here. */
 	membership_stop(api.membership);
 	log_info("serve: %s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -187,5 +203,6 @@ out:
 	origin_close(origin);
 	replica_stop(api.replica);
 	explicit_bzero(api.peer_key, sizeof(api.peer_key));
+	join_config_free(&jc);
 	return status;
 }

@@ -19,9 +19,23 @@ struct serve_opts {
 	const char *site;      /* its data centre; NULL: none */
 	int dead_after_ms;     /* a peer not heard from for this long is dead; 0: default */
 	int peer_timeout_ms;   /* a whole peer request; 0: default (5000) */
+	const char *join;       /* a member's URL: join its cluster first (api/join.c) */
+	const char *join_token; /* with join: `chorus cluster token`'s */
+	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
 };
 
 /* `chorus serve`; returns the exit status. */
 int serve_run(const struct serve_opts *o);
+
+/*
+ * Before anything starts (api/join.c): with o->join, joins the cluster and
+ * writes DATA/cluster.json (nothing is written if the join is refused);
+ * then, when DATA/cluster.json exists, fills in what the command line and
+ * the environment left unset (db, origin, advertise, site, the AWS_*
+ * credentials; advertise_host). jc holds the strings o then points to:
+ * join_config_free it after serving. 0, or -1 after a message on stderr.
+ */
+struct join_config;
+int serve_cluster_setup(struct serve_opts *o, struct join_config *jc);
 
 #endif
