@@ -509,6 +509,20 @@ static bool wait_for_change(struct replica *r, PGconn *c, int ms)
 				{.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
 	int64_t deadline = now_ms() + ms;
 
+	/* A notification libpq already read (with a pass's results) is not on
+	 * the socket any more: poll would sleep through it until the resync. */
+	if (c) {
+		PGnotify *n;
+		bool any = false;
+
+		PQconsumeInput(c);
+		while ((n = PQnotifies(c)) != NULL) {
+			any = true;
+			PQfreemem(n);
+		}
+		if (any)
+			return true;
+	}
 	for (;;) {
 		int left = (int)(deadline - now_ms());
 		if (left <= 0)
