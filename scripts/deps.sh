@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libsqlite3-dev libssl-dev libavformat-dev libavcodec-dev libavutil-dev
 libcurl4-openssl-dev libpq-dev libjansson-dev
 ffmpeg sqlite3 curl python3 nginx wrk procps
-wamerican postgresql patroni etcd-server etcd-client awscli"
+wamerican postgresql patroni etcd-server etcd-client awscli haproxy"
 
 missing=""
 for p in $PKGS; do
