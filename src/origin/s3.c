@@ -773,8 +773,14 @@ static int req_outcome(struct s3_req *r, CURLcode cc, bool *retry, char *why, si
 			*retry = true;
 			rc = -ETIMEDOUT;
 			break;
-		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_COULDNT_CONNECT:
+			/* Refused: the endpoint is down, not slow. A read has a
+			 * listener waiting, and peers or a 503 serve it better
+			 * than a wait: one more try only. Writes keep trying. */
+			*retry = r->method != S3_GET || r->attempt < 2;
+			rc = -EIO;
+			break;
+		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_SEND_ERROR:
 		case CURLE_RECV_ERROR:
 		case CURLE_GOT_NOTHING:
