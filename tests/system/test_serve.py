@@ -1082,7 +1082,8 @@ def _(tmp):
     while time.monotonic() < deadline:
         try:
             s = socket.create_connection(("127.0.0.1", node.port), timeout=1)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # Reset: it reached the backlog as the listener closed.
             refused = True
             break
         s.close()
