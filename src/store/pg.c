@@ -212,6 +212,19 @@ void pg_describe(const char *conninfo, char *out, size_t outlen)
 	PQconninfoFree(opts);
 }
 
+/* True when the schema is already this binary's: every connection checks,
+ * and only a database behind takes the lock and the DDL path. */
+static bool schema_current(PGconn *c)
+{
+	PGresult *res = PQexec(c, "SELECT version FROM chorus_schema"
+				  " WHERE to_regclass('chorus_schema') IS NOT NULL");
+	bool current = pg_ok(res) && PQntuples(res) == 1 &&
+		       pg_col_i64(res, 0, 0) == PG_SCHEMA_VERSION;
+
+	PQclear(res);
+	return current;
+}
+
 /* Creates or upgrades the schema in one transaction. */
 static int migrate(PGconn *c, char *err, size_t errlen)
 {
@@ -219,6 +232,8 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	char sql[512];
 	int version = 0, rc = -EIO;
 
+	if (schema_current(c))
+		return 0;
 	if (pg_exec(c, "schema", "BEGIN") < 0)
 		goto fail;
 	if (pg_exec(c, "schema", "SELECT pg_advisory_xact_lock(" STR(PG_LOCK_SCHEMA) ")") < 0 ||

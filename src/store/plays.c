@@ -67,7 +67,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+int plays_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
@@ -99,22 +99,22 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 
 	if (v == PLAYS_SCHEMA_VERSION)
 		return 0;
-	if ((rc = exec(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
+	if ((rc = plays_db_exec(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
 		return rc;
 	v = user_version(db);
 	if (v < 0 || v > PLAYS_SCHEMA_VERSION) {
 		snprintf(err, errlen, "plays.db schema version %d is not one this chorus reads (%d)",
 			 v, PLAYS_SCHEMA_VERSION);
-		exec(db, "ROLLBACK", err, 0);
+		plays_db_exec(db, "ROLLBACK", err, 0);
 		return -EPROTO;
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", PLAYS_SCHEMA_VERSION);
-	if ((v < 1 && (rc = exec(db, schema_v1, err, errlen)) < 0) ||
-	    (rc = exec(db, sql, err, errlen)) < 0) {
-		exec(db, "ROLLBACK", err, 0);
+	if ((v < 1 && (rc = plays_db_exec(db, schema_v1, err, errlen)) < 0) ||
+	    (rc = plays_db_exec(db, sql, err, errlen)) < 0) {
+		plays_db_exec(db, "ROLLBACK", err, 0);
 		return rc;
 	}
-	return exec(db, "COMMIT", err, errlen);
+	return plays_db_exec(db, "COMMIT", err, errlen);
 }
 
 int plays_db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
@@ -137,7 +137,7 @@ int plays_db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
 	/* NORMAL: the syncer thread makes each commit durable (see the top).
 	 * A 16 MiB page cache keeps a large group's index pages from spilling
 	 * to the WAL before its commit. */
-	rc = exec(db,
+	rc = plays_db_exec(db,
 		  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;",
 		  err, errlen);
 	if (rc == 0) {
@@ -196,7 +196,7 @@ static int write_group(struct plays *p, struct job *jobs)
 	char err[256];
 	int64_t received = now_ms();
 
-	if (exec(p->db, "BEGIN IMMEDIATE", err, sizeof(err)) < 0) {
+	if (plays_db_exec(p->db, "BEGIN IMMEDIATE", err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -EIO;
 	}
@@ -223,7 +223,7 @@ static int write_group(struct plays *p, struct job *jobs)
 			sqlite3_reset(st);
 			if (rc != SQLITE_DONE) {
 				log_error("plays: insert: %s", sqlite3_errmsg(p->db));
-				exec(p->db, "ROLLBACK", err, sizeof(err));
+				plays_db_exec(p->db, "ROLLBACK", err, sizeof(err));
 				return -EIO;
 			}
 			if (sqlite3_changes(p->db) == 1)
@@ -232,9 +232,9 @@ static int write_group(struct plays *p, struct job *jobs)
 				j->duplicates++;
 		}
 	}
-	if (exec(p->db, "COMMIT", err, sizeof(err)) < 0) {
+	if (plays_db_exec(p->db, "COMMIT", err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		exec(p->db, "ROLLBACK", err, sizeof(err));
+		plays_db_exec(p->db, "ROLLBACK", err, sizeof(err));
 		return -EIO;
 	}
 	return 0;

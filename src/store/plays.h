@@ -133,6 +133,8 @@ void plays_get_stats(plays_t *p, struct plays_stats *out);
  */
 struct sqlite3;
 int plays_db_open(const char *data_dir, struct sqlite3 **out, char *err, size_t errlen);
+/* Runs sql on such a connection; 0, or -EIO with "plays: WHY" in err. */
+int plays_db_exec(struct sqlite3 *db, const char *sql, char *err, size_t errlen);
 
 /* ---- shipping to PostgreSQL (a cluster node) ---- */
 

@@ -336,17 +336,6 @@ static int emit_tail(struct out *o, json_t *j, const struct plays_query *q, char
 	return o->rc;
 }
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	snprintf(err, errlen, "plays: %s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
-}
-
 /* One node: plays.db with the catalog attached, in one read transaction
  * (the rows and the names are one snapshot of both files). */
 static int report_sqlite(const char *data_dir, const struct plays_query *q, struct out *o,
@@ -365,7 +354,7 @@ static int report_sqlite(const char *data_dir, const struct plays_query *q, stru
 	}
 	if ((rc = plays_db_open(data_dir, &db, err, errlen)) < 0)
 		return rc;
-	if ((rc = exec(db, "PRAGMA query_only = 1", err, errlen)) < 0)
+	if ((rc = plays_db_exec(db, "PRAGMA query_only = 1", err, errlen)) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(db, "ATTACH ?1 AS cat", -1, &w.st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(w.st, 1, cat, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -376,7 +365,7 @@ static int report_sqlite(const char *data_dir, const struct plays_query *q, stru
 	}
 	sqlite3_finalize(w.st);
 	w.st = NULL;
-	if ((rc = exec(db, "BEGIN", err, errlen)) < 0)
+	if ((rc = plays_db_exec(db, "BEGIN", err, errlen)) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(db,
 			       q->group == PLAYS_GROUP_NONE ? sqlite_census_sql

@@ -272,6 +272,20 @@ static void *shipper_main(void *arg)
 	return NULL;
 }
 
+/* Frees s, its thread stopped (or never started). */
+static void shipper_free(struct plays_shipper *s)
+{
+	if (s->stop_pipe[0] >= 0) {
+		close(s->stop_pipe[0]);
+		close(s->stop_pipe[1]);
+	}
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s->conninfo);
+	free(s->node);
+	free(s);
+}
+
 int plays_shipper_start(const char *data_dir, const char *conninfo, const char *node,
 			plays_shipper_t **out, char *err, size_t errlen)
 {
@@ -297,15 +311,7 @@ int plays_shipper_start(const char *data_dir, const char *conninfo, const char *
 	*out = s;
 	return 0;
 fail:
-	if (s->stop_pipe[0] >= 0) {
-		close(s->stop_pipe[0]);
-		close(s->stop_pipe[1]);
-	}
-	sqlite3_close(s->db);
-	pthread_mutex_destroy(&s->lock);
-	free(s->conninfo);
-	free(s->node);
-	free(s);
+	shipper_free(s);
 	return rc;
 }
 
@@ -325,11 +331,5 @@ void plays_shipper_stop(plays_shipper_t *s, int timeout_ms)
 	if (write(s->stop_pipe[1], "x", 1) < 0)
 		log_warn("plays: cannot wake the shipper: %s", strerror(errno));
 	pthread_join(s->thread, NULL);
-	close(s->stop_pipe[0]);
-	close(s->stop_pipe[1]);
-	sqlite3_close(s->db);
-	pthread_mutex_destroy(&s->lock);
-	free(s->conninfo);
-	free(s->node);
-	free(s);
+	shipper_free(s);
 }
