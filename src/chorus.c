@@ -11,11 +11,11 @@
 
 #include <fcntl.h>
 
-#include "api/serve.h"
+#include "node/serve.h"
 #include "cluster/join.h"
 #include "cluster/status.h"
 #include "ingest/ingest.h"
-#include "store/plays.h"
+#include "plays/plays.h"
 #include "version.h"
 
 static const char usage_text[] =

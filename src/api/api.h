@@ -8,6 +8,7 @@
 #include "cache/cache.h"
 #include "catalog/read.h"
 #include "catalog/search.h"
+#include "cluster/join.h"
 #include "cluster/membership.h"
 #include "http/server.h"
 
@@ -23,11 +24,11 @@ struct api {
 	time_t started;
 	int prefetch; /* chunks read ahead of a stream */
 	char data_dir[4096];
-	struct plays *plays; /* store/plays.h */
+	struct plays *plays; /* plays/plays.h */
 	/* A cluster node (serve --db): */
 	const char *db;                  /* PostgreSQL conninfo; NULL when embedded */
 	struct replica *replica;         /* catalog/replica.h */
-	struct plays_shipper *shipper;   /* store/plays.h */
+	struct plays_shipper *shipper;   /* plays/plays.h */
 	_Atomic int reports_running;     /* report threads not yet answered */
 	struct membership *membership;   /* cluster/membership.h; NULL when embedded */
 	struct member self;              /* this node (id, address, site), embedded or not */
@@ -35,11 +36,9 @@ struct api {
 	uint8_t peer_key[32];
 	bool peer_key_set;
 	_Atomic uint64_t peer_served;    /* chunks sent to peers */
-	/* What /internal/join hands a new node (api/join.c): this node's
-	 * origin spec as another host opens it, and its credentials (from
-	 * the environment; NULL when unset). */
-	char join_origin[4200];
-	const char *aws_access_key_id, *aws_secret_access_key, *aws_session_token;
+	/* What /internal/join hands a new node (api/join.c), prepared by
+	 * node/setup.c; NULL outside a cluster. */
+	const struct join_config *join_offer;
 };
 
 /* A cache chunk's fd shared by every stream of one loop sending that
@@ -81,10 +80,8 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 		  const struct http_request *req);
 
 /* POST /internal/join: a new node asks for the cluster's configuration
- * (api/join.c). api_join_setup records what it hands out: call it once
- * the origin is open, before the server starts. */
+ * (api/join.c): api->join_offer with the address the request came from. */
 void api_join(struct api *api, http_conn_t *c, const struct http_request *req);
-void api_join_setup(struct api *api, const char *origin, const char *data_dir);
 
 /* GET /api/v1/cluster (api/cluster.c), and this node's figures as the
  * membership thread publishes them (a membership_stats_fn; ud: the api). */

@@ -3,18 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hash.h"
 #include "util/xalloc.h"
-
-static uint64_t fnv1a(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 void memo_init(struct memo *m, size_t budget)
 {
@@ -58,7 +48,7 @@ void memo_sync(struct memo *m, int64_t version)
 
 const struct memo_entry *memo_get(const struct memo *m, const char *key, size_t keylen)
 {
-	uint64_t h = fnv1a(key, keylen);
+	uint64_t h = hash_fnv1a(HASH_FNV1A_INIT, key, keylen);
 
 	for (const struct memo_entry *e = m->buckets[h & (m->nbuckets - 1)]; e; e = e->next)
 		if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
@@ -99,7 +89,7 @@ void memo_put(struct memo *m, const char *key, size_t keylen, int status, const 
 	if (m->count >= m->nbuckets)
 		grow(m);
 	e = xmalloc(size);
-	e->hash = fnv1a(key, keylen);
+	e->hash = hash_fnv1a(HASH_FNV1A_INIT, key, keylen);
 	e->status = status;
 	e->key = e->data;
 	memcpy(e->key, key, keylen);

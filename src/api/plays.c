@@ -25,7 +25,8 @@
 #include <time.h>
 
 #include "api/api.h"
-#include "store/plays.h"
+#include "plays/plays.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -196,14 +197,6 @@ static int check_tracks(catalog_reader_t *r, const struct plays_batch *b,
 				plays_errors_add(errs, i, "track_id", "no such track");
 	free(ids);
 	return st;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req)

@@ -12,7 +12,7 @@
 
 #include "api/api.h"
 #include "catalog/replica.h"
-#include "store/plays.h"
+#include "plays/plays.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"

@@ -21,6 +21,7 @@
 
 #include "api/api.h"
 #include "http/range.h"
+#include "util/hash.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -50,11 +51,8 @@ static const struct http_body_ops stream_ops;
 
 static unsigned shared_bucket(const char *blob, uint32_t index)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = hash_fnv1a_u32(hash_fnv1a_str(HASH_FNV1A_INIT, blob), index);
 
-	for (const char *p = blob; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	h = (h ^ index) * 1099511628211ull;
 	return (unsigned)(h % SHARED_FD_BUCKETS);
 }
 

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "util/fsutil.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -125,10 +126,8 @@ struct cache {
  * this is only to spread them over the buckets. */
 static uint64_t key_hash(const char *blob, uint32_t index)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = hash_fnv1a_str(HASH_FNV1A_INIT, blob);
 
-	for (const char *p = blob; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
 	h = (h ^ index) * 0x9e3779b97f4a7c15ULL;
 	return h ^ (h >> 29);
 }

@@ -30,7 +30,8 @@
 
 #include "catalog/db.h"
 #include "catalog/search.h"
-#include "store/pg.h"
+#include "sql/pg.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -76,14 +77,6 @@ struct replica {
 	uint64_t applied;
 	int64_t bootstrap_ms;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -247,7 +240,7 @@ static int stream(struct replica *r, PGconn *c, const char *sql, size_t t, bool 
 static int sync_once(struct replica *r, PGconn *c)
 {
 	char sql[1024];
-	int64_t max_seq = r->last_seq, t0 = now_ms();
+	int64_t max_seq = r->last_seq, t0 = mono_ms();
 	uint64_t rows = 0;
 	int rc;
 
@@ -282,12 +275,12 @@ static int sync_once(struct replica *r, PGconn *c)
 	if (rows)
 		log_debug("replica: applied %" PRIu64 " changes up to %" PRId64 " in %" PRId64
 			  " ms",
-			  rows, max_seq, now_ms() - t0);
+			  rows, max_seq, mono_ms() - t0);
 	pthread_mutex_lock(&r->lock);
 	r->last_seq = max_seq;
 	r->applied += rows;
 	r->current = true;
-	r->current_at_ms = now_ms();
+	r->current_at_ms = mono_ms();
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
@@ -381,7 +374,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	PGresult *res;
-	int64_t max_seq = 0, t0 = now_ms();
+	int64_t max_seq = 0, t0 = mono_ms();
 	uint64_t rows = 0;
 	int rc = -EIO, fd;
 
@@ -426,13 +419,13 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 		goto fail;
 	rc = -EIO;
 	log_info("replica: bootstrap: %" PRIu64 " rows copied in %" PRId64 " ms; indexing for search",
-		 rows, now_ms() - t0);
+		 rows, mono_ms() - t0);
 	if (catalog_db_index_base(db, err, errlen) < 0)
 		goto fail;
-	log_debug("replica: bootstrap: indexed in %" PRId64 " ms", now_ms() - t0);
+	log_debug("replica: bootstrap: indexed in %" PRId64 " ms", mono_ms() - t0);
 	if (catalog_db_migrate(db, err, errlen) < 0)
 		goto fail;
-	log_debug("replica: bootstrap: search indexed in %" PRId64 " ms", now_ms() - t0);
+	log_debug("replica: bootstrap: search indexed in %" PRId64 " ms", mono_ms() - t0);
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO replica (cluster_id, cluster_key, last_seq) VALUES (?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK ||
@@ -475,7 +468,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	r->last_seq = max_seq;
 	r->applied = rows;
 	r->current = true;
-	r->current_at_ms = now_ms();
+	r->current_at_ms = mono_ms();
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 fail:
@@ -507,7 +500,7 @@ static bool wait_for_change(struct replica *r, PGconn *c, int ms)
 {
 	struct pollfd fds[2] = {{.fd = r->stop_pipe[0], .events = POLLIN},
 				{.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
-	int64_t deadline = now_ms() + ms;
+	int64_t deadline = mono_ms() + ms;
 
 	/* A notification libpq already read (with a pass's results) is not on
 	 * the socket any more: poll would sleep through it until the resync. */
@@ -524,7 +517,7 @@ static bool wait_for_change(struct replica *r, PGconn *c, int ms)
 			return true;
 	}
 	for (;;) {
-		int left = (int)(deadline - now_ms());
+		int left = (int)(deadline - mono_ms());
 		if (left <= 0)
 			return true;
 		if (poll(fds, c ? 2 : 1, left) < 0 && errno != EINTR)
@@ -658,7 +651,7 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 	/* A model never filled: fill it before the node serves anything, or
 	 * it would answer "no such track" for the whole catalog. */
 	if (r->last_seq == 0) {
-		int64_t t0 = now_ms();
+		int64_t t0 = mono_ms();
 		int delay = 250;
 		bool warned = false;
 
@@ -687,7 +680,7 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 			usleep((useconds_t)delay * 1000);
 			delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
 		}
-		r->bootstrap_ms = now_ms() - t0;
+		r->bootstrap_ms = mono_ms() - t0;
 		log_info("replica: bootstrapped to change %" PRId64 " (%" PRIu64 " rows) in %" PRId64
 			 " ms",
 			 r->last_seq, r->applied, r->bootstrap_ms);
@@ -716,7 +709,7 @@ void replica_status(replica_t *r, struct replica_status *out)
 	if (r->connected && r->current)
 		out->lag_ms = 0;
 	else
-		out->lag_ms = r->current_at_ms ? now_ms() - r->current_at_ms : -1;
+		out->lag_ms = r->current_at_ms ? mono_ms() - r->current_at_ms : -1;
 	pthread_mutex_unlock(&r->lock);
 }
 

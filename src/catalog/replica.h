@@ -7,7 +7,7 @@
 
 /*
  * A cluster node's read model: DATA_DIR/catalog.db kept current from
- * PostgreSQL's change feed (store/pg.c). Reads (API, search, stream
+ * PostgreSQL's change feed (sql/pg.c). Reads (API, search, stream
  * manifests) never leave the node; this is the only thing that copies the
  * catalog in.
  *

@@ -54,7 +54,8 @@
 #include <unistd.h>
 
 #include "crypto/seal.h"
-#include "store/pg.h"
+#include "sql/pg.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -108,22 +109,6 @@ static const char read_sql[] =
 	" greatest((extract(epoch FROM now() - heartbeat_at) * 1000)::bigint, 0),"
 	" (extract(epoch FROM heartbeat_at) * 1000)::bigint, stats::text"
 	" FROM nodes ORDER BY heartbeat_at DESC, id LIMIT " STR(MEMBERSHIP_MAX);
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *membership_state_name(int state)
 {
@@ -266,7 +251,7 @@ static void judge(struct membership *m, struct entry *e, int64_t now)
  * look at each: the view's start says nothing). Under the lock. */
 static void log_changes(struct membership *m)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 
 	for (size_t i = 0; i < m->n; i++) {
 		struct entry *e = &m->v[i];
@@ -291,7 +276,7 @@ static int by_site_address(const void *a, const void *b)
 
 size_t membership_snapshot_info(membership_t *m, struct member_info *out, size_t max)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 	size_t n;
 
 	pthread_mutex_lock(&m->lock);
@@ -306,7 +291,7 @@ size_t membership_snapshot_info(membership_t *m, struct member_info *out, size_t
 
 size_t membership_snapshot(membership_t *m, struct member *out, size_t max)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 	size_t n;
 
 	pthread_mutex_lock(&m->lock);
@@ -342,7 +327,7 @@ void membership_suspect(membership_t *m, const char *id)
 	e = find(m, id);
 	if (e && !e->info.m.self && !e->suspect) {
 		e->suspect = true;
-		judge(m, e, now_ms());
+		judge(m, e, mono_ms());
 		if (e->info.m.state == MEMBER_SUSPECT && e->logged != MEMBER_SUSPECT) {
 			log_info("membership: node %s (%s) is suspect: a request to it failed", id,
 				 e->info.m.address);
@@ -433,7 +418,7 @@ out:
 static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
 		       int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	PGresult *res, *first = NULL;
 
 	if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
@@ -451,7 +436,7 @@ static PGresult *query(PGconn *c, const char *sql, int n, const char *const *par
 			else
 				first = res;
 		}
-		left = (int)(deadline - now_ms());
+		left = (int)(deadline - mono_ms());
 		if (left <= 0 || p.fd < 0)
 			break;
 		if (poll(&p, 1, left) < 0 && errno != EINTR)
@@ -596,7 +581,7 @@ static int beat(struct membership *m, PGconn *c, bool *taken)
 
 static int read_view(struct membership *m, PGconn *c)
 {
-	int64_t sent = now_ms();
+	int64_t sent = mono_ms();
 	PGresult *res = NULL;
 	int rc = run(c, m->query_ms, read_sql, 0, NULL, &res);
 
@@ -617,7 +602,7 @@ static enum wake sleep_until(struct membership *m, PGconn *c, int64_t until)
 			      {.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
 
 	for (;;) {
-		int left = (int)(until - now_ms());
+		int left = (int)(until - mono_ms());
 		PGnotify *note;
 		bool any = false;
 
@@ -689,7 +674,7 @@ static void *beat_main(void *arg)
 			c = connect_pg(m, &warned);
 			if (!c) {
 				set_pg_up(m, false);
-				if (sleep_until(m, NULL, now_ms() + MEMBERSHIP_HEARTBEAT_MS) ==
+				if (sleep_until(m, NULL, mono_ms() + MEMBERSHIP_HEARTBEAT_MS) ==
 				    WAKE_STOP)
 					break;
 				continue;
@@ -699,16 +684,16 @@ static void *beat_main(void *arg)
 			warned = announced = false;
 			next = 0;
 		}
-		if (now_ms() >= next) {
-			next = now_ms() + MEMBERSHIP_HEARTBEAT_MS;
+		if (mono_ms() >= next) {
+			next = mono_ms() + MEMBERSHIP_HEARTBEAT_MS;
 			rc = beat(m, c, &taken);
 			if (rc == 0 && taken) {
 				refused_since = 0;
 				dup_warned = false;
 			} else if (rc == 0 && !refused_since) {
-				refused_since = now_ms();
+				refused_since = mono_ms();
 			} else if (rc == 0 && !dup_warned &&
-				   now_ms() - refused_since > 3 * m->dead_after_ms) {
+				   mono_ms() - refused_since > 3 * m->dead_after_ms) {
 				log_warn("membership: another running node heartbeats with this"
 					 " node's id %s (a copied data directory?); this node stays"
 					 " out of the list until it stops",
@@ -722,7 +707,7 @@ static void *beat_main(void *arg)
 		}
 		if (rc == 0)
 			rc = read_view(m, c);
-		next_read = now_ms() + MEMBERSHIP_READ_MS;
+		next_read = mono_ms() + MEMBERSHIP_READ_MS;
 		set_pg_up(m, rc == 0);
 		if (rc == -ENOTCONN)
 			w = WAKE_LOST;
@@ -817,7 +802,7 @@ static void *probe_main(void *arg)
 	}
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping) {
-		int64_t now = now_ms();
+		int64_t now = mono_ms();
 		size_t n = 0;
 		bool down;
 
@@ -854,7 +839,7 @@ static void *probe_main(void *arg)
 			if (t[i].ok) {
 				e->suspect = e->unanswered = false;
 				if (!m->pg_up) {
-					e->heard = now_ms();
+					e->heard = mono_ms();
 					e->gone = false;
 				}
 			} else if (!m->pg_up) {

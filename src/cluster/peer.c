@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -37,18 +38,14 @@ struct peers {
 
 uint64_t peers_score(const char *node_id, const char *blob, uint32_t index)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
 	/* FNV-1a over id, a separator, blob and index, then a 64-bit
 	 * finaliser (splitmix64) so scores of near-identical inputs are
 	 * independent: the ranking must spread chunks evenly. */
-	for (const char *p = node_id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-	h = (h ^ '/') * 0x100000001b3ULL;
-	for (const char *p = blob; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-	for (int i = 0; i < 4; i++)
-		h = (h ^ ((index >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv1a_str(HASH_FNV1A_INIT, node_id);
+
+	h = hash_fnv1a(h, "/", 1);
+	h = hash_fnv1a_str(h, blob);
+	h = hash_fnv1a_u32(h, index);
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 27;

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -119,14 +120,6 @@ struct http_server {
 	atomic_uint_fast64_t conns;
 	atomic_bool draining;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *http_status_text(int status)
 {

@@ -33,6 +33,7 @@
 #include "ingest/walk.h"
 #include "origin/origin.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -54,14 +55,6 @@ struct ingest {
 	int running;
 	bool progress_shown;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A failure line; clears the progress line first so they do not mix. */
 static void fail(struct ingest *in, const char *path, const char *fmt, ...)
@@ -286,7 +279,7 @@ static void *worker_main(void *arg)
 
 static void show_progress(struct ingest *in, double started)
 {
-	double el = now_s() - started;
+	double el = mono_s() - started;
 	uint64_t done = in->bytes_done, total = in->list.total_bytes;
 	double rate = el > 0 ? (double)done / el : 0;
 	char eta[32] = "--:--";
@@ -314,7 +307,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	struct ingest in = {.opts = opts};
 	pthread_t *threads = NULL;
 	char path[4096], err[512];
-	double started = now_s();
+	double started = mono_s();
 	int lockfd = -1, jobs, status = 1;
 
 	if (!getenv("CHORUS_DEBUG"))
@@ -389,7 +382,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	if (in.added + in.updated >= OPTIMIZE_AFTER)
 		store_search_optimize(in.store);
 	{
-		double el = now_s() - started;
+		double el = mono_s() - started;
 		printf("ingest: %zu added, %zu updated, %zu unchanged, %zu failed"
 		       " (%zu files, %.1f MB in %.2f s)\n",
 		       (size_t)in.added, (size_t)in.updated, (size_t)in.unchanged,

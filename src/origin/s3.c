@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "origin/origin.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/xalloc.h"
@@ -471,14 +472,6 @@ struct s3_req {
 	uint64_t started_ms, retry_at_ms;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -499,7 +492,7 @@ static long backoff_ms(int attempt)
 	if (d > BACKOFF_MAX_MS)
 		d = BACKOFF_MAX_MS;
 	if (!state)
-		state = now_ms() ^ (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ULL;
+		state = mono_ms() ^ (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ULL;
 	state ^= state << 13; /* xorshift64: jitter needs no quality */
 	state ^= state >> 7;
 	state ^= state << 17;
@@ -690,7 +683,7 @@ static bool req_setup(struct s3_req *r)
 {
 	struct s3_origin *o = r->o;
 	const struct s3_spec *s = &o->spec;
-	uint64_t elapsed = now_ms() - r->started_ms;
+	uint64_t elapsed = mono_ms() - r->started_ms;
 	long left = s->timeout_ms - (long)elapsed;
 	long stall_s = s->timeout_ms / 3000;
 	char hdr[128 + 4096];
@@ -815,7 +808,7 @@ static bool may_retry(const struct s3_req *r, long delay)
 	const struct s3_spec *s = &r->o->spec;
 
 	return r->attempt < s->attempts &&
-	       (long)(now_ms() - r->started_ms) + delay < s->timeout_ms;
+	       (long)(mono_ms() - r->started_ms) + delay < s->timeout_ms;
 }
 
 /* One log line per operation, never per attempt; none for -ENOENT, which
@@ -854,7 +847,7 @@ static int req_run(struct s3_req *r)
 	int rc = -ETIMEDOUT;
 
 	r->h = easy_take(r->o);
-	r->started_ms = now_ms();
+	r->started_ms = mono_ms();
 	for (;;) {
 		r->attempt++;
 		if (!req_setup(r))
@@ -986,7 +979,7 @@ static void batch_done(struct s3_batch *sb, struct s3_req *r, CURLcode cc)
 	if (rc < 0 && retry && sb->rc == 0) {
 		delay = backoff_ms(r->attempt);
 		if (may_retry(r, delay)) {
-			r->retry_at_ms = now_ms() + (uint64_t)delay;
+			r->retry_at_ms = mono_ms() + (uint64_t)delay;
 			r->next = sb->waiting;
 			sb->waiting = r;
 			sb->nwaiting++;
@@ -1004,7 +997,7 @@ static void batch_done(struct s3_batch *sb, struct s3_req *r, CURLcode cc)
  * and when none finished waits (at most until the next retry is due). */
 static void batch_step(struct s3_batch *sb)
 {
-	uint64_t now = now_ms(), next = now + 1000;
+	uint64_t now = mono_ms(), next = now + 1000;
 	struct s3_req **pp = &sb->waiting, *r;
 	struct CURLMsg *msg;
 	bool reaped = false;
@@ -1088,7 +1081,7 @@ static int s3_put_batch(origin_t *base, struct origin_batch *b, const char *key,
 	r->owned = xmalloc(len ? len : 1);
 	memcpy(r->owned, data, len);
 	req_body(r, r->owned, len);
-	r->started_ms = now_ms();
+	r->started_ms = mono_ms();
 	batch_start(sb, r);
 	while (sb->rc == 0 && sb->nrunning + sb->nwaiting >= (size_t)o->spec.parallel)
 		batch_step(sb);

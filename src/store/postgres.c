@@ -6,7 +6,7 @@
  * Several ingest runs, on several hosts, may write at once: every write
  * transaction first takes PG_LOCK_CATALOG, which serializes them exactly
  * as SQLite's BEGIN IMMEDIATE does on one host (and orders the change
- * feed, see store/pg.c).
+ * feed, see sql/pg.c).
  *
  * Pending uploads belong to a run. A run holds a session advisory lock
  * named after its run id for as long as it lives, so "a crashed run's
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/pg.h"
+#include "sql/pg.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/text.h"

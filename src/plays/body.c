@@ -11,7 +11,7 @@
  * This file includes jansson, whose json_t clashes with util/json.h; the
  * JSON we write lives elsewhere.
  */
-#include "store/plays.h"
+#include "plays/plays.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "catalog/model.h"
-#include "store/pg.h"
-#include "store/plays.h"
+#include "sql/pg.h"
+#include "plays/plays.h"
 #include "util/buf.h"
 #include "util/json.h"
 #include "util/log.h"

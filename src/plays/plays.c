@@ -1,6 +1,6 @@
 /*
  * The play store: DATA_DIR/plays.db and its writer thread (reports are in
- * plays_report.c, shipping to PostgreSQL in plays_ship.c).
+ * plays/report.c, shipping to PostgreSQL in plays/ship.c).
  *
  * Group commit. Loop threads validate a request and submit its batch; one
  * writer thread owns the write connection, takes everything queued at once,
@@ -20,7 +20,7 @@
  * order, and deletes what it shipped). Reports on a single node read this
  * table directly.
  */
-#include "store/plays.h"
+#include "plays/plays.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 
 #include "catalog/model.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -58,14 +59,6 @@ static const char schema_v1[] =
  * written at random places, as offline devices upload old plays), and
  * reports, rare and run by operators, scan the table instead. See
  * docs/decisions.md. */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int plays_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
@@ -194,7 +187,7 @@ struct plays {
 static int write_group(struct plays *p, struct job *jobs)
 {
 	char err[256];
-	int64_t received = now_ms();
+	int64_t received = wall_ms();
 
 	if (plays_db_exec(p->db, "BEGIN IMMEDIATE", err, sizeof(err)) < 0) {
 		log_error("%s", err);

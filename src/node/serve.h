@@ -1,5 +1,5 @@
-#ifndef CHORUS_API_SERVE_H
-#define CHORUS_API_SERVE_H
+#ifndef CHORUS_NODE_SERVE_H
+#define CHORUS_NODE_SERVE_H
 
 #include <stdint.h>
 
@@ -19,7 +19,7 @@ struct serve_opts {
 	const char *site;      /* its data centre; NULL: none */
 	int dead_after_ms;     /* a peer not heard from for this long is dead; 0: default */
 	int peer_timeout_ms;   /* a whole peer request; 0: default (5000) */
-	const char *join;       /* a member's URL: join its cluster first (api/join.c) */
+	const char *join;       /* a member's URL: join its cluster first (node/setup.c) */
 	const char *join_token; /* with join: `chorus cluster token`'s */
 	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
 };
@@ -28,7 +28,7 @@ struct serve_opts {
 int serve_run(const struct serve_opts *o);
 
 /*
- * Before anything starts (api/join.c): with o->join, joins the cluster and
+ * Before anything starts (node/setup.c): with o->join, joins the cluster and
  * writes DATA/cluster.json (nothing is written if the join is refused);
  * then, when DATA/cluster.json exists, fills in what the command line and
  * the environment left unset (db, origin, advertise, site, the AWS_*
@@ -37,5 +37,11 @@ int serve_run(const struct serve_opts *o);
  */
 struct join_config;
 int serve_cluster_setup(struct serve_opts *o, struct join_config *jc);
+
+/* What this node hands a new one through /internal/join: db, the origin
+ * spec as another host opens it (a directory made absolute), and the
+ * origin's credentials from the environment. join_config_free it. */
+void node_join_offer(const char *db, const char *origin, const char *data_dir,
+		     struct join_config *out);
 
 #endif

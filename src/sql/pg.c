@@ -11,7 +11,7 @@
  * person with psql), which is what lets a replica ask for "everything
  * after N" and never miss a change committed late with a smaller number.
  */
-#include "store/pg.h"
+#include "sql/pg.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -20,9 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/pg.h"
-#include "store/plays.h"
+#include "sql/pg.h"
+#include "plays/plays.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -40,14 +41,6 @@ struct plays_shipper {
 	pthread_mutex_t lock; /* guards the figures */
 	struct plays_ship_stats stats;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* COPY's text format: backslash escapes; NULL is \N. */
 static int copy_text(buf_t *b, const unsigned char *s)
@@ -205,7 +198,7 @@ static bool out_of_time(struct plays_shipper *s)
 {
 	int64_t until = __atomic_load_n(&s->drain_until_ms, __ATOMIC_ACQUIRE);
 
-	return until && now_ms() >= until;
+	return until && mono_ms() >= until;
 }
 
 static void *shipper_main(void *arg)
@@ -326,7 +319,7 @@ void plays_shipper_stop(plays_shipper_t *s, int timeout_ms)
 {
 	if (!s)
 		return;
-	__atomic_store_n(&s->drain_until_ms, now_ms() + (timeout_ms > 0 ? timeout_ms : 0) + 1,
+	__atomic_store_n(&s->drain_until_ms, mono_ms() + (timeout_ms > 0 ? timeout_ms : 0) + 1,
 			 __ATOMIC_RELEASE);
 	if (write(s->stop_pipe[1], "x", 1) < 0)
 		log_warn("plays: cannot wake the shipper: %s", strerror(errno));

@@ -4,7 +4,7 @@
  * new connections, keep-alive ends, responses in flight get until the
  * drain deadline to finish, and the process exits 0.
  */
-#include "api/serve.h"
+#include "node/serve.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -22,7 +22,7 @@
 #include "cluster/peer.h"
 #include "crypto/seal.h"
 #include "origin/origin.h"
-#include "store/plays.h"
+#include "plays/plays.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/notify.h"
@@ -31,7 +31,7 @@ int serve_run(const struct serve_opts *opts)
 {
 	struct serve_opts eff = *opts; /* with DATA/cluster.json's settings */
 	const struct serve_opts *o = &eff;
-	struct join_config jc = {0};
+	struct join_config jc = {0}, offer = {0};
 	struct http_server_config cfg;
 	struct api api = {0};
 	origin_t *origin = NULL;
@@ -71,7 +71,10 @@ int serve_run(const struct serve_opts *opts)
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;
 	}
-	api_join_setup(&api, o->origin, o->data_dir);
+	if (api.db) {
+		node_join_offer(api.db, o->origin, o->data_dir, &offer);
+		api.join_offer = &offer;
+	}
 	crypto_warm_up();
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
 	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
@@ -204,5 +207,6 @@ out:
 	replica_stop(api.replica);
 	explicit_bzero(api.peer_key, sizeof(api.peer_key));
 	join_config_free(&jc);
+	join_config_free(&offer);
 	return status;
 }

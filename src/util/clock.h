@@ -1,0 +1,16 @@
+#ifndef CHORUS_UTIL_CLOCK_H
+#define CHORUS_UTIL_CLOCK_H
+
+#include <stdint.h>
+
+/*
+ * The two clocks. Durations, timeouts and deadlines use the monotonic
+ * clock (it never jumps); what is stored or sent to another host (a
+ * play's time, a heartbeat) uses the wall clock.
+ */
+int64_t mono_ms(void);
+int64_t wall_ms(void);
+/* Monotonic seconds with a fraction, for rates and progress lines. */
+double mono_s(void);
+
+#endif
