@@ -7,7 +7,7 @@
 Writes DIR/artists.csv, DIR/albums.csv and DIR/tracks.csv, ready for
 `\\copy artists (id, name, name_key) FROM ... CSV`, `\\copy albums (id, title,
 title_key, artist_id, year) ...` and `\\copy tracks (<the 28 catalog columns
-of src/store/pg.c, no seq>) ...`. The rows are those search_gen.py writes
+of src/sql/pg.c, no seq>) ...`. The rows are those search_gen.py writes
 into SQLite with the same arguments and seed (its Names class, id
 derivation and column values, drawn in the same order): names of 1-4
 dictionary words, mostly Title Case, about 5% accented and 3% Japanese,
