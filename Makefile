@@ -8,7 +8,7 @@
 #   make test            install deps, build everything, run every test
 #   make bench           run the benchmarks in bench/
 
-PKGS     := sqlite3 openssl libavformat libavcodec libavutil jansson libpq libcurl
+PKGS     := sqlite3 openssl libavformat libavcodec libavutil jansson libpq libcurl libargon2
 VARIANT  ?= release
 BUILD    := build/$(VARIANT)
 CC       ?= cc

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libsqlite3-dev libssl-dev libavformat-dev libavcodec-dev libavutil-dev
-libcurl4-openssl-dev libpq-dev libjansson-dev
+libcurl4-openssl-dev libpq-dev libjansson-dev libargon2-dev
 ffmpeg sqlite3 curl python3 nginx wrk procps
 wamerican postgresql patroni etcd-server etcd-client awscli haproxy"
 

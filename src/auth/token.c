@@ -1,0 +1,179 @@
+/*
+ * Session cookies, CSRF tokens and signed stream URLs (auth/auth.h): MACs
+ * that any node checks from its own memory, so a login on one node is
+ * good on every other and a player keeps streaming with the database down.
+ *
+ * Each MAC's message starts with its purpose ("session", "csrf",
+ * "stream") and separates fields with newlines, which none of the fields
+ * can hold (numbers, or a principal checked to be [ku][0-9a-f]+), so no
+ * two messages of different meaning are ever equal. Parsers accept only
+ * the canonical form they print (no leading zeros or signs), so a value
+ * has exactly one spelling and a MAC check covers all of it.
+ */
+#include "auth/auth.h"
+
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/text.h"
+
+static void mac_hex(const uint8_t key[AUTH_MAC_KEY_LEN], const char *msg, size_t len,
+		    char out[65])
+{
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+
+	HMAC(EVP_sha256(), key, AUTH_MAC_KEY_LEN, (const unsigned char *)msg, len, mac, &maclen);
+	text_hex(mac, sizeof(mac), out);
+}
+
+/* A canonical non-negative int64 in decimal ending at a '.' or the end:
+ * its value and the bytes it took, or 0. */
+static size_t parse_num(const char *s, size_t len, int64_t *out)
+{
+	size_t i = 0;
+	int64_t v = 0;
+
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return 0;
+		v = v * 10 + (s[i++] - '0');
+	}
+	if (i == 0 || (s[0] == '0' && i > 1) || (i < len && s[i] != '.'))
+		return 0;
+	*out = v;
+	return i;
+}
+
+static bool hex64(const char *s, size_t len)
+{
+	if (len != 64)
+		return false;
+	for (size_t i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static int session_msg(int64_t user, int64_t gen, int64_t exp, char *msg, size_t n)
+{
+	return snprintf(msg, n, "session\n%" PRId64 "\n%" PRId64 "\n%" PRId64, user, gen, exp);
+}
+
+void auth_session_make(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t user_id, int64_t generation,
+		       int64_t expires_s, char out[AUTH_SESSION_MAX])
+{
+	char msg[96], mac[65];
+	int n = session_msg(user_id, generation, expires_s, msg, sizeof(msg));
+
+	mac_hex(key, msg, (size_t)n, mac);
+	snprintf(out, AUTH_SESSION_MAX, "%" PRId64 ".%" PRId64 ".%" PRId64 ".%s", user_id,
+		 generation, expires_s, mac);
+}
+
+enum auth_verdict auth_session_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *s,
+				     size_t len, int64_t now_s, int64_t *user_id,
+				     int64_t *generation)
+{
+	int64_t f[3];
+	size_t at = 0, n;
+	char msg[96], want[65];
+
+	for (int i = 0; i < 3; i++) {
+		n = parse_num(s + at, len - at, &f[i]);
+		if (n == 0 || at + n >= len)
+			return AUTH_MALFORMED;
+		at += n + 1;
+	}
+	if (!hex64(s + at, len - at))
+		return AUTH_MALFORMED;
+	n = (size_t)session_msg(f[0], f[1], f[2], msg, sizeof(msg));
+	mac_hex(key, msg, n, want);
+	if (CRYPTO_memcmp(want, s + at, 64) != 0)
+		return AUTH_FORGED;
+	*user_id = f[0];
+	*generation = f[1];
+	return f[2] <= now_s ? AUTH_EXPIRED : AUTH_OK;
+}
+
+void auth_csrf_token(const uint8_t key[AUTH_MAC_KEY_LEN], const char *session, size_t len,
+		     char out[65])
+{
+	char msg[8 + AUTH_SESSION_MAX];
+
+	if (len >= AUTH_SESSION_MAX)
+		len = 0; /* never one of ours: its token matches no real session's */
+	memcpy(msg, "csrf\n", 5);
+	memcpy(msg + 5, session, len);
+	mac_hex(key, msg, 5 + len, out);
+}
+
+bool auth_csrf_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *session, size_t len,
+		     const char *token, size_t toklen)
+{
+	char want[65];
+
+	if (toklen != 64 || len >= AUTH_SESSION_MAX)
+		return false;
+	auth_csrf_token(key, session, len, want);
+	return CRYPTO_memcmp(want, token, 64) == 0;
+}
+
+static bool principal_ok(const char *p, size_t len)
+{
+	if (len < 2 || len > AUTH_KEY_ID_LEN + 1 || (p[0] != 'k' && p[0] != 'u'))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static size_t url_msg(int64_t track, const char *principal, size_t plen, int64_t exp, char *msg,
+		      size_t n)
+{
+	int k = snprintf(msg, n, "stream\n%" PRId64 "\n%.*s\n%" PRId64, track, (int)plen, principal,
+			 exp);
+	return k > 0 && (size_t)k < n ? (size_t)k : 0;
+}
+
+void auth_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id, const char *principal,
+		   int64_t expires_s, char out[AUTH_URL_SIG_MAX])
+{
+	char msg[128], mac[65];
+	size_t plen = strlen(principal), n;
+
+	if (!principal_ok(principal, plen))
+		plen = 0; /* a URL for nobody: it never checks */
+	n = url_msg(track_id, principal, plen, expires_s, msg, sizeof(msg));
+	mac_hex(key, msg, n, mac);
+	snprintf(out, AUTH_URL_SIG_MAX, "%.*s.%s", (int)plen, principal, mac);
+}
+
+enum auth_verdict auth_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id,
+				 int64_t expires_s, const char *sig, size_t len, int64_t now_s,
+				 char *principal, size_t principal_len)
+{
+	const char *dot = memchr(sig, '.', len);
+	size_t plen, n;
+	char msg[128], want[65];
+
+	if (!dot)
+		return AUTH_MALFORMED;
+	plen = (size_t)(dot - sig);
+	if (!principal_ok(sig, plen) || !hex64(dot + 1, len - plen - 1) || plen >= principal_len ||
+	    expires_s < 0)
+		return AUTH_MALFORMED;
+	n = url_msg(track_id, sig, plen, expires_s, msg, sizeof(msg));
+	mac_hex(key, msg, n, want);
+	if (CRYPTO_memcmp(want, dot + 1, 64) != 0)
+		return AUTH_FORGED;
+	memcpy(principal, sig, plen);
+	principal[plen] = '\0';
+	return expires_s <= now_s ? AUTH_EXPIRED : AUTH_OK;
+}
