@@ -10,6 +10,7 @@
  *   index.c   the index and LRU: lookup, insert, evict to the budget
  *   fill.c    fills: threads, single flight, peer/origin reads, verify
  *   scan.c    the start-up scan of the directory
+ *   files.c   the open-chunk table of one event loop
  *
  * The lock and the invariants that make the file handling race-free are
  * set out at the top of index.c: every function here that touches struct
@@ -120,6 +121,13 @@ void cache__index_insert(struct cache *c, struct entry *e);
 void cache__index_add(struct cache *c, const char *blob, uint32_t index, uint64_t size);
 void cache__index_drop(struct cache *c, struct entry *e, bool unlink_file);
 void cache__evict_to_budget(struct cache *c);
+
+/* index.c: cache_get and cache_touch with the reference checked and its
+ * hash known (files.c looks the chunk up in its own table first). Both
+ * take the lock. */
+int cache__get(struct cache *c, const struct chunk_ref *ref, uint64_t h, cache_ready_fn fn,
+	       void *arg);
+void cache__touch(struct cache *c, const struct chunk_ref *ref, uint64_t h);
 
 /* fill.c: a miss joins the fill in flight or queues one (lock held;
  * returns -EINPROGRESS, or -ECANCELED when stopping). */

@@ -205,15 +205,19 @@ void cache__evict_to_budget(struct cache *c)
 
 int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *arg)
 {
+	if (!fn || !cache__ref_ok(ref))
+		return -EINVAL;
+	return cache__get(c, ref, cache__key_hash(ref->blob, ref->index), fn, arg);
+}
+
+int cache__get(struct cache *c, const struct chunk_ref *ref, uint64_t h, cache_ready_fn fn,
+	       void *arg)
+{
 	char path[PATH_MAX];
 	struct cnode *n;
 	struct entry *e;
-	uint64_t h;
 	int fd, rc;
 
-	if (!fn || !cache__ref_ok(ref))
-		return -EINVAL;
-	h = cache__key_hash(ref->blob, ref->index);
 	cache__chunk_path(c, ref->blob, ref->index, false, path);
 
 	pthread_mutex_lock(&c->lock);
@@ -262,12 +266,14 @@ int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *
 
 void cache_touch(cache_t *c, const struct chunk_ref *ref)
 {
-	uint64_t h;
+	if (cache__ref_ok(ref))
+		cache__touch(c, ref, cache__key_hash(ref->blob, ref->index));
+}
+
+void cache__touch(struct cache *c, const struct chunk_ref *ref, uint64_t h)
+{
 	struct cnode *n;
 
-	if (!cache__ref_ok(ref))
-		return;
-	h = cache__key_hash(ref->blob, ref->index);
 	pthread_mutex_lock(&c->lock);
 	n = cache__table_find(&c->index, h, ref->blob, ref->index);
 	if (n) {
