@@ -91,10 +91,6 @@ void cache_close(cache_t *c);
  */
 int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *arg);
 
-/* A use of a chunk the caller already holds open (an fd shared between
- * streams): counts a hit and refreshes the chunk's place in the LRU. */
-void cache_touch(cache_t *c, const struct chunk_ref *ref);
-
 /* Starts a fill for the chunk if it is neither cached nor being filled;
  * nobody waits for it. Used to read ahead of a stream. */
 void cache_prefetch(cache_t *c, const struct chunk_ref *ref);

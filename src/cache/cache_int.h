@@ -122,9 +122,10 @@ void cache__index_add(struct cache *c, const char *blob, uint32_t index, uint64_
 void cache__index_drop(struct cache *c, struct entry *e, bool unlink_file);
 void cache__evict_to_budget(struct cache *c);
 
-/* index.c: cache_get and cache_touch with the reference checked and its
- * hash known (files.c looks the chunk up in its own table first). Both
- * take the lock. */
+/* index.c: cache_get with the reference checked and its hash known
+ * (files.c looks the chunk up in its own table first), and a use of a
+ * chunk the table already holds open: counts a hit and refreshes the
+ * chunk's place in the LRU. Both take the lock. */
 int cache__get(struct cache *c, const struct chunk_ref *ref, uint64_t h, cache_ready_fn fn,
 	       void *arg);
 void cache__touch(struct cache *c, const struct chunk_ref *ref, uint64_t h);

@@ -264,12 +264,6 @@ int cache__get(struct cache *c, const struct chunk_ref *ref, uint64_t h, cache_r
 	return rc;
 }
 
-void cache_touch(cache_t *c, const struct chunk_ref *ref)
-{
-	if (cache__ref_ok(ref))
-		cache__touch(c, ref, cache__key_hash(ref->blob, ref->index));
-}
-
 void cache__touch(struct cache *c, const struct chunk_ref *ref, uint64_t h)
 {
 	struct cnode *n;
