@@ -101,7 +101,9 @@ struct cache {
 	int nthreads;
 };
 
-/* index.c: keys, tables and names. No lock needed. */
+/* index.c: keys, tables and names. They take no lock: a table is guarded
+ * by its owner (c->lock for c->index and c->fills, the loop's thread for
+ * an open-chunk table). */
 uint64_t cache__key_hash(const char *blob, uint32_t index);
 void cache__table_init(struct table *t);
 struct cnode *cache__table_find(const struct table *t, uint64_t h, const char *blob,

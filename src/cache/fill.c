@@ -10,7 +10,9 @@
  * it to the final one. By the invariants at the top of index.c the fill
  * then owns that name until it inserts the index entry, so it opens one fd
  * per waiter without the lock, and only then inserts and evicts to the
- * budget. Waiters are called without the lock.
+ * budget. Waiters are called without the lock. cache_read_sealed, the way
+ * back for a peer (the cached plaintext sealed again, its tag checked
+ * against the kept one), is here too.
  *
  * Three queues: fills a peer asked for, which OWNER_THREADS threads take
  * and nothing else (see struct cache), then demand fills, then
