@@ -41,22 +41,9 @@ struct api {
 	const struct join_config *join_offer;
 };
 
-/* A cache chunk's fd shared by every stream of one loop sending that
- * chunk (sendfile takes the offset, so one fd serves them all): ten
- * thousand listeners of one track hold a handful of files open, not ten
- * thousand. */
-struct shared_fd {
-	struct shared_fd *next;
-	char blob[33];
-	uint32_t index;
-	int fd;
-	uint32_t refs;
-};
-#define SHARED_FD_BUCKETS 1024
-
 struct api_loop {
 	catalog_reader_t *reader;
-	struct shared_fd *shared[SHARED_FD_BUCKETS];
+	cache_files_t *files; /* chunk fds shared by this loop's streams */
 	struct memo memo; /* rendered catalog answers */
 	search_t *search; /* on reader's connection */
 };

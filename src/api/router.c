@@ -35,6 +35,7 @@ void *api_loop_data_new(void *ud, int index)
 	if (search_open(al->reader, &al->search, err, sizeof(err)) < 0)
 		die("loop %d: %s", index, err);
 	memo_init(&al->memo, MEMO_BUDGET);
+	al->files = cache_files_new(api->cache);
 	return al;
 }
 
@@ -47,6 +48,7 @@ void api_loop_data_free(void *ud, void *data)
 	search_close(al->search);
 	catalog_reader_close(al->reader);
 	memo_free(&al->memo);
+	cache_files_free(al->files);
 	free(al);
 }
 

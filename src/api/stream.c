@@ -21,7 +21,6 @@
 
 #include "api/api.h"
 #include "http/range.h"
-#include "util/hash.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -29,7 +28,7 @@
 struct stream {
 	struct api *api;
 	struct api_loop *al;
-	struct shared_fd *cur; /* the current chunk's shared fd */
+	struct cache_file *cur; /* the current chunk's, shared in al->files */
 	http_conn_t *conn;
 	loop_t *loop;
 	struct catalog_stream info;
@@ -49,69 +48,19 @@ struct stream {
 
 static const struct http_body_ops stream_ops;
 
-static unsigned shared_bucket(const char *blob, uint32_t index)
-{
-	uint64_t h = hash_fnv1a_u32(hash_fnv1a_str(HASH_FNV1A_INIT, blob), index);
-
-	return (unsigned)(h % SHARED_FD_BUCKETS);
-}
-
-static struct shared_fd *shared_find(struct api_loop *al, const char *blob, uint32_t index)
-{
-	for (struct shared_fd *n = al->shared[shared_bucket(blob, index)]; n; n = n->next)
-		if (n->index == index && strcmp(n->blob, blob) == 0)
-			return n;
-	return NULL;
-}
-
-/* Takes fd (owned) into the table, or closes it when the chunk is there. */
-static struct shared_fd *shared_add(struct api_loop *al, const char *blob, uint32_t index, int fd)
-{
-	struct shared_fd *n = shared_find(al, blob, index);
-	unsigned b;
-
-	if (n) {
-		close(fd);
-		n->refs++;
-		return n;
-	}
-	b = shared_bucket(blob, index);
-	n = xcalloc(1, sizeof(*n));
-	snprintf(n->blob, sizeof(n->blob), "%s", blob);
-	n->index = index;
-	n->fd = fd;
-	n->refs = 1;
-	n->next = al->shared[b];
-	al->shared[b] = n;
-	return n;
-}
-
-static void shared_release(struct api_loop *al, struct shared_fd *n)
-{
-	struct shared_fd **pp;
-
-	if (--n->refs)
-		return;
-	for (pp = &al->shared[shared_bucket(n->blob, n->index)]; *pp != n; pp = &(*pp)->next)
-		;
-	*pp = n->next;
-	close(n->fd);
-	free(n);
-}
-
-static void set_cur(struct stream *s, struct shared_fd *n, uint32_t index)
+static void set_cur(struct stream *s, struct cache_file *f, uint32_t index)
 {
 	if (s->cur)
-		shared_release(s->al, s->cur);
-	s->cur = n;
-	s->fd = n->fd;
+		cache_file_release(s->al->files, s->cur);
+	s->cur = f;
+	s->fd = f->fd;
 	s->fd_index = index;
 }
 
 static void stream_free(struct stream *s)
 {
 	if (s->cur)
-		shared_release(s->al, s->cur);
+		cache_file_release(s->al->files, s->cur);
 	free(s);
 }
 
@@ -183,7 +132,8 @@ static void fill_done(void *arg)
 		return;
 	}
 	if (fd >= 0) {
-		set_cur(s, shared_add(s->al, s->info.blob, s->want_index, fd), s->want_index);
+		set_cur(s, cache_file_adopt(s->al->files, s->info.blob, s->want_index, fd),
+			s->want_index);
 		prefetch_after(s, s->fd_index);
 	}
 	if (!s->started) {
@@ -217,30 +167,19 @@ static int need_chunk(struct stream *s)
 {
 	uint32_t index = manifest_chunk_at(&s->m, s->pos);
 	struct chunk_ref ref;
+	struct cache_file *f;
 	int rc;
-
-	struct shared_fd *n;
 
 	if (s->cur && s->fd_index == index)
 		return 1;
 	if (s->waiting)
 		return 0;
-	n = shared_find(s->al, s->info.blob, index);
-	if (n) {
-		/* Another stream of this loop has the chunk open: no open,
-		 * no new fd; the cache still counts the hit and its recency. */
-		n->refs++;
-		chunk_ref(s, index, &ref);
-		cache_touch(s->api->cache, &ref);
-		set_cur(s, n, index);
-		prefetch_after(s, index);
-		return 1;
-	}
 	chunk_ref(s, index, &ref);
 	s->want_index = index;
-	rc = cache_get(s->api->cache, &ref, fill_ready, s);
-	if (rc >= 0) {
-		set_cur(s, shared_add(s->al, s->info.blob, index, rc), index);
+	/* Shared with the loop's other streams of the chunk when one has it. */
+	rc = cache_file_open(s->al->files, &ref, fill_ready, s, &f);
+	if (rc == 0) {
+		set_cur(s, f, index);
 		prefetch_after(s, index);
 		return 1;
 	}

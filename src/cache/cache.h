@@ -91,15 +91,67 @@ void cache_close(cache_t *c);
  */
 int cache_get(cache_t *c, const struct chunk_ref *ref, cache_ready_fn fn, void *arg);
 
-/* A use of a chunk the caller already holds open (an fd shared between
- * streams): counts a hit and refreshes the chunk's place in the LRU. */
-void cache_touch(cache_t *c, const struct chunk_ref *ref);
-
 /* Starts a fill for the chunk if it is neither cached nor being filled;
  * nobody waits for it. Used to read ahead of a stream. */
 void cache_prefetch(cache_t *c, const struct chunk_ref *ref);
 
 void cache_get_stats(cache_t *c, struct cache_stats *out);
+
+/*
+ * The open-chunk table (cache/files.c): the streams of one event loop that
+ * send a chunk share one open fd of its file, sendfile taking the offset,
+ * so ten thousand listeners of one track hold a handful of files open.
+ *
+ * A handle is reference-counted: cache_file_open and cache_file_adopt
+ * give the caller one reference, cache_file_release drops it, and the last
+ * release closes the fd and frees the handle. Until then the handle and
+ * its fd stay valid whatever the cache does: a chunk evicted (its file
+ * unlinked) while streamed still streams, and new streams of the loop
+ * share that fd until the last holder lets go.
+ *
+ * Thread: a table and its handles belong to the thread that made the
+ * table (its loop); nothing in them is locked. Only a hit on the cache
+ * takes the cache's lock, as cache_get does.
+ */
+typedef struct cache_files cache_files_t;
+
+struct cache_file {
+	/* Read-only and shared by every holder: read it at an offset
+	 * (sendfile, pread), never move its position. */
+	int fd;
+};
+
+/* A table over c, for the calling thread. c must outlive every
+ * cache_file_open on it; release and free do not use c. */
+cache_files_t *cache_files_new(cache_t *c);
+
+/* Frees the table. Every handle must have been released (one that was not
+ * is closed, with a warning in the log). NULL is ignored. */
+void cache_files_free(cache_files_t *t);
+
+/*
+ * A handle of the chunk. When the table has the chunk, takes a reference
+ * and counts a hit (no open, no new fd); otherwise asks cache_get.
+ *
+ * Returns:
+ *   0              *out is a handle, with one reference for the caller;
+ *   -EINPROGRESS   miss: as for cache_get, fn(arg, fd_or_err) is called
+ *                  once, later, on a cache thread; the fd it gets goes to
+ *                  cache_file_adopt, on the table's thread;
+ *   other < 0      as cache_get (-EINVAL: fn NULL or a bad blob).
+ */
+int cache_file_open(cache_files_t *t, const struct chunk_ref *ref, cache_ready_fn fn, void *arg,
+		    struct cache_file **out);
+
+/* Takes fd (>= 0, owned: from the callback of a cache_file_open) into the
+ * table as chunk (blob, index) and returns a handle with one reference for
+ * the caller. When the table has the chunk already (another stream's fill
+ * or hit came first), fd is closed and that handle is shared. */
+struct cache_file *cache_file_adopt(cache_files_t *t, const char *blob, uint32_t index, int fd);
+
+/* Drops the caller's reference to f (from this table); the last one
+ * closes the fd and frees f. */
+void cache_file_release(cache_files_t *t, struct cache_file *f);
 
 /*
  * The sealed form of a cached chunk, for a peer: reads fd (from cache_get),

@@ -1,8 +1,10 @@
 /*
  * The chunk cache against a real directory origin holding really sealed
  * chunks. The origin is wrapped in a gate that counts gets and can hold
- * them, so tests can make sure requests overlap a fill in flight.
+ * them, so tests can make sure requests overlap a fill in flight. The
+ * open-chunk table's tests count the process's open fds in /proc/self/fd.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1015,6 +1017,432 @@ out:
 	env_teardown(&e);
 }
 
+/* ---- the open-chunk table ---- */
+
+/* Open fds of the process, the one counting them aside. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/* As fd_holds, but at offsets, as sendfile reads a shared fd: its
+ * position must stay where it was. */
+static bool shared_fd_holds(int fd, const struct chunk *ch)
+{
+	size_t want = ch->ref.len + SEAL_TAG_LEN;
+	unsigned char *buf = malloc(want + 1);
+	ssize_t n = pread(fd, buf, want + 1, 0);
+	bool ok = n == (ssize_t)want && memcmp(buf, ch->plain, ch->ref.len) == 0 &&
+		  lseek(fd, 0, SEEK_CUR) == 0;
+
+	free(buf);
+	return ok;
+}
+
+/* A chunk of the same blob (and key) as first, at another index. */
+static void chunk_make_sibling(struct env *e, struct chunk *ch, const struct chunk *first,
+			       uint32_t index, uint32_t len)
+{
+	unsigned char *sealed = malloc(len + SEAL_TAG_LEN);
+	char key[ORIGIN_KEY_MAX];
+
+	memset(ch, 0, sizeof(*ch));
+	ch->ref = first->ref;
+	ch->ref.index = index;
+	ch->ref.len = len;
+	ch->plain = malloc(len ? len : 1);
+	crypto_random(ch->plain, len);
+	CHECK(seal_chunk(ch->ref.key, index, ch->plain, len, sealed) == 0);
+	origin_chunk_key(ch->ref.blob, index, key);
+	CHECK(origin_put(e->gate.inner, key, sealed, len + SEAL_TAG_LEN) == 0);
+	free(sealed);
+}
+
+#define STREAMS 100
+
+/* Many streams of one cached chunk: one fd, one reference each, every use
+ * a hit; the last release closes it. */
+static void test_files_share_one_fd(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	struct cache_file *h[STREAMS] = {0}, *again = NULL;
+	cache_files_t *t = NULL;
+	cache_t *c;
+	int base, fd;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 5, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	t = cache_files_new(c);
+	base = count_fds();
+	for (int i = 0; i < STREAMS; i++) {
+		CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h[i]) == 0);
+		CHECK(h[i] && h[i] == h[0]);
+	}
+	CHECK(count_fds() == base + 1);
+	if (!h[0])
+		goto close;
+	fd = h[0]->fd;
+	CHECK(shared_fd_holds(fd, &a));
+	CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+	cache_get_stats(c, &st);
+	CHECK(st.hits == STREAMS); /* the open and every share */
+	CHECK(st.misses == 1 && st.origin_reads == 1);
+	for (int i = 0; i < STREAMS - 1; i++) {
+		cache_file_release(t, h[i]);
+		h[i] = NULL;
+	}
+	/* One holder left: still open, still the chunk. */
+	CHECK(fd_open(fd) && shared_fd_holds(fd, &a));
+	CHECK(count_fds() == base + 1);
+	cache_file_release(t, h[STREAMS - 1]);
+	h[STREAMS - 1] = NULL;
+	CHECK(!fd_open(fd));
+	CHECK(count_fds() == base);
+	/* Gone from the table: the next holder opens it again, a hit. */
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &again) == 0);
+	CHECK(again && shared_fd_holds(again->fd, &a));
+	CHECK(count_fds() == base + 1);
+	if (again)
+		cache_file_release(t, again);
+	CHECK(count_fds() == base);
+	cache_get_stats(c, &st);
+	CHECK(st.hits == STREAMS + 1 && st.misses == 1);
+	CHECK(e.gate.gets == 1);
+close:
+	cache_files_free(t);
+	cache_close(c);
+	CHECK(s.calls == 0); /* every open was a hit */
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+/* Two streams miss one chunk together: one fill, and the second fd it
+ * hands out is closed when adopted, the first shared. */
+static void test_files_adopt_shares_a_fill(void)
+{
+	struct env e;
+	struct chunk a;
+	struct cache_stats st;
+	struct results r;
+	struct slot s1 = {&r, -1, 0}, s2 = {&r, -1, 0}, s3 = {&r, -1, 0};
+	struct cache_file *h1 = NULL, *h2 = NULL, *h3 = NULL, *f1, *f2;
+	cache_files_t *t = NULL;
+	cache_t *c;
+	int base;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 1, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	t = cache_files_new(c);
+	gate_set(&e.gate, true);
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s1, &h1) == -EINPROGRESS);
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s2, &h2) == -EINPROGRESS);
+	CHECK(!h1 && !h2);
+	CHECK(gate_wait_held(&e.gate, 1));
+	gate_set(&e.gate, false);
+	CHECK(results_wait(&r, 2));
+	CHECK(s1.fd >= 0 && s2.fd >= 0 && s1.fd != s2.fd);
+	if (s1.fd < 0 || s2.fd < 0)
+		goto close;
+	base = count_fds();
+	f1 = cache_file_adopt(t, a.ref.blob, a.ref.index, s1.fd);
+	f2 = cache_file_adopt(t, a.ref.blob, a.ref.index, s2.fd);
+	CHECK(f1 == f2 && f1->fd == s1.fd);
+	CHECK(count_fds() == base - 1);
+	CHECK(shared_fd_holds(f1->fd, &a));
+	/* A third stream shares it too: a hit, no fill. */
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s3, &h3) == 0);
+	CHECK(h3 == f1);
+	CHECK(count_fds() == base - 1);
+	cache_get_stats(c, &st);
+	CHECK(st.origin_reads == 1 && e.gate.gets == 1);
+	CHECK(st.misses == 2 && st.hits == 1);
+	cache_file_release(t, f1);
+	cache_file_release(t, f2);
+	CHECK(fd_open(s1.fd));
+	cache_file_release(t, h3);
+	CHECK(count_fds() == base - 2);
+close:
+	cache_files_free(t);
+	cache_close(c);
+	CHECK(s3.calls == 0);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+/* A chunk evicted while held: its handle still reads the chunk, and new
+ * streams share it without a fill until the last holder lets go. */
+static void test_files_handle_survives_eviction(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct cache_stats st;
+	struct results r;
+	struct slot s = {&r, -1, 0}, s2 = {&r, -1, 0};
+	struct cache_file *h = NULL, *h2 = NULL, *h3 = NULL;
+	cache_files_t *t = NULL;
+	cache_t *c;
+	int base, fd;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	c = env_cache(&e, CH_LEN, 1);
+	if (!c)
+		goto out;
+	t = cache_files_new(c);
+	fill(c, &a);
+	base = count_fds();
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h) == 0);
+	if (!h)
+		goto close;
+	fd = h->fd;
+	fill(c, &b);
+	cache_get_stats(c, &st);
+	CHECK(st.evictions == 1);
+	CHECK(!chunk_on_disk(&e, &a));
+	CHECK(shared_fd_holds(fd, &a));
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h2) == 0);
+	CHECK(h2 == h);
+	CHECK(e.gate.gets == 2); /* a's fill and b's */
+	CHECK(count_fds() == base + 1);
+	cache_file_release(t, h);
+	CHECK(fd_open(fd) && shared_fd_holds(fd, &a));
+	cache_file_release(t, h2);
+	CHECK(!fd_open(fd));
+	CHECK(count_fds() == base);
+	/* Released for good: the next stream fills it again. */
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s2, &h3) == -EINPROGRESS);
+	CHECK(results_wait(&r, 1));
+	CHECK(s2.fd >= 0);
+	if (s2.fd >= 0) {
+		h3 = cache_file_adopt(t, a.ref.blob, a.ref.index, s2.fd);
+		CHECK(shared_fd_holds(h3->fd, &a));
+		cache_file_release(t, h3);
+	}
+	CHECK(e.gate.gets == 3);
+	CHECK(count_fds() == base);
+close:
+	cache_files_free(t);
+	cache_close(c);
+	CHECK(s.calls == 0);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
+/* A share is a use: it moves the chunk up the LRU, so eviction takes the
+ * chunk nobody shared. */
+static void test_files_share_refreshes_lru(void)
+{
+	struct env e;
+	struct chunk a, b, d;
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	struct cache_file *h1 = NULL, *h2 = NULL;
+	cache_files_t *t = NULL;
+	cache_t *c;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	chunk_make(&e, &d, 2, CH_LEN);
+	c = env_cache(&e, 2 * CH_LEN, 1);
+	if (!c)
+		goto out;
+	t = cache_files_new(c);
+	fill(c, &a);
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h1) == 0);
+	fill(c, &b); /* a is the least recently used now */
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h2) == 0);
+	CHECK(h1 && h1 == h2);
+	fill(c, &d); /* evicts b, not a */
+	CHECK(chunk_on_disk(&e, &a));
+	CHECK(!chunk_on_disk(&e, &b));
+	CHECK(chunk_on_disk(&e, &d));
+	if (h1)
+		cache_file_release(t, h1);
+	if (h2)
+		cache_file_release(t, h2);
+	cache_files_free(t);
+	cache_close(c);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	chunk_free(&b);
+	chunk_free(&d);
+	env_teardown(&e);
+}
+
+#define BLOBS 40
+#define INDEXES 4
+
+/* More chunks than the table's first buckets, four of each blob: each
+ * handle is its own chunk's, and all close when released. */
+static void test_files_many_chunks(void)
+{
+	struct env e;
+	struct chunk ch[BLOBS * INDEXES];
+	struct results r;
+	struct slot s[BLOBS * INDEXES];
+	struct cache_file *h[BLOBS * INDEXES] = {0}, *again;
+	cache_files_t *t = NULL;
+	cache_t *c;
+	int base, n = BLOBS * INDEXES;
+
+	env_setup(&e);
+	results_init(&r);
+	for (int i = 0; i < n; i++) {
+		uint32_t index = (uint32_t)(i % INDEXES), len = 100 + (uint32_t)i;
+
+		if (index == 0)
+			chunk_make(&e, &ch[i], 0, len);
+		else
+			chunk_make_sibling(&e, &ch[i], &ch[i - (int)index], index, len);
+		s[i] = (struct slot){&r, -1, 0};
+	}
+	c = env_cache(&e, 1 << 20, 2);
+	if (!c)
+		goto out;
+	t = cache_files_new(c);
+	base = count_fds();
+	for (int i = 0; i < n; i++)
+		CHECK(cache_file_open(t, &ch[i].ref, on_ready, &s[i], &h[i]) == -EINPROGRESS);
+	CHECK(results_wait(&r, n));
+	for (int i = 0; i < n; i++) {
+		CHECK(s[i].fd >= 0);
+		if (s[i].fd >= 0)
+			h[i] = cache_file_adopt(t, ch[i].ref.blob, ch[i].ref.index, s[i].fd);
+	}
+	CHECK(count_fds() == base + n);
+	for (int i = 0; i < n; i++) {
+		CHECK(h[i] && shared_fd_holds(h[i]->fd, &ch[i]));
+		again = NULL;
+		CHECK(cache_file_open(t, &ch[i].ref, on_ready, &s[i], &again) == 0);
+		CHECK(again == h[i]);
+	}
+	CHECK(count_fds() == base + n);
+	/* Out of order: the odd ones' both references, then the rest. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = pass == 0; i < n; i += 2)
+			if (h[i]) {
+				cache_file_release(t, h[i]);
+				cache_file_release(t, h[i]);
+			}
+	CHECK(count_fds() == base);
+	cache_files_free(t);
+	cache_close(c);
+	CHECK(r.calls == n);
+out:
+	results_destroy(&r);
+	for (int i = 0; i < n; i++)
+		chunk_free(&ch[i]);
+	env_teardown(&e);
+}
+
+static void test_files_bad_arguments(void)
+{
+	struct env e;
+	struct chunk a;
+	struct chunk_ref bad;
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	struct cache_file *h = NULL;
+	cache_files_t *t;
+	cache_t *c;
+	int base;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	t = cache_files_new(c);
+	base = count_fds();
+	CHECK(cache_file_open(t, &a.ref, NULL, NULL, &h) == -EINVAL);
+	bad = a.ref;
+	snprintf(bad.blob, sizeof(bad.blob), "../../etc");
+	CHECK(cache_file_open(t, &bad, on_ready, &s, &h) == -EINVAL);
+	CHECK(h == NULL && count_fds() == base);
+	cache_files_free(t);
+	cache_files_free(NULL);
+	cache_close(c);
+	CHECK(s.calls == 0);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
+/* A table freed with a handle still out (a caller's bug) closes its fd. */
+static void test_files_free_closes_leftovers(void)
+{
+	struct env e;
+	struct chunk a;
+	struct results r;
+	struct slot s = {&r, -1, 0};
+	struct cache_file *h = NULL;
+	cache_files_t *t;
+	cache_t *c;
+	int base;
+
+	env_setup(&e);
+	results_init(&r);
+	chunk_make(&e, &a, 0, CH_LEN);
+	c = env_cache(&e, 1 << 20, 1);
+	if (!c)
+		goto out;
+	fill(c, &a);
+	t = cache_files_new(c);
+	base = count_fds();
+	CHECK(cache_file_open(t, &a.ref, on_ready, &s, &h) == 0);
+	CHECK(h != NULL && count_fds() == base + 1);
+	cache_files_free(t);
+	CHECK(count_fds() == base);
+	cache_close(c);
+out:
+	results_destroy(&r);
+	chunk_free(&a);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	TEST_RUN(test_miss_then_hit);
@@ -1033,5 +1461,12 @@ int main(void)
 	TEST_RUN(test_prefetch);
 	TEST_RUN(test_close_cancels_queued);
 	TEST_RUN(test_second_open_refused);
+	TEST_RUN(test_files_share_one_fd);
+	TEST_RUN(test_files_adopt_shares_a_fill);
+	TEST_RUN(test_files_handle_survives_eviction);
+	TEST_RUN(test_files_share_refreshes_lru);
+	TEST_RUN(test_files_many_chunks);
+	TEST_RUN(test_files_bad_arguments);
+	TEST_RUN(test_files_free_closes_leftovers);
 	TEST_EXIT();
 }
