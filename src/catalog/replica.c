@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "catalog/db.h"
-#include "catalog/search.h"
+#include "catalog/search_index.h"
 #include "sql/pg.h"
 #include "util/clock.h"
 #include "util/fsutil.h"

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "catalog/db.h"
-#include "catalog/search.h"
+#include "catalog/search_index.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/text.h"
