@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "catalog/search_index.h"
+#include "sql/sqlite.h"
 
 /* Version 1: artists, albums, covers, tracks with their manifests, and the
  * two ledgers that make ingest crash-safe (pending uploads, garbage). */
@@ -157,66 +158,35 @@ static const char schema_v3[] =
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
-	char *msg = NULL;
+	return sql_sqlite_exec(db, "catalog", sql, err, errlen);
+}
 
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	snprintf(err, errlen, "catalog: %s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
+static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (from < 1 && ((rc = exec(db, schema_v1_tables, err, errlen)) < 0 ||
+			 (rc = exec(db, schema_v1_indexes, err, errlen)) < 0))
+		return rc;
+	/* Version 2: search. Catalogs made by version 1 are indexed here, in
+	 * the same transaction, so they are searchable once upgraded. */
+	if (from < 2 && ((rc = exec(db, schema_v2, err, errlen)) < 0 ||
+			 (rc = search_schema_fill(db, err, errlen)) < 0))
+		return rc;
+	if (from < 3)
+		rc = exec(db, schema_v3, err, errlen);
+	return rc;
 }
 
 int catalog_db_migrate(sqlite3 *db, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int version, rc;
+	return sql_sqlite_migrate(db, "catalog", CATALOG_SCHEMA_VERSION, upgrade, NULL, err,
+				  errlen);
+}
 
-	/* BEGIN IMMEDIATE: two processes opening a new catalog at once must
-	 * not both create the schema. */
-	rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(db));
-		sqlite3_finalize(st);
-		exec(db, "ROLLBACK", err, 0);
-		return -EIO;
-	}
-	version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > CATALOG_SCHEMA_VERSION) {
-		snprintf(err, errlen,
-			 "catalog schema version %d is newer than this chorus understands (%d)",
-			 version, CATALOG_SCHEMA_VERSION);
-		exec(db, "ROLLBACK", err, 0);
-		return -EPROTO;
-	}
-	if (version < 1 && ((rc = exec(db, schema_v1_tables, err, errlen)) < 0 ||
-			    (rc = exec(db, schema_v1_indexes, err, errlen)) < 0)) {
-		exec(db, "ROLLBACK", err, 0);
-		return rc;
-	}
-	/* Version 2: search. Catalogs made by version 1 are indexed here, in
-	 * the same transaction, so they are searchable once upgraded. */
-	if (version < 2 && ((rc = exec(db, schema_v2, err, errlen)) < 0 ||
-			    (rc = search_schema_fill(db, err, errlen)) < 0)) {
-		exec(db, "ROLLBACK", err, 0);
-		return rc;
-	}
-	if (version < 3 && (rc = exec(db, schema_v3, err, errlen)) < 0) {
-		exec(db, "ROLLBACK", err, 0);
-		return rc;
-	}
-	if (version < CATALOG_SCHEMA_VERSION) {
-		char sql[64];
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION);
-		if ((rc = exec(db, sql, err, errlen)) < 0) {
-			exec(db, "ROLLBACK", err, 0);
-			return rc;
-		}
-	}
-	return exec(db, "COMMIT", err, errlen);
+static int migrate_fn(sqlite3 *db, void *arg, char *err, size_t errlen)
+{
+	return catalog_db_migrate(db, err, errlen);
 }
 
 int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
@@ -237,32 +207,17 @@ int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen)
 
 int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
 {
-	sqlite3 *db = NULL;
-	int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-	int rc;
+	/* FULL: a committed track survives power loss, not only a crash. */
+	struct sql_sqlite_open o = {
+		.what = "catalog",
+		.flags = SQLITE_OPEN_NOMUTEX |
+			 (writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY),
+		.busy_ms = 10000,
+		.pragmas = writable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+				      " PRAGMA foreign_keys=ON;"
+				    : NULL,
+		.init = writable ? migrate_fn : NULL,
+	};
 
-	flags |= SQLITE_OPEN_NOMUTEX;
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open catalog %s: %s", path,
-			 db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		return -EIO;
-	}
-	sqlite3_busy_timeout(db, 10000);
-	sqlite3_extended_result_codes(db, 1);
-	if (writable) {
-		/* FULL: a committed track survives power loss, not only a crash. */
-		rc = exec(db,
-			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			  " PRAGMA foreign_keys=ON;",
-			  err, errlen);
-		if (rc == 0)
-			rc = catalog_db_migrate(db, err, errlen);
-		if (rc < 0) {
-			sqlite3_close(db);
-			return rc;
-		}
-	}
-	*out = db;
-	return 0;
+	return sql_sqlite_open(path, &o, out, err, errlen);
 }

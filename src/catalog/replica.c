@@ -31,6 +31,7 @@
 #include "catalog/db.h"
 #include "catalog/search_index.h"
 #include "sql/pg.h"
+#include "sql/sqlite.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -367,6 +368,22 @@ static int open_model(struct replica *r, const char *db_path, char *err, size_t 
  * caller has closed r->db; it is open again on return (0), on the new
  * model.
  */
+static int create_base(sqlite3 *db, void *arg, char *err, size_t errlen)
+{
+	return catalog_db_create_base(db, err, errlen);
+}
+
+/* The bootstrap file is this process's alone until renamed: no journal,
+ * no fsync, no other connection, a large cache. */
+static const struct sql_sqlite_open bootstrap_open = {
+	.what = "replica bootstrap",
+	.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	.pragmas = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+		   " PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -262144;"
+		   " PRAGMA foreign_keys = OFF",
+	.init = create_base,
+};
+
 static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *err,
 		     size_t errlen)
 {
@@ -380,12 +397,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 
 	snprintf(tmp, sizeof(tmp), "%s.bootstrap", db_path);
 	unlink(tmp);
-	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
-		     " PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -262144;"
-		     " PRAGMA foreign_keys = OFF") < 0 ||
-	    catalog_db_create_base(db, err, errlen) < 0)
+	if (sql_sqlite_open(tmp, &bootstrap_open, &db, err, errlen) < 0)
 		goto fail;
 	r->db = db;
 	r->bulk = true;
