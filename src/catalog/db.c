@@ -1,85 +1,19 @@
+/*
+ * The catalog's SQLite schema, every version of it in one place: version 1
+ * is the catalog tables as sql/schema.c defines them for both dialects,
+ * version 2 the search index (SQLite only: FTS5), version 3 a cluster
+ * node's replication state. Versions are PRAGMA user_version, upgraded
+ * by sql_sqlite_migrate in one transaction.
+ */
 #include "catalog/db.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "catalog/search_index.h"
+#include "sql/schema.h"
 #include "sql/sqlite.h"
-
-/* Version 1: artists, albums, covers, tracks with their manifests, and the
- * two ledgers that make ingest crash-safe (pending uploads, garbage). */
-static const char schema_v1_tables[] =
-	"CREATE TABLE artists ("
-	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL,"
-	"  name_key TEXT NOT NULL UNIQUE);"
-	"CREATE TABLE albums ("
-	"  id INTEGER PRIMARY KEY,"
-	"  title TEXT NOT NULL,"
-	"  title_key TEXT NOT NULL,"
-	"  artist_id INTEGER NOT NULL REFERENCES artists(id),"
-	"  year INTEGER,"
-	"  UNIQUE (artist_id, title_key));"
-	"CREATE TABLE covers ("
-	"  album_id INTEGER PRIMARY KEY REFERENCES albums(id),"
-	"  mime TEXT NOT NULL,"
-	"  sha256 TEXT NOT NULL,"
-	"  data BLOB NOT NULL);"
-	"CREATE TABLE tracks ("
-	"  id INTEGER PRIMARY KEY,"
-	"  title TEXT NOT NULL,"
-	"  title_key TEXT NOT NULL,"
-	"  artist_id INTEGER NOT NULL REFERENCES artists(id),"
-	"  album_id INTEGER NOT NULL REFERENCES albums(id),"
-	"  track_number INTEGER,"
-	"  disc_number INTEGER,"
-	"  year INTEGER,"
-	"  genre TEXT,"
-	"  isrc TEXT,"
-	"  label TEXT,"
-	"  duration_ms INTEGER NOT NULL,"
-	"  codec TEXT NOT NULL,"
-	"  mime_type TEXT NOT NULL,"
-	"  bitrate INTEGER,"
-	"  sample_rate INTEGER,"
-	"  channels INTEGER,"
-	"  size INTEGER NOT NULL,"
-	"  chunk_size INTEGER NOT NULL,"
-	"  chunk_count INTEGER NOT NULL,"
-	"  key BLOB NOT NULL,"
-	"  blob TEXT NOT NULL UNIQUE,"
-	"  content_hash TEXT NOT NULL,"
-	"  source_path TEXT UNIQUE,"
-	"  source_size INTEGER,"
-	"  source_mtime_ns INTEGER,"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL);"
-	/* Blobs being uploaded: reused by a re-run after a crash, removed at
-	 * the end of a run when nothing claimed them. */
-	"CREATE TABLE pending ("
-	"  blob TEXT PRIMARY KEY,"
-	"  key BLOB NOT NULL,"
-	"  content_hash TEXT NOT NULL,"
-	"  chunk_count INTEGER NOT NULL,"
-	"  run TEXT NOT NULL);"
-	/* Blobs no track refers to any more, to be removed from the origin. */
-	"CREATE TABLE garbage ("
-	"  blob TEXT PRIMARY KEY,"
-	"  chunk_count INTEGER NOT NULL);";
-/* Version 1's indexes, apart so that a bulk load can build them after
- * its rows (sorted, once) instead of row by row. */
-static const char schema_v1_indexes[] =
-	"CREATE INDEX albums_artist ON albums(artist_id);"
-	/* The API lists albums and tracks by title: pages without a sort. */
-	"CREATE INDEX albums_title ON albums(title_key);"
-	"CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number);"
-	"CREATE INDEX tracks_artist ON tracks(artist_id);"
-	"CREATE INDEX tracks_title ON tracks(title_key);"
-	"CREATE INDEX tracks_hash ON tracks(content_hash);"
-	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
-	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
-	"  title_key);"
-	"CREATE INDEX pending_hash ON pending(content_hash);";
 
 /*
  * Version 2: search (catalog/search.c reads it, catalog/search_index.c
@@ -161,12 +95,31 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	return sql_sqlite_exec(db, "catalog", sql, err, errlen);
 }
 
+/* Version 1: the catalog tables (sql/schema.c), with or without their
+ * indexes. */
+static int schema_v1(sqlite3 *db, bool tables, bool indexes, char *err, size_t errlen)
+{
+	char *sql = NULL;
+	int rc = 0;
+
+	if (tables) {
+		sql = sql_schema_tables(SQL_SQLITE);
+		rc = exec(db, sql, err, errlen);
+		free(sql);
+	}
+	if (rc == 0 && indexes) {
+		sql = sql_schema_indexes(SQL_SQLITE);
+		rc = exec(db, sql, err, errlen);
+		free(sql);
+	}
+	return rc;
+}
+
 static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (from < 1 && ((rc = exec(db, schema_v1_tables, err, errlen)) < 0 ||
-			 (rc = exec(db, schema_v1_indexes, err, errlen)) < 0))
+	if (from < 1 && (rc = schema_v1(db, true, true, err, errlen)) < 0)
 		return rc;
 	/* Version 2: search. Catalogs made by version 1 are indexed here, in
 	 * the same transaction, so they are searchable once upgraded. */
@@ -193,7 +146,7 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 {
 	int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
 
-	if (rc == 0 && (rc = exec(db, schema_v1_tables, err, errlen)) == 0 &&
+	if (rc == 0 && (rc = schema_v1(db, true, false, err, errlen)) == 0 &&
 	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
 		return exec(db, "COMMIT", err, errlen);
 	exec(db, "ROLLBACK", err, 0);
@@ -202,7 +155,7 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 
 int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen)
 {
-	return exec(db, schema_v1_indexes, err, errlen);
+	return schema_v1(db, false, true, err, errlen);
 }
 
 int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
