@@ -160,11 +160,11 @@ int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen)
 
 int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
 {
+	int mode = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
 	/* FULL: a committed track survives power loss, not only a crash. */
 	struct sql_sqlite_open o = {
 		.what = "catalog",
-		.flags = SQLITE_OPEN_NOMUTEX |
-			 (writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY),
+		.flags = SQLITE_OPEN_NOMUTEX | mode,
 		.busy_ms = 10000,
 		.pragmas = writable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				      " PRAGMA foreign_keys=ON;"

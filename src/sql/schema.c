@@ -111,7 +111,8 @@ static const struct {
 	{ONLY(SQL_SQLITE), "CREATE INDEX albums_artist ON albums(artist_id)"},
 	{ONLY(SQL_SQLITE), "CREATE INDEX albums_title ON albums(title_key)"},
 	/* An album's tracks in order (the API); PostgreSQL only finds them. */
-	{ONLY(SQL_SQLITE), "CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number)"},
+	{ONLY(SQL_SQLITE),
+	 "CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number)"},
 	{ONLY(SQL_PG), "CREATE INDEX tracks_album ON tracks(album_id)"},
 	{BOTH, "CREATE INDEX tracks_artist ON tracks(artist_id)"},
 	{ONLY(SQL_SQLITE), "CREATE INDEX tracks_title ON tracks(title_key)"},
@@ -194,7 +195,8 @@ char *sql_schema_indexes(enum sql_dialect d)
 	/* A replica asks for the rows changed after the last number it saw. */
 	for (size_t i = 0; d == SQL_PG && i < sql_catalog_ntables; i++)
 		if (sql_catalog_tables[i].feed_key)
-			fprintf(f, "CREATE INDEX %1$s_seq ON %1$s(seq);", sql_catalog_tables[i].name);
+			fprintf(f, "CREATE INDEX %1$s_seq ON %1$s(seq);",
+				sql_catalog_tables[i].name);
 	return finish(f, &p);
 }
 
