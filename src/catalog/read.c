@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalog/db.h"
+#include "sql/sqlite.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -116,8 +117,7 @@ struct catalog_reader {
 int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, size_t errlen)
 {
 	catalog_reader_t *r = xcalloc(1, sizeof(*r));
-	sqlite3_stmt *st = NULL;
-	int rc, version = -1;
+	int rc, version;
 
 	rc = catalog_db_open(db_path, false, &r->db, err, errlen);
 	if (rc < 0) {
@@ -132,10 +132,7 @@ int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, 
 	sqlite3_exec(r->db, "PRAGMA mmap_size = 4294967296", NULL, NULL, NULL);
 	/* A clear message for a file that is not (yet) a catalog or is too
 	 * new, rather than "no such table" from the first prepare. */
-	if (sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	version = sql_sqlite_user_version(r->db);
 	if (version < 0) {
 		snprintf(err, errlen, "catalog %s: %s", db_path, sqlite3_errmsg(r->db));
 		rc = -EIO;

@@ -29,8 +29,10 @@
 #include <unistd.h>
 
 #include "catalog/db.h"
-#include "catalog/search.h"
+#include "catalog/search_index.h"
 #include "sql/pg.h"
+#include "sql/schema.h"
+#include "sql/sqlite.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -39,29 +41,27 @@
 #define RESYNC_MS 5000   /* a pass even without a notification */
 #define BACKOFF_MAX_MS 5000
 
-/* The replicated tables: columns in both schemas, and the column whose
- * words feed search's typo terms (-1: none). */
+/* The replicated tables, in the order a pass applies them, and the column
+ * whose words feed search's typo terms (NULL: none). Their columns and
+ * keys are the schema's (sql/schema.c): the same list selects the rows
+ * from PostgreSQL and inserts them here, so they line up by position. */
 static const struct feed_table {
 	const char *name;
-	const char *key;
-	const char *cols;
-	int terms_col;
-} tables[] = {
-	{"artists", "id", "id, name, name_key", 1},
-	{"albums", "id", "id, title, title_key, artist_id, year", 1},
-	{"covers", "album_id", "album_id, mime, sha256, data", -1},
-	{"tracks", "id",
-	 "id, title, title_key, artist_id, album_id, track_number, disc_number, year, genre, isrc,"
-	 " label, duration_ms, codec, mime_type, bitrate, sample_rate, channels, size, chunk_size,"
-	 " chunk_count, key, blob, content_hash, source_path, source_size, source_mtime_ns,"
-	 " created_at, updated_at",
-	 1},
-};
+	const char *terms;
+} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL}, {"tracks", "title"}};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+/* What the schema says of one replicated table. */
+struct feed {
+	char *cols; /* "id, name, ..." */
+	const char *key;
+	int terms_col; /* -1: none */
+};
 
 struct replica {
 	char *conninfo;
 	sqlite3 *db;
+	struct feed feed[NTABLES];
 	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
 	char cluster_id[33]; /* "" until known */
 	uint8_t cluster_key[32]; /* guarded by lock */
@@ -104,17 +104,17 @@ static int prepare(struct replica *r, char *err, size_t errlen)
 		char sql[1024], marks[128] = "?";
 		int n = 1;
 
-		for (const char *c = tables[t].cols; *c; c++)
+		for (const char *c = r->feed[t].cols; *c; c++)
 			n += *c == ',';
 		for (int i = 1; i < n; i++)
 			strcat(marks, ",?");
 		snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO %s (%s) VALUES (%s)",
-			 tables[t].name, tables[t].cols, marks);
+			 tables[t].name, r->feed[t].cols, marks);
 		if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->upsert[t],
 				       NULL) != SQLITE_OK)
 			goto fail;
 		snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?", tables[t].name,
-			 tables[t].key);
+			 r->feed[t].key);
 		if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->remove[t],
 				       NULL) != SQLITE_OK)
 			goto fail;
@@ -174,8 +174,8 @@ static int apply_row(struct replica *r, size_t t, const PGresult *res, int64_t *
 
 	if (bind_row(r->upsert[t], res, ncols) < 0 || step_reset(r->db, r->upsert[t]) < 0)
 		return -EIO;
-	if (!r->bulk && tables[t].terms_col >= 0 && search_index_terms(r->db, PQgetvalue(res, 0,
-									tables[t].terms_col)) < 0)
+	if (!r->bulk && r->feed[t].terms_col >= 0 &&
+	    search_index_terms(r->db, PQgetvalue(res, 0, r->feed[t].terms_col)) < 0)
 		return -EIO;
 	if (seq > *max_seq)
 		*max_seq = seq;
@@ -252,7 +252,7 @@ static int sync_once(struct replica *r, PGconn *c)
 			    0, true, &max_seq, &rows);
 	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
 		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint",
-			 tables[t].cols, tables[t].name);
+			 r->feed[t].cols, tables[t].name);
 		rc = stream(r, c, sql, t, false, &max_seq, &rows);
 	}
 	if (rc == 0 && max_seq > r->last_seq) {
@@ -367,6 +367,22 @@ static int open_model(struct replica *r, const char *db_path, char *err, size_t 
  * caller has closed r->db; it is open again on return (0), on the new
  * model.
  */
+static int create_base(sqlite3 *db, void *arg, char *err, size_t errlen)
+{
+	return catalog_db_create_base(db, err, errlen);
+}
+
+/* The bootstrap file is this process's alone until renamed: no journal,
+ * no fsync, no other connection, a large cache. */
+static const struct sql_sqlite_open bootstrap_open = {
+	.what = "replica bootstrap",
+	.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	.pragmas = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+		   " PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -262144;"
+		   " PRAGMA foreign_keys = OFF",
+	.init = create_base,
+};
+
 static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *err,
 		     size_t errlen)
 {
@@ -380,12 +396,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 
 	snprintf(tmp, sizeof(tmp), "%s.bootstrap", db_path);
 	unlink(tmp);
-	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
-		     " PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -262144;"
-		     " PRAGMA foreign_keys = OFF") < 0 ||
-	    catalog_db_create_base(db, err, errlen) < 0)
+	if (sql_sqlite_open(tmp, &bootstrap_open, &db, err, errlen) < 0)
 		goto fail;
 	r->db = db;
 	r->bulk = true;
@@ -398,7 +409,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	rc = exec(db, "BEGIN");
 	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
 		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint ORDER BY %s",
-			 tables[t].cols, tables[t].name, tables[t].key);
+			 r->feed[t].cols, tables[t].name, r->feed[t].key);
 		rc = stream(r, c, sql, t, false, &max_seq, &rows);
 	}
 	/* Tombstones matter only for their numbers: nothing is here to delete. */
@@ -580,10 +591,32 @@ static void *replica_main(void *arg)
 	return NULL;
 }
 
+/* Each replicated table's columns and key, from the schema. */
+static int feed_setup(struct replica *r, char *err, size_t errlen)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		const struct sql_table *st = sql_catalog_table(tables[t].name);
+
+		if (!st || !st->feed_key) {
+			snprintf(err, errlen, "replica: %s is not a feed table", tables[t].name);
+			return -EINVAL;
+		}
+		r->feed[t].cols = sql_schema_columns(st);
+		r->feed[t].key = st->feed_key;
+		r->feed[t].terms_col = -1;
+		for (int c = 0; c < st->ncols && tables[t].terms; c++)
+			if (strcmp(st->cols[c].name, tables[t].terms) == 0)
+				r->feed[t].terms_col = c;
+	}
+	return 0;
+}
+
 static void replica_free(struct replica *r)
 {
 	explicit_bzero(r->cluster_key, sizeof(r->cluster_key));
 	unprepare(r);
+	for (size_t t = 0; t < NTABLES; t++)
+		free(r->feed[t].cols);
 	sqlite3_close(r->db);
 	if (r->stop_pipe[0] >= 0) {
 		close(r->stop_pipe[0]);
@@ -641,7 +674,8 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 	r->conninfo = xstrdup(conninfo);
 	r->stop_pipe[0] = r->stop_pipe[1] = -1;
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rc = open_model(r, db_path, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
+	if ((rc = feed_setup(r, err, errlen)) < 0 || (rc = open_model(r, db_path, err, errlen)) < 0 ||
+	    (rc = load_state(r, err, errlen)) < 0)
 		goto fail;
 	if (pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;

@@ -2,16 +2,9 @@
  * Search as you type.
  *
  * Index. Three FTS5 tables (search_artists, search_albums, search_tracks;
- * rowid = the entity id) hold the searchable text and are kept by triggers
- * on artists, albums and tracks, so whatever writes the catalog keeps them
- * in its own transaction: a track is findable the moment its commit is.
- * detail=column and columnsize=0: no positions and no column sizes, since
- * no query here needs them (no phrases of several words, no NEAR, no
- * bm25), which makes the index and every prefix merge smaller.
- * prefix='1 2 3 4 5 6': a prefix of up to 6 characters is a term of its
- * own, read as a stream that stops at the LIMIT, where without it FTS5
- * first merges the rows of every term starting with it ("love"* was 12 ms
- * on 1M tracks, 0.3 ms with the prefix index).
+ * rowid = the entity id) hold the searchable text, kept by the catalog's
+ * triggers (catalog/db.c), and a table of typo terms kept by writers
+ * (catalog/search_index.c); this file only reads them.
  *
  * Typos. search_terms holds every indexed term of SEARCH_TERM_MIN
  * characters or more, with its reverse and its length. A word of n
@@ -50,150 +43,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-/* ------------------------------------------------------------ schema */
-
-/* The tokenize option must say what SEARCH_TOKENIZER and its args say. */
-#define FTS_OPTS                                                                                   \
-	", tokenize=\"unicode61 remove_diacritics 2\", prefix='1 2 3 4 5 6', detail=column,"       \
-	" columnsize=0);"
-#define TRACK_ROW                                                                                  \
-	"INSERT INTO search_tracks (rowid, title, artist, album) VALUES (new.id, new.title,"       \
-	" (SELECT name FROM artists WHERE id = new.artist_id),"                                    \
-	" (SELECT title FROM albums WHERE id = new.album_id));"
-#define ALBUM_ROW                                                                                  \
-	"INSERT INTO search_albums (rowid, title, artist) VALUES (new.id, new.title,"              \
-	" (SELECT name FROM artists WHERE id = new.artist_id));"
-/* A replica may get a track before its artist or album: their rows fill
- * the names in once they come. */
-#define ARTIST_NAME_FILL                                                                           \
-	" UPDATE search_albums SET artist = new.name WHERE rowid IN"                               \
-	" (SELECT id FROM albums WHERE artist_id = new.id);"                                       \
-	" UPDATE search_tracks SET artist = new.name WHERE rowid IN"                               \
-	" (SELECT id FROM tracks WHERE artist_id = new.id);"
-#define ALBUM_TITLE_FILL                                                                           \
-	" UPDATE search_tracks SET album = new.title WHERE rowid IN"                               \
-	" (SELECT id FROM tracks WHERE album_id = new.id);"
-
-const char search_schema_sql[] =
-    "CREATE VIRTUAL TABLE search_artists USING fts5(name" FTS_OPTS
-    "CREATE VIRTUAL TABLE search_albums USING fts5(title, artist" FTS_OPTS
-    "CREATE VIRTUAL TABLE search_tracks USING fts5(title, artist, album" FTS_OPTS
-    "CREATE TABLE search_terms (term TEXT PRIMARY KEY, rterm TEXT NOT NULL, len INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    "CREATE INDEX search_terms_len ON search_terms(len, term);"
-    "CREATE INDEX search_terms_rlen ON search_terms(len, rterm);"
-    "CREATE TRIGGER search_artists_ins AFTER INSERT ON artists BEGIN"
-    " INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL " END;"
-    "CREATE TRIGGER search_artists_upd AFTER UPDATE OF id, name ON artists"
-    " WHEN old.id IS NOT new.id OR old.name IS NOT new.name BEGIN"
-    " DELETE FROM search_artists WHERE rowid = old.id;"
-    " INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL " END;"
-    "CREATE TRIGGER search_artists_del AFTER DELETE ON artists BEGIN"
-    " DELETE FROM search_artists WHERE rowid = old.id; END;"
-    "CREATE TRIGGER search_albums_ins AFTER INSERT ON albums BEGIN " ALBUM_ROW ALBUM_TITLE_FILL
-    " END;"
-    "CREATE TRIGGER search_albums_upd AFTER UPDATE OF id, title, artist_id ON albums"
-    " WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
-    " OR old.artist_id IS NOT new.artist_id BEGIN"
-    " DELETE FROM search_albums WHERE rowid = old.id; " ALBUM_ROW ALBUM_TITLE_FILL " END;"
-    "CREATE TRIGGER search_albums_del AFTER DELETE ON albums BEGIN"
-    " DELETE FROM search_albums WHERE rowid = old.id; END;"
-    "CREATE TRIGGER search_tracks_ins AFTER INSERT ON tracks BEGIN " TRACK_ROW " END;"
-    "CREATE TRIGGER search_tracks_upd AFTER UPDATE OF id, title, artist_id, album_id ON tracks"
-    " WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
-    " OR old.artist_id IS NOT new.artist_id OR old.album_id IS NOT new.album_id BEGIN"
-    " DELETE FROM search_tracks WHERE rowid = old.id; " TRACK_ROW " END;"
-    "CREATE TRIGGER search_tracks_del AFTER DELETE ON tracks BEGIN"
-    " DELETE FROM search_tracks WHERE rowid = old.id; END;";
-
-/* ------------------------------------------------------------ tokenizer */
-
-struct search_tokenizer {
-	fts5_tokenizer api;
-	Fts5Tokenizer *tok;
-};
-
-static fts5_api *fts5_api_of(sqlite3 *db)
-{
-	fts5_api *api = NULL;
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	return api;
-}
-
-int search_tokenizer_open(sqlite3 *db, search_tokenizer_t **out)
-{
-	const char *args[] = {SEARCH_TOKENIZER_ARGS};
-	search_tokenizer_t *t = xcalloc(1, sizeof(*t));
-	fts5_api *api = fts5_api_of(db);
-	void *ud = NULL;
-
-	if (!api || api->iVersion < 2 ||
-	    api->xFindTokenizer(api, SEARCH_TOKENIZER, &ud, &t->api) != SQLITE_OK ||
-	    t->api.xCreate(ud, args, (int)(sizeof(args) / sizeof(args[0])), &t->tok) != SQLITE_OK) {
-		log_error("search: no FTS5 %s tokenizer in this SQLite", SEARCH_TOKENIZER);
-		free(t);
-		return -EIO;
-	}
-	*out = t;
-	return 0;
-}
-
-void search_tokenizer_close(search_tokenizer_t *t)
-{
-	if (!t)
-		return;
-	t->api.xDelete(t->tok);
-	free(t);
-}
-
-struct tok_call {
-	search_token_fn fn;
-	void *ctx;
-	int rc;
-};
-
-static int tok_cb(void *p, int flags, const char *tok, int n, int start, int end)
-{
-	struct tok_call *c = p;
-
-	if ((flags & FTS5_TOKEN_COLOCATED) || n <= 0)
-		return SQLITE_OK;
-	c->rc = c->fn(c->ctx, tok, (size_t)n);
-	return c->rc ? SQLITE_DONE : SQLITE_OK;
-}
-
-int search_tokenize(search_tokenizer_t *t, const char *text, size_t len, search_token_fn fn,
-                    void *ctx)
-{
-	struct tok_call c = {fn, ctx, 0};
-	int rc;
-
-	if (len == 0)
-		return 0;
-	if (len > INT32_MAX)
-		return -EIO;
-	rc = t->api.xTokenize(t->tok, &c, FTS5_TOKENIZE_DOCUMENT, text, (int)len, tok_cb);
-	if (c.rc)
-		return c.rc;
-	return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : -EIO;
-}
-
 /* ------------------------------------------------------------ UTF-8 */
-
-static size_t utf8_chars(const char *s, size_t len)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++)
-		n += ((unsigned char)s[i] & 0xc0) != 0x80;
-	return n;
-}
 
 /* Bytes of the first chars code points of s. */
 static size_t utf8_prefix(const char *s, size_t len, size_t chars)
@@ -230,22 +80,6 @@ static size_t utf8_decode(const char *s, size_t len, uint32_t *out, size_t max)
 	}
 	return n;
 }
-
-/* s reversed by code point into out (len + 1 bytes). */
-static void utf8_reverse(const char *s, size_t len, char *out)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t j = i + 1;
-		while (j < len && ((unsigned char)s[j] & 0xc0) == 0x80)
-			j++;
-		memcpy(out + len - j, s + i, j - i);
-		i = j;
-	}
-	out[len] = '\0';
-}
-
 /* ------------------------------------------------------------ typo distance */
 
 int search_distance(const char *a, size_t alen, const char *b, size_t blen, bool prefix)
@@ -306,144 +140,6 @@ int search_distance(const char *a, size_t alen, const char *b, size_t blen, bool
 	return best > 2 ? 2 : best;
 }
 
-/* ------------------------------------------------------------ terms */
-
-struct terms_ctx {
-	sqlite3_stmt *ins;
-	int rc;
-};
-
-static int add_term(sqlite3_stmt *ins, const char *tok, size_t len)
-{
-	char rev[256];
-	size_t chars = utf8_chars(tok, len);
-	int rc;
-
-	if (len >= sizeof(rev) || chars < SEARCH_TERM_MIN)
-		return 0;
-	utf8_reverse(tok, len, rev);
-	sqlite3_reset(ins);
-	sqlite3_bind_text(ins, 1, tok, (int)len, SQLITE_TRANSIENT);
-	sqlite3_bind_text(ins, 2, rev, (int)len, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(ins, 3, (int64_t)chars);
-	rc = sqlite3_step(ins);
-	sqlite3_reset(ins);
-	return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-static int term_cb(void *p, const char *tok, size_t len)
-{
-	struct terms_ctx *c = p;
-
-	return add_term(c->ins, tok, len);
-}
-
-#define TERM_INSERT "INSERT OR IGNORE INTO search_terms (term, rterm, len) VALUES (?1, ?2, ?3)"
-
-int search_index_terms(sqlite3 *db, const char *text)
-{
-	search_tokenizer_t *t = NULL;
-	struct terms_ctx c = {0};
-	int rc = -EIO;
-
-	if (!text || !*text)
-		return 0;
-	if (search_tokenizer_open(db, &t) < 0)
-		return -EIO;
-	if (sqlite3_prepare_v2(db, TERM_INSERT, -1, &c.ins, NULL) != SQLITE_OK)
-		goto out;
-	rc = search_tokenize(t, text, strlen(text), term_cb, &c);
-out:
-	if (rc < 0)
-		log_error("search: cannot index terms: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(c.ins);
-	search_tokenizer_close(t);
-	return rc < 0 ? -EIO : 0;
-}
-
-int search_optimize(sqlite3 *db)
-{
-	/* One segment per table instead of the many that bulk inserts leave,
-	 * so a term lookup opens one segment. On 1M tracks: about 10 s, and
-	 * 30 % more searches per second after it. */
-	static const char sql[] =
-	    "INSERT INTO search_artists (search_artists) VALUES ('optimize');"
-	    "INSERT INTO search_albums (search_albums) VALUES ('optimize');"
-	    "INSERT INTO search_tracks (search_tracks) VALUES ('optimize');";
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	log_error("search: optimize: %s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
-}
-
-int search_schema_fill(sqlite3 *db, char *err, size_t errlen)
-{
-	static const char fill[] =
-	    /* No merging while filling: the optimize below merges once (a
-	     * third of the fill's time on 100,000 tracks). */
-	    "INSERT INTO search_artists (search_artists, rank) VALUES ('automerge', 0);"
-	    "INSERT INTO search_albums (search_albums, rank) VALUES ('automerge', 0);"
-	    "INSERT INTO search_tracks (search_tracks, rank) VALUES ('automerge', 0);"
-	    "INSERT INTO search_tracks (search_tracks, rank) VALUES ('crisismerge', 1000);"
-	    "INSERT INTO search_artists (rowid, name) SELECT id, name FROM artists;"
-	    "INSERT INTO search_albums (rowid, title, artist) SELECT al.id, al.title, ar.name"
-	    " FROM albums al LEFT JOIN artists ar ON ar.id = al.artist_id;"
-	    "INSERT INTO search_tracks (rowid, title, artist, album)"
-	    " SELECT t.id, t.title, ar.name, al.title FROM tracks t"
-	    " LEFT JOIN artists ar ON ar.id = t.artist_id"
-	    " LEFT JOIN albums al ON al.id = t.album_id;";
-	static const char *const tables[] = {"search_artists", "search_albums", "search_tracks"};
-	sqlite3_stmt *ins = NULL, *sel = NULL;
-	char *msg = NULL, sql[160];
-	int rc = -EIO;
-
-	if (sqlite3_exec(db, fill, NULL, NULL, &msg) != SQLITE_OK)
-		goto out;
-	if (sqlite3_prepare_v2(db, TERM_INSERT, -1, &ins, NULL) != SQLITE_OK)
-		goto out;
-	/* The terms as the index holds them, each once: FTS5's vocabulary. */
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		snprintf(sql, sizeof(sql),
-		         "CREATE VIRTUAL TABLE temp.search_vocab USING fts5vocab(main, %s, row)",
-		         tables[i]);
-		if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-			goto out;
-		if (sqlite3_prepare_v2(db, "SELECT term FROM temp.search_vocab", -1, &sel, NULL) !=
-		    SQLITE_OK)
-			goto out;
-		while ((rc = sqlite3_step(sel)) == SQLITE_ROW)
-			if (add_term(ins, (const char *)sqlite3_column_text(sel, 0),
-			             (size_t)sqlite3_column_bytes(sel, 0)) < 0)
-				break;
-		sqlite3_finalize(sel);
-		sel = NULL;
-		if (rc != SQLITE_DONE) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = -EIO;
-		if (sqlite3_exec(db, "DROP TABLE temp.search_vocab", NULL, NULL, &msg) != SQLITE_OK)
-			goto out;
-	}
-	rc = sqlite3_exec(db,
-			  "INSERT INTO search_artists (search_artists, rank) VALUES ('automerge', 4);"
-			  "INSERT INTO search_albums (search_albums, rank) VALUES ('automerge', 4);"
-			  "INSERT INTO search_tracks (search_tracks, rank) VALUES ('automerge', 4);"
-			  "INSERT INTO search_tracks (search_tracks, rank) VALUES ('crisismerge', 16);",
-			  NULL, NULL, &msg) == SQLITE_OK ? search_optimize(db) : -EIO;
-out:
-	if (rc < 0)
-		snprintf(err, errlen, "catalog: indexing for search: %s",
-		         msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	sqlite3_finalize(sel);
-	sqlite3_finalize(ins);
-	return rc;
-}
-
 /* ------------------------------------------------------------ queries */
 
 struct parse_ctx {
@@ -467,7 +163,7 @@ static int word_cb(void *p, const char *tok, size_t len)
 	q->buf[c->used + len] = '\0';
 	q->w[q->n].p = q->buf + c->used;
 	q->w[q->n].len = len;
-	q->w[q->n].chars = utf8_chars(tok, len);
+	q->w[q->n].chars = search__utf8_chars(tok, len);
 	q->w[q->n].whole = false;
 	q->n++;
 	c->used += len + 1;
@@ -746,7 +442,7 @@ static int typo_alts(search_t *s)
 		 * and the length within one. */
 		p = (w->chars - 1) / 2;
 		sfx = w->chars - 1 - p;
-		utf8_reverse(w->p, w->len, rev);
+		search__utf8_reverse(w->p, w->len, rev);
 		pb = utf8_prefix(w->p, w->len, p);
 		sb = utf8_prefix(rev, w->len, sfx);
 		for (int64_t len = (int64_t)w->chars - 1; len <= (int64_t)w->chars + 1; len++)
@@ -1016,3 +712,4 @@ out:
 	}
 	return status;
 }
+

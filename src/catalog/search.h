@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "catalog/read.h"
+#include "catalog/search_index.h"
 #include "util/buf.h"
 
 /*
@@ -14,9 +15,8 @@
  * The index is three FTS5 tables kept current by SQL triggers on the
  * catalog tables (so any writer, inside its own transaction, keeps it), and
  * a table of indexed terms for typo lookups that writers fill with
- * search_index_terms. Text is split and folded by FTS5's own unicode61
- * tokenizer (lower case, diacritics removed): the query goes through the
- * same one, so "Beyoncé" and "beyonce" are one term.
+ * search_index_terms (catalog/search_index.h, with the tokenizer that
+ * queries and the index share).
  *
  * A query is a list of words; every word must match, each in any field
  * (title, artist, album), as a whole word or a prefix, and words of
@@ -26,63 +26,13 @@
  * rows, and ranked in C; see search.c.
  */
 
-/* The tokenizer of the index tables and of queries: they must agree. */
-#define SEARCH_TOKENIZER "unicode61"
-#define SEARCH_TOKENIZER_ARGS "remove_diacritics", "2"
-
 #define SEARCH_QUERY_MAX 256 /* bytes of q */
 #define SEARCH_WORDS_MAX 16  /* words past this are ignored */
 #define SEARCH_TYPO_MIN 5    /* characters a word needs to forgive a typo */
-#define SEARCH_TERM_MIN 4    /* characters of the terms kept for typo lookups */
 #define SEARCH_WORD_CHARS 64 /* longer words never match with a typo */
 #define SEARCH_ALTS_MAX 8    /* typo alternatives per word */
 #define SEARCH_LIMIT_MAX 50
 #define SEARCH_CANDIDATES 32 /* rows a tier ranks per list, at most */
-
-/* ---- schema (catalog/db.c) ---- */
-
-/* Schema version 2: the FTS5 tables, their triggers, the terms table. */
-extern const char search_schema_sql[];
-
-/*
- * Indexes the rows already in the catalog (the v1 -> v2 migration): fills
- * the FTS5 tables and the terms table. Runs inside the caller's
- * transaction. 0, or -EIO with a message in err.
- */
-int search_schema_fill(sqlite3 *db, char *err, size_t errlen);
-
-/* Merges each FTS5 table into one segment: after a bulk build (the
- * migration) or a large ingest. 0 or -EIO (logged). */
-int search_optimize(sqlite3 *db);
-
-/* ---- tokenizer ---- */
-
-/*
- * FTS5's unicode61 tokenizer, configured as the index tables' one, from
- * db's FTS5 module. Use only while db is open, on db's thread.
- */
-typedef struct search_tokenizer search_tokenizer_t;
-
-int search_tokenizer_open(sqlite3 *db, search_tokenizer_t **out);
-void search_tokenizer_close(search_tokenizer_t *t);
-
-/* Called per token (folded, valid only during the call); non-zero stops. */
-typedef int (*search_token_fn)(void *ctx, const char *tok, size_t len);
-/* 0, or -EIO when the tokenizer failed, or fn's non-zero value. */
-int search_tokenize(search_tokenizer_t *t, const char *text, size_t len, search_token_fn fn,
-                    void *ctx);
-
-/* ---- writers ---- */
-
-/*
- * Adds text's terms of SEARCH_TERM_MIN characters or more to the typo
- * terms table. Call it in the transaction that writes the artist, album or
- * track named text (the triggers keep the FTS5 tables; this table is kept
- * from C because SQL cannot reach the tokenizer). Terms are never removed:
- * a stale one only costs a typo candidate that matches nothing. NULL text
- * is a no-op. 0 or -EIO (logged).
- */
-int search_index_terms(sqlite3 *db, const char *text);
 
 /* ---- queries ---- */
 

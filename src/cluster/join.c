@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "crypto/seal.h"
+#include "sql/sqlite.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/text.h"
@@ -628,6 +629,8 @@ out:
 static int read_cluster_key(const char *data_dir, uint8_t key[JOIN_KEY_LEN], char *err,
 			    size_t errlen)
 {
+	const struct sql_sqlite_open o = {
+		.what = "catalog", .flags = SQLITE_OPEN_READONLY, .busy_ms = 5000};
 	char path[4200];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -640,8 +643,7 @@ static int read_cluster_key(const char *data_dir, uint8_t key[JOIN_KEY_LEN], cha
 			 data_dir);
 		return -ENOENT;
 	}
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+	if (sql_sqlite_open(path, &o, &db, err, errlen) < 0 ||
 	    sqlite3_prepare_v2(db, "SELECT cluster_key FROM replica", -1, &st, NULL) != SQLITE_OK) {
 		/* A catalog without the table is a standalone node's (or older). */
 		snprintf(err, errlen,

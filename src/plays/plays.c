@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "catalog/model.h"
+#include "sql/sqlite.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/json.h"
@@ -62,90 +63,42 @@ static const char schema_v1[] =
 
 int plays_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	snprintf(err, errlen, "plays: %s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
+	return sql_sqlite_exec(db, "plays", sql, err, errlen);
 }
 
-static int user_version(sqlite3 *db)
+static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int v = -1;
-
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	return from < 1 ? plays_db_exec(db, schema_v1, err, errlen) : 0;
 }
 
-/* Creates the schema unless it is there; the write lock is taken only then,
- * so a report opening the file does not wait for the writer. */
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+static int init(sqlite3 *db, void *arg, char *err, size_t errlen)
 {
-	int v = user_version(db), rc;
-	char sql[64];
+	/* The syncer holds an fd of the WAL: it must stay the same file. */
+	int persist = 1;
 
-	if (v == PLAYS_SCHEMA_VERSION)
-		return 0;
-	if ((rc = plays_db_exec(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
-		return rc;
-	v = user_version(db);
-	if (v < 0 || v > PLAYS_SCHEMA_VERSION) {
-		snprintf(err, errlen, "plays.db schema version %d is not one this chorus reads (%d)",
-			 v, PLAYS_SCHEMA_VERSION);
-		plays_db_exec(db, "ROLLBACK", err, 0);
-		return -EPROTO;
-	}
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", PLAYS_SCHEMA_VERSION);
-	if ((v < 1 && (rc = plays_db_exec(db, schema_v1, err, errlen)) < 0) ||
-	    (rc = plays_db_exec(db, sql, err, errlen)) < 0) {
-		plays_db_exec(db, "ROLLBACK", err, 0);
-		return rc;
-	}
-	return plays_db_exec(db, "COMMIT", err, errlen);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	/* The write lock is taken only when the schema is not there yet, so a
+	 * report opening the file does not wait for the writer. */
+	return sql_sqlite_migrate(db, "plays", PLAYS_SCHEMA_VERSION, upgrade, NULL, err, errlen);
 }
 
 int plays_db_open(const char *data_dir, sqlite3 **out, char *err, size_t errlen)
 {
-	char path[4096];
-	sqlite3 *db = NULL;
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/plays.db", data_dir);
-	if (sqlite3_open_v2(path, &db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-			 db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		return -EIO;
-	}
-	sqlite3_busy_timeout(db, 10000);
-	sqlite3_extended_result_codes(db, 1);
 	/* NORMAL: the syncer thread makes each commit durable (see the top).
 	 * A 16 MiB page cache keeps a large group's index pages from spilling
 	 * to the WAL before its commit. */
-	rc = plays_db_exec(db,
-		  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;",
-		  err, errlen);
-	if (rc == 0) {
-		/* The syncer holds an fd of the WAL: it must stay the same file. */
-		int persist = 1;
-		sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-	}
-	if (rc == 0)
-		rc = migrate(db, err, errlen);
-	if (rc < 0) {
-		sqlite3_close(db);
-		return rc;
-	}
-	*out = db;
-	return 0;
+	struct sql_sqlite_open o = {
+		.what = "plays",
+		.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+		.busy_ms = 10000,
+		.pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			   " PRAGMA cache_size=-16384;",
+		.init = init,
+	};
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/plays.db", data_dir);
+	return sql_sqlite_open(path, &o, out, err, errlen);
 }
 
 /* ---- the writer ---- */

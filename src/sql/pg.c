@@ -1,8 +1,9 @@
 /*
  * PostgreSQL connections and the cluster schema.
  *
- * The catalog tables mirror the SQLite catalog (catalog/db.c) column for
- * column, plus a `seq` on each row: the change feed. A BEFORE trigger
+ * The catalog tables are those of the SQLite catalog, from the one
+ * definition in sql/schema.c, plus a `seq` on each row of the feed tables:
+ * the change feed. A BEFORE trigger
  * stamps every inserted or updated row with the next value of catalog_seq
  * and an AFTER DELETE trigger records a tombstone in `deletions`, so every
  * change, deletions included, has a number; a statement trigger notifies
@@ -19,87 +20,22 @@
 #include <string.h>
 
 #include "crypto/seal.h"
+#include "sql/schema.h"
 #include "util/log.h"
 #include "util/text.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* Version 1 beside the catalog tables (sql/schema.c, with the seq
+ * column on the feed tables): the change feed's sequence and tombstones,
+ * every node's plays, and the trigger functions. */
 static const char schema_v1[] =
 	"CREATE SEQUENCE catalog_seq;"
-	"CREATE TABLE artists ("
-	"  id bigint PRIMARY KEY,"
-	"  name text NOT NULL,"
-	"  name_key text NOT NULL UNIQUE,"
-	"  seq bigint NOT NULL DEFAULT 0);"
-	"CREATE TABLE albums ("
-	"  id bigint PRIMARY KEY,"
-	"  title text NOT NULL,"
-	"  title_key text NOT NULL,"
-	"  artist_id bigint NOT NULL REFERENCES artists(id),"
-	"  year integer,"
-	"  seq bigint NOT NULL DEFAULT 0,"
-	"  UNIQUE (artist_id, title_key));"
-	"CREATE TABLE covers ("
-	"  album_id bigint PRIMARY KEY REFERENCES albums(id),"
-	"  mime text NOT NULL,"
-	"  sha256 text NOT NULL,"
-	"  data bytea NOT NULL,"
-	"  seq bigint NOT NULL DEFAULT 0);"
-	"CREATE TABLE tracks ("
-	"  id bigint PRIMARY KEY,"
-	"  title text NOT NULL,"
-	"  title_key text NOT NULL,"
-	"  artist_id bigint NOT NULL REFERENCES artists(id),"
-	"  album_id bigint NOT NULL REFERENCES albums(id),"
-	"  track_number integer,"
-	"  disc_number integer,"
-	"  year integer,"
-	"  genre text,"
-	"  isrc text,"
-	"  label text,"
-	"  duration_ms bigint NOT NULL,"
-	"  codec text NOT NULL,"
-	"  mime_type text NOT NULL,"
-	"  bitrate integer,"
-	"  sample_rate integer,"
-	"  channels integer,"
-	"  size bigint NOT NULL,"
-	"  chunk_size integer NOT NULL,"
-	"  chunk_count integer NOT NULL,"
-	"  key bytea NOT NULL,"
-	"  blob text NOT NULL UNIQUE,"
-	"  content_hash text NOT NULL,"
-	"  source_path text UNIQUE,"
-	"  source_size bigint,"
-	"  source_mtime_ns bigint,"
-	"  created_at bigint NOT NULL,"
-	"  updated_at bigint NOT NULL,"
-	"  seq bigint NOT NULL DEFAULT 0);"
-	"CREATE INDEX tracks_album ON tracks(album_id);"
-	"CREATE INDEX tracks_artist ON tracks(artist_id);"
-	"CREATE INDEX tracks_hash ON tracks(content_hash);"
-	"CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL;"
-	"CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number, track_number,"
-	"  title_key);"
-	"CREATE INDEX artists_seq ON artists(seq);"
-	"CREATE INDEX albums_seq ON albums(seq);"
-	"CREATE INDEX covers_seq ON covers(seq);"
-	"CREATE INDEX tracks_seq ON tracks(seq);"
 	"CREATE TABLE deletions ("
 	"  seq bigint PRIMARY KEY,"
 	"  tbl text NOT NULL,"
 	"  id bigint NOT NULL);"
-	"CREATE TABLE pending ("
-	"  blob text PRIMARY KEY,"
-	"  key bytea NOT NULL,"
-	"  content_hash text NOT NULL,"
-	"  chunk_count integer NOT NULL,"
-	"  run text NOT NULL);"
-	"CREATE INDEX pending_hash ON pending(content_hash);"
-	"CREATE TABLE garbage ("
-	"  blob text PRIMARY KEY,"
-	"  chunk_count integer NOT NULL);"
 	/* Plays from every node; event_id makes shipping idempotent. */
 	"CREATE TABLE plays ("
 	"  event_id text PRIMARY KEY,"
@@ -143,10 +79,6 @@ static const char schema_v2[] =
 	"  started_at bigint NOT NULL,"
 	"  heartbeat_at timestamptz NOT NULL,"
 	"  stats jsonb);";
-
-/* The triggers, per catalog table and its key column. */
-static const char *const feed_tables[][2] = {
-	{"artists", "id"}, {"albums", "id"}, {"covers", "album_id"}, {"tracks", "id"}};
 
 bool pg_ok(const PGresult *res)
 {
@@ -261,10 +193,21 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	if (version < 1) {
 		unsigned char r[16], k[32];
 		char id[33], key[65];
+		char *tables = sql_schema_tables(SQL_PG), *indexes = sql_schema_indexes(SQL_PG);
+		bool ok = pg_exec(c, "schema v1", tables) == 0 &&
+			  pg_exec(c, "schema v1", indexes) == 0 &&
+			  pg_exec(c, "schema v1", schema_v1) == 0;
 
-		if (pg_exec(c, "schema v1", schema_v1) < 0)
+		free(tables);
+		free(indexes);
+		if (!ok)
 			goto fail;
-		for (size_t i = 0; i < sizeof(feed_tables) / sizeof(feed_tables[0]); i++) {
+		/* The change feed: every row stamped, every deletion kept. */
+		for (size_t i = 0; i < sql_catalog_ntables; i++) {
+			const struct sql_table *t = &sql_catalog_tables[i];
+
+			if (!t->feed_key)
+				continue;
 			snprintf(sql, sizeof(sql),
 				 "CREATE TRIGGER %1$s_stamp BEFORE INSERT OR UPDATE ON %1$s"
 				 " FOR EACH ROW EXECUTE FUNCTION catalog_stamp();"
@@ -272,7 +215,7 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 				 " FOR EACH ROW EXECUTE FUNCTION catalog_tombstone('%2$s');"
 				 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON %1$s"
 				 " FOR EACH STATEMENT EXECUTE FUNCTION catalog_notify();",
-				 feed_tables[i][0], feed_tables[i][1]);
+				 t->name, t->feed_key);
 			if (pg_exec(c, "schema v1", sql) < 0)
 				goto fail;
 		}

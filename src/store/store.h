@@ -9,12 +9,11 @@
 #include "origin/origin.h"
 
 /*
- * The catalog's source of truth, as ingest writes it: the SQLite store
- * (DATA_DIR/catalog.db, store/sqlite.c) on one node, PostgreSQL
- * (store/postgres.c) in a cluster. Both implement the same operations
- * with the same rules; all calls are thread-safe (each store serializes
- * its writes, which is fine because every call is small next to the file
- * I/O around it).
+ * The catalog's source of truth, as ingest writes it: DATA_DIR/catalog.db
+ * (SQLite) on one node, PostgreSQL in a cluster, with one set of rules
+ * over either (store/store.c, on sql/sql.h). All calls are thread-safe
+ * (the store serializes them, which is fine because every call is small
+ * next to the file I/O around it).
  *
  * A track is committed in one transaction, only after all its chunks are in
  * the origin. Blobs being uploaded are recorded first in the pending ledger,
@@ -97,32 +96,5 @@ int store_search_optimize(store_t *s);
  * so only when no upload is in flight (the end of a run).
  */
 int store_collect_garbage(store_t *s, origin_t *o, bool include_pending);
-
-/* ---- implementations ---- */
-
-struct store_ops {
-	bool (*file_unchanged)(store_t *s, const struct store_file *f);
-	int (*settle)(store_t *s, const struct store_file *f, const char *content_hash,
-		      struct store_result *res);
-	int (*pending_claim)(store_t *s, struct manifest *m, bool *reused);
-	int (*pending_abandon)(store_t *s, const struct manifest *m);
-	int (*commit_track)(store_t *s, const struct store_file *f, const struct track_meta *meta,
-			    const struct manifest *m, struct store_result *res);
-	int (*search_optimize)(store_t *s); /* optional */
-	/* The garbage ledger, for store_collect_garbage: every blob in it
-	 * (pending uploads first declared garbage when include_pending),
-	 * and forgetting one whose chunks are gone. */
-	int (*garbage_list)(store_t *s, bool include_pending, char (**blobs)[BLOB_ID_LEN + 1],
-			    uint32_t **counts, size_t *n);
-	int (*garbage_forget)(store_t *s, const char *blob);
-	void (*close)(store_t *s);
-};
-
-struct store {
-	const struct store_ops *ops;
-};
-
-int store_sqlite_open(const char *data_dir, store_t **out, char *err, size_t errlen);
-int store_pg_open(const char *conninfo, store_t **out, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,220 @@
+/*
+ * The catalog tables, once (see schema.h).
+ *
+ * Rendering keeps SQLite's CREATE TABLE text exactly as catalog/db.c
+ * wrote it before these tables had one definition (two spaces before each
+ * column, the constraint words in the order PRIMARY KEY, NOT NULL, UNIQUE,
+ * REFERENCES), so new and old catalogs read the same in sqlite_master;
+ * PostgreSQL gets the same columns in its own types, plus the change
+ * feed's seq on the feed tables. Indexes are shared where both dialects
+ * want the same one; the rest are marked with the dialect that reads
+ * through them (the API's pages read only SQLite).
+ */
+#include "sql/schema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static const struct sql_column artists[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"name_key", SQL_TEXT, SQL_NOT_NULL | SQL_UNIQUE, NULL},
+};
+
+static const struct sql_column albums[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"title", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"title_key", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"artist_id", SQL_INT64, SQL_NOT_NULL, "artists(id)"},
+	{"year", SQL_INT, 0, NULL},
+};
+
+static const struct sql_column covers[] = {
+	{"album_id", SQL_INT64, SQL_PRIMARY_KEY, "albums(id)"},
+	{"mime", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"sha256", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"data", SQL_BLOB, SQL_NOT_NULL, NULL},
+};
+
+/* A track with its manifest (size, chunking, key, blob) and the file it
+ * was read from. */
+static const struct sql_column tracks[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"title", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"title_key", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"artist_id", SQL_INT64, SQL_NOT_NULL, "artists(id)"},
+	{"album_id", SQL_INT64, SQL_NOT_NULL, "albums(id)"},
+	{"track_number", SQL_INT, 0, NULL},
+	{"disc_number", SQL_INT, 0, NULL},
+	{"year", SQL_INT, 0, NULL},
+	{"genre", SQL_TEXT, 0, NULL},
+	{"isrc", SQL_TEXT, 0, NULL},
+	{"label", SQL_TEXT, 0, NULL},
+	{"duration_ms", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"codec", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"mime_type", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"bitrate", SQL_INT, 0, NULL},
+	{"sample_rate", SQL_INT, 0, NULL},
+	{"channels", SQL_INT, 0, NULL},
+	{"size", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"chunk_size", SQL_INT, SQL_NOT_NULL, NULL},
+	{"chunk_count", SQL_INT, SQL_NOT_NULL, NULL},
+	{"key", SQL_BLOB, SQL_NOT_NULL, NULL},
+	{"blob", SQL_TEXT, SQL_NOT_NULL | SQL_UNIQUE, NULL},
+	{"content_hash", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"source_path", SQL_TEXT, SQL_UNIQUE, NULL},
+	{"source_size", SQL_INT64, 0, NULL},
+	{"source_mtime_ns", SQL_INT64, 0, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* Blobs being uploaded: reused by a re-run after a crash, removed at the
+ * end of a run when nothing claimed them. run names the ingest run that
+ * claimed the row. */
+static const struct sql_column pending[] = {
+	{"blob", SQL_TEXT, SQL_PRIMARY_KEY, NULL},
+	{"key", SQL_BLOB, SQL_NOT_NULL, NULL},
+	{"content_hash", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"chunk_count", SQL_INT, SQL_NOT_NULL, NULL},
+	{"run", SQL_TEXT, SQL_NOT_NULL, NULL},
+};
+
+/* Blobs no track refers to any more, to be removed from the origin. */
+static const struct sql_column garbage[] = {
+	{"blob", SQL_TEXT, SQL_PRIMARY_KEY, NULL},
+	{"chunk_count", SQL_INT, SQL_NOT_NULL, NULL},
+};
+
+const struct sql_table sql_catalog_tables[] = {
+	{"artists", artists, N(artists), NULL, "id"},
+	{"albums", albums, N(albums), "UNIQUE (artist_id, title_key)", "id"},
+	{"covers", covers, N(covers), NULL, "album_id"},
+	{"tracks", tracks, N(tracks), NULL, "id"},
+	{"pending", pending, N(pending), NULL, NULL},
+	{"garbage", garbage, N(garbage), NULL, NULL},
+};
+const size_t sql_catalog_ntables = N(sql_catalog_tables);
+
+#define BOTH ((1u << SQL_SQLITE) | (1u << SQL_PG))
+#define ONLY(d) (1u << (d))
+
+static const struct {
+	unsigned dialects;
+	const char *sql;
+} indexes[] = {
+	/* The API lists an artist's albums, and albums and tracks by title:
+	 * pages without a sort. */
+	{ONLY(SQL_SQLITE), "CREATE INDEX albums_artist ON albums(artist_id)"},
+	{ONLY(SQL_SQLITE), "CREATE INDEX albums_title ON albums(title_key)"},
+	/* An album's tracks in order (the API); PostgreSQL only finds them. */
+	{ONLY(SQL_SQLITE),
+	 "CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number)"},
+	{ONLY(SQL_PG), "CREATE INDEX tracks_album ON tracks(album_id)"},
+	{BOTH, "CREATE INDEX tracks_artist ON tracks(artist_id)"},
+	{ONLY(SQL_SQLITE), "CREATE INDEX tracks_title ON tracks(title_key)"},
+	/* Ingest's identity rules (store/store.c). */
+	{BOTH, "CREATE INDEX tracks_hash ON tracks(content_hash)"},
+	{BOTH, "CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL"},
+	{BOTH, "CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number,"
+	       " track_number, title_key)"},
+	{BOTH, "CREATE INDEX pending_hash ON pending(content_hash)"},
+};
+
+static const char *type_name(enum sql_dialect d, enum sql_type t)
+{
+	static const char *const names[][4] = {
+		[SQL_SQLITE] = {"INTEGER", "INTEGER", "TEXT", "BLOB"},
+		[SQL_PG] = {"bigint", "integer", "text", "bytea"},
+	};
+
+	return names[d][t];
+}
+
+/* A memory stream, for building statements; aborts when out of memory,
+ * as xalloc does. */
+static FILE *stream(char **p, size_t *n)
+{
+	FILE *f = open_memstream(p, n);
+
+	if (!f)
+		abort();
+	return f;
+}
+
+/* *p is only set by the close. */
+static char *finish(FILE *f, char **p)
+{
+	if (fclose(f) != 0)
+		abort();
+	return *p;
+}
+
+char *sql_schema_tables(enum sql_dialect d)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = stream(&p, &n);
+
+	for (size_t i = 0; i < sql_catalog_ntables; i++) {
+		const struct sql_table *t = &sql_catalog_tables[i];
+
+		fprintf(f, "CREATE TABLE %s (", t->name);
+		for (int c = 0; c < t->ncols; c++) {
+			const struct sql_column *col = &t->cols[c];
+
+			fprintf(f, "%s  %s %s%s%s%s", c ? "," : "", col->name,
+				type_name(d, col->type),
+				col->flags & SQL_PRIMARY_KEY ? " PRIMARY KEY" : "",
+				col->flags & SQL_NOT_NULL ? " NOT NULL" : "",
+				col->flags & SQL_UNIQUE ? " UNIQUE" : "");
+			if (col->references)
+				fprintf(f, " REFERENCES %s", col->references);
+		}
+		if (d == SQL_PG && t->feed_key)
+			fputs(",  seq bigint NOT NULL DEFAULT 0", f);
+		if (t->constraint)
+			fprintf(f, ",  %s", t->constraint);
+		fputs(");", f);
+	}
+	return finish(f, &p);
+}
+
+char *sql_schema_indexes(enum sql_dialect d)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = stream(&p, &n);
+
+	for (int i = 0; i < N(indexes); i++)
+		if (indexes[i].dialects & ONLY(d))
+			fprintf(f, "%s;", indexes[i].sql);
+	/* A replica asks for the rows changed after the last number it saw. */
+	for (size_t i = 0; d == SQL_PG && i < sql_catalog_ntables; i++)
+		if (sql_catalog_tables[i].feed_key)
+			fprintf(f, "CREATE INDEX %1$s_seq ON %1$s(seq);",
+				sql_catalog_tables[i].name);
+	return finish(f, &p);
+}
+
+char *sql_schema_columns(const struct sql_table *t)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = stream(&p, &n);
+
+	for (int c = 0; c < t->ncols; c++)
+		fprintf(f, "%s%s", c ? ", " : "", t->cols[c].name);
+	return finish(f, &p);
+}
+
+const struct sql_table *sql_catalog_table(const char *name)
+{
+	for (size_t i = 0; i < sql_catalog_ntables; i++)
+		if (strcmp(sql_catalog_tables[i].name, name) == 0)
+			return &sql_catalog_tables[i];
+	return NULL;
+}
