@@ -23,48 +23,31 @@
 #include "api/api.h"
 #include "crypto/seal.h"
 #include "crypto/sign.h"
+#include "http/later.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 struct ask {
 	struct api *api;
-	http_conn_t *conn;
-	loop_t *loop;
+	http_later_t *later;
 	struct chunk_ref ref;
 	int fd;
-	bool orphaned;
 };
 
-static enum http_pull ask_pull(void *ctx, struct http_segment *seg)
-{
-	return HTTP_PULL_ERROR;
-}
-
-static void ask_done(void *ctx, bool completed)
-{
-	struct ask *a = ctx;
-
-	a->orphaned = true; /* answer() frees it */
-}
-
-static const struct http_body_ops ask_ops = {
-	.pull = ask_pull,
-	.done = ask_done,
-};
-
-/* On the loop: the chunk's fd (or an error) to a sealed answer. */
-static void answer(void *arg)
+/* On the loop: the chunk's fd (or an error) to a sealed answer, if the
+ * asker (c) is still there. */
+static void answer(void *arg, http_conn_t *c)
 {
 	struct ask *a = arg;
 	unsigned char *sealed = NULL;
 	size_t len = a->ref.len;
 	int rc;
 
-	if (a->orphaned)
+	if (!c)
 		goto out;
 	if (a->fd < 0) {
-		http_send_error(a->conn, a->fd == -ENOENT ? 404 : 503,
+		http_send_error(c, a->fd == -ENOENT ? 404 : 503,
 				a->fd == -ENOENT ? "no such chunk" : "chunk unavailable");
 		goto out;
 	}
@@ -72,10 +55,10 @@ static void answer(void *arg)
 	rc = cache_read_sealed(a->api->cache, &a->ref, a->fd, sealed);
 	if (rc < 0) {
 		/* Damaged here: the asker goes on to its next source. */
-		http_send_error(a->conn, 503, "chunk unavailable");
+		http_send_error(c, 503, "chunk unavailable");
 		goto out;
 	}
-	http_send(a->conn, 200, "application/octet-stream", "Cache-Control: no-store\r\n", sealed,
+	http_send(c, 200, "application/octet-stream", "Cache-Control: no-store\r\n", sealed,
 		  len + SEAL_TAG_LEN);
 	atomic_fetch_add(&a->api->peer_served, 1);
 out:
@@ -92,7 +75,7 @@ static void ready(void *arg, int fd)
 	struct ask *a = arg;
 
 	a->fd = fd;
-	loop_post(a->loop, answer, a);
+	http_later_post(a->later, answer, a);
 }
 
 /* A header as a NUL-terminated string, or false if absent or too long. */
@@ -175,8 +158,6 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	catalog_stream_manifest(&info, &m);
 	a = xcalloc(1, sizeof(*a));
 	a->api = api;
-	a->conn = c;
-	a->loop = http_conn_loop(c);
 	memcpy(a->ref.blob, blob, sizeof(blob));
 	a->ref.index = index;
 	a->ref.len = manifest_chunk_len(&m, index);
@@ -184,11 +165,11 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	a->ref.no_peers = true;
 	explicit_bzero(&info, sizeof(info));
 	explicit_bzero(&m, sizeof(m));
+	/* Before cache_get: a fill may call ready() before it returns. */
+	a->later = http_later(c);
 	rc = cache_get(api->cache, &a->ref, ready, a);
-	if (rc == -EINPROGRESS) {
-		http_defer(c, &ask_ops, a);
+	if (rc == -EINPROGRESS)
 		return;
-	}
 	a->fd = rc;
-	answer(a);
+	answer(a, http_later_end(a->later));
 }

@@ -25,6 +25,7 @@
  * its round (loop_defer).
  */
 #include "http/server.h"
+#include "http/later.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,7 +63,7 @@ enum conn_state {
 	C_CLOSED,
 };
 
-enum body_kind { BODY_NONE, BODY_DEFER, BODY_STREAM };
+enum body_kind { BODY_NONE, BODY_STREAM };
 
 struct http_conn {
 	struct loop_io io; /* io.fd: the socket, -1 once closed */
@@ -82,6 +83,7 @@ struct http_conn {
 	enum body_kind body;
 	const struct http_body_ops *ops;
 	void *ctx;
+	http_later_t *later; /* an answer or a fill on its way (http/later.h) */
 	uint64_t body_left;
 	struct http_segment seg;
 	/* for the access log */
@@ -248,18 +250,14 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 	}
 }
 
-void http_defer(http_conn_t *c, const struct http_body_ops *ops, void *ctx)
+void http__conn_set_later(http_conn_t *c, http_later_t *h)
 {
-	c->body = BODY_DEFER;
-	c->ops = ops;
-	c->ctx = ctx;
+	c->later = h;
 }
 
 void http_send(http_conn_t *c, int status, const char *content_type, const char *extra_headers,
 	       const void *body, size_t len)
 {
-	/* A deferred handler answering by itself owns its context. */
-	c->ops = NULL;
 	begin_head(c, status, content_type, extra_headers, len);
 	if (!c->head && len && buf_append(&c->out, body, len) < 0) {
 		log_error("http: response body of %zu bytes over the buffer cap", len);
@@ -355,6 +353,11 @@ static void access_log(struct http_conn *c)
 
 static void end_body(struct http_conn *c, bool completed)
 {
+	if (c->later) {
+		/* Whatever comes back for this response finds no connection. */
+		http__later_orphan(c->later);
+		c->later = NULL;
+	}
 	if (c->body != BODY_NONE && c->ops) {
 		const struct http_body_ops *ops = c->ops;
 		c->ops = NULL;

@@ -15,7 +15,8 @@
  * sendfile.
  *
  * Threads: handlers, body pulls and http_* response calls run on the
- * connection's loop thread. Other threads reach a loop with loop_post.
+ * connection's loop thread. Other threads reach a loop with loop_post, or
+ * answer a deferred request through http/later.h.
  */
 typedef struct http_server http_server_t;
 typedef struct http_conn http_conn_t;
@@ -23,7 +24,8 @@ typedef struct http_conn http_conn_t;
 /*
  * Called for every complete request, on the connection's loop. req and
  * everything it points to are valid only during the call. The handler
- * must answer, now or later, with exactly one http_send* call.
+ * must answer, now or later (http/later.h), with exactly one http_send*
+ * call.
  */
 typedef void (*http_handler_fn)(void *ud, http_conn_t *c, const struct http_request *req);
 
@@ -99,14 +101,6 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 
 /* After HTTP_PULL_WAIT: the body can go on. Loop thread only. */
 void http_stream_wake(http_conn_t *c);
-
-/*
- * A handler that answers later (after a cache fill, say) registers ops
- * first: if the connection dies before the answer, ops->done(ctx, false)
- * is called and the handler must not answer any more. The later
- * http_send_stream may pass the same ops and ctx.
- */
-void http_defer(http_conn_t *c, const struct http_body_ops *ops, void *ctx);
 
 /* The connection's loop: where its callbacks run and where other threads
  * post to reach it. */

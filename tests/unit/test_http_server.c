@@ -1,6 +1,7 @@
 /* The HTTP server on its loops, driven over real sockets: a body far
  * larger than one wake-up's read budget, pipelined requests behind it,
- * and a loop that keeps serving others meanwhile. */
+ * and a loop that keeps serving others meanwhile; answers that come later
+ * (http/later.h) in every order of answer and close. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -13,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/later.h"
 #include "http/server.h"
 #include "unit.h"
+#include "util/clock.h"
 
 static int connect_to(int port)
 {
@@ -42,6 +45,11 @@ static bool send_all(int fd, const char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return true;
+}
+
+static bool send_str(int fd, const char *s)
+{
+	return send_all(fd, s, strlen(s));
 }
 
 /* Reads until want responses' heads and bodies (Content-Length) are in
@@ -125,7 +133,7 @@ static void *send_big(void *arg)
 	snprintf(head, sizeof(head),
 		 "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
 	b->ok = send_all(b->fd, head, strlen(head)) && send_all(b->fd, body, n) &&
-		send_all(b->fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+		send_str(b->fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
 	free(body);
 	return NULL;
 }
@@ -146,7 +154,7 @@ static void test_body_larger_than_the_read_budget(void)
 	pthread_create(&t, NULL, send_big, &b);
 	/* Another client of the same (single) loop is served meanwhile. */
 	other = connect_to(http_server_port(s));
-	CHECK(send_all(other, "GET /small HTTP/1.1\r\nHost: t\r\n\r\n", 33));
+	CHECK(send_str(other, "GET /small HTTP/1.1\r\nHost: t\r\n\r\n"));
 	CHECK(read_responses(other, out, sizeof(out), 1) == 1);
 	CHECK(strstr(out, "\r\n\r\n0\n") != NULL);
 	close(other);
@@ -182,9 +190,275 @@ static void test_pipelined_requests(void)
 	http_server_stop(s);
 }
 
+/* ---- later answers ---- */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+#define WAIT_FOR(cond, ms)                                                                         \
+	do {                                                                                       \
+		int64_t until_ = mono_ms() + (ms);                                                 \
+		while (!(cond) && mono_ms() < until_)                                              \
+			sleep_ms(2);                                                               \
+	} while (0)
+
+/* What the tests observe: one handler context at a time. */
+static struct {
+	http_later_t *_Atomic held;  /* taken by a handler, not yet ended */
+	http_later_t *_Atomic stale; /* taken, but the handler answered anyway */
+	loop_t *loop;                /* the last handler's */
+	pthread_t loop_thread;
+	_Atomic int calls, freed, null_calls, wrong_thread;
+} lt;
+
+struct ctx {
+	int magic;
+};
+
+/* A client that crashes: RST, not FIN. A FIN alone while a handler has
+ * the request is not a close (the client may only have shut its side),
+ * so the server notices the reset. */
+static void reset_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void later_reset(void)
+{
+	atomic_store(&lt.held, NULL);
+	atomic_store(&lt.stale, NULL);
+	atomic_store(&lt.calls, 0);
+	atomic_store(&lt.freed, 0);
+	atomic_store(&lt.null_calls, 0);
+	atomic_store(&lt.wrong_thread, 0);
+}
+
+static void ctx_free(struct ctx *x)
+{
+	CHECK(x->magic == 42);
+	x->magic = 0;
+	free(x);
+	atomic_fetch_add(&lt.freed, 1);
+}
+
+/* The one callback: answers if it can, frees its context either way. */
+static void answer_later(void *arg, http_conn_t *c)
+{
+	struct ctx *x = arg;
+
+	atomic_fetch_add(&lt.calls, 1);
+	if (!pthread_equal(pthread_self(), lt.loop_thread))
+		atomic_fetch_add(&lt.wrong_thread, 1);
+	if (c)
+		http_send(c, 200, "text/plain", NULL, "late\n", 5);
+	else
+		atomic_fetch_add(&lt.null_calls, 1);
+	ctx_free(x);
+}
+
+struct poster {
+	http_later_t *h;
+	struct ctx *x;
+	int delay_ms;
+};
+
+static void *post_after(void *arg)
+{
+	struct poster *p = arg;
+
+	sleep_ms(p->delay_ms);
+	http_later_post(p->h, answer_later, p->x);
+	free(p);
+	return NULL;
+}
+
+/*
+ * /thread: another thread posts the answer 50 ms later.
+ * /hold: the handle is left in lt.held for the test to end.
+ * /now-too: the handler takes a later (lt.stale) and answers at once
+ *   anyway; the later must then find no connection, not the next
+ *   request's.
+ * anything else: 200 "now".
+ */
+static void later_handler(void *ud, http_conn_t *c, const struct http_request *req)
+{
+	struct ctx *x;
+
+	lt.loop_thread = pthread_self();
+	lt.loop = http_conn_loop(c);
+	if (http_str_eq(req->path, "/thread")) {
+		struct poster *p = calloc(1, sizeof(*p));
+		pthread_t t;
+		x = calloc(1, sizeof(*x));
+		x->magic = 42;
+		p->h = http_later(c);
+		p->x = x;
+		p->delay_ms = 50;
+		pthread_create(&t, NULL, post_after, p);
+		pthread_detach(t);
+	} else if (http_str_eq(req->path, "/hold")) {
+		atomic_store(&lt.held, http_later(c));
+	} else if (http_str_eq(req->path, "/now-too")) {
+		atomic_store(&lt.stale, http_later(c));
+		http_send(c, 200, "text/plain", NULL, "now\n", 4);
+	} else {
+		http_send(c, 200, "text/plain", NULL, "now\n", 4);
+	}
+}
+
+static void test_later_answered_from_another_thread(void)
+{
+	http_server_t *s = start(later_handler, NULL, 2);
+	char out[4096];
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nlate\n") != NULL);
+	/* Keep-alive goes on after a later answer. */
+	CHECK(send_str(fd, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nnow\n") != NULL);
+	close(fd);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.calls) == 1);
+	CHECK(atomic_load(&lt.freed) == 1);
+	CHECK(atomic_load(&lt.null_calls) == 0);
+	CHECK(atomic_load(&lt.wrong_thread) == 0);
+}
+
+/* The client goes away first: the callback learns it, and frees once. */
+static void test_later_after_the_connection_closed(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct poster *p;
+	struct ctx *x;
+	pthread_t t;
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	reset_close(fd);
+	WAIT_FOR(http_server_connections(s) == 0, 5000);
+	CHECK(http_server_connections(s) == 0);
+	CHECK(atomic_load(&lt.calls) == 0);
+	x = calloc(1, sizeof(*x));
+	x->magic = 42;
+	p = calloc(1, sizeof(*p));
+	p->h = atomic_exchange(&lt.held, NULL);
+	p->x = x;
+	pthread_create(&t, NULL, post_after, p);
+	pthread_join(t, NULL);
+	WAIT_FOR(atomic_load(&lt.calls) == 1, 5000);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.calls) == 1);
+	CHECK(atomic_load(&lt.null_calls) == 1);
+	CHECK(atomic_load(&lt.freed) == 1);
+	CHECK(atomic_load(&lt.wrong_thread) == 0);
+}
+
+/* Ended on the loop (as a pool job's done does): first with the
+ * connection alive, then with it closed. */
+struct end_on_loop {
+	http_later_t *h;
+	_Atomic int state; /* 1: the connection, 2: NULL */
+};
+
+static void end_it(void *arg)
+{
+	struct end_on_loop *e = arg;
+	http_conn_t *c = http_later_end(e->h);
+
+	if (c)
+		http_send(c, 200, "text/plain", NULL, "ended\n", 6);
+	atomic_store(&e->state, c ? 1 : 2);
+}
+
+static void test_later_ended_on_the_loop(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct end_on_loop e = {0};
+	char out[4096];
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	e.h = atomic_exchange(&lt.held, NULL);
+	loop_post(lt.loop, end_it, &e);
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nended\n") != NULL);
+	CHECK(atomic_load(&e.state) == 1);
+
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	reset_close(fd);
+	WAIT_FOR(http_server_connections(s) == 0, 5000);
+	e.h = atomic_exchange(&lt.held, NULL);
+	atomic_store(&e.state, 0);
+	loop_post(lt.loop, end_it, &e);
+	WAIT_FOR(atomic_load(&e.state) != 0, 5000);
+	CHECK(atomic_load(&e.state) == 2);
+	http_server_stop(s);
+}
+
+/* A handler that answers at once while a later is out: that later's
+ * callback must find no connection, not answer the next request. */
+static void test_later_orphaned_by_its_own_response(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct end_on_loop e = {0};
+	struct poster *p;
+	char out[4096];
+	pthread_t t;
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /now-too HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nnow\n") != NULL);
+	/* The same connection, a request held open. */
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	p = calloc(1, sizeof(*p));
+	p->h = atomic_exchange(&lt.stale, NULL);
+	p->x = calloc(1, sizeof(*p->x));
+	p->x->magic = 42;
+	pthread_create(&t, NULL, post_after, p);
+	pthread_join(t, NULL);
+	WAIT_FOR(atomic_load(&lt.calls) == 1, 5000);
+	CHECK(atomic_load(&lt.null_calls) == 1);
+	/* Only now the held request is answered: with "ended", not "late". */
+	e.h = atomic_exchange(&lt.held, NULL);
+	loop_post(lt.loop, end_it, &e);
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nended\n") != NULL);
+	CHECK(strstr(out, "late") == NULL);
+	close(fd);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.freed) == 1);
+}
+
 int main(void)
 {
 	TEST_RUN(test_body_larger_than_the_read_budget);
 	TEST_RUN(test_pipelined_requests);
+	TEST_RUN(test_later_answered_from_another_thread);
+	TEST_RUN(test_later_after_the_connection_closed);
+	TEST_RUN(test_later_ended_on_the_loop);
+	TEST_RUN(test_later_orphaned_by_its_own_response);
 	TEST_EXIT();
 }
