@@ -9,15 +9,14 @@
  * connection died meanwhile, the context is just freed. So a 2xx is only
  * ever sent after the commit that made the batch durable returned.
  *
- * A report runs on a thread of its own and answers through the loop, like a
- * post: it reads plays.db and the catalog (or, in a cluster, PostgreSQL)
- * with a connection of its own, in one snapshot. Reports are rare operator
+ * A report runs on the node's worker pool (loop/pool.h) as a slow job and
+ * answers through the loop, like a post: it reads plays.db and the catalog
+ * (or, in a cluster, PostgreSQL) with a connection of its own, in one
+ * snapshot. Reports are rare operator
  * requests; a very large one (the census of a busy year) belongs to
  * `chorus report`, and the HTTP answer is capped at REPORT_MAX.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,9 +250,9 @@ static void restore_plus(char *t)
 }
 
 /*
- * A report runs on a thread of its own, the connection deferred: it may
- * scan a year of plays, or wait for PostgreSQL, and a loop thread must do
- * neither. The answer is posted back to the connection's loop.
+ * A report runs on a worker, the answer deferred: it may scan a year of
+ * plays, or wait for PostgreSQL, and a loop thread must do neither. The
+ * pool brings the job back to the connection's loop.
  */
 struct report_job {
 	struct api *api;
@@ -280,26 +279,37 @@ static void report_answer(void *arg, http_conn_t *c)
 			  "Cache-Control: no-store\r\n", job->b.data, job->b.len);
 	else if (job->rc == -EFBIG)
 		http_send_error(c, 500, "report too large for HTTP; use chorus report");
+	else if (job->rc == -ECANCELED || job->rc == -ESHUTDOWN)
+		http_send_error(c, 503, "the node is shutting down; retry");
+	else if (job->rc == -EAGAIN)
+		http_send_error(c, 503, "too many reports in progress; retry");
 	else if (api->db)
 		http_send_error(c, 503, "the plays database is unreachable; retry");
 	else
 		http_send_error(c, 500, "report failed");
 	buf_free(&job->b);
 	free(job);
-	atomic_fetch_sub(&api->reports_running, 1);
 }
 
-static void *report_main(void *arg)
+/* On a worker. */
+static void report_work(void *arg)
 {
 	struct report_job *job = arg;
 
-	buf_init(&job->b, REPORT_MAX);
 	job->rc = plays_report(job->api->data_dir, job->api->db, &job->q, buf_sink, &job->b,
 			       job->err, sizeof(job->err));
 	if (job->rc < 0 && job->rc != -EFBIG)
 		log_error("report: %s", job->err);
-	http_later_post(job->later, report_answer, job);
-	return NULL;
+}
+
+/* On the connection's loop: the report ran, or the pool stopped first. */
+static void report_done(void *arg, int status)
+{
+	struct report_job *job = arg;
+
+	if (status < 0)
+		job->rc = status;
+	report_answer(job, http_later_end(job->later));
 }
 
 void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req)
@@ -309,7 +319,6 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 	const char *arg[4];
 	struct plays_query q;
 	struct report_job *job;
-	pthread_t t;
 	int rc;
 
 	if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
@@ -335,12 +344,11 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 	job = xcalloc(1, sizeof(*job));
 	job->api = api;
 	job->q = q;
-	atomic_fetch_add(&api->reports_running, 1);
+	buf_init(&job->b, REPORT_MAX);
 	job->later = http_later(c);
-	if (pthread_create(&t, NULL, report_main, job) != 0) {
-		job->rc = -EAGAIN;
+	rc = pool_submit(api->pool, http_conn_loop(c), POOL_SLOW, report_work, report_done, job);
+	if (rc < 0) {
+		job->rc = rc; /* -EAGAIN: the queue is full; -ESHUTDOWN */
 		report_answer(job, http_later_end(job->later));
-		return;
 	}
-	pthread_detach(t);
 }
