@@ -42,7 +42,7 @@ struct loop {
 	struct loop_io wake; /* the eventfd that loop_post writes */
 	pthread_mutex_t post_lock;
 	struct post *posts, **posts_tail; /* in posting order */
-	struct loop_timer *timers;         /* by due_ms */
+	struct loop_timer *timers;        /* by due_ms */
 	struct loop_deferred *deferred;
 	bool (*before_sleep)(void *ud);
 	void *before_sleep_ud;
@@ -189,8 +189,7 @@ int64_t loop_now_ms(const loop_t *l)
 
 /* ---- file descriptors ---- */
 
-int loop_io_start(loop_t *l, struct loop_io *io, int fd, unsigned events, loop_io_fn fn,
-		  void *ud)
+int loop_io_start(loop_t *l, struct loop_io *io, int fd, unsigned events, loop_io_fn fn, void *ud)
 {
 	struct epoll_event ev = {0};
 

@@ -87,8 +87,7 @@ struct loop_io {
  * until the round ends (see loop_defer). fd stays the caller's. 0 or
  * -errno.
  */
-int loop_io_start(loop_t *l, struct loop_io *io, int fd, unsigned events, loop_io_fn fn,
-		  void *ud);
+int loop_io_start(loop_t *l, struct loop_io *io, int fd, unsigned events, loop_io_fn fn, void *ud);
 
 /* Stops watching io->fd (before the caller closes it). Events already
  * gathered for io in this round are dropped: fn is not called again. */
