@@ -11,6 +11,7 @@
 #include "cluster/join.h"
 #include "cluster/membership.h"
 #include "http/server.h"
+#include "loop/pool.h"
 
 /*
  * The node's HTTP API: routing, the catalog endpoints, streams and the
@@ -29,7 +30,7 @@ struct api {
 	const char *db;                  /* PostgreSQL conninfo; NULL when embedded */
 	struct replica *replica;         /* catalog/replica.h */
 	struct plays_shipper *shipper;   /* plays/plays.h */
-	_Atomic int reports_running;     /* report threads not yet answered */
+	pool_t *pool;                    /* blocking work: reports, peer reseals (node-owned) */
 	struct membership *membership;   /* cluster/membership.h; NULL when embedded */
 	struct member self;              /* this node (id, address, site), embedded or not */
 	/* Peer fill (a cluster node): the key peer requests are signed with. */

@@ -10,6 +10,12 @@
  * sealed again under the track's key with the chunk's index as nonce,
  * which gives exactly the origin's bytes: peers only ever carry sealed
  * chunks, and the asker verifies them like the origin's.
+ *
+ * Resealing reads a whole chunk and runs the cipher over it, so it is a
+ * fast job on the worker pool, never on the loop; the answer comes back to
+ * the loop through http/later.h, hit or miss. A full queue or a stopping
+ * pool is a 503 like any other failure here: the asker tries its next
+ * source.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,67 +29,79 @@
 #include "api/api.h"
 #include "crypto/seal.h"
 #include "crypto/sign.h"
+#include "http/later.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 struct ask {
 	struct api *api;
-	http_conn_t *conn;
-	loop_t *loop;
+	http_later_t *later;
+	loop_t *loop; /* the asker's connection's: where the reseal comes back */
 	struct chunk_ref ref;
-	int fd;
-	bool orphaned;
+	int fd;                /* the chunk's, or -errno from the cache */
+	int rc;                /* the reseal's: 0 or -errno */
+	unsigned char *sealed; /* ref.len + SEAL_TAG_LEN bytes, after the reseal */
 };
 
-static enum http_pull ask_pull(void *ctx, struct http_segment *seg)
-{
-	return HTTP_PULL_ERROR;
-}
-
-static void ask_done(void *ctx, bool completed)
-{
-	struct ask *a = ctx;
-
-	a->orphaned = true; /* answer() frees it */
-}
-
-static const struct http_body_ops ask_ops = {
-	.pull = ask_pull,
-	.done = ask_done,
-};
-
-/* On the loop: the chunk's fd (or an error) to a sealed answer. */
-static void answer(void *arg)
+/* On the loop: the chunk's fd (or an error) and its reseal to an answer,
+ * if the asker (c) is still there. */
+static void answer(void *arg, http_conn_t *c)
 {
 	struct ask *a = arg;
-	unsigned char *sealed = NULL;
-	size_t len = a->ref.len;
-	int rc;
 
-	if (a->orphaned)
+	if (!c)
 		goto out;
 	if (a->fd < 0) {
-		http_send_error(a->conn, a->fd == -ENOENT ? 404 : 503,
+		http_send_error(c, a->fd == -ENOENT ? 404 : 503,
 				a->fd == -ENOENT ? "no such chunk" : "chunk unavailable");
 		goto out;
 	}
-	sealed = xmalloc(len + SEAL_TAG_LEN);
-	rc = cache_read_sealed(a->api->cache, &a->ref, a->fd, sealed);
-	if (rc < 0) {
-		/* Damaged here: the asker goes on to its next source. */
-		http_send_error(a->conn, 503, "chunk unavailable");
+	if (a->rc < 0) {
+		/* Damaged here, or no worker for it: the asker goes on to its
+		 * next source. */
+		http_send_error(c, 503, "chunk unavailable");
 		goto out;
 	}
-	http_send(a->conn, 200, "application/octet-stream", "Cache-Control: no-store\r\n", sealed,
-		  len + SEAL_TAG_LEN);
+	http_send(c, 200, "application/octet-stream", "Cache-Control: no-store\r\n", a->sealed,
+		  a->ref.len + SEAL_TAG_LEN);
 	atomic_fetch_add(&a->api->peer_served, 1);
 out:
 	if (a->fd >= 0)
 		close(a->fd);
 	explicit_bzero(&a->ref, sizeof(a->ref));
-	free(sealed);
+	free(a->sealed);
 	free(a);
+}
+
+/* On a worker: a 1 MiB read and seal. */
+static void reseal_work(void *arg)
+{
+	struct ask *a = arg;
+
+	a->sealed = xmalloc(a->ref.len + SEAL_TAG_LEN);
+	a->rc = cache_read_sealed(a->api->cache, &a->ref, a->fd, a->sealed);
+}
+
+/* On the loop: resealed, or cancelled by the pool's stop. */
+static void reseal_done(void *arg, int status)
+{
+	struct ask *a = arg;
+
+	if (status < 0)
+		a->rc = status;
+	answer(a, http_later_end(a->later));
+}
+
+/* With the chunk's fd, on the loop (a hit) or a fill thread (a miss). */
+static void reseal(struct ask *a)
+{
+	int rc = pool_submit(a->api->pool, a->loop, POOL_FAST, reseal_work, reseal_done, a);
+
+	if (rc < 0) {
+		a->rc = rc;
+		http_later_post(a->later, answer, a);
+	}
 }
 
 /* On a fill thread. */
@@ -92,7 +110,10 @@ static void ready(void *arg, int fd)
 	struct ask *a = arg;
 
 	a->fd = fd;
-	loop_post(a->loop, answer, a);
+	if (fd < 0)
+		http_later_post(a->later, answer, a);
+	else
+		reseal(a);
 }
 
 /* A header as a NUL-terminated string, or false if absent or too long. */
@@ -175,8 +196,6 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	catalog_stream_manifest(&info, &m);
 	a = xcalloc(1, sizeof(*a));
 	a->api = api;
-	a->conn = c;
-	a->loop = http_conn_loop(c);
 	memcpy(a->ref.blob, blob, sizeof(blob));
 	a->ref.index = index;
 	a->ref.len = manifest_chunk_len(&m, index);
@@ -184,11 +203,15 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	a->ref.no_peers = true;
 	explicit_bzero(&info, sizeof(info));
 	explicit_bzero(&m, sizeof(m));
+	a->loop = http_conn_loop(c);
+	/* Before cache_get: a fill may call ready() before it returns. */
+	a->later = http_later(c);
 	rc = cache_get(api->cache, &a->ref, ready, a);
-	if (rc == -EINPROGRESS) {
-		http_defer(c, &ask_ops, a);
+	if (rc == -EINPROGRESS)
 		return;
-	}
 	a->fd = rc;
-	answer(a);
+	if (rc < 0)
+		answer(a, http_later_end(a->later));
+	else
+		reseal(a);
 }

@@ -3,28 +3,27 @@
  *
  * A post is validated on the loop (plays_body_parse, then every distinct
  * track id looked up in this loop's catalog reader), then handed to the
- * play store's writer with the connection deferred (http_defer). The
- * writer commits it together with whatever else is queued and calls back
- * on its own thread; the answer is posted to the connection's loop. If the
- * connection died meanwhile the server called post_done(ctx, false): the
- * context is then orphaned and freed when the answer arrives. So a 2xx is
- * only ever sent after the commit that made the batch durable returned.
+ * play store's writer with the answer deferred (http/later.h). The writer
+ * commits it together with whatever else is queued and calls back on its
+ * own thread; the answer is posted to the connection's loop, and if the
+ * connection died meanwhile, the context is just freed. So a 2xx is only
+ * ever sent after the commit that made the batch durable returned.
  *
- * A report runs on a thread of its own and answers through the loop, like a
- * post: it reads plays.db and the catalog (or, in a cluster, PostgreSQL)
- * with a connection of its own, in one snapshot. Reports are rare operator
+ * A report runs on the node's worker pool (loop/pool.h) as a slow job and
+ * answers through the loop, like a post: it reads plays.db and the catalog
+ * (or, in a cluster, PostgreSQL) with a connection of its own, in one
+ * snapshot. Reports are rare operator
  * requests; a very large one (the census of a busy year) belongs to
  * `chorus report`, and the HTTP answer is capped at REPORT_MAX.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api/api.h"
+#include "http/later.h"
 #include "plays/plays.h"
 #include "util/clock.h"
 #include "util/json.h"
@@ -35,57 +34,33 @@
 #define REPORT_MAX ((size_t)60 << 20) /* under the server's 64 MiB output cap */
 
 struct post {
-	http_conn_t *conn;
-	loop_t *loop;
-	bool orphaned; /* the connection is gone; free on the answer */
+	http_later_t *later;
 	int rc, accepted, duplicates;
 };
 
-static void post_free(struct post *p)
-{
-	free(p);
-}
-
-/* The deferred answer: pull is never called. */
-static enum http_pull post_pull(void *ctx, struct http_segment *seg)
-{
-	return HTTP_PULL_ERROR;
-}
-
-static void post_done(void *ctx, bool completed)
-{
-	struct post *p = ctx;
-
-	p->orphaned = true; /* answer() frees it */
-}
-
-static const struct http_body_ops post_ops = {
-	.pull = post_pull,
-	.done = post_done,
-};
-
-/* On the connection's loop, after the commit (or its failure). */
-static void answer(void *arg)
+/* On the connection's loop, after the commit (or its failure); c NULL:
+ * the client is gone. */
+static void answer(void *arg, http_conn_t *c)
 {
 	struct post *p = arg;
 	char body[96];
 	int n;
 
-	if (p->orphaned) {
-		post_free(p);
+	if (!c) {
+		free(p);
 		return;
 	}
 	if (p->rc < 0) {
-		http_send_error(p->conn, 503,
+		http_send_error(c, 503,
 				p->rc == -ESHUTDOWN ? "the node is shutting down; retry"
 						    : "plays could not be stored; retry");
 	} else {
 		n = snprintf(body, sizeof(body), "{\"accepted\":%d,\"duplicates\":%d}\n", p->accepted,
 			     p->duplicates);
-		http_send(p->conn, p->accepted > 0 ? 201 : 200, JSON_TYPE,
-			  "Cache-Control: no-store\r\n", body, (size_t)n);
+		http_send(c, p->accepted > 0 ? 201 : 200, JSON_TYPE, "Cache-Control: no-store\r\n",
+			  body, (size_t)n);
 	}
-	post_free(p);
+	free(p);
 }
 
 /* On the writer thread. */
@@ -96,7 +71,7 @@ static void committed(void *arg, int rc, int accepted, int duplicates)
 	p->rc = rc;
 	p->accepted = accepted;
 	p->duplicates = duplicates;
-	loop_post(p->loop, answer, p);
+	http_later_post(p->later, answer, p);
 }
 
 /* http_send_error's 405 names GET and HEAD; these resources differ. */
@@ -245,9 +220,7 @@ void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *
 	}
 	plays_errors_free(&errs);
 	p = xcalloc(1, sizeof(*p));
-	p->conn = c;
-	p->loop = http_conn_loop(c);
-	http_defer(c, &post_ops, p);
+	p->later = http_later(c);
 	plays_submit(api->plays, &batch, committed, p);
 }
 
@@ -277,74 +250,66 @@ static void restore_plus(char *t)
 }
 
 /*
- * A report runs on a thread of its own, the connection deferred: it may
- * scan a year of plays, or wait for PostgreSQL, and a loop thread must do
- * neither. The answer is posted back to the connection's loop.
+ * A report runs on a worker, the answer deferred: it may scan a year of
+ * plays, or wait for PostgreSQL, and a loop thread must do neither. The
+ * pool brings the job back to the connection's loop.
  */
 struct report_job {
 	struct api *api;
-	http_conn_t *conn;
-	loop_t *loop;
-	bool orphaned;
+	http_later_t *later;
 	struct plays_query q;
 	buf_t b;
 	int rc;
 	char err[512];
 };
 
-static enum http_pull report_pull(void *ctx, struct http_segment *seg)
-{
-	return HTTP_PULL_ERROR;
-}
-
-static void report_done(void *ctx, bool completed)
-{
-	struct report_job *job = ctx;
-
-	job->orphaned = true; /* report_answer frees it */
-}
-
-static const struct http_body_ops report_ops = {
-	.pull = report_pull,
-	.done = report_done,
-};
-
-/* On the connection's loop. */
-static void report_answer(void *arg)
+/* On the connection's loop; c NULL: the client is gone. */
+static void report_answer(void *arg, http_conn_t *c)
 {
 	struct report_job *job = arg;
 	struct api *api = job->api;
 
-	if (job->orphaned)
+	if (!c)
 		;
 	else if (job->rc == 0)
-		http_send(job->conn, 200,
+		http_send(c, 200,
 			  job->q.format == PLAYS_FORMAT_CSV
 				  ? "text/csv; charset=utf-8; header=present"
 				  : JSON_TYPE,
 			  "Cache-Control: no-store\r\n", job->b.data, job->b.len);
 	else if (job->rc == -EFBIG)
-		http_send_error(job->conn, 500, "report too large for HTTP; use chorus report");
+		http_send_error(c, 500, "report too large for HTTP; use chorus report");
+	else if (job->rc == -ECANCELED || job->rc == -ESHUTDOWN)
+		http_send_error(c, 503, "the node is shutting down; retry");
+	else if (job->rc == -EAGAIN)
+		http_send_error(c, 503, "too many reports in progress; retry");
 	else if (api->db)
-		http_send_error(job->conn, 503, "the plays database is unreachable; retry");
+		http_send_error(c, 503, "the plays database is unreachable; retry");
 	else
-		http_send_error(job->conn, 500, "report failed");
+		http_send_error(c, 500, "report failed");
 	buf_free(&job->b);
 	free(job);
-	atomic_fetch_sub(&api->reports_running, 1);
 }
 
-static void *report_main(void *arg)
+/* On a worker. */
+static void report_work(void *arg)
 {
 	struct report_job *job = arg;
 
-	buf_init(&job->b, REPORT_MAX);
 	job->rc = plays_report(job->api->data_dir, job->api->db, &job->q, buf_sink, &job->b,
 			       job->err, sizeof(job->err));
 	if (job->rc < 0 && job->rc != -EFBIG)
 		log_error("report: %s", job->err);
-	loop_post(job->loop, report_answer, job);
-	return NULL;
+}
+
+/* On the connection's loop: the report ran, or the pool stopped first. */
+static void report_done(void *arg, int status)
+{
+	struct report_job *job = arg;
+
+	if (status < 0)
+		job->rc = status;
+	report_answer(job, http_later_end(job->later));
 }
 
 void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req)
@@ -354,7 +319,6 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 	const char *arg[4];
 	struct plays_query q;
 	struct report_job *job;
-	pthread_t t;
 	int rc;
 
 	if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
@@ -379,15 +343,12 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->api = api;
-	job->conn = c;
-	job->loop = http_conn_loop(c);
 	job->q = q;
-	atomic_fetch_add(&api->reports_running, 1);
-	http_defer(c, &report_ops, job);
-	if (pthread_create(&t, NULL, report_main, job) != 0) {
-		job->rc = -EAGAIN;
-		report_answer(job);
-		return;
+	buf_init(&job->b, REPORT_MAX);
+	job->later = http_later(c);
+	rc = pool_submit(api->pool, http_conn_loop(c), POOL_SLOW, report_work, report_done, job);
+	if (rc < 0) {
+		job->rc = rc; /* -EAGAIN: the queue is full; -ESHUTDOWN */
+		report_answer(job, http_later_end(job->later));
 	}
-	pthread_detach(t);
 }

@@ -10,7 +10,8 @@
  *
  * Fills complete on cache threads; their result is posted to the
  * connection's loop. A connection can die while a fill is pending: the
- * context is then orphaned and freed when the fill's result arrives.
+ * fill's result then finds no connection (http/later.h) and frees the
+ * context.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "http/later.h"
 #include "http/range.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -39,7 +41,7 @@ struct stream {
 	uint32_t want_index; /* the chunk a pending fill brings */
 	int ready_fd;        /* result of the pending fill */
 	bool waiting;        /* a fill's callback is due */
-	bool orphaned;       /* the connection is gone */
+	http_later_t *later; /* while waiting: whether the connection lives */
 	bool started;        /* the head was sent */
 	int error;           /* a fill failed after the head: the body cannot go on */
 	int status;
@@ -123,9 +125,11 @@ static void fill_done(void *arg)
 {
 	struct stream *s = arg;
 	int fd = s->ready_fd;
+	http_conn_t *c = http_later_end(s->later);
 
+	s->later = NULL;
 	s->waiting = false;
-	if (s->orphaned) {
+	if (!c) {
 		if (fd >= 0)
 			close(fd);
 		stream_free(s);
@@ -184,7 +188,9 @@ static int need_chunk(struct stream *s)
 		return 1;
 	}
 	if (rc == -EINPROGRESS) {
+		/* fill_done comes through the loop, after this returns. */
 		s->waiting = true;
+		s->later = http_later(s->conn);
 		return 0;
 	}
 	return rc;
@@ -216,10 +222,8 @@ static void stream_done(void *ctx, bool completed)
 {
 	struct stream *s = ctx;
 
-	if (s->waiting) {
-		s->orphaned = true; /* fill_done frees it */
-		return;
-	}
+	if (s->waiting)
+		return; /* fill_done finds no connection and frees s */
 	stream_free(s);
 }
 
@@ -303,7 +307,7 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 	if (rc == 1) {
 		start_response(s);
 	} else if (rc == 0) {
-		http_defer(c, &stream_ops, s);
+		/* fill_done answers, through the later need_chunk took */
 	} else {
 		fail_response(s, rc);
 	}

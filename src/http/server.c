@@ -1,28 +1,31 @@
 /*
- * The HTTP server's event loops and connections.
+ * The HTTP server's connections, on event loops of loop/loop.h.
  *
- * Each loop thread owns an epoll instance, a listener bound with
- * SO_REUSEPORT (the kernel spreads new connections over the loops), an
- * eventfd for work posted by other threads, and the list of its
- * connections. Sockets are registered once, edge-triggered, for input and
- * output; a connection's state says which of the two matters now.
+ * Each server thread runs one loop and owns a listener bound with
+ * SO_REUSEPORT (the kernel spreads new connections over the loops) and the
+ * list of its connections. Sockets are registered once, edge-triggered,
+ * for input and output; a connection's state says which of the two
+ * matters now.
  *
  * A connection reads into a buffer that exists only while a request is
  * partly received, so an idle keep-alive connection costs its struct and
  * nothing else. Requests are parsed in place, answered, and the bytes
  * after them (pipelined requests) are parsed once the answer is written.
  *
- * Writing is bounded per wake-up (WRITE_BUDGET): a connection that still
- * has data after its budget goes on the loop's ready list and continues
- * after the other connections had their turn, so one fast reader of a
- * large file cannot starve the rest.
+ * Reading and writing are bounded per wake-up (READ_BUDGET, WRITE_BUDGET):
+ * a connection that used its budget goes on the ready list and continues
+ * from the loop's before-sleep hook, after the other connections had
+ * their turn, so one fast reader of a large file or one client sending a
+ * large body cannot starve the rest.
  *
- * Timeouts are checked by a sweep of the loop's connections once a second:
- * cheap at ten thousand connections, and simpler than a timer wheel.
- * Connections are never freed inside their own event handling: closing
- * marks them and the loop frees them after the batch of events.
+ * Timeouts are checked by a sweep of the loop's connections once a second
+ * (a loop timer): cheap at ten thousand connections, and simpler than a
+ * timer wheel. Connections are never freed inside their own event
+ * handling: closing unlinks them and the loop frees them at the end of
+ * its round (loop_defer).
  */
 #include "http/server.h"
+#include "http/later.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,8 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -50,8 +51,9 @@
 
 #define WRITE_BUDGET (1u << 20) /* bytes per connection per wake-up */
 #define READ_CHUNK 4096
+#define READ_BUDGET 16 /* reads per connection per wake-up: 64 KiB (libuv reads 32 times) */
 #define ACCEPT_BUDGET 64
-#define MAX_EVENTS 256
+#define SWEEP_MS 1000
 
 enum conn_state {
 	C_READ,    /* waiting for (more of) a request */
@@ -61,15 +63,18 @@ enum conn_state {
 	C_CLOSED,
 };
 
-enum body_kind { BODY_NONE, BODY_DEFER, BODY_STREAM };
+enum body_kind { BODY_NONE, BODY_STREAM };
 
 struct http_conn {
-	int fd;
+	struct loop_io io; /* io.fd: the socket, -1 once closed */
 	enum conn_state state;
-	struct loop *loop;
-	struct http_conn *prev, *next;       /* the loop's connections */
-	struct http_conn *ready_next;        /* the loop's ready list */
-	bool on_ready, keep_alive, head, close_after, served_one;
+	struct http_loop *hl;
+	struct http_conn *prev, *next; /* the loop's connections */
+	/* The ready list: next, and the pointer that points here (NULL: not
+	 * on it), so a close unlinks in O(1) wherever the list is. */
+	struct http_conn *ready_next, **ready_prev;
+	struct loop_deferred dead; /* the free after the round */
+	bool keep_alive, head, close_after, served_one;
 	int64_t deadline_ms;
 	buf_t in;
 	buf_t out;
@@ -78,6 +83,7 @@ struct http_conn {
 	enum body_kind body;
 	const struct http_body_ops *ops;
 	void *ctx;
+	http_later_t *later; /* an answer or a fill on its way (http/later.h) */
 	uint64_t body_left;
 	struct http_segment seg;
 	/* for the access log */
@@ -90,32 +96,24 @@ struct http_conn {
 	char peer_text[INET6_ADDRSTRLEN];
 };
 
-struct post {
-	void (*fn)(void *);
-	void *arg;
-	struct post *next;
-};
-
-struct loop {
+/* One server thread: its loop, listener and connections. */
+struct http_loop {
 	struct http_server *server;
+	loop_t *loop;
 	int index;
-	int epfd, listen_fd, event_fd;
 	pthread_t thread;
-	struct http_conn head; /* list sentinel */
+	struct loop_io listen; /* listen.fd -1 once closed */
+	struct http_conn head;  /* list sentinel */
 	struct http_conn *ready;
-	struct http_conn *dead; /* closed, freed after the event batch */
-	pthread_mutex_t post_lock;
-	struct post *posts;
+	struct loop_timer sweep;
 	void *data;
 	char date[40];
 	time_t date_at;
-	int64_t now_ms;
-	bool stopping;
 };
 
 struct http_server {
 	struct http_server_config cfg;
-	struct loop *loops;
+	struct http_loop *loops;
 	int nloops, port;
 	atomic_uint_fast64_t conns;
 	atomic_bool draining;
@@ -169,7 +167,12 @@ void http_server_config_defaults(struct http_server_config *cfg)
 
 /* ---- small helpers ---- */
 
-static void update_date(struct loop *l)
+static int64_t now_ms(const struct http_conn *c)
+{
+	return loop_now_ms(c->hl->loop);
+}
+
+static void update_date(struct http_loop *l)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -185,13 +188,29 @@ static void conn_close(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_read(struct http_conn *c);
 
+static void ready_unlink(struct http_conn *c)
+{
+	if (!c->ready_prev)
+		return;
+	*c->ready_prev = c->ready_next;
+	if (c->ready_next)
+		c->ready_next->ready_prev = c->ready_prev;
+	c->ready_next = NULL;
+	c->ready_prev = NULL;
+}
+
+/* Continue c in this round's before-sleep pass (or the next one's). */
 static void make_ready(struct http_conn *c)
 {
-	if (c->on_ready || c->state == C_CLOSED)
+	struct http_loop *l = c->hl;
+
+	if (c->ready_prev || c->state == C_CLOSED)
 		return;
-	c->on_ready = true;
-	c->ready_next = c->loop->ready;
-	c->loop->ready = c;
+	c->ready_next = l->ready;
+	if (l->ready)
+		l->ready->ready_prev = &c->ready_next;
+	l->ready = c;
+	c->ready_prev = &l->ready;
 }
 
 /* ---- responses ---- */
@@ -199,7 +218,7 @@ static void make_ready(struct http_conn *c)
 static void begin_head(struct http_conn *c, int status, const char *content_type,
 		       const char *extra, uint64_t content_length)
 {
-	struct loop *l = c->loop;
+	struct http_loop *l = c->hl;
 	int rc;
 
 	update_date(l);
@@ -231,18 +250,14 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 	}
 }
 
-void http_defer(http_conn_t *c, const struct http_body_ops *ops, void *ctx)
+void http__conn_set_later(http_conn_t *c, http_later_t *h)
 {
-	c->body = BODY_DEFER;
-	c->ops = ops;
-	c->ctx = ctx;
+	c->later = h;
 }
 
 void http_send(http_conn_t *c, int status, const char *content_type, const char *extra_headers,
 	       const void *body, size_t len)
 {
-	/* A deferred handler answering by itself owns its context. */
-	c->ops = NULL;
 	begin_head(c, status, content_type, extra_headers, len);
 	if (!c->head && len && buf_append(&c->out, body, len) < 0) {
 		log_error("http: response body of %zu bytes over the buffer cap", len);
@@ -250,7 +265,7 @@ void http_send(http_conn_t *c, int status, const char *content_type, const char 
 	}
 	c->body = BODY_NONE;
 	c->state = C_WRITE;
-	c->deadline_ms = c->loop->now_ms + c->loop->server->cfg.write_timeout_ms;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 	make_ready(c);
 }
 
@@ -286,7 +301,7 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 	c->body_left = c->head ? 0 : content_length;
 	c->seg.len = 0;
 	c->state = C_WRITE;
-	c->deadline_ms = c->loop->now_ms + c->loop->server->cfg.write_timeout_ms;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 	make_ready(c);
 }
 
@@ -295,18 +310,18 @@ void http_stream_wake(http_conn_t *c)
 	if (c->state != C_WAIT)
 		return;
 	c->state = C_WRITE;
-	c->deadline_ms = c->loop->now_ms + c->loop->server->cfg.write_timeout_ms;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 	make_ready(c);
 }
 
 loop_t *http_conn_loop(http_conn_t *c)
 {
-	return c->loop;
+	return c->hl->loop;
 }
 
 void *http_conn_loop_data(http_conn_t *c)
 {
-	return c->loop->data;
+	return c->hl->data;
 }
 
 const char *http_conn_peer(http_conn_t *c)
@@ -321,15 +336,15 @@ const char *http_conn_peer(http_conn_t *c)
 
 static void access_log(struct http_conn *c)
 {
-	struct http_server *s = c->loop->server;
+	struct http_server *s = c->hl->server;
 	char line[2048];
 	int n;
 
 	if (s->cfg.access_log_fd < 0 || !c->logline)
 		return;
-	update_date(c->loop);
+	update_date(c->hl);
 	n = snprintf(line, sizeof(line), "%s [%s] \"%s\" %d %llu %lldms\n", http_conn_peer(c),
-		     c->loop->date, c->logline, c->status, (unsigned long long)c->sent,
+		     c->hl->date, c->logline, c->status, (unsigned long long)c->sent,
 		     (long long)(mono_ms() - c->started_ms));
 	if (n > 0 && write(s->cfg.access_log_fd, line,
 			   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
@@ -338,6 +353,11 @@ static void access_log(struct http_conn *c)
 
 static void end_body(struct http_conn *c, bool completed)
 {
+	if (c->later) {
+		/* Whatever comes back for this response finds no connection. */
+		http__later_orphan(c->later);
+		c->later = NULL;
+	}
 	if (c->body != BODY_NONE && c->ops) {
 		const struct http_body_ops *ops = c->ops;
 		c->ops = NULL;
@@ -360,8 +380,8 @@ static void response_done(struct http_conn *c)
 		return;
 	}
 	c->state = C_READ;
-	c->deadline_ms = c->loop->now_ms + (c->in.len ? c->loop->server->cfg.header_timeout_ms
-						       : c->loop->server->cfg.idle_timeout_ms);
+	c->deadline_ms = now_ms(c) + (c->in.len ? c->hl->server->cfg.header_timeout_ms
+					       : c->hl->server->cfg.idle_timeout_ms);
 	/* Pipelined requests may be waiting in the buffer or the socket; with
 	 * edge-triggered events nothing else would tell us. */
 	conn_read(c);
@@ -372,9 +392,9 @@ static void response_done(struct http_conn *c)
 static void refuse(struct http_conn *c, int status, const char *why)
 {
 	/* The access log shows refused requests too, with no request line. */
-	if (c->loop->server->cfg.access_log_fd >= 0 && !c->logline) {
+	if (c->hl->server->cfg.access_log_fd >= 0 && !c->logline) {
 		c->logline = xstrdup("-");
-		c->started_ms = c->loop->now_ms;
+		c->started_ms = now_ms(c);
 		c->sent = 0;
 	}
 	c->keep_alive = false;
@@ -386,11 +406,11 @@ static void refuse(struct http_conn *c, int status, const char *why)
 
 static void dispatch(struct http_conn *c, const struct http_request *req)
 {
-	struct http_server *s = c->loop->server;
+	struct http_server *s = c->hl->server;
 
 	c->head = req->method == HTTP_HEAD;
 	c->keep_alive = req->keep_alive && !atomic_load(&s->draining);
-	c->started_ms = c->loop->now_ms;
+	c->started_ms = now_ms(c);
 	c->sent = 0;
 	if (s->cfg.access_log_fd >= 0) {
 		size_t n = req->method_str.len + req->target.len + 16;
@@ -409,7 +429,7 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 /* Parses and dispatches what the input buffer holds. */
 static void process_input(struct http_conn *c)
 {
-	struct http_server *s = c->loop->server;
+	struct http_server *s = c->hl->server;
 	struct http_request req;
 	const char *why = NULL;
 	size_t used;
@@ -448,7 +468,8 @@ static void process_input(struct http_conn *c)
 
 static void conn_read(struct http_conn *c)
 {
-	struct http_server *s = c->loop->server;
+	struct http_server *s = c->hl->server;
+	int budget = READ_BUDGET;
 
 	while (c->state == C_READ) {
 		char *dst;
@@ -463,6 +484,12 @@ static void conn_read(struct http_conn *c)
 			if (c->in.len != before)
 				continue;
 		}
+		if (budget-- == 0) {
+			/* More may wait in the socket, and no new edge will say
+			 * so: the ready pass reads on, after the others. */
+			make_ready(c);
+			return;
+		}
 		dst = buf_reserve(&c->in, READ_CHUNK);
 		if (!dst) {
 			/* Only a body can outgrow the cap here; heads are
@@ -470,10 +497,10 @@ static void conn_read(struct http_conn *c)
 			refuse(c, 413, "request too large");
 			return;
 		}
-		n = recv(c->fd, dst, READ_CHUNK, 0);
+		n = recv(c->io.fd, dst, READ_CHUNK, 0);
 		if (n > 0) {
 			if (c->in.len == 0)
-				c->deadline_ms = c->loop->now_ms + s->cfg.header_timeout_ms;
+				c->deadline_ms = now_ms(c) + s->cfg.header_timeout_ms;
 			c->in.len += (size_t)n;
 			c->in.data[c->in.len] = '\0';
 			process_input(c);
@@ -505,13 +532,13 @@ static void conn_flush(struct http_conn *c)
 		if (c->out_off < c->out.len) {
 			/* MSG_MORE: the body follows at once, keep one segment. */
 			int more = c->body == BODY_STREAM && c->body_left ? MSG_MORE : 0;
-			n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+			n = send(c->io.fd, c->out.data + c->out_off, c->out.len - c->out_off,
 				 MSG_NOSIGNAL | more);
 			if (n < 0)
 				goto io_error;
 			c->out_off += (size_t)n;
 			c->sent += (uint64_t)n;
-			c->deadline_ms = c->loop->now_ms + c->loop->server->cfg.write_timeout_ms;
+			c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 			continue;
 		}
 		if (c->body != BODY_STREAM || c->body_left == 0) {
@@ -522,7 +549,7 @@ static void conn_flush(struct http_conn *c)
 			enum http_pull p = c->ops->pull(c->ctx, &c->seg);
 			if (p == HTTP_PULL_WAIT) {
 				c->state = C_WAIT;
-				c->deadline_ms = c->loop->now_ms + 60000;
+				c->deadline_ms = now_ms(c) + 60000;
 				return;
 			}
 			if (p != HTTP_PULL_READY || c->seg.len == 0) {
@@ -539,7 +566,7 @@ static void conn_flush(struct http_conn *c)
 		{
 			off_t off = (off_t)c->seg.offset;
 			size_t want = c->seg.len < budget ? (size_t)c->seg.len : budget;
-			n = sendfile(c->fd, c->seg.fd, &off, want);
+			n = sendfile(c->io.fd, c->seg.fd, &off, want);
 			if (n == 0) {
 				/* The file is shorter than promised: never send
 				 * anything else in its place. */
@@ -554,7 +581,7 @@ static void conn_flush(struct http_conn *c)
 			c->body_left -= (uint64_t)n;
 			c->sent += (uint64_t)n;
 			budget -= (size_t)n;
-			c->deadline_ms = c->loop->now_ms + c->loop->server->cfg.write_timeout_ms;
+			c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 		}
 	}
 	return;
@@ -564,9 +591,20 @@ io_error:
 	conn_close(c);
 }
 
+static void conn_free(struct loop_deferred *d)
+{
+	struct http_conn *c = (struct http_conn *)((char *)d - offsetof(struct http_conn, dead));
+
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c->logline);
+	free(c);
+}
+
 static void conn_close(struct http_conn *c)
 {
-	struct loop *l = c->loop;
+	struct http_loop *l = c->hl;
+	int fd = c->io.fd;
 
 	if (c->state == C_CLOSED)
 		return;
@@ -574,37 +612,14 @@ static void conn_close(struct http_conn *c)
 	if (c->logline)
 		access_log(c);
 	c->state = C_CLOSED;
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	c->fd = -1;
+	loop_io_stop(l->loop, &c->io);
+	close(fd);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
+	ready_unlink(c);
 	atomic_fetch_sub(&l->server->conns, 1);
-	/* Freed after the current batch of events (see the top). */
-	c->next = l->dead;
-	l->dead = c;
-}
-
-static void free_dead(struct loop *l)
-{
-	struct http_conn *keep = NULL;
-
-	while (l->dead) {
-		struct http_conn *c = l->dead;
-		l->dead = c->next;
-		if (c->on_ready) {
-			/* Still linked in the ready list (closed after it was made
-			 * ready): the ready pass unlinks it, a later call frees it. */
-			c->next = keep;
-			keep = c;
-			continue;
-		}
-		buf_free(&c->in);
-		buf_free(&c->out);
-		free(c->logline);
-		free(c);
-	}
-	l->dead = keep;
+	/* Its callers, and events later in this round, may still hold it. */
+	loop_defer(l->loop, &c->dead, conn_free);
 }
 
 /* ---- accepting ---- */
@@ -621,18 +636,32 @@ static void refuse_busy(int fd)
 	close(fd);
 }
 
-static void do_accept(struct loop *l)
+static void conn_event(struct loop_io *io, unsigned events)
 {
+	struct http_conn *c = io->ud;
+
+	if (events & LOOP_ERR) {
+		conn_close(c);
+		return;
+	}
+	if ((events & LOOP_IN) && c->state == C_READ)
+		conn_read(c);
+	if ((events & LOOP_OUT) && c->state == C_WRITE)
+		conn_flush(c);
+}
+
+static void do_accept(struct loop_io *io, unsigned events)
+{
+	struct http_loop *l = io->ud;
 	struct http_server *s = l->server;
 
-	for (int i = 0; i < ACCEPT_BUDGET; i++) {
+	for (int i = 0; i < ACCEPT_BUDGET && l->listen.fd >= 0; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		struct epoll_event ev;
 		struct http_conn *c;
 		int fd, one = 1;
 
-		fd = accept4(l->listen_fd, (struct sockaddr *)&ss, &sl,
+		fd = accept4(l->listen.fd, (struct sockaddr *)&ss, &sl,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -647,8 +676,7 @@ static void do_accept(struct loop *l)
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		c->loop = l;
+		c->hl = l;
 		c->state = C_READ;
 		buf_init(&c->in, HTTP_MAX_HEADER_BYTES + s->cfg.max_body);
 		buf_init(&c->out, (size_t)64 << 20);
@@ -659,15 +687,15 @@ static void do_accept(struct loop *l)
 			memcpy(&c->peer, &((struct sockaddr_in *)&ss)->sin_addr,
 			       sizeof(struct in_addr));
 		}
-		c->deadline_ms = l->now_ms + s->cfg.header_timeout_ms;
+		c->deadline_ms = loop_now_ms(l->loop) + s->cfg.header_timeout_ms;
 		c->next = l->head.next;
 		c->prev = &l->head;
 		l->head.next->prev = c;
 		l->head.next = c;
 		atomic_fetch_add(&s->conns, 1);
-		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-		ev.data.ptr = c;
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (loop_io_start(l->loop, &c->io, fd, LOOP_IN | LOOP_OUT | LOOP_EDGE, conn_event,
+				  c) < 0) {
+			c->io.fd = fd; /* conn_close closes it */
 			conn_close(c);
 			continue;
 		}
@@ -675,55 +703,39 @@ static void do_accept(struct loop *l)
 	}
 }
 
-/* ---- the loop ---- */
+/* ---- the loop's phases for HTTP ---- */
 
-void loop_post(loop_t *l, void (*fn)(void *arg), void *arg)
+/* Before sleeping: the connections that used their budget go on, after
+ * everyone had a turn. Those made ready during the pass wait for the
+ * next one. True while some are left: the loop polls without sleeping. */
+static bool ready_pass(void *ud)
 {
-	struct post *p = xmalloc(sizeof(*p));
-	uint64_t one = 1;
+	struct http_loop *l = ud;
+	struct http_conn *list = l->ready;
 
-	p->fn = fn;
-	p->arg = arg;
-	pthread_mutex_lock(&l->post_lock);
-	p->next = l->posts;
-	l->posts = p;
-	pthread_mutex_unlock(&l->post_lock);
-	if (write(l->event_fd, &one, sizeof(one)) < 0)
-		(void)0; /* the counter is saturated: a wake-up is pending anyway */
+	l->ready = NULL;
+	if (list)
+		list->ready_prev = &list;
+	while (list) {
+		struct http_conn *r = list;
+		ready_unlink(r);
+		if (r->state == C_WRITE)
+			conn_flush(r);
+		else if (r->state == C_READ)
+			conn_read(r);
+	}
+	return l->ready != NULL;
 }
 
-static void run_posts(struct loop *l)
+static void sweep(struct loop_timer *t)
 {
-	struct post *p, *rev = NULL;
-	uint64_t v;
-
-	if (read(l->event_fd, &v, sizeof(v)) < 0)
-		(void)0;
-	pthread_mutex_lock(&l->post_lock);
-	p = l->posts;
-	l->posts = NULL;
-	pthread_mutex_unlock(&l->post_lock);
-	while (p) { /* run in posting order */
-		struct post *n = p->next;
-		p->next = rev;
-		rev = p;
-		p = n;
-	}
-	while (rev) {
-		struct post *n = rev->next;
-		rev->fn(rev->arg);
-		free(rev);
-		rev = n;
-	}
-}
-
-static void sweep(struct loop *l)
-{
+	struct http_loop *l = t->ud;
 	struct http_conn *c = l->head.next;
+	int64_t now = loop_now_ms(l->loop);
 
 	while (c != &l->head) {
 		struct http_conn *next = c->next;
-		if (c->deadline_ms && l->now_ms > c->deadline_ms) {
+		if (c->deadline_ms && now > c->deadline_ms) {
 			if (c->state == C_READ && c->in.len > 0) {
 				/* A head that never finished (slowloris). */
 				refuse(c, 408, "request head not received in time");
@@ -736,18 +748,25 @@ static void sweep(struct loop *l)
 		}
 		c = next;
 	}
+	loop_timer_start(l->loop, &l->sweep, SWEEP_MS, sweep, l);
+}
+
+static void close_listener(struct http_loop *l)
+{
+	int fd = l->listen.fd;
+
+	if (fd < 0)
+		return;
+	loop_io_stop(l->loop, &l->listen);
+	close(fd);
 }
 
 static void drain_loop(void *arg)
 {
-	struct loop *l = arg;
+	struct http_loop *l = arg;
 	struct http_conn *c = l->head.next;
 
-	if (l->listen_fd >= 0) {
-		epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
-		close(l->listen_fd);
-		l->listen_fd = -1;
-	}
+	close_listener(l);
 	while (c != &l->head) {
 		struct http_conn *next = c->next;
 		c->keep_alive = false;
@@ -757,81 +776,29 @@ static void drain_loop(void *arg)
 	}
 }
 
+/* Closes what is left; the loop frees it at the end of this round. */
 static void stop_loop(void *arg)
 {
-	struct loop *l = arg;
+	struct http_loop *l = arg;
 
-	l->stopping = true;
+	close_listener(l);
+	while (l->head.next != &l->head)
+		conn_close(l->head.next);
+	loop_timer_stop(l->loop, &l->sweep);
+	loop_stop(l->loop);
 }
 
 static void *loop_main(void *arg)
 {
-	struct loop *l = arg;
-	struct epoll_event events[MAX_EVENTS];
-	int64_t next_sweep;
+	struct http_loop *l = arg;
+	struct http_server *s = l->server;
 
-	if (l->server->cfg.loop_data_new)
-		l->data = l->server->cfg.loop_data_new(l->server->cfg.handler_ud, l->index);
-	l->now_ms = mono_ms();
-	next_sweep = l->now_ms + 1000;
-	while (!l->stopping) {
-		int n = epoll_wait(l->epfd, events, MAX_EVENTS, l->ready ? 0 : 1000);
-
-		l->now_ms = mono_ms();
-		for (int i = 0; i < n; i++) {
-			void *p = events[i].data.ptr;
-			uint32_t e = events[i].events;
-			struct http_conn *c;
-
-			if (p == &l->listen_fd) {
-				do_accept(l);
-				continue;
-			}
-			if (p == &l->event_fd) {
-				run_posts(l);
-				continue;
-			}
-			c = p;
-			if (c->state == C_CLOSED)
-				continue;
-			if (e & (EPOLLERR | EPOLLHUP)) {
-				conn_close(c);
-				continue;
-			}
-			if ((e & EPOLLIN) && c->state == C_READ)
-				conn_read(c);
-			if ((e & EPOLLOUT) && c->state == C_WRITE)
-				conn_flush(c);
-		}
-		/* Connections with more to write, after everyone had a turn. */
-		while (l->ready) {
-			struct http_conn *r = l->ready, *list = l->ready;
-			l->ready = NULL;
-			while (list) {
-				r = list;
-				list = r->ready_next;
-				r->on_ready = false;
-				if (r->state == C_WRITE)
-					conn_flush(r);
-			}
-			break; /* newly readied ones wait for the next turn */
-		}
-		free_dead(l);
-		if (l->now_ms >= next_sweep) {
-			sweep(l);
-			free_dead(l);
-			next_sweep = l->now_ms + 1000;
-		}
-	}
-	/* Stopping: close what is left. */
-	while (l->head.next != &l->head)
-		conn_close(l->head.next);
-	for (struct http_conn *r = l->ready; r; r = r->ready_next)
-		r->on_ready = false;
-	l->ready = NULL;
-	free_dead(l);
-	if (l->server->cfg.loop_data_free)
-		l->server->cfg.loop_data_free(l->server->cfg.handler_ud, l->data);
+	if (s->cfg.loop_data_new)
+		l->data = s->cfg.loop_data_new(s->cfg.handler_ud, l->index);
+	loop_timer_start(l->loop, &l->sweep, SWEEP_MS, sweep, l);
+	loop_run(l->loop);
+	if (s->cfg.loop_data_free)
+		s->cfg.loop_data_free(s->cfg.handler_ud, l->data);
 	return NULL;
 }
 
@@ -912,22 +879,30 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 	s->nloops = n;
 	s->loops = xcalloc((size_t)n, sizeof(*s->loops));
 	for (int i = 0; i < n; i++) {
-		struct loop *l = &s->loops[i];
-		struct epoll_event ev = {.events = EPOLLIN};
+		struct http_loop *l = &s->loops[i];
+		int fd, rc;
 
 		l->server = s;
 		l->index = i;
 		l->head.next = l->head.prev = &l->head;
-		l->epfd = l->event_fd = l->listen_fd = -1;
-		pthread_mutex_init(&l->post_lock, NULL);
-		l->listen_fd = open_listener(&ss, sl, err, errlen);
-		if (l->listen_fd < 0)
+		l->listen.fd = -1;
+		fd = open_listener(&ss, sl, err, errlen);
+		if (fd < 0)
 			goto fail;
+		rc = loop_new(&l->loop);
+		if (rc == 0)
+			rc = loop_io_start(l->loop, &l->listen, fd, LOOP_IN, do_accept, l);
+		if (rc < 0) {
+			close(fd);
+			snprintf(err, errlen, "event loop: %s", strerror(-rc));
+			goto fail;
+		}
+		loop_before_sleep(l->loop, ready_pass, l);
 		if (i == 0) {
 			/* Port 0: the others bind the port the first one got. */
 			struct sockaddr_storage got;
 			socklen_t gl = sizeof(got);
-			getsockname(l->listen_fd, (struct sockaddr *)&got, &gl);
+			getsockname(fd, (struct sockaddr *)&got, &gl);
 			s->port = ntohs(got.ss_family == AF_INET6
 						? ((struct sockaddr_in6 *)&got)->sin6_port
 						: ((struct sockaddr_in *)&got)->sin_port);
@@ -936,16 +911,6 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 			else
 				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)s->port);
 		}
-		l->epfd = epoll_create1(EPOLL_CLOEXEC);
-		l->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (l->epfd < 0 || l->event_fd < 0) {
-			snprintf(err, errlen, "epoll: %s", strerror(errno));
-			goto fail;
-		}
-		ev.data.ptr = &l->listen_fd;
-		epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev);
-		ev.data.ptr = &l->event_fd;
-		epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->event_fd, &ev);
 	}
 	for (int i = 0; i < n; i++)
 		if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0)
@@ -954,15 +919,12 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 	return 0;
 fail:
 	for (int i = 0; i < n; i++) {
-		struct loop *l = &s->loops[i];
-		if (l->listen_fd >= 0)
-			close(l->listen_fd);
-		if (l->epfd >= 0)
-			close(l->epfd);
-		if (l->event_fd >= 0)
-			close(l->event_fd);
-		if (l->server)
-			pthread_mutex_destroy(&l->post_lock);
+		struct http_loop *l = &s->loops[i];
+		if (!l->server)
+			break; /* not reached by the set-up */
+		if (l->listen.fd >= 0)
+			close(l->listen.fd);
+		loop_free(l->loop);
 	}
 	free(s->loops);
 	free(s);
@@ -983,7 +945,7 @@ void http_server_drain(http_server_t *s)
 {
 	atomic_store(&s->draining, true);
 	for (int i = 0; i < s->nloops; i++)
-		loop_post(&s->loops[i], drain_loop, &s->loops[i]);
+		loop_post(s->loops[i].loop, drain_loop, &s->loops[i]);
 }
 
 uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms)
@@ -999,16 +961,12 @@ uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms)
 void http_server_stop(http_server_t *s)
 {
 	for (int i = 0; i < s->nloops; i++)
-		loop_post(&s->loops[i], stop_loop, &s->loops[i]);
+		loop_post(s->loops[i].loop, stop_loop, &s->loops[i]);
 	for (int i = 0; i < s->nloops; i++) {
-		struct loop *l = &s->loops[i];
+		struct http_loop *l = &s->loops[i];
 		pthread_join(l->thread, NULL);
-		run_posts(l); /* free what was posted after the loop stopped */
-		if (l->listen_fd >= 0)
-			close(l->listen_fd);
-		close(l->epfd);
-		close(l->event_fd);
-		pthread_mutex_destroy(&l->post_lock);
+		/* Runs what was posted after the loop stopped, so it is freed. */
+		loop_free(l->loop);
 	}
 	free(s->loops);
 	free(s);

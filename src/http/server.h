@@ -6,23 +6,26 @@
 #include <stdint.h>
 
 #include "http/parser.h"
+#include "loop/loop.h"
 
 /*
- * The HTTP/1.1 server: one epoll loop per thread, each with its own
- * SO_REUSEPORT listener, non-blocking sockets, keep-alive and pipelining,
- * bodies from memory or pulled from files and written with sendfile.
+ * The HTTP/1.1 server: one event loop (loop/loop.h) per thread, each
+ * with its own SO_REUSEPORT listener, non-blocking sockets, keep-alive and
+ * pipelining, bodies from memory or pulled from files and written with
+ * sendfile.
  *
  * Threads: handlers, body pulls and http_* response calls run on the
- * connection's loop thread. Other threads reach a loop with loop_post.
+ * connection's loop thread. Other threads reach a loop with loop_post, or
+ * answer a deferred request through http/later.h.
  */
 typedef struct http_server http_server_t;
 typedef struct http_conn http_conn_t;
-typedef struct loop loop_t;
 
 /*
  * Called for every complete request, on the connection's loop. req and
  * everything it points to are valid only during the call. The handler
- * must answer, now or later, with exactly one http_send* call.
+ * must answer, now or later (http/later.h), with exactly one http_send*
+ * call.
  */
 typedef void (*http_handler_fn)(void *ud, http_conn_t *c, const struct http_request *req);
 
@@ -96,24 +99,15 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 		      const char *extra_headers, uint64_t content_length,
 		      const struct http_body_ops *ops, void *ctx);
 
-/*
- * A handler that answers later (after a cache fill, say) registers ops
- * first: if the connection dies before the answer, ops->done(ctx, false)
- * is called and the handler must not answer any more. The later
- * http_send_stream may pass the same ops and ctx.
- */
-void http_defer(http_conn_t *c, const struct http_body_ops *ops, void *ctx);
-
 /* After HTTP_PULL_WAIT: the body can go on. Loop thread only. */
 void http_stream_wake(http_conn_t *c);
 
+/* The connection's loop: where its callbacks run and where other threads
+ * post to reach it. */
 loop_t *http_conn_loop(http_conn_t *c);
 void *http_conn_loop_data(http_conn_t *c);
 /* The peer's address as text ("127.0.0.1"). */
 const char *http_conn_peer(http_conn_t *c);
-
-/* Runs fn(arg) on loop l's thread soon. Any thread. */
-void loop_post(loop_t *l, void (*fn)(void *arg), void *arg);
 
 const char *http_status_text(int status);
 

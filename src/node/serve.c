@@ -1,14 +1,13 @@
 /*
  * `chorus serve`: opens the catalog, the origin, the cache and the play store, starts the
- * HTTP server's loops, and waits for SIGTERM or SIGINT. Then it drains: no
- * new connections, keep-alive ends, responses in flight get until the
+ * worker pool and the HTTP server's loops, and waits for SIGTERM or SIGINT. Then it
+ * drains: no new connections, keep-alive ends, responses in flight get until the
  * drain deadline to finish, and the process exits 0.
  */
 #include "node/serve.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +20,18 @@
 #include "cluster/membership.h"
 #include "cluster/peer.h"
 #include "crypto/seal.h"
+#include "loop/pool.h"
 #include "origin/origin.h"
 #include "plays/plays.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/notify.h"
+
+/* Reports take at most half the workers (loop/pool.h), so two can run at
+ * once and two workers stay for peer reseals. A queued job holds little
+ * (a reseal: one fd), so the queue can be deep; past it, a 503. */
+#define POOL_THREADS 4
+#define POOL_QUEUE 256
 
 int serve_run(const struct serve_opts *opts)
 {
@@ -39,7 +45,7 @@ int serve_run(const struct serve_opts *opts)
 	sqlite3 *db = NULL;
 	sigset_t sigs;
 	char err[512], path[4096];
-	int sig = 0, status = 1;
+	int sig = 0, status = 1, rc;
 	uint64_t left;
 
 	if (serve_cluster_setup(&eff, &jc) < 0)
@@ -88,6 +94,14 @@ int serve_run(const struct serve_opts *opts)
 	}
 	api.started = time(NULL);
 	api.prefetch = 2;
+	/* Blocking work off the loops: reports (slow) and peer reseals
+	 * (fast). Before the server: handlers submit from their first
+	 * request. */
+	rc = pool_start("chorus-pool", POOL_THREADS, POOL_QUEUE, &api.pool);
+	if (rc < 0) {
+		fprintf(stderr, "chorus: worker pool: %s\n", strerror(-rc));
+		goto out;
+	}
 
 	/* Signals are taken by sigwait below, never by the loop threads. */
 	sigemptyset(&sigs);
@@ -117,6 +131,7 @@ int serve_run(const struct serve_opts *opts)
 		if (plays_shipper_start(o->data_dir, api.db, node, &api.shipper, err,
 					sizeof(err)) < 0) {
 			fprintf(stderr, "chorus: %s\n", err);
+			pool_stop(api.pool);
 			http_server_stop(api.server);
 			goto out;
 		}
@@ -142,6 +157,7 @@ int serve_run(const struct serve_opts *opts)
 		if (membership_describe_self(&mo, &api.self, err, sizeof(err)) < 0 ||
 		    (api.db && membership_start(&mo, &api.membership, err, sizeof(err)) < 0)) {
 			fprintf(stderr, "chorus: %s\n", err);
+			pool_stop(api.pool);
 			http_server_stop(api.server);
 			goto out;
 		}
@@ -179,7 +195,12 @@ int serve_run(const struct serve_opts *opts)
 	if (left)
 		log_warn("serve: %llu connections still open at the drain deadline; closing them",
 			 (unsigned long long)left);
-	/* The cache first: fills still pending call back into the loops,
+	/* The pool first: running jobs (a reseal reads the cache) finish,
+	 * queued ones are cancelled, and their answers go to the loops, which
+	 * must be running to take them. From here a submission gets
+	 * -ESHUTDOWN and is answered 503 at once. */
+	pool_stop(api.pool);
+	/* Then the cache: fills still pending call back into the loops,
 	 * which must be running to take (and free) what they post. */
 	cache_close(api.cache);
 	api.cache = NULL;
@@ -188,9 +209,6 @@ int serve_run(const struct serve_opts *opts)
 	/* Plays queued are committed and answered (the writer posts to the
 	 * loops); a request arriving after this gets 503. */
 	plays_close(api.plays);
-	/* Reports answer through the loops too. */
-	while (atomic_load(&api.reports_running) > 0)
-		usleep(10000);
 	http_server_stop(api.server);
 	/* What was acknowledged is durable here whatever happens next; a
 	 * last shipping round only saves PostgreSQL a wait. */
@@ -198,6 +216,8 @@ int serve_run(const struct serve_opts *opts)
 	api.shipper = NULL;
 	status = 0;
 out:
+	/* After the server: no loop can submit any more. */
+	pool_free(api.pool);
 	membership_free(api.membership);
 	plays_shipper_stop(api.shipper, 0);
 	plays_free(api.plays);

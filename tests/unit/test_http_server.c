@@ -1,0 +1,464 @@
+/* The HTTP server on its loops, driven over real sockets: a body far
+ * larger than one wake-up's read budget, pipelined requests behind it,
+ * and a loop that keeps serving others meanwhile; answers that come later
+ * (http/later.h) in every order of answer and close. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/later.h"
+#include "http/server.h"
+#include "unit.h"
+#include "util/clock.h"
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {5, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static bool send_str(int fd, const char *s)
+{
+	return send_all(fd, s, strlen(s));
+}
+
+/* Reads until want responses' heads and bodies (Content-Length) are in
+ * out, or the peer closes, or 5 s pass. Returns the responses read. */
+static int read_responses(int fd, char *out, size_t cap, int want)
+{
+	size_t len = 0, at = 0;
+	int got = 0;
+
+	out[0] = '\0';
+	while (got < want) {
+		char *end = strstr(out + at, "\r\n\r\n");
+		if (end) {
+			const char *cl = strstr(out + at, "Content-Length: ");
+			size_t body = cl && cl < end ? strtoul(cl + 16, NULL, 10) : 0;
+			size_t total = (size_t)(end + 4 - out) + body;
+			if (len >= total) {
+				got++;
+				at = total;
+				continue;
+			}
+		}
+		if (len + 1 >= cap)
+			break;
+		ssize_t n = recv(fd, out + len, cap - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		out[len] = '\0';
+	}
+	return got;
+}
+
+/* ---- a server whose handler answers with the body's length ---- */
+
+static _Atomic int requests;
+
+static void length_handler(void *ud, http_conn_t *c, const struct http_request *req)
+{
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%zu\n", req->body.len);
+
+	atomic_fetch_add(&requests, 1);
+	http_send(c, 200, "text/plain", NULL, body, (size_t)n);
+}
+
+static http_server_t *start(http_handler_fn fn, void *ud, int threads)
+{
+	struct http_server_config cfg;
+	http_server_t *s = NULL;
+	char err[256];
+
+	http_server_config_defaults(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	cfg.threads = threads;
+	cfg.max_body = 2 << 20;
+	cfg.handler = fn;
+	cfg.handler_ud = ud;
+	if (http_server_start(&cfg, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "  start: %s\n", err);
+		return NULL;
+	}
+	return s;
+}
+
+/* A body of 2 MiB takes 512 reads, 32 wake-up budgets: the connection
+ * must be resumed each time without a new edge from the socket, and
+ * the pipelined request behind the body must be answered too. */
+struct big_sender {
+	int fd;
+	bool ok;
+};
+
+static void *send_big(void *arg)
+{
+	struct big_sender *b = arg;
+	size_t n = (size_t)2 << 20;
+	char head[128], *body = malloc(n);
+
+	memset(body, 'x', n);
+	snprintf(head, sizeof(head),
+		 "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+	b->ok = send_all(b->fd, head, strlen(head)) && send_all(b->fd, body, n) &&
+		send_str(b->fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+	free(body);
+	return NULL;
+}
+
+static void test_body_larger_than_the_read_budget(void)
+{
+	http_server_t *s = start(length_handler, NULL, 1);
+	struct big_sender b;
+	pthread_t t;
+	char out[4096];
+	int other, got;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	b.fd = connect_to(http_server_port(s));
+	CHECK(b.fd >= 0);
+	pthread_create(&t, NULL, send_big, &b);
+	/* Another client of the same (single) loop is served meanwhile. */
+	other = connect_to(http_server_port(s));
+	CHECK(send_str(other, "GET /small HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(other, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\n0\n") != NULL);
+	close(other);
+	got = read_responses(b.fd, out, sizeof(out), 2);
+	pthread_join(t, NULL);
+	CHECK(b.ok);
+	CHECK(got == 2);
+	CHECK(strstr(out, "HTTP/1.1 200 OK") == out);
+	CHECK(strstr(out, "\r\n\r\n2097152\n") != NULL);
+	CHECK(strstr(out, "\r\n\r\n0\n") != NULL); /* the pipelined GET */
+	close(b.fd);
+	http_server_stop(s);
+}
+
+/* Many pipelined requests in one write: each is answered, in order. */
+static void test_pipelined_requests(void)
+{
+	http_server_t *s = start(length_handler, NULL, 1);
+	char req[64 * 40], out[64 * 1024];
+	size_t n = 0;
+	int fd;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n,
+				      "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx");
+	fd = connect_to(http_server_port(s));
+	CHECK(send_all(fd, req, n));
+	CHECK(read_responses(fd, out, sizeof(out), 40) == 40);
+	close(fd);
+	http_server_stop(s);
+}
+
+/* ---- later answers ---- */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+#define WAIT_FOR(cond, ms)                                                                         \
+	do {                                                                                       \
+		int64_t until_ = mono_ms() + (ms);                                                 \
+		while (!(cond) && mono_ms() < until_)                                              \
+			sleep_ms(2);                                                               \
+	} while (0)
+
+/* What the tests observe: one handler context at a time. */
+static struct {
+	http_later_t *_Atomic held;  /* taken by a handler, not yet ended */
+	http_later_t *_Atomic stale; /* taken, but the handler answered anyway */
+	loop_t *loop;                /* the last handler's */
+	pthread_t loop_thread;
+	_Atomic int calls, freed, null_calls, wrong_thread;
+} lt;
+
+struct ctx {
+	int magic;
+};
+
+/* A client that crashes: RST, not FIN. A FIN alone while a handler has
+ * the request is not a close (the client may only have shut its side),
+ * so the server notices the reset. */
+static void reset_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void later_reset(void)
+{
+	atomic_store(&lt.held, NULL);
+	atomic_store(&lt.stale, NULL);
+	atomic_store(&lt.calls, 0);
+	atomic_store(&lt.freed, 0);
+	atomic_store(&lt.null_calls, 0);
+	atomic_store(&lt.wrong_thread, 0);
+}
+
+static void ctx_free(struct ctx *x)
+{
+	CHECK(x->magic == 42);
+	x->magic = 0;
+	free(x);
+	atomic_fetch_add(&lt.freed, 1);
+}
+
+/* The one callback: answers if it can, frees its context either way. */
+static void answer_later(void *arg, http_conn_t *c)
+{
+	struct ctx *x = arg;
+
+	atomic_fetch_add(&lt.calls, 1);
+	if (!pthread_equal(pthread_self(), lt.loop_thread))
+		atomic_fetch_add(&lt.wrong_thread, 1);
+	if (c)
+		http_send(c, 200, "text/plain", NULL, "late\n", 5);
+	else
+		atomic_fetch_add(&lt.null_calls, 1);
+	ctx_free(x);
+}
+
+struct poster {
+	http_later_t *h;
+	struct ctx *x;
+	int delay_ms;
+};
+
+static void *post_after(void *arg)
+{
+	struct poster *p = arg;
+
+	sleep_ms(p->delay_ms);
+	http_later_post(p->h, answer_later, p->x);
+	free(p);
+	return NULL;
+}
+
+/*
+ * /thread: another thread posts the answer 50 ms later.
+ * /hold: the handle is left in lt.held for the test to end.
+ * /now-too: the handler takes a later (lt.stale) and answers at once
+ *   anyway; the later must then find no connection, not the next
+ *   request's.
+ * anything else: 200 "now".
+ */
+static void later_handler(void *ud, http_conn_t *c, const struct http_request *req)
+{
+	struct ctx *x;
+
+	lt.loop_thread = pthread_self();
+	lt.loop = http_conn_loop(c);
+	if (http_str_eq(req->path, "/thread")) {
+		struct poster *p = calloc(1, sizeof(*p));
+		pthread_t t;
+		x = calloc(1, sizeof(*x));
+		x->magic = 42;
+		p->h = http_later(c);
+		p->x = x;
+		p->delay_ms = 50;
+		pthread_create(&t, NULL, post_after, p);
+		pthread_detach(t);
+	} else if (http_str_eq(req->path, "/hold")) {
+		atomic_store(&lt.held, http_later(c));
+	} else if (http_str_eq(req->path, "/now-too")) {
+		atomic_store(&lt.stale, http_later(c));
+		http_send(c, 200, "text/plain", NULL, "now\n", 4);
+	} else {
+		http_send(c, 200, "text/plain", NULL, "now\n", 4);
+	}
+}
+
+static void test_later_answered_from_another_thread(void)
+{
+	http_server_t *s = start(later_handler, NULL, 2);
+	char out[4096];
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /thread HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nlate\n") != NULL);
+	/* Keep-alive goes on after a later answer. */
+	CHECK(send_str(fd, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nnow\n") != NULL);
+	close(fd);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.calls) == 1);
+	CHECK(atomic_load(&lt.freed) == 1);
+	CHECK(atomic_load(&lt.null_calls) == 0);
+	CHECK(atomic_load(&lt.wrong_thread) == 0);
+}
+
+/* The client goes away first: the callback learns it, and frees once. */
+static void test_later_after_the_connection_closed(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct poster *p;
+	struct ctx *x;
+	pthread_t t;
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	reset_close(fd);
+	WAIT_FOR(http_server_connections(s) == 0, 5000);
+	CHECK(http_server_connections(s) == 0);
+	CHECK(atomic_load(&lt.calls) == 0);
+	x = calloc(1, sizeof(*x));
+	x->magic = 42;
+	p = calloc(1, sizeof(*p));
+	p->h = atomic_exchange(&lt.held, NULL);
+	p->x = x;
+	pthread_create(&t, NULL, post_after, p);
+	pthread_join(t, NULL);
+	WAIT_FOR(atomic_load(&lt.calls) == 1, 5000);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.calls) == 1);
+	CHECK(atomic_load(&lt.null_calls) == 1);
+	CHECK(atomic_load(&lt.freed) == 1);
+	CHECK(atomic_load(&lt.wrong_thread) == 0);
+}
+
+/* Ended on the loop (as a pool job's done does): first with the
+ * connection alive, then with it closed. */
+struct end_on_loop {
+	http_later_t *h;
+	_Atomic int state; /* 1: the connection, 2: NULL */
+};
+
+static void end_it(void *arg)
+{
+	struct end_on_loop *e = arg;
+	http_conn_t *c = http_later_end(e->h);
+
+	if (c)
+		http_send(c, 200, "text/plain", NULL, "ended\n", 6);
+	atomic_store(&e->state, c ? 1 : 2);
+}
+
+static void test_later_ended_on_the_loop(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct end_on_loop e = {0};
+	char out[4096];
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	e.h = atomic_exchange(&lt.held, NULL);
+	loop_post(lt.loop, end_it, &e);
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nended\n") != NULL);
+	CHECK(atomic_load(&e.state) == 1);
+
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	reset_close(fd);
+	WAIT_FOR(http_server_connections(s) == 0, 5000);
+	e.h = atomic_exchange(&lt.held, NULL);
+	atomic_store(&e.state, 0);
+	loop_post(lt.loop, end_it, &e);
+	WAIT_FOR(atomic_load(&e.state) != 0, 5000);
+	CHECK(atomic_load(&e.state) == 2);
+	http_server_stop(s);
+}
+
+/* A handler that answers at once while a later is out: that later's
+ * callback must find no connection, not answer the next request. */
+static void test_later_orphaned_by_its_own_response(void)
+{
+	http_server_t *s = start(later_handler, NULL, 1);
+	struct end_on_loop e = {0};
+	struct poster *p;
+	char out[4096];
+	pthread_t t;
+	int fd;
+
+	later_reset();
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /now-too HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nnow\n") != NULL);
+	/* The same connection, a request held open. */
+	CHECK(send_str(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&lt.held) != NULL, 5000);
+	p = calloc(1, sizeof(*p));
+	p->h = atomic_exchange(&lt.stale, NULL);
+	p->x = calloc(1, sizeof(*p->x));
+	p->x->magic = 42;
+	pthread_create(&t, NULL, post_after, p);
+	pthread_join(t, NULL);
+	WAIT_FOR(atomic_load(&lt.calls) == 1, 5000);
+	CHECK(atomic_load(&lt.null_calls) == 1);
+	/* Only now the held request is answered: with "ended", not "late". */
+	e.h = atomic_exchange(&lt.held, NULL);
+	loop_post(lt.loop, end_it, &e);
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nended\n") != NULL);
+	CHECK(strstr(out, "late") == NULL);
+	close(fd);
+	http_server_stop(s);
+	CHECK(atomic_load(&lt.freed) == 1);
+}
+
+int main(void)
+{
+	TEST_RUN(test_body_larger_than_the_read_budget);
+	TEST_RUN(test_pipelined_requests);
+	TEST_RUN(test_later_answered_from_another_thread);
+	TEST_RUN(test_later_after_the_connection_closed);
+	TEST_RUN(test_later_ended_on_the_loop);
+	TEST_RUN(test_later_orphaned_by_its_own_response);
+	TEST_EXIT();
+}
