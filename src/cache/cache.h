@@ -180,4 +180,11 @@ struct cache_peers {
  * the next cache_set_peers(c, NULL). */
 void cache_set_peers(cache_t *c, const struct cache_peers *p);
 
+/* Evicted chunks' files are unlinked on pool p (loop/pool.h) instead of
+ * under the cache's lock; NULL (the default): in place. Any time; p must
+ * outlive the cache or be stopped first (a stopped pool refuses the job,
+ * and the cache unlinks in place again). */
+struct pool;
+void cache_set_pool(cache_t *c, struct pool *p);
+
 #endif

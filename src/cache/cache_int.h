@@ -24,9 +24,12 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
+#include "loop/pool.h"
 
 #define BLOB_MAX (sizeof(((struct chunk_ref *)0)->blob) - 1)
 #define TMP_SUFFIX ".tmp"
+/* An evicted chunk renamed aside for the pool to unlink: BLOB-IIIIIIII.N.gone */
+#define GONE_SUFFIX ".gone"
 /* "/BB/" + blob + "-IIIIIIII" + ".tmp" + NUL, with room to spare */
 #define NAME_MAX_LEN 64
 #define OWNER_THREADS 2 /* fill threads kept for peers' requests */
@@ -99,6 +102,10 @@ struct cache {
 
 	pthread_t *threads;
 	int nthreads;
+
+	/* Evictions unlink on this pool (cache_set_pool); NULL: in place. */
+	pool_t *pool;
+	uint64_t gone_seq; /* names the files renamed aside; under lock */
 };
 
 /* index.c: keys, tables and names. They take no lock: a table is guarded

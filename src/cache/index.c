@@ -177,20 +177,71 @@ void cache__index_add(struct cache *c, const char *blob, uint32_t index, uint64_
 	cache__index_insert(c, e);
 }
 
+/* Unlinking a chunk on a worker: a whole file's blocks freed can take
+ * milliseconds, and the lock is held by whoever evicts. */
+static void unlink_work(void *arg)
+{
+	if (unlink(arg) < 0 && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", (char *)arg, strerror(errno));
+}
+
+static void unlink_done(void *arg, int status)
+{
+	if (status != 0) /* cancelled at shutdown: do it here */
+		unlink_work(arg);
+	free(arg);
+}
+
+/*
+ * Removes a chunk's file from its final name, lock held. With a pool, the
+ * file is renamed aside (a directory entry changed, nothing freed) and
+ * unlinked on a worker: the final name is free for a new fill the moment
+ * the lock is released, as the invariants require, and the cost of
+ * freeing the blocks is paid off the lock. The start-up scan removes what
+ * a crash left renamed aside.
+ */
+static void remove_file(struct cache *c, const char *path)
+{
+	char gone[PATH_MAX];
+	int n;
+
+	if (c->pool) {
+		n = snprintf(gone, sizeof(gone), "%s.%llu" GONE_SUFFIX, path,
+			     (unsigned long long)++c->gone_seq);
+		if (n > 0 && (size_t)n < sizeof(gone) && rename(path, gone) == 0) {
+			char *arg = xstrdup(gone);
+			if (pool_submit(c->pool, NULL, POOL_FAST, unlink_work, unlink_done, arg) == 0)
+				return;
+			/* The pool is full or stopped: unlink it here. */
+			free(arg);
+			unlink_work(gone);
+			return;
+		}
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", path, strerror(errno));
+}
+
 void cache__index_drop(struct cache *c, struct entry *e, bool unlink_file)
 {
 	char path[PATH_MAX];
 
 	if (unlink_file) {
 		cache__chunk_path(c, e->node.blob, e->node.index, false, path);
-		if (unlink(path) < 0 && errno != ENOENT)
-			log_warn("cache: cannot remove %s: %s", path, strerror(errno));
+		remove_file(c, path);
 	}
 	cache__table_remove(&c->index, &e->node);
 	lru_unlink(c, e);
 	c->bytes -= e->size;
 	c->chunks--;
 	free(e);
+}
+
+void cache_set_pool(cache_t *c, pool_t *p)
+{
+	pthread_mutex_lock(&c->lock);
+	c->pool = p;
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* The newest entry goes too when it alone is over the budget: whoever

@@ -50,11 +50,17 @@ static bool is_fanout(const char *name)
 	return strlen(name) == 2 && cache__blob_ok(name, 2);
 }
 
+static bool ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), s = strlen(suffix);
+
+	return n >= s && strcmp(name + n - s, suffix) == 0;
+}
+
+/* A fill's temporary, or an evicted chunk a crash left renamed aside. */
 static bool is_tmp(const char *name)
 {
-	size_t n = strlen(name), s = strlen(TMP_SUFFIX);
-
-	return n >= s && strcmp(name + n - s, TMP_SUFFIX) == 0;
+	return ends_with(name, TMP_SUFFIX) || ends_with(name, GONE_SUFFIX);
 }
 
 struct found {

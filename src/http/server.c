@@ -776,14 +776,25 @@ static void drain_loop(void *arg)
 	}
 }
 
-/* Closes what is left; the loop frees it at the end of this round. */
+/* Closes every connection left (their bodies' done runs now); the loop
+ * frees them at the end of this round. */
+static void close_all(struct http_loop *l)
+{
+	close_listener(l);
+	while (l->head.next != &l->head)
+		conn_close(l->head.next);
+}
+
+static void close_loop(void *arg)
+{
+	close_all(arg);
+}
+
 static void stop_loop(void *arg)
 {
 	struct http_loop *l = arg;
 
-	close_listener(l);
-	while (l->head.next != &l->head)
-		conn_close(l->head.next);
+	close_all(l);
 	loop_timer_stop(l->loop, &l->sweep);
 	loop_stop(l->loop);
 }
@@ -956,6 +967,14 @@ uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms)
 	while ((left = atomic_load(&s->conns)) > 0 && mono_ms() < until)
 		usleep(20000);
 	return left;
+}
+
+void http_server_close_all(http_server_t *s)
+{
+	for (int i = 0; i < s->nloops; i++)
+		loop_post(s->loops[i].loop, close_loop, &s->loops[i]);
+	/* Each loop takes the post within one round; this only waits for it. */
+	http_server_wait_idle(s, 2000);
 }
 
 void http_server_stop(http_server_t *s)

@@ -59,6 +59,11 @@ void http_server_drain(http_server_t *s);
 /* Waits until no connection is left or timeout_ms passed; returns the
  * number left. */
 uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms);
+/* Closes every connection left, with the loops still running (so what
+ * other threads post back to them is still taken), and waits for it.
+ * After it, no handler or body pull runs until a new connection, which a
+ * drained server no longer accepts. */
+void http_server_close_all(http_server_t *s);
 /* Stops the loops (closing what is left) and frees everything. */
 void http_server_stop(http_server_t *s);
 

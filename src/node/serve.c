@@ -102,6 +102,7 @@ int serve_run(const struct serve_opts *opts)
 		fprintf(stderr, "chorus: worker pool: %s\n", strerror(-rc));
 		goto out;
 	}
+	cache_set_pool(api.cache, api.pool); /* evictions unlink there */
 
 	/* Signals are taken by sigwait below, never by the loop threads. */
 	sigemptyset(&sigs);
@@ -192,9 +193,13 @@ int serve_run(const struct serve_opts *opts)
 		 o->drain_ms);
 	http_server_drain(api.server);
 	left = http_server_wait_idle(api.server, o->drain_ms);
-	if (left)
+	if (left) {
 		log_warn("serve: %llu connections still open at the drain deadline; closing them",
 			 (unsigned long long)left);
+		/* Before the cache closes: no stream may pull a chunk from a
+		 * closed cache. */
+		http_server_close_all(api.server);
+	}
 	/* The pool first: running jobs (a reseal reads the cache) finish,
 	 * queued ones are cancelled, and their answers go to the loops, which
 	 * must be running to take them. From here a submission gets
@@ -216,7 +221,10 @@ int serve_run(const struct serve_opts *opts)
 	api.shipper = NULL;
 	status = 0;
 out:
-	/* After the server: no loop can submit any more. */
+	/* After the server: no loop can submit any more (and the cache,
+	 * closed below, no longer may). */
+	if (api.cache)
+		cache_set_pool(api.cache, NULL);
 	pool_free(api.pool);
 	membership_free(api.membership);
 	plays_shipper_stop(api.shipper, 0);

@@ -18,6 +18,7 @@
 
 #include "cache/cache.h"
 #include "crypto/seal.h"
+#include "loop/pool.h"
 #include "origin/origin.h"
 #include "util/text.h"
 #include "unit.h"
@@ -898,6 +899,60 @@ out:
 	env_teardown(&e);
 }
 
+/* With a pool, an evicted chunk leaves its final name under the lock and
+ * its file is unlinked on a worker; a refill of the same chunk is never
+ * removed by that late unlink, and a crash's leftovers go at the next open. */
+static void test_eviction_on_the_pool(void)
+{
+	struct env e;
+	struct chunk a, b;
+	struct cache_stats st;
+	char path[PATH_MAX], gone[PATH_MAX + 32];
+	pool_t *p = NULL;
+	cache_t *c;
+
+	env_setup(&e);
+	chunk_make(&e, &a, 0, CH_LEN);
+	chunk_make(&e, &b, 1, CH_LEN);
+	CHECK(pool_start("test-pool", 1, 16, &p) == 0);
+	c = env_cache(&e, CH_LEN, 1);
+	if (!c || !p)
+		goto out;
+	cache_set_pool(c, p);
+	for (int round = 0; round < 20; round++) {
+		fill(c, &a); /* evicts b (after the first round) */
+		fill(c, &b); /* evicts a */
+		CHECK(chunk_on_disk(&e, &b));
+	}
+	cache_get_stats(c, &st);
+	CHECK(st.evictions == 39);
+	CHECK(!chunk_on_disk(&e, &a));
+	/* The worker's unlinks are done once the pool stops; only b is left. */
+	pool_stop(p);
+	CHECK(count_files(&e) == 1);
+	CHECK(chunk_on_disk(&e, &b));
+	/* A stopped pool refuses: evictions unlink in place again. */
+	fill(c, &a);
+	CHECK(!chunk_on_disk(&e, &b) && chunk_on_disk(&e, &a));
+	CHECK(count_files(&e) == 1);
+	cache_close(c);
+	/* What a crash leaves renamed aside is removed at the next open. */
+	chunk_file(&e, &a, path);
+	snprintf(gone, sizeof(gone), "%s.7.gone", path);
+	write_file(gone);
+	CHECK(count_files(&e) == 2);
+	c = env_cache(&e, CH_LEN, 1);
+	CHECK(c && count_files(&e) == 1 && access(gone, F_OK) < 0);
+	if (c)
+		expect_hit(c, &a);
+	cache_close(c);
+out:
+	pool_free(p);
+	chunk_free(&a);
+	chunk_free(&b);
+	env_teardown(&e);
+}
+
 static bool wait_chunks(cache_t *c, uint64_t n)
 {
 	struct cache_stats st;
@@ -1452,6 +1507,7 @@ int main(void)
 	TEST_RUN(test_bad_arguments);
 	TEST_RUN(test_lru_eviction);
 	TEST_RUN(test_fd_survives_eviction);
+	TEST_RUN(test_eviction_on_the_pool);
 	TEST_RUN(test_budget_below_one_chunk);
 	TEST_RUN(test_removed_behind_back);
 	TEST_RUN(test_reopen_is_warm);
