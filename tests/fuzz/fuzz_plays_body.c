@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/plays.h"
+#include "plays/plays.h"
 
 #define NOW 1767225600000LL /* 2026-01-01T00:00:00Z */
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "catalog/db.h"
-#include "store/plays.h"
+#include "plays/plays.h"
 #include "unit.h"
 #include "util/buf.h"
 
