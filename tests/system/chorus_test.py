@@ -14,9 +14,11 @@ A test file registers functions with @test and ends with `main()`:
         main()
 
 Output is TAP-style: one "ok - NAME" or "not ok - NAME" line per test on
-stdout, the failure details on stderr, then "# N passed, M failed". The
-process exits with status 1 when any test failed. Command line arguments,
-when given, select the tests whose names contain one of them.
+stdout, the failure details on stderr, then "# N passed, M failed, K
+skipped". A test that cannot run here calls skip(why), which prints
+"ok - NAME # SKIP why" (tests/run.sh counts and lists those). The process
+exits with status 1 when any test failed. Command line arguments, when
+given, select the tests whose names contain one of them.
 
 The binary is $CHORUS_BIN, or <repo>/build/release/chorus.
 """
@@ -53,6 +55,10 @@ class TestFailure(AssertionError):
     pass
 
 
+class TestSkipped(Exception):
+    pass
+
+
 # ---------------------------------------------------------------- runner
 
 _TESTS = []
@@ -73,6 +79,12 @@ def fail(msg, *context):
     """Raises a test failure; context objects (e.g. a Result) are appended."""
     parts = [msg] + [str(c) for c in context]
     raise TestFailure("\n".join(parts))
+
+
+def skip(why):
+    """Ends the test as skipped: what it needs is not here. Only for what
+    scripts/deps.sh does not install (or a build run.sh does not make)."""
+    raise TestSkipped(why)
 
 
 def check(cond, msg, *context):
@@ -104,6 +116,8 @@ def _run_one(name, fn):
         else:
             fn()
         ok, detail = True, ""
+    except TestSkipped as e:
+        ok, detail = None, " ".join(str(e).split())  # one line: the TAP directive's
     except TestFailure as e:
         ok, detail = False, str(e)
     except Exception:  # an unexpected error is a failure as well
@@ -112,6 +126,8 @@ def _run_one(name, fn):
     el = time.monotonic() - started
     if ok:
         print(f"ok - {name}  # {el:.1f}s", flush=True)
+    elif ok is None:
+        print(f"ok - {name} # SKIP {detail}", flush=True)
     else:
         print(f"not ok - {name}  # {el:.1f}s", flush=True)
         sys.stderr.write(f"--- {name}\n{detail.rstrip()}\n\n")
@@ -127,15 +143,18 @@ def main(argv=None):
         sys.exit(1)
     selected = [(n, f) for n, f in _TESTS if not argv or any(a in n for a in argv)]
     started = time.monotonic()
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, fn in selected:
-        if _run_one(name, fn):
+        ok = _run_one(name, fn)
+        if ok:
             passed += 1
+        elif ok is None:
+            skipped += 1
         else:
             failed += 1
     _cleanup_shared()
-    print(f"# {passed} passed, {failed} failed in {time.monotonic() - started:.1f}s "
-          f"({CHORUS_BIN})", flush=True)
+    print(f"# {passed} passed, {failed} failed, {skipped} skipped in "
+          f"{time.monotonic() - started:.1f}s ({CHORUS_BIN})", flush=True)
     sys.exit(1 if failed else 0)
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     _BACKGROUND, CHORUS_BIN, REPO, Background, _check_sanitizers, check, check_eq, chorus_env,
-    fail, main, make_wav, run_chorus, shared_dir, start_chorus, test)
+    fail, main, make_wav, run_chorus, shared_dir, skip, start_chorus, test)
 from s3 import S3Server  # noqa: E402
 
 DEPLOY = REPO / "deploy"
@@ -671,18 +671,16 @@ def _(tmp):
     check("--user-group --home-dir /var/lib/chorus" in sec and
           unit_value(unit, "User") == "chorus", "the README's user is the unit's")
 
-    if SYSTEMD_ANALYZE:
-        # The unit as installed, but for the binary, which is not in /usr/local/bin here.
-        d = tmp / "unit"
-        d.mkdir()
-        (d / "chorus.service").write_text(
-            UNIT.read_text().replace("/usr/local/bin/chorus", os.path.abspath(CHORUS_BIN)))
-        r = subprocess.run([SYSTEMD_ANALYZE, "verify", str(d / "chorus.service")],
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        check(r.returncode == 0 and not r.stderr.strip(),
-              f"systemd-analyze verify: {r.returncode} {r.stdout} {r.stderr}")
-    else:
-        print("# systemd-analyze not installed: unit not verified")
+    check(SYSTEMD_ANALYZE, "systemd-analyze is not installed (scripts/deps.sh installs systemd)")
+    # The unit as installed, but for the binary, which is not in /usr/local/bin here.
+    d = tmp / "unit"
+    d.mkdir()
+    (d / "chorus.service").write_text(
+        UNIT.read_text().replace("/usr/local/bin/chorus", os.path.abspath(CHORUS_BIN)))
+    r = subprocess.run([SYSTEMD_ANALYZE, "verify", str(d / "chorus.service")],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    check(r.returncode == 0 and not r.stderr.strip(),
+          f"systemd-analyze verify: {r.returncode} {r.stdout} {r.stderr}")
     check(HAPROXY, "haproxy is not installed (scripts/deps.sh installs it)")
     vals = {k: "127.0.0.1:1" for k in PLACEHOLDER.findall(HAPROXY_IN.read_text())}
     vals["STATS_SOCKET"] = str(tmp / "admin.sock")
@@ -814,9 +812,10 @@ def syscall_filter(group):
 
 @test("every system call a node makes (serving, peer fill, plays, reports, a dead peer, the drain) is in the unit's SystemCallFilter")
 def _(tmp):
-    if not (STRACE and SYSTEMD_ANALYZE and os.access(RELEASE_BIN, os.X_OK)):
-        print(f"# SKIP: needs strace, systemd-analyze and a release build at {RELEASE_BIN}")
-        return
+    check(STRACE, "strace is not installed (scripts/deps.sh installs it)")
+    check(SYSTEMD_ANALYZE, "systemd-analyze is not installed (scripts/deps.sh installs systemd)")
+    if not os.access(RELEASE_BIN, os.X_OK):
+        skip(f"no release build at {RELEASE_BIN} (make; tests/run.sh builds it)")
     unit = parse_unit(UNIT)
     groups = unit_value(unit, "SystemCallFilter").split()
     allowed = set()
