@@ -14,6 +14,7 @@
 #include "node/serve.h"
 #include "cluster/join.h"
 #include "cluster/status.h"
+#include "http/listen.h"
 #include "ingest/ingest.h"
 #include "plays/plays.h"
 #include "version.h"
@@ -190,6 +191,10 @@ static int cmd_serve(int argc, char **argv)
 		.drain_ms = 10000,
 		.access_log_fd = -1,
 	};
+	const char *access_log = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[256];
 	int c, secs;
 
 	while ((c = getopt_long(argc, argv, "d:o:l:c:t:m:D:a:h", longopts, NULL)) != -1) {
@@ -227,16 +232,7 @@ static int cmd_serve(int argc, char **argv)
 			o.drain_ms = secs * 1000;
 			break;
 		case 'a':
-			if (strcmp(optarg, "-") == 0) {
-				o.access_log_fd = STDOUT_FILENO;
-			} else {
-				o.access_log_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-						       0640);
-				if (o.access_log_fd < 0) {
-					fprintf(stderr, "chorus: --access-log %s: %m\n", optarg);
-					return 1;
-				}
-			}
+			access_log = optarg;
 			break;
 		case 'A':
 			if ((strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
@@ -285,6 +281,21 @@ static int cmd_serve(int argc, char **argv)
 	if (!o.join != !o.join_token) {
 		fprintf(stderr, "chorus: serve: --join and --token go together\n");
 		return 2;
+	}
+	/* Before anything is created: a typo in --listen must not leave a
+	 * data directory, a joined cluster.json or an access log behind. */
+	if (http_listen_parse(o.listen, &ss, &sl, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: serve: --listen \"%s\": %s\n", o.listen, err);
+		return 2;
+	}
+	if (access_log && strcmp(access_log, "-") == 0) {
+		o.access_log_fd = STDOUT_FILENO;
+	} else if (access_log) {
+		o.access_log_fd = open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (o.access_log_fd < 0) {
+			fprintf(stderr, "chorus: --access-log %s: %m\n", access_log);
+			return 1;
+		}
 	}
 	return serve_run(&o);
 }

@@ -1148,5 +1148,24 @@ def _(tmp):
                           out[1].split()[-1]), f"stdout log line {out[1]!r}")
 
 
+@test("a bad --listen: exit 2 with what is wrong, before anything is created or joined")
+def _(tmp):
+    data, log = tmp / "data", tmp / "access.log"
+    for listen, says in (("127.0.0.1:99999", "port 99999 is out of range (0-65535)"),
+                         ("127.0.0.1:http", 'port "http" is not a number'),
+                         ("127.0.0.1", "has no port"),
+                         ("localhost:8080", "host names are not looked up"),
+                         ("::1:8080", "an IPv6 address goes in brackets")):
+        # --join first: the listen address is checked before any member is asked.
+        r = run_chorus(["serve", "--data", data, "--access-log", log, "--join",
+                        "http://127.0.0.1:1", "--token", "x", "--listen", listen], timeout=30)
+        check_eq(r.rc, 2, f"exit status for --listen {listen}", r)
+        check(r.err.startswith(f'chorus: serve: --listen "{listen}": ') and says in r.err,
+              f"the message for --listen {listen}", r)
+        check("join" not in r.err, "no join tried", r)
+        check(not data.exists(), f"a data directory made for --listen {listen}", r)
+        check(not log.exists(), f"an access log made for --listen {listen}", r)
+
+
 if __name__ == "__main__":
     main()
