@@ -38,9 +38,10 @@ static const char usage_text[] =
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
-	"  status [--url URL]\n"
-	"        the cluster's nodes as the node at URL sees them (default\n"
-	"        http://127.0.0.1:8080)\n"
+	"  status [--url URL] [--data DIR]\n"
+	"        the cluster's nodes as the node at URL sees them (default:\n"
+	"        $CHORUS_URL, else the node serving DIR, as recorded in\n"
+	"        DIR/node.json, else http://127.0.0.1:8080)\n"
 	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
@@ -359,15 +360,17 @@ static int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, 'u'},
+		{"data", required_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *url = "http://127.0.0.1:8080";
+	const char *url = NULL, *data_dir = default_data_dir();
 	int c;
 
-	while ((c = getopt_long(argc, argv, "u:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url = optarg; break;
+		case 'd': data_dir = optarg; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -380,7 +383,7 @@ static int cmd_status(int argc, char **argv)
 		fprintf(stderr, "chorus: status: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	return cluster_status_run(url);
+	return cluster_status_run(url, data_dir);
 }
 
 static int cmd_cluster(int argc, char **argv)
