@@ -13,7 +13,6 @@
  */
 #include "cluster/status.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -21,46 +20,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/http_client.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 
 #define ANSWER_MAX ((size_t)16 << 20)
 #define NCOLS 8
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	return buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
 /* GET url into body; 0, or -1 with the reason in err. */
 static int fetch(const char *url, buf_t *body, long *status, char *err, size_t errlen)
 {
-	char cerr[CURL_ERROR_SIZE] = "";
-	CURL *h;
-	CURLcode rc;
+	CURL *h = http_client_new(url, 3000, 10000);
+	int rc;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+	if (!h) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -1;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a node is asked directly */
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(h);
-	curl_global_cleanup();
-	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-		return -1;
-	}
-	return 0;
+	http_client_body_to(h, body);
+	rc = http_client_perform(h, status, err, errlen);
+	http_client_free(h);
+	return rc;
 }
 
 /* s with control characters replaced by '?', into out. */
