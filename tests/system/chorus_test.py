@@ -97,6 +97,21 @@ def check_eq(got, want, what, *context):
         fail(f"{what}: got {got!r}, want {want!r}", *context)
 
 
+def wait_for(what, cond, timeout, step=0.02, context=None):
+    """Polls cond() every step seconds until it returns a true value;
+    returns (that value, seconds waited). After timeout seconds the test
+    fails with "WHAT: not within T s" and context() (when given), the
+    state that was waited on."""
+    t0 = time.monotonic()
+    while True:
+        v = cond()
+        if v:
+            return v, time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            fail(f"{what}: not within {timeout:g} s", *([context()] if context else []))
+        time.sleep(step)
+
+
 def _close_background():
     for bg in list(_BACKGROUND):
         bg.close()
@@ -329,6 +344,19 @@ def check_summary(res, added=0, updated=0, unchanged=0, failed=0, files=None):
     return s
 
 
+def ingest_ok(data, *paths, db=None, origin=None, env=None, timeout=300, what="ingest"):
+    """`chorus ingest --data DATA [--db DB] [--origin ORIGIN] PATHS`, which
+    must exit 0; its Result."""
+    args = ["ingest", "--no-progress", "--data", data]
+    if db:
+        args += ["--db", db]
+    if origin:
+        args += ["--origin", origin]
+    r = run_chorus(args + list(paths), env=env, timeout=timeout)
+    check_eq(r.rc, 0, f"{what}: exit status", r)
+    return r
+
+
 # ---------------------------------------------------------------- audio files
 
 CODECS = {
@@ -421,6 +449,43 @@ def retag(src, dst, tags, drop_cover=False):
     for k, v in tags.items():
         args += ["-metadata", f"{k}={v}"]
     run_ffmpeg(args + [dst])
+
+
+def wav_library(name, count, frames, step, seed):
+    """count WAV files of noise, made once per test process in
+    shared_dir(name)/src: tNN.wav holds 44 + 4 * (frames + step * NN)
+    bytes (each its own size, so a size names its file) from seed + NN.
+    Returns (the directory, [the files])."""
+    root = shared_dir(name) / "src"
+    files = []
+    for i in range(count):
+        p = root / f"t{i:02d}.wav"
+        if not p.exists():
+            make_wav(p, file_size=44 + 4 * (frames + step * i), seed=seed + i)
+        files.append(p)
+    return root, files
+
+
+def audio_library(name, tracks, ingest=False):
+    """Tagged audio files, made once per test process in
+    shared_dir(name)/src with make_audio: tracks is [(relative path,
+    seconds, tags)] or [(relative path, seconds, tags, {make_audio's
+    options})]. With ingest, ingested once into shared_dir(name)/data.
+    Returns {"dir": .../src, "files": {relative path: Path}, "data":
+    .../data or None}."""
+    root = shared_dir(name)
+    files = {}
+    for t in tracks:
+        rel, seconds, tags = t[:3]
+        p = root / "src" / rel
+        if not p.exists():
+            make_audio(p, None, seconds, tags, **(t[3] if len(t) > 3 else {}))
+        files[rel] = p
+    data = root / "data" if ingest else None
+    if ingest and not (root / "ingested").exists():
+        ingest_ok(data, root / "src")
+        (root / "ingested").write_text("")
+    return {"dir": root / "src", "files": files, "data": data}
 
 
 def sha256_file(path):

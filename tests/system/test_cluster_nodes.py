@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
-from chorus_test import Node, check, check_eq, fail, main, run_chorus, test  # noqa: E402
+from chorus_test import Node, check, check_eq, fail, main, run_chorus, test, wait_for  # noqa: E402
 
 DEAD_AFTER_S = 2.0
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -41,18 +41,6 @@ def view(node):
 
 def states(node):
     return {i: n["state"] for i, n in view(node).items()}
-
-
-def wait_for(what, cond, timeout, step=0.02):
-    """Polls cond until it returns a true value; returns (value, seconds)."""
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v, time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            fail(f"{what}: not within {timeout} s")
-        time.sleep(step)
 
 
 def all_alive(observers, ids):
