@@ -4,19 +4,31 @@
 #   make VARIANT=clang   the same with clang: build/clang/chorus
 #   make asan            ASan + UBSan build: build/asan/chorus
 #   make fuzz            libFuzzer harnesses (clang): build/fuzz/fuzz_*
-#   make run             the main job: deps, build, a demo library, ingest, serve
-#   make test            install deps, build everything, run every test
-#   make bench           run the benchmarks in bench/
+#   make run             the main job: deps (run set), build, a demo library, ingest, serve
+#   make test            install deps (test set), build everything, run every test
+#   make bench           install deps (test set), run the benchmarks in bench/
 
 PKGS     := sqlite3 openssl libavformat libavcodec libavutil jansson libpq libcurl libargon2
 VARIANT  ?= release
 BUILD    := build/$(VARIANT)
 CC       ?= cc
 
+# run, test and bench install the packages (scripts/deps.sh) before they
+# build, in a make of their own: asking pkg-config here would only print
+# errors on a fresh machine, which has neither it nor the libraries yet.
+ifneq ($(MAKECMDGOALS),)
+ifeq ($(filter-out run test bench deps clean format,$(MAKECMDGOALS)),)
+NO_PKG_CONFIG := 1
+endif
+endif
+ifndef NO_PKG_CONFIG
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+endif
+
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -pthread $(WARN) \
-                 $(shell pkg-config --cflags $(PKGS))
-LDLIBS   := $(shell pkg-config --libs $(PKGS)) -pthread -lm
+CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -pthread $(WARN) $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -pthread -lm
 
 ifeq ($(VARIANT),release)
 OPT := -O2 -g
@@ -80,7 +92,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libchorus.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
 
 deps:
-	./scripts/deps.sh
+	./scripts/deps.sh test
 
 test: deps
 	./tests/run.sh

@@ -3,7 +3,7 @@
 #   PORT=8080 DATA=./chorus-data scripts/demo.sh
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh run
 make -s -j"$(nproc)" VARIANT=release
 DATA=${DATA:-${CHORUS_DATA:-./chorus-data}}
 PORT=${PORT:-8080}

@@ -14,6 +14,7 @@
 #include "node/serve.h"
 #include "cluster/join.h"
 #include "cluster/status.h"
+#include "http/listen.h"
 #include "ingest/ingest.h"
 #include "plays/plays.h"
 #include "version.h"
@@ -37,9 +38,10 @@ static const char usage_text[] =
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
-	"  status [--url URL]\n"
-	"        the cluster's nodes as the node at URL sees them (default\n"
-	"        http://127.0.0.1:8080)\n"
+	"  status [--url URL] [--data DIR]\n"
+	"        the cluster's nodes as the node at URL sees them (default:\n"
+	"        $CHORUS_URL, else the node serving DIR, as recorded in\n"
+	"        DIR/node.json, else http://127.0.0.1:8080)\n"
 	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
@@ -190,6 +192,10 @@ static int cmd_serve(int argc, char **argv)
 		.drain_ms = 10000,
 		.access_log_fd = -1,
 	};
+	const char *access_log = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[256];
 	int c, secs;
 
 	while ((c = getopt_long(argc, argv, "d:o:l:c:t:m:D:a:h", longopts, NULL)) != -1) {
@@ -227,16 +233,7 @@ static int cmd_serve(int argc, char **argv)
 			o.drain_ms = secs * 1000;
 			break;
 		case 'a':
-			if (strcmp(optarg, "-") == 0) {
-				o.access_log_fd = STDOUT_FILENO;
-			} else {
-				o.access_log_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-						       0640);
-				if (o.access_log_fd < 0) {
-					fprintf(stderr, "chorus: --access-log %s: %m\n", optarg);
-					return 1;
-				}
-			}
+			access_log = optarg;
 			break;
 		case 'A':
 			if ((strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
@@ -285,6 +282,21 @@ static int cmd_serve(int argc, char **argv)
 	if (!o.join != !o.join_token) {
 		fprintf(stderr, "chorus: serve: --join and --token go together\n");
 		return 2;
+	}
+	/* Before anything is created: a typo in --listen must not leave a
+	 * data directory, a joined cluster.json or an access log behind. */
+	if (http_listen_parse(o.listen, &ss, &sl, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: serve: --listen \"%s\": %s\n", o.listen, err);
+		return 2;
+	}
+	if (access_log && strcmp(access_log, "-") == 0) {
+		o.access_log_fd = STDOUT_FILENO;
+	} else if (access_log) {
+		o.access_log_fd = open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (o.access_log_fd < 0) {
+			fprintf(stderr, "chorus: --access-log %s: %m\n", access_log);
+			return 1;
+		}
 	}
 	return serve_run(&o);
 }
@@ -348,15 +360,17 @@ static int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, 'u'},
+		{"data", required_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *url = "http://127.0.0.1:8080";
+	const char *url = NULL, *data_dir = default_data_dir();
 	int c;
 
-	while ((c = getopt_long(argc, argv, "u:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url = optarg; break;
+		case 'd': data_dir = optarg; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -369,7 +383,7 @@ static int cmd_status(int argc, char **argv)
 		fprintf(stderr, "chorus: status: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	return cluster_status_run(url);
+	return cluster_status_run(url, data_dir);
 }
 
 static int cmd_cluster(int argc, char **argv)

@@ -2,8 +2,10 @@
 # Runs every test: builds (gcc release, clang, ASan+UBSan, libFuzzer), then
 # the unit tests under both gcc builds, the system tests against the
 # sanitizer build, and a short run of every fuzz harness. Test programs
-# print TAP-style "ok - NAME" / "not ok - NAME" lines; this script counts
-# them and ends with "N passed, N failed".
+# print TAP-style lines: "ok - NAME", "not ok - NAME", numbered ones
+# ("ok 3 - NAME"), skips ("ok - NAME # SKIP why") and "1..0 # SKIP why" for
+# a program that ran nothing. This script counts them, lists what failed
+# and what was skipped by name, and ends with "N passed, N failed, N skipped".
 #
 #   tests/run.sh                 everything
 #   tests/run.sh unit|system|fuzz  one part (builds what it needs)
@@ -17,26 +19,76 @@ LOG=build/test-logs
 mkdir -p "$LOG"
 passed=0
 failed=0
+skipped=0
 failures=""
+skips=""
+NL='
+'
+
+# The results in a TAP log, one a line: "pass NAME", "fail NAME" or
+# "skip NAME # why". A number after ok ("ok 3 - x") is dropped; a skip on
+# a "not ok" line is still a failure; "1..0 # SKIP why" (a program that
+# ran none of its tests) is one skip.
+results() { # logfile
+	awk '
+	function skip_reason(s) {
+		sub(/^[^#]*#[ \t]*[Ss][Kk][Ii][Pp][A-Za-z]*[ \t:]*/, "", s)
+		return s
+	}
+	/^1\.\.0/ && $0 ~ /#[ \t]*[Ss][Kk][Ii][Pp]/ {
+		print "skip (all its tests) # " skip_reason($0)
+		next
+	}
+	/^(not )?ok([ \t]|$)/ {
+		st = $1 == "not" ? "fail" : "pass"
+		s = $0
+		sub(/^(not )?ok[ \t]*/, "", s)
+		sub(/^[0-9]+[ \t]*/, "", s)
+		sub(/^-[ \t]*/, "", s)
+		if (st == "pass" && match(s, /#[ \t]*[Ss][Kk][Ii][Pp]/)) {
+			name = substr(s, 1, RSTART - 1)
+			sub(/[ \t]+$/, "", name)
+			print "skip " name " # " skip_reason(s)
+			next
+		}
+		print st " " s
+	}' "$1"
+}
 
 count() { # name logfile rc
-	p=$(grep -c '^ok - ' "$2")
-	f=$(grep -c '^not ok - ' "$2")
+	r=$(results "$2")
+	p=$(printf '%s\n' "$r" | grep -c '^pass ')
+	f=$(printf '%s\n' "$r" | grep -c '^fail ')
+	s=$(printf '%s\n' "$r" | grep -c '^skip ')
 	if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
 		echo "not ok - $1 exited with status $3" >>"$2"
+	elif [ $((p + f + s)) -eq 0 ]; then
+		# A program that ran nothing and said nothing hides its tests.
+		f=1
+		echo "not ok - $1 reported no test results" >>"$2"
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
+	skipped=$((skipped + s))
 	[ "$f" -gt 0 ] && failures="$failures $1"
-	grep -E '^(not )?ok - ' "$2" | sed "s|^|[$1] |"
+	[ "$s" -gt 0 ] && skips="$skips$(printf '%s\n' "$r" | sed -n "s|^skip |  [$1] |p")$NL"
+	grep -E '^((not )?ok([ 	]|$)|1\.\.0)' "$2" | sed "s|^|[$1] |"
+}
+
+summary() {
+	[ -n "$skips" ] && printf 'skipped:\n%s' "$skips"
+	[ -n "$failures" ] && echo "failed:$failures (logs in $LOG)"
+	echo "$passed passed, $failed failed, $skipped skipped"
 }
 
 build() {
 	make -s -j"$JOBS" "$@" >"$LOG/build.log" 2>&1 || {
 		cat "$LOG/build.log"
 		echo "not ok - build $*"
-		echo "0 passed, 1 failed"
+		failed=$((failed + 1))
+		failures="$failures build"
+		summary
 		exit 1
 	}
 }
@@ -56,6 +108,9 @@ fi
 
 if [ "$part" = all ] || [ "$part" = system ]; then
 	build VARIANT=asan
+	# test_deploy_cluster traces the release build (the binary the unit
+	# runs): it must be this tree's, not a stale one or none.
+	build VARIANT=release
 	export CHORUS_BIN="$PWD/build/asan/chorus"
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -88,6 +143,5 @@ if [ "$part" = all ] || [ "$part" = fuzz ]; then
 	done
 fi
 
-[ -n "$failures" ] && echo "failed:$failures (logs in $LOG)"
-echo "$passed passed, $failed failed"
+summary
 [ "$failed" -eq 0 ]

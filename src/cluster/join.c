@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cluster/http_client.h"
 #include "crypto/seal.h"
 #include "sql/sqlite.h"
 #include "util/buf.h"
@@ -490,48 +491,28 @@ void join_url_host(const char *addr, char *out, size_t outlen)
 
 /* ---- the new node's side ---- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	return buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
 /* POSTs body to url; the answer's status and body. 0, or -EHOSTUNREACH
  * with libcurl's reason in err. */
 static int post(const char *url, const char *body, long *status, buf_t *answer, char *err,
 		size_t errlen)
 {
-	char cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
-	CURL *h;
-	CURLcode rc;
+	CURL *h = http_client_new(url, 5000, 30000);
+	int rc;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+	if (!h) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -EIO;
 	}
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the member is asked directly */
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, answer);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(h);
+	http_client_body_to(h, answer);
+	rc = http_client_perform(h, status, err, errlen);
+	http_client_free(h);
 	curl_slist_free_all(hdrs);
-	curl_global_cleanup();
-	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-		return -EHOSTUNREACH;
-	}
-	return 0;
+	return rc < 0 ? -EHOSTUNREACH : 0;
 }
 
 static void utc(int64_t s, char out[32])

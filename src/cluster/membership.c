@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/http_client.h"
 #include "crypto/seal.h"
 #include "sql/pg.h"
 #include "util/clock.h"
@@ -753,13 +754,8 @@ static void probe_all(CURLM *multi, struct target *t, size_t n)
 		h[i] = curl_easy_init();
 		if (!h[i])
 			continue;
-		curl_easy_setopt(h[i], CURLOPT_URL, t[i].url);
-		curl_easy_setopt(h[i], CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h[i], CURLOPT_PROXY, ""); /* peers are never behind one */
-		curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, (long)MEMBERSHIP_PROBE_TIMEOUT_MS);
-		curl_easy_setopt(h[i], CURLOPT_CONNECTTIMEOUT_MS,
-				 (long)MEMBERSHIP_PROBE_TIMEOUT_MS);
+		http_client_setup(h[i], t[i].url, MEMBERSHIP_PROBE_TIMEOUT_MS,
+				  MEMBERSHIP_PROBE_TIMEOUT_MS);
 		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(h[i], CURLOPT_PRIVATE, &t[i]);
 		curl_multi_add_handle(multi, h[i]);
@@ -942,7 +938,7 @@ int membership_start(const struct membership_opts *o, membership_t **out, char *
 		snprintf(err, errlen, "membership: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (http_client_global_init() < 0) {
 		rc = -EIO;
 		snprintf(err, errlen, "membership: cannot initialise libcurl");
 		goto fail;
@@ -965,7 +961,7 @@ int membership_start(const struct membership_opts *o, membership_t **out, char *
 	*out = m;
 	return 0;
 fail_curl:
-	curl_global_cleanup();
+	http_client_global_cleanup();
 fail:
 	if (m->stop_pipe[0] >= 0) {
 		close(m->stop_pipe[0]);
@@ -1004,7 +1000,7 @@ void membership_free(membership_t *m)
 	if (!m)
 		return;
 	membership_stop(m);
-	curl_global_cleanup();
+	http_client_global_cleanup();
 	close(m->stop_pipe[0]);
 	close(m->stop_pipe[1]);
 	pthread_cond_destroy(&m->wake);

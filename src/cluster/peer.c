@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/http_client.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -159,18 +160,14 @@ static int ask(struct peers *p, const struct member *to, const struct chunk_ref 
 		return -ENOMEM;
 	}
 	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	/* Connecting is where a dead or cut-off peer shows: tight. The
+	 * answer may take an origin read at the owner: the whole timeout. */
+	http_client_setup(h, url,
+			  (long)(p->timeout_ms < PEER_CONNECT_MS ? p->timeout_ms : PEER_CONNECT_MS),
+			  (long)p->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-	/* Connecting is where a dead or cut-off peer shows: tight. The
-	 * answer may take an origin read at the owner: the whole timeout. */
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(p->timeout_ms < PEER_CONNECT_MS ? p->timeout_ms : PEER_CONNECT_MS));
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	cc = curl_easy_perform(h);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -1,57 +1,46 @@
 /*
- * `chorus status` (see status.h). The answer is parsed with jansson (this
- * file writes no JSON, so util/json.h's json_t is not in the way) and
- * printed as a table sized to its contents. Text from the node (sites,
- * addresses) is printed with control characters replaced, so a strange row
- * in the database cannot drive the terminal.
+ * `chorus status` (see status.h). The answer is parsed with jansson (the
+ * one JSON this file writes, node.json, is one string member, so
+ * util/json.h's json_t need not be in the way) and printed as a table
+ * sized to its contents. Text from the node (sites, addresses) is printed
+ * with control characters replaced, so a strange row in the database
+ * cannot drive the terminal.
+ *
+ * Which node to ask: a node started on another port or address than the
+ * default leaves its URL in its data directory, so `chorus status --data
+ * DIR` (or just `chorus status` with $CHORUS_DATA) finds it without the
+ * operator repeating --listen.
  */
 #include "cluster/status.h"
 
-#include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/http_client.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 
 #define ANSWER_MAX ((size_t)16 << 20)
 #define NCOLS 8
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	return buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
 /* GET url into body; 0, or -1 with the reason in err. */
 static int fetch(const char *url, buf_t *body, long *status, char *err, size_t errlen)
 {
-	char cerr[CURL_ERROR_SIZE] = "";
-	CURL *h;
-	CURLcode rc;
+	CURL *h = http_client_new(url, 3000, 10000);
+	int rc;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+	if (!h) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -1;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a node is asked directly */
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(h);
-	curl_global_cleanup();
-	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-		return -1;
-	}
-	return 0;
+	http_client_body_to(h, body);
+	rc = http_client_perform(h, status, err, errlen);
+	http_client_free(h);
+	return rc;
 }
 
 /* s with control characters replaced by '?', into out. */
@@ -144,17 +133,92 @@ static void cells(json_t *node, char cell[NCOLS][300])
 	human_ms(int_of(node, "replication_lag_ms"), cell[7], 300);
 }
 
-int cluster_status_run(const char *url)
+static bool is_http_url(const char *s)
+{
+	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+int cluster_status_record(const char *data_dir, const char *url, char *err, size_t errlen)
+{
+	char path[4200];
+	json_t *rec = json_pack("{s:s}", "url", url);
+	char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	int rc;
+
+	if (!text)
+		abort(); /* allocation failure, as xalloc would */
+	snprintf(path, sizeof(path), "%s/%s", data_dir, STATUS_NODE_FILE);
+	rc = fs_write_atomic(path, NULL, text, strlen(text), 0644);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+	free(text);
+	json_decref(rec);
+	return rc;
+}
+
+/* The URL in data_dir/node.json into out: 1, 0 when there is no such
+ * file, -1 after a message on stderr when it is there but unreadable. */
+static int recorded_url(const char *data_dir, char *out, size_t outlen, char *path, size_t plen)
+{
+	char *data = NULL;
+	const char *url;
+	json_t *rec;
+	size_t len;
+	int rc;
+
+	snprintf(path, plen, "%s/%s", data_dir, STATUS_NODE_FILE);
+	rc = fs_read_all(path, 4096, &data, &len);
+	if (rc == -ENOENT || rc == -ENOTDIR)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "chorus: status: cannot read %s: %s\n", path, strerror(-rc));
+		return -1;
+	}
+	rec = json_loadb(data, len, 0, NULL);
+	free(data);
+	url = json_string_value(json_object_get(rec, "url"));
+	if (!url || !is_http_url(url) || strlen(url) >= outlen) {
+		fprintf(stderr, "chorus: status: %s holds no node URL (remove it, or give --url)\n",
+			path);
+		json_decref(rec);
+		return -1;
+	}
+	snprintf(out, outlen, "%s", url);
+	json_decref(rec);
+	return 1;
+}
+
+int cluster_status_run(const char *url, const char *data_dir)
 {
 	static const char *const heads[NCOLS] = {" NODE", "ADDRESS", "SITE", "STATE",
 						 "HEARD",  "CACHE",   "HITS", "LAG"};
 	char full[2200], err[CURL_ERROR_SIZE + 64], (*cell)[NCOLS][300] = NULL;
-	size_t base = strlen(url), n, counts[3] = {0, 0, 0};
+	char recorded[2048], path[4200], from[4300] = "";
+	const char *env = getenv("CHORUS_URL");
+	size_t base, n, counts[3] = {0, 0, 0};
 	int width[NCOLS], rc = 1;
 	json_t *root = NULL, *nodes, *pg;
 	long status = 0;
 	buf_t body;
 
+	/* --url, $CHORUS_URL, the node record, the default: the first there. */
+	if (!url && env && *env) {
+		url = env;
+		snprintf(from, sizeof(from), " ($CHORUS_URL)");
+	} else if (!url) {
+		switch (recorded_url(data_dir, recorded, sizeof(recorded), path, sizeof(path))) {
+		case 1:
+			url = recorded;
+			snprintf(from, sizeof(from), " (from %s)", path);
+			break;
+		case 0:
+			url = "http://127.0.0.1:8080";
+			break;
+		default:
+			return 1;
+		}
+	}
+	base = strlen(url);
 	while (base > 0 && url[base - 1] == '/')
 		base--;
 	if (base > 2000) {
@@ -164,8 +228,8 @@ int cluster_status_run(const char *url)
 	snprintf(full, sizeof(full), "%.*s/api/v1/cluster", (int)base, url);
 	buf_init(&body, ANSWER_MAX);
 	if (fetch(full, &body, &status, err, sizeof(err)) < 0) {
-		fprintf(stderr, "chorus: status: cannot reach the node at %.*s: %s\n", (int)base,
-			url, err);
+		fprintf(stderr, "chorus: status: cannot reach the node at %.*s%s: %s\n", (int)base,
+			url, from, err);
 		goto out;
 	}
 	if (status != 200) {

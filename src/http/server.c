@@ -26,6 +26,7 @@
  */
 #include "http/server.h"
 #include "http/later.h"
+#include "http/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -815,42 +816,6 @@ static void *loop_main(void *arg)
 
 /* ---- the server ---- */
 
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	char *end;
-	long port;
-
-	if (!colon || (size_t)(colon - spec) >= sizeof(host))
-		return -1;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end || colon[1] == '\0' || port < 0 || port > 65535)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		host[strlen(host) - 1] = '\0';
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return -1;
-		*sl = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (!*host || strcmp(host, "*") == 0)
-			a->sin_addr.s_addr = htonl(INADDR_ANY);
-		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return -1;
-		*sl = sizeof(*a);
-	}
-	return 0;
-}
-
 static int open_listener(struct sockaddr_storage *ss, socklen_t sl, char *err, size_t errlen)
 {
 	int fd, one = 1;
@@ -880,10 +845,8 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 
 	if (n < 1)
 		n = 1;
-	if (parse_listen(cfg->listen, &ss, &sl) < 0) {
-		snprintf(err, errlen, "invalid listen address \"%s\" (want ADDR:PORT)", cfg->listen);
+	if (http_listen_parse(cfg->listen, &ss, &sl, err, errlen) < 0)
 		return -EINVAL;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = *cfg;

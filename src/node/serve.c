@@ -19,6 +19,7 @@
 #include "cluster/join.h"
 #include "cluster/membership.h"
 #include "cluster/peer.h"
+#include "cluster/status.h"
 #include "crypto/seal.h"
 #include "loop/pool.h"
 #include "origin/origin.h"
@@ -175,12 +176,19 @@ int serve_run(const struct serve_opts *opts)
 		cache_set_peers(api.cache, &src);
 	}
 	{
-		char host[256];
+		/* Where this machine reaches the node: every address includes
+		 * loopback. Recorded for `chorus status` on this machine. */
+		char host[256], url[300];
 		const char *colon = strrchr(o->listen, ':');
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - o->listen), o->listen);
-		printf("chorus %s serving %s on http://%s:%d/\n", CHORUS_VERSION, o->data_dir,
-		       strcmp(host, "0.0.0.0") == 0 || !*host ? "127.0.0.1" : host,
-		       http_server_port(api.server));
+		if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		else if (strcmp(host, "[::]") == 0)
+			snprintf(host, sizeof(host), "[::1]");
+		snprintf(url, sizeof(url), "http://%s:%d", host, http_server_port(api.server));
+		if (cluster_status_record(o->data_dir, url, err, sizeof(err)) < 0)
+			log_warn("serve: %s; chorus status will not find this node by --data", err);
+		printf("chorus %s serving %s on %s/\n", CHORUS_VERSION, o->data_dir, url);
 		fflush(stdout);
 	}
 	notify_ready(); /* systemd (Type=notify): listening, read model in place */

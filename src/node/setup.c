@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/join.h"
+#include "http/listen.h"
 #include "node/serve.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -49,17 +51,16 @@ void node_join_offer(const char *db, const char *origin, const char *data_dir,
 	}
 }
 
-/* The port of "ADDR:PORT" (0 when none or unparsable). */
+/* The port of "ADDR:PORT" (0 when unparsable, which chorus.c refused already). */
 static int listen_port(const char *listen)
 {
-	const char *colon = strrchr(listen, ':');
-	char *end;
-	long v;
+	struct sockaddr_storage ss;
+	socklen_t sl;
 
-	if (!colon)
+	if (http_listen_parse(listen, &ss, &sl, NULL, 0) < 0)
 		return 0;
-	v = strtol(colon + 1, &end, 10);
-	return *end || v < 0 || v > 65535 ? 0 : (int)v;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int serve_cluster_setup(struct serve_opts *o, struct join_config *jc)

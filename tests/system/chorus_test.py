@@ -14,9 +14,11 @@ A test file registers functions with @test and ends with `main()`:
         main()
 
 Output is TAP-style: one "ok - NAME" or "not ok - NAME" line per test on
-stdout, the failure details on stderr, then "# N passed, M failed". The
-process exits with status 1 when any test failed. Command line arguments,
-when given, select the tests whose names contain one of them.
+stdout, the failure details on stderr, then "# N passed, M failed, K
+skipped". A test that cannot run here calls skip(why), which prints
+"ok - NAME # SKIP why" (tests/run.sh counts and lists those). The process
+exits with status 1 when any test failed. Command line arguments, when
+given, select the tests whose names contain one of them.
 
 The binary is $CHORUS_BIN, or <repo>/build/release/chorus.
 """
@@ -53,6 +55,10 @@ class TestFailure(AssertionError):
     pass
 
 
+class TestSkipped(Exception):
+    pass
+
+
 # ---------------------------------------------------------------- runner
 
 _TESTS = []
@@ -75,6 +81,12 @@ def fail(msg, *context):
     raise TestFailure("\n".join(parts))
 
 
+def skip(why):
+    """Ends the test as skipped: what it needs is not here. Only for what
+    scripts/deps.sh does not install (or a build run.sh does not make)."""
+    raise TestSkipped(why)
+
+
 def check(cond, msg, *context):
     if not cond:
         fail(msg, *context)
@@ -83,6 +95,21 @@ def check(cond, msg, *context):
 def check_eq(got, want, what, *context):
     if got != want:
         fail(f"{what}: got {got!r}, want {want!r}", *context)
+
+
+def wait_for(what, cond, timeout, step=0.02, context=None):
+    """Polls cond() every step seconds until it returns a true value;
+    returns (that value, seconds waited). After timeout seconds the test
+    fails with "WHAT: not within T s" and context() (when given), the
+    state that was waited on."""
+    t0 = time.monotonic()
+    while True:
+        v = cond()
+        if v:
+            return v, time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            fail(f"{what}: not within {timeout:g} s", *([context()] if context else []))
+        time.sleep(step)
 
 
 def _close_background():
@@ -104,6 +131,8 @@ def _run_one(name, fn):
         else:
             fn()
         ok, detail = True, ""
+    except TestSkipped as e:
+        ok, detail = None, " ".join(str(e).split())  # one line: the TAP directive's
     except TestFailure as e:
         ok, detail = False, str(e)
     except Exception:  # an unexpected error is a failure as well
@@ -112,6 +141,8 @@ def _run_one(name, fn):
     el = time.monotonic() - started
     if ok:
         print(f"ok - {name}  # {el:.1f}s", flush=True)
+    elif ok is None:
+        print(f"ok - {name} # SKIP {detail}", flush=True)
     else:
         print(f"not ok - {name}  # {el:.1f}s", flush=True)
         sys.stderr.write(f"--- {name}\n{detail.rstrip()}\n\n")
@@ -127,15 +158,18 @@ def main(argv=None):
         sys.exit(1)
     selected = [(n, f) for n, f in _TESTS if not argv or any(a in n for a in argv)]
     started = time.monotonic()
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, fn in selected:
-        if _run_one(name, fn):
+        ok = _run_one(name, fn)
+        if ok:
             passed += 1
+        elif ok is None:
+            skipped += 1
         else:
             failed += 1
     _cleanup_shared()
-    print(f"# {passed} passed, {failed} failed in {time.monotonic() - started:.1f}s "
-          f"({CHORUS_BIN})", flush=True)
+    print(f"# {passed} passed, {failed} failed, {skipped} skipped in "
+          f"{time.monotonic() - started:.1f}s ({CHORUS_BIN})", flush=True)
     sys.exit(1 if failed else 0)
 
 
@@ -310,6 +344,19 @@ def check_summary(res, added=0, updated=0, unchanged=0, failed=0, files=None):
     return s
 
 
+def ingest_ok(data, *paths, db=None, origin=None, env=None, timeout=300, what="ingest"):
+    """`chorus ingest --data DATA [--db DB] [--origin ORIGIN] PATHS`, which
+    must exit 0; its Result."""
+    args = ["ingest", "--no-progress", "--data", data]
+    if db:
+        args += ["--db", db]
+    if origin:
+        args += ["--origin", origin]
+    r = run_chorus(args + list(paths), env=env, timeout=timeout)
+    check_eq(r.rc, 0, f"{what}: exit status", r)
+    return r
+
+
 # ---------------------------------------------------------------- audio files
 
 CODECS = {
@@ -402,6 +449,43 @@ def retag(src, dst, tags, drop_cover=False):
     for k, v in tags.items():
         args += ["-metadata", f"{k}={v}"]
     run_ffmpeg(args + [dst])
+
+
+def wav_library(name, count, frames, step, seed):
+    """count WAV files of noise, made once per test process in
+    shared_dir(name)/src: tNN.wav holds 44 + 4 * (frames + step * NN)
+    bytes (each its own size, so a size names its file) from seed + NN.
+    Returns (the directory, [the files])."""
+    root = shared_dir(name) / "src"
+    files = []
+    for i in range(count):
+        p = root / f"t{i:02d}.wav"
+        if not p.exists():
+            make_wav(p, file_size=44 + 4 * (frames + step * i), seed=seed + i)
+        files.append(p)
+    return root, files
+
+
+def audio_library(name, tracks, ingest=False):
+    """Tagged audio files, made once per test process in
+    shared_dir(name)/src with make_audio: tracks is [(relative path,
+    seconds, tags)] or [(relative path, seconds, tags, {make_audio's
+    options})]. With ingest, ingested once into shared_dir(name)/data.
+    Returns {"dir": .../src, "files": {relative path: Path}, "data":
+    .../data or None}."""
+    root = shared_dir(name)
+    files = {}
+    for t in tracks:
+        rel, seconds, tags = t[:3]
+        p = root / "src" / rel
+        if not p.exists():
+            make_audio(p, None, seconds, tags, **(t[3] if len(t) > 3 else {}))
+        files[rel] = p
+    data = root / "data" if ingest else None
+    if ingest and not (root / "ingested").exists():
+        ingest_ok(data, root / "src")
+        (root / "ingested").write_text("")
+    return {"dir": root / "src", "files": files, "data": data}
 
 
 def sha256_file(path):

@@ -23,43 +23,35 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 import patroni  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, check, check_eq, fail, main, make_audio, run_chorus, sha256_file, shared_dir, test)
+    Node, audio_library, check, check_eq, ingest_ok, main, make_audio, run_chorus,
+    sha256_file, test, wait_for)
 
 JSON_CT = {"Content-Type": "application/json"}
 OUTAGE_S = float(os.environ.get("CHORUS_TEST_OUTAGE_S", "30"))
 
 # One of each format, two albums.
 TRACKS = [
-    ("a1.mp3", "mp3", {"title": "Harbour Lights", "artist": "Ada Lune", "album": "Tides",
-                       "track": "1"}),
-    ("a2.flac", "flac", {"title": "Salt Wind", "artist": "Ada Lune", "album": "Tides",
-                         "track": "2"}),
-    ("b1.ogg", "ogg", {"title": "Paper Moon", "artist": "Brass Fable", "album": "Lanterns",
-                       "track": "1"}),
-    ("b2.opus", "opus", {"title": "Quiet Engines", "artist": "Brass Fable",
-                         "album": "Lanterns", "track": "2"}),
-    ("b3.m4a", "m4a", {"title": "Copper Skies", "artist": "Brass Fable", "album": "Lanterns",
-                       "track": "3"}),
+    ("a1.mp3", {"title": "Harbour Lights", "artist": "Ada Lune", "album": "Tides", "track": "1"}),
+    ("a2.flac", {"title": "Salt Wind", "artist": "Ada Lune", "album": "Tides", "track": "2"}),
+    ("b1.ogg", {"title": "Paper Moon", "artist": "Brass Fable", "album": "Lanterns",
+                "track": "1"}),
+    ("b2.opus", {"title": "Quiet Engines", "artist": "Brass Fable", "album": "Lanterns",
+                 "track": "2"}),
+    ("b3.m4a", {"title": "Copper Skies", "artist": "Brass Fable", "album": "Lanterns",
+                "track": "3"}),
 ]
 
 
 def library():
     """Source files made once: {'dir': path, 'files': {title: path}}."""
-    root = shared_dir("cluster-lib")
-    files = {}
-    for name, fmt, tags in TRACKS:
-        p = root / "src" / name
-        if not p.exists():
-            make_audio(p, fmt, 2.5, tags, cover=(name == "a1.mp3"))
-        files[tags["title"]] = p
-    return {"dir": root / "src", "files": files}
+    lib = audio_library("cluster-lib", [(name, 2.5, tags, {"cover": name == "a1.mp3"})
+                                        for name, tags in TRACKS])
+    return {"dir": lib["dir"],
+            "files": {tags["title"]: lib["files"][name] for name, tags in TRACKS}}
 
 
 def ingest(db, origin, paths, data):
-    r = run_chorus(["ingest", "--no-progress", "--data", data, "--db", db, "--origin",
-                    origin] + list(paths), timeout=300)
-    check_eq(r.rc, 0, "ingest exit status", r)
-    return r
+    return ingest_ok(data, *paths, db=db, origin=origin)
 
 
 def cluster_node(tmp, name, db, origin, args=()):
@@ -90,17 +82,6 @@ def check_streams(node, lib, tracks):
         r = node.get(f"/api/v1/tracks/{t['id']}/stream", {"Range": "bytes=1000-1999"})
         check_eq(r.status, 206, "range status", r)
         check(r.body == want[1000:2000], f"range of {t['title']} differs")
-
-
-def wait_for(what, cond, timeout, step=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            fail(f"{what}: not within {timeout} s")
-        time.sleep(step)
 
 
 def play(track_id, event_id=None):
@@ -156,9 +137,9 @@ def _(tmp):
         t0 = time.monotonic()
         found = {}
         for n in (n1, n2):
-            found[n] = wait_for("the late track on a node",
-                                lambda n=n: n.get_json("/api/v1/search?q=northern")["tracks"],
-                                2.0)
+            found[n], _ = wait_for("the late track on a node",
+                                   lambda n=n: n.get_json("/api/v1/search?q=northern")["tracks"],
+                                   2.0, step=0.01)
         print(f"# late track visible on both nodes {time.monotonic() - t0:.3f} s after "
               f"its ingest returned")
         for n in (n1, n2):
@@ -171,8 +152,7 @@ def _(tmp):
 @test("a data directory with a catalog of its own is refused as a cluster node")
 def _(tmp):
     lib = library()
-    r = run_chorus(["ingest", "--no-progress", "--data", tmp / "solo", lib["dir"]])
-    check_eq(r.rc, 0, "standalone ingest", r)
+    ingest_ok(tmp / "solo", lib["dir"], what="standalone ingest")
     with pg.server() as db:
         r = run_chorus(["serve", "--data", tmp / "solo", "--listen", "127.0.0.1:0", "--db",
                         db.conninfo], timeout=30)

@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, catalog, check, check_eq, fail, main, make_wav, run_chorus, shared_dir, test)
+    Node, catalog, check, check_eq, fail, ingest_ok, main, run_chorus, test, wait_for,
+    wav_library)
 from s3 import S3Server  # noqa: E402
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
@@ -52,14 +53,7 @@ def s3():
 
 
 def library():
-    root = shared_dir("join-lib")
-    files = []
-    for i in range(NTRACKS):
-        p = root / "src" / f"t{i}.wav"
-        if not p.exists():
-            make_wav(p, file_size=44 + 4 * (150_000 + 991 * i), seed=100 + i)
-        files.append(p)
-    return root / "src", files
+    return wav_library("join-lib", NTRACKS, 150_000, 991, seed=100)
 
 
 # ------------------------------------------------------------------ the protocol, in Python
@@ -181,10 +175,7 @@ class Member:
         self.origin = self.s3.spec(f"join-{os.getpid()}-{secrets.token_hex(4)}")
         self.env = self.s3.env()
         self.src, self.files = library()
-        r = run_chorus(["ingest", "--no-progress", "--data", tmp / "ingest", "--db",
-                        self.conninfo, "--origin", self.origin, self.src], env=self.env,
-                       timeout=300)
-        check_eq(r.rc, 0, "ingest", r)
+        ingest_ok(tmp / "ingest", self.src, db=self.conninfo, origin=self.origin, env=self.env)
         self.node = Node(tmp / "member", tmp / "logs",
                          args=["--db", self.conninfo, "--origin", self.origin],
                          env=self.env, tag="member")
@@ -207,17 +198,6 @@ class Member:
 
 def node_id(data):
     return (data / "node.id").read_text().strip()
-
-
-def wait_for(what, cond, timeout, step=0.05):
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v, time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            fail(f"{what}: not within {timeout} s")
-        time.sleep(step)
 
 
 def sha(b):

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    CHORUS_BIN, Node, check, check_eq, chorus_env, fail, main, run_chorus, test)
+    CHORUS_BIN, Node, check, check_eq, chorus_env, fail, ingest_ok, main, test, wait_for)
 from s3 import S3Server  # noqa: E402
 from cluster_lib import NTRACKS, library  # noqa: E402
 
@@ -130,9 +130,7 @@ def _(tmp):
             src, files = library()
             prefix = f"netns-{os.getpid()}-{random.randrange(1 << 30)}"
             origin = s3.spec(prefix) + "&timeout_ms=1500"
-            r = run_chorus(["ingest", "--no-progress", "--data", tmp / "ingest", "--db",
-                            db.conninfo, "--origin", origin, src], env=s3.env(), timeout=300)
-            check_eq(r.rc, 0, "ingest", r)
+            ingest_ok(tmp / "ingest", src, db=db.conninfo, origin=origin, env=s3.env())
             # The host's nodes listen on every address: the namespace reaches
             # them at the machine's own address through its default route.
             hosts = [Node(tmp / f"h{i}", tmp / "logs",
@@ -156,12 +154,10 @@ def _(tmp):
                 return {n["address"]: n["state"] for n in node.get_json("/api/v1/cluster")["nodes"]}
 
             cut_addr = f"http://{NS_IP}:{port}"
-            deadline = time.monotonic() + 10
-            while states(hosts[0]).get(cut_addr) != "alive" or \
-                    sum(s == "alive" for s in states(hosts[0]).values()) != 3:
-                if time.monotonic() > deadline:
-                    fail("three nodes not alive", states(hosts[0]))
-                time.sleep(0.1)
+            wait_for("three nodes alive",
+                     lambda: states(hosts[0]).get(cut_addr) == "alive" and
+                     sum(s == "alive" for s in states(hosts[0]).values()) == 3, 10, step=0.1,
+                     context=lambda: states(hosts[0]))
             tracks = hosts[0].get_json("/api/v1/tracks?limit=100")["tracks"]
             by_size = {f.stat().st_size: f for f in files}
             want = {t["id"]: hashlib.sha256(by_size[t["size_bytes"]].read_bytes()).hexdigest()
@@ -195,12 +191,9 @@ def _(tmp):
                   if seen_dead is not None else "# the cut node was never seen dead")
             check(seen_dead is not None and seen_dead <= 3.0, "the cut node seen dead within 3 s")
             sh("ip", "link", "set", HOST_IF, "up")
-            deadline = time.monotonic() + 15
-            while states(hosts[0]).get(cut_addr) != "alive":
-                if time.monotonic() > deadline:
-                    fail("the cut node not alive again 15 s after the link returned",
-                         states(hosts[0]))
-                time.sleep(0.2)
+            wait_for("the cut node alive again after the link returned",
+                     lambda: states(hosts[0]).get(cut_addr) == "alive", 15, step=0.2,
+                     context=lambda: states(hosts[0]))
             print(f"# alive again {time.monotonic() - cut_at - CUT_S:.1f} s after the link returned")
             for t in tracks[:NTRACKS:3]:
                 code, body = ns_get(port, f"/api/v1/tracks/{t['id']}/stream")

@@ -9,6 +9,7 @@ in GET /api/v1/cluster and `chorus status`. Nodes on loopback ports.
 Detection times are printed as TAP comments ("# dead after X s").
 """
 
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
-from chorus_test import Node, check, check_eq, fail, main, run_chorus, test  # noqa: E402
+from chorus_test import Node, check, check_eq, fail, main, run_chorus, test, wait_for  # noqa: E402
 
 DEAD_AFTER_S = 2.0
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -40,18 +41,6 @@ def view(node):
 
 def states(node):
     return {i: n["state"] for i, n in view(node).items()}
-
-
-def wait_for(what, cond, timeout, step=0.02):
-    """Polls cond until it returns a true value; returns (value, seconds)."""
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v, time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            fail(f"{what}: not within {timeout} s")
-        time.sleep(step)
 
 
 def all_alive(observers, ids):
@@ -270,6 +259,44 @@ def _(tmp):
     check_eq(r.rc, 2, "a bad --advertise", r)
     r = run_chorus(["serve", "--data", tmp / "x", "--dead-after", "100"])
     check_eq(r.rc, 2, "a too short --dead-after", r)
+
+
+@test("chorus status finds the node: --url, else $CHORUS_URL, else the URL recorded in DATA/node.json, else 127.0.0.1:8080")
+def _(tmp):
+    data = tmp / "solo"
+    n = Node(data, tmp / "logs")
+    url = f"http://127.0.0.1:{n.port}"
+    check_eq(json.loads((data / "node.json").read_text()), {"url": url}, "DATA/node.json")
+    r = run_chorus(["status", "--data", data])
+    check_eq(r.rc, 0, "chorus status --data", r)
+    check(url in r.out and "1 node: 1 alive" in r.out, "status of the node serving DATA", r)
+    r = run_chorus(["status"], env={"CHORUS_DATA": data})
+    check(r.rc == 0 and url in r.out, "status with $CHORUS_DATA", r)
+    r = run_chorus(["status", "--data", data], env={"CHORUS_URL": "http://127.0.0.1:1"})
+    check_eq(r.rc, 1, "$CHORUS_URL before the record", r)
+    check("cannot reach the node at http://127.0.0.1:1 ($CHORUS_URL)" in r.err,
+          "the message names $CHORUS_URL", r)
+    r = run_chorus(["status", "--url", url, "--data", tmp / "none"],
+                   env={"CHORUS_URL": "http://127.0.0.1:1"})
+    check(r.rc == 0 and url in r.out, "--url before $CHORUS_URL", r)
+    # Nothing recorded: the default (which something else on this machine may answer).
+    r = run_chorus(["status", "--data", tmp / "none"])
+    check(r.rc == 0 or "http://127.0.0.1:8080" in r.err, "the default URL", r)
+    n.stop()
+    r = run_chorus(["status", "--data", data])
+    check_eq(r.rc, 1, "status of a stopped node", r)
+    check(f"cannot reach the node at {url} (from {data}/node.json)" in r.err,
+          "the message says where the URL came from", r)
+    # Every address: the record names loopback, and a restart rewrites it.
+    n = Node(data, tmp / "logs", args=["--listen", "0.0.0.0:0"])
+    check_eq(json.loads((data / "node.json").read_text()), {"url": f"http://127.0.0.1:{n.port}"},
+             "DATA/node.json of a node on 0.0.0.0")
+    r = run_chorus(["status", "--data", data])
+    check(r.rc == 0 and "1 node: 1 alive" in r.out, "status after a restart on another port", r)
+    n.stop()
+    (data / "node.json").write_text('{"url": 5}')
+    r = run_chorus(["status", "--data", data])
+    check(r.rc == 1 and "node.json holds no node URL" in r.err, "a broken record", r)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, check, check_eq, fail, main, run_chorus, test)
+    Node, check, check_eq, fail, ingest_ok, main, test, wait_for)
 from cluster_lib import NTRACKS, library, sealed_size  # noqa: E402
 from s3 import S3Server  # noqa: E402
 
@@ -31,10 +31,7 @@ class Cluster:
         self.origin = self.s3.spec(self.prefix) + f"&timeout_ms={origin_timeout_ms}"
         self.env = self.s3.env()
         self.src, self.files = library()
-        r = run_chorus(["ingest", "--no-progress", "--data", tmp / "ingest", "--db",
-                        db.conninfo, "--origin", self.origin, self.src],
-                       env=self.env, timeout=300)
-        check_eq(r.rc, 0, "ingest", r)
+        ingest_ok(tmp / "ingest", self.src, db=db.conninfo, origin=self.origin, env=self.env)
         self.args = list(args)
         self.nodes = [self.start(i) for i in range(n)]
         self.wait_alive(n)
@@ -55,17 +52,14 @@ class Cluster:
         return {m["id"]: m for m in node.get_json("/api/v1/cluster")["nodes"]}
 
     def wait_alive(self, n, timeout=10):
-        deadline = time.monotonic() + timeout
-        while True:
-            ok = all(sum(m["state"] == "alive" for m in self.members(nd).values()) == n
-                     for nd in self.nodes if nd.running())
-            if ok:
-                return
-            if time.monotonic() > deadline:
-                fail(f"{n} nodes not all alive within {timeout} s",
-                     [[(m["id"], m["state"], m["address"]) for m in self.members(nd).values()]
-                      for nd in self.nodes if nd.running()])
-            time.sleep(0.1)
+        def views():
+            return [self.members(nd).values() for nd in self.nodes if nd.running()]
+
+        wait_for(f"{n} nodes alive on each",
+                 lambda: all(sum(m["state"] == "alive" for m in v) == n for v in views()),
+                 timeout, step=0.1,
+                 context=lambda: [[(m["id"], m["state"], m["address"]) for m in v]
+                                  for v in views()])
 
     def figures(self):
         out = {"origin_bytes": 0, "origin_reads": 0, "peer_reads": 0, "peer_served": 0}
@@ -171,19 +165,16 @@ def _(tmp):
             victim = cl.nodes[2]
             vid = next(m["id"] for m in cl.members(victim).values() if m["self"])
             victim.kill9()
-            t0 = time.monotonic()
-            while cl.members(cl.nodes[0])[vid]["state"] == "alive":
-                if time.monotonic() - t0 > 5:
-                    fail("the killed node is still alive for the others after 5 s")
-                time.sleep(0.05)
-            print(f"# the others saw the killed node {cl.members(cl.nodes[0])[vid]['state']} "
-                  f"after {time.monotonic() - t0:.2f} s")
-            check(time.monotonic() - t0 <= 2.5, "dead node skipped within 2 s (+ polling)")
-            while cl.members(cl.nodes[0])[vid]["state"] != "dead":
-                if time.monotonic() - t0 > 5:
-                    fail("the killed node is not dead for the others after 5 s")
-                time.sleep(0.05)
-            print(f"# ... and dead after {time.monotonic() - t0:.2f} s")
+            state, took = wait_for("the killed node no longer alive for the others",
+                                   lambda: (cl.members(cl.nodes[0])[vid]["state"] != "alive"
+                                            and cl.members(cl.nodes[0])[vid]["state"]),
+                                   5, step=0.05)
+            print(f"# the others saw the killed node {state} after {took:.2f} s")
+            check(took <= 2.5, "dead node skipped within 2 s (+ polling)")
+            _, more = wait_for("the killed node dead for the others",
+                               lambda: cl.members(cl.nodes[0])[vid]["state"] == "dead",
+                               5 - took, step=0.05)
+            print(f"# ... and dead after {took + more:.2f} s")
             for th in threads:
                 th.join()
             check(not errors, f"{len(errors)} listens failed: {errors[:3]}")

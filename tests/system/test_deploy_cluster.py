@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     _BACKGROUND, CHORUS_BIN, REPO, Background, _check_sanitizers, check, check_eq, chorus_env,
-    fail, main, make_wav, run_chorus, shared_dir, start_chorus, test)
+    ingest_ok, main, run_chorus, skip, start_chorus, test, wait_for, wav_library)
 from s3 import S3Server  # noqa: E402
 
 DEPLOY = REPO / "deploy"
@@ -187,14 +187,13 @@ class NotifySocket:
             pass
         return self.got
 
-    def wait_for(self, line, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            for t, msg, pid in self.poll(0.05):
-                if line in msg.split("\n"):
-                    return t, msg, pid
-            if time.monotonic() > deadline:
-                return None
+    def seen(self, line):
+        """(time, message, pid) of the first message with line in it, waiting
+        up to 50 ms for more; None when there is none yet."""
+        for t, msg, pid in self.poll(0.05):
+            if line in msg.split("\n"):
+                return t, msg, pid
+        return None
 
     def close(self):
         self.sock.close()
@@ -204,14 +203,7 @@ class NotifySocket:
 
 def library():
     """NTRACKS WAV files of 16 to 20.5 MB (a few minutes of CD audio), made once."""
-    root = shared_dir("deploy-lib")
-    files = []
-    for i in range(NTRACKS):
-        p = root / "music" / f"t{i:02d}.wav"
-        if not p.exists():
-            make_wav(p, file_size=44 + 4 * (4_000_000 + 125_013 * i), seed=1000 + i)
-        files.append(p)
-    return root / "music", files
+    return wav_library("deploy-lib", NTRACKS, 4_000_000, 125_013, seed=1000)
 
 
 class Wrapped(Background):
@@ -279,11 +271,8 @@ class DeployedNode:
             self.bg = start_chorus(self.args, self.cl.tmp / "logs", env=env,
                                    tag=f"node{self.i}")
         self.t_start = time.monotonic()
-        got = self.notify.wait_for("READY=1", ready_timeout)
-        if not got:
-            self.bg.kill()
-            fail(f"node{self.i}: no READY=1 within {ready_timeout} s", self.bg.result())
-        t, msg, pid = got
+        (t, msg, pid), _ = wait_for(f"node{self.i}: READY=1", lambda: self.notify.seen("READY=1"),
+                                    ready_timeout, step=0, context=self.bg.result)
         # Ready only once it serves: the serving line is out, it answers, and
         # its catalog (bootstrapped from PostgreSQL) is complete.
         out = self.bg.out_path.read_text()
@@ -312,10 +301,11 @@ class DeployedNode:
         """SIGTERM, as systemctl stop sends (KillSignal=): STOPPING=1, exit 0."""
         t0 = time.monotonic()
         os.kill(self.main_pid, signal.SIGTERM)
-        got = self.notify.wait_for("STOPPING=1", 10)
+        got, _ = wait_for(f"node{self.i}: STOPPING=1 after SIGTERM",
+                          lambda: self.notify.seen("STOPPING=1"), 10, step=0,
+                          context=self.bg.result)
         res = self.bg.wait(timeout)
         _check_sanitizers(res)
-        check(got, f"node{self.i}: no STOPPING=1 after SIGTERM", res)
         check_eq(res.rc, 0, f"node{self.i}: exit status after SIGTERM", res)
         return got[0] - t0, time.monotonic() - t0
 
@@ -402,15 +392,12 @@ class Haproxy:
         return res
 
     def wait_states(self, want, timeout):
-        t0 = time.monotonic()
-        while True:
-            st = self.servers()
-            if all(st.get(k) == v for k, v in want.items()):
-                return time.monotonic() - t0
-            if time.monotonic() - t0 > timeout:
-                fail(f"haproxy: servers {st}, want {want} within {timeout} s",
-                     (self.dir / "haproxy.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.05)
+        """Seconds until haproxy's servers are in the states of want."""
+        return wait_for(f"haproxy: servers {want}",
+                        lambda: all(self.servers().get(k) == v for k, v in want.items()),
+                        timeout, step=0.05,
+                        context=lambda: f"servers {self.servers()}\n" +
+                        (self.dir / "haproxy.log").read_text(errors="replace")[-3000:])[1]
 
     def close(self):
         if self.proc.poll() is None:
@@ -459,9 +446,8 @@ class Cluster:
         self.nodes = [DeployedNode(self, i) for i in (1, 2, 3)]
         # Step 5: the library, with the first server's chorus.env loaded.
         self.src, files = library()
-        r = run_chorus(["ingest", "--no-progress", "--data", tmp / "root-chorus-ingest", self.src],
-                       env=self.nodes[0].env, timeout=300)
-        check_eq(r.rc, 0, "chorus ingest with chorus.env's settings", r)
+        r = ingest_ok(tmp / "root-chorus-ingest", self.src, env=self.nodes[0].env,
+                      what="chorus ingest with chorus.env's settings")
         check(f"ingest: {NTRACKS} added" in r.out, "every track added", r)
         self.want = {}
         # Step 6, on each server.
@@ -487,14 +473,12 @@ class Cluster:
 
     def wait_alive(self, timeout=10):
         want = {f"http://127.0.0.1:{n.port}": "alive" for n in self.nodes}
-        deadline = time.monotonic() + timeout
-        while True:
-            views = [self.cluster_states(n) for n in self.nodes if n.running()]
-            if all(v == want for v in views):
-                return
-            if time.monotonic() > deadline:
-                fail(f"three nodes not alive on each within {timeout} s: {views}")
-            time.sleep(0.1)
+
+        def views():
+            return [self.cluster_states(n) for n in self.nodes if n.running()]
+
+        wait_for("three nodes alive on each", lambda: all(v == want for v in views()), timeout,
+                 step=0.1, context=views)
 
     def close(self):
         if getattr(self, "hap", None):
@@ -671,18 +655,16 @@ def _(tmp):
     check("--user-group --home-dir /var/lib/chorus" in sec and
           unit_value(unit, "User") == "chorus", "the README's user is the unit's")
 
-    if SYSTEMD_ANALYZE:
-        # The unit as installed, but for the binary, which is not in /usr/local/bin here.
-        d = tmp / "unit"
-        d.mkdir()
-        (d / "chorus.service").write_text(
-            UNIT.read_text().replace("/usr/local/bin/chorus", os.path.abspath(CHORUS_BIN)))
-        r = subprocess.run([SYSTEMD_ANALYZE, "verify", str(d / "chorus.service")],
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        check(r.returncode == 0 and not r.stderr.strip(),
-              f"systemd-analyze verify: {r.returncode} {r.stdout} {r.stderr}")
-    else:
-        print("# systemd-analyze not installed: unit not verified")
+    check(SYSTEMD_ANALYZE, "systemd-analyze is not installed (scripts/deps.sh installs systemd)")
+    # The unit as installed, but for the binary, which is not in /usr/local/bin here.
+    d = tmp / "unit"
+    d.mkdir()
+    (d / "chorus.service").write_text(
+        UNIT.read_text().replace("/usr/local/bin/chorus", os.path.abspath(CHORUS_BIN)))
+    r = subprocess.run([SYSTEMD_ANALYZE, "verify", str(d / "chorus.service")],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    check(r.returncode == 0 and not r.stderr.strip(),
+          f"systemd-analyze verify: {r.returncode} {r.stdout} {r.stderr}")
     check(HAPROXY, "haproxy is not installed (scripts/deps.sh installs it)")
     vals = {k: "127.0.0.1:1" for k in PLACEHOLDER.findall(HAPROXY_IN.read_text())}
     vals["STATS_SOCKET"] = str(tmp / "admin.sock")
@@ -814,9 +796,10 @@ def syscall_filter(group):
 
 @test("every system call a node makes (serving, peer fill, plays, reports, a dead peer, the drain) is in the unit's SystemCallFilter")
 def _(tmp):
-    if not (STRACE and SYSTEMD_ANALYZE and os.access(RELEASE_BIN, os.X_OK)):
-        print(f"# SKIP: needs strace, systemd-analyze and a release build at {RELEASE_BIN}")
-        return
+    check(STRACE, "strace is not installed (scripts/deps.sh installs it)")
+    check(SYSTEMD_ANALYZE, "systemd-analyze is not installed (scripts/deps.sh installs systemd)")
+    if not os.access(RELEASE_BIN, os.X_OK):
+        skip(f"no release build at {RELEASE_BIN} (make; tests/run.sh builds it)")
     unit = parse_unit(UNIT)
     groups = unit_value(unit, "SystemCallFilter").split()
     allowed = set()

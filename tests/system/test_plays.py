@@ -18,7 +18,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from chorus_test import (  # noqa: E402
-    Node, RawConn, check, check_eq, main, make_audio, run_chorus, shared_dir, test)
+    Node, RawConn, audio_library, check, check_eq, main, run_chorus, test)
 
 JSON_CT = {"Content-Type": "application/json"}
 
@@ -35,15 +35,9 @@ TRACKS = [
 
 def library():
     """An ingested catalog, built once: {'data': dir, 'tracks': {title: track json}}."""
-    root = shared_dir("plays-lib")
-    data = root / "data"
-    if not (root / "ok").exists():
-        for name, tags in TRACKS:
-            make_audio(root / "src" / name, "mp3", 1.0, tags)
-        r = run_chorus(["ingest", "--no-progress", "--data", data, root / "src"], timeout=300)
-        check_eq(r.rc, 0, "ingest exit status", r)
-        (root / "ok").write_text("")
-    node = Node(data, root / "logs", tag="lib")
+    data = audio_library("plays-lib", [(name, 1.0, tags) for name, tags in TRACKS],
+                         ingest=True)["data"]
+    node = Node(data, data.parent / "logs", tag="lib")
     try:
         tracks = node.get_json("/api/v1/tracks?limit=10")["tracks"]
     finally:

@@ -20,14 +20,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from chorus_test import (  # noqa: E402
-    CHUNK_SIZE, FFMPEG, FFPROBE, Catalog, Node, RawConn, check, check_eq, fail, main,
+    CHUNK_SIZE, FFMPEG, FFPROBE, Catalog, Node, RawConn, check, check_eq, fail, ingest_ok, main,
     make_audio, make_wav, node_stream, noproxy_env, run_chorus, run_ffmpeg, shared_dir, test)
-
-
-def ingest(data, *paths):
-    r = run_chorus(["ingest", "--data", data] + list(paths), timeout=300)
-    check_eq(r.rc, 0, "ingest exit status", r)
-    return r
 
 
 # ------------------------------------------------------------------ the shared library
@@ -114,7 +108,7 @@ def _library():
                                           {"title": f"Seek {fmt}", "artist": "Seeker",
                                            "album": "Seeking"})
     files["big"] = make_wav(lib / "big" / "big.wav", file_size=2 * CHUNK_SIZE + 300_044, seed=7)
-    ingest(root / "data", lib)
+    ingest_ok(root / "data", lib)
     state.write_text(json.dumps({
         "files": {k: str(v.relative_to(root)) for k, v in files.items()},
         "covers": {k: str(v.relative_to(root)) for k, v in covers.items()},
@@ -612,7 +606,7 @@ def track_id_of(data, path):
 @test("cache: 50 concurrent cold clients on a 4-chunk track get exact bytes, one origin read per chunk")
 def _(tmp):
     wav = make_wav(tmp / "lib" / "four.wav", file_size=3 * CHUNK_SIZE + 500_004, seed=11)
-    ingest(tmp / "data", tmp / "lib")
+    ingest_ok(tmp / "data", tmp / "lib")
     tid = track_id_of(tmp / "data", wav)
     want = wav.read_bytes()
     node = Node(tmp / "data", tmp)
@@ -634,7 +628,7 @@ def _(tmp):
 def _(tmp):
     wav = make_wav(tmp / "lib" / "three.wav", file_size=2 * CHUNK_SIZE + 100_000, seed=12)
     mp3 = make_audio(tmp / "lib" / "small.mp3", "mp3", 1, {"title": "Small"})
-    ingest(tmp / "data", tmp / "lib")
+    ingest_ok(tmp / "data", tmp / "lib")
     ids = {p: track_id_of(tmp / "data", p) for p in (wav, mp3)}
     node = Node(tmp / "data", tmp)
     for p, tid in ids.items():
@@ -663,7 +657,7 @@ def _(tmp):
 def _(tmp):
     files = [make_wav(tmp / "lib" / f"t{i}.wav", file_size=CHUNK_SIZE + 400_000 + 4 * i, seed=20 + i)
              for i in range(4)]
-    ingest(tmp / "data", tmp / "lib")
+    ingest_ok(tmp / "data", tmp / "lib")
     ids = [track_id_of(tmp / "data", p) for p in files]
     node = Node(tmp / "data", tmp, ["--cache-size", "3M"])
     rnd = random.Random(5)
@@ -725,7 +719,7 @@ def cache_files_problems(data):
 def _(tmp):
     files = [make_wav(tmp / "lib" / f"k{i}.wav", file_size=2 * CHUNK_SIZE + 200_000 + 8 * i,
                       seed=40 + i) for i in range(6)]
-    ingest(tmp / "data", tmp / "lib")
+    ingest_ok(tmp / "data", tmp / "lib")
     ids = [track_id_of(tmp / "data", p) for p in files]
     rnd = random.Random(9)
     for round_i in range(3):
@@ -1064,7 +1058,7 @@ def _(tmp):
     # Bigger than the kernel's socket buffers (4 MiB at most on each side),
     # so the response is really in flight when SIGTERM comes.
     wav = make_wav(tmp / "lib" / "slow.wav", file_size=12 * CHUNK_SIZE + 4, seed=61)
-    ingest(tmp / "data", tmp / "lib")
+    ingest_ok(tmp / "data", tmp / "lib")
     tid = track_id_of(tmp / "data", wav)
     data = wav.read_bytes()
     node = Node(tmp / "data", tmp, ["--drain-timeout", "30"])
@@ -1146,6 +1140,25 @@ def _(tmp):
     check_eq(len(out), 2, f"stdout with --access-log -: {out}")
     check(out[1].endswith('"GET /health HTTP/1.1" 200 ' + out[1].split()[-2] + " " +
                           out[1].split()[-1]), f"stdout log line {out[1]!r}")
+
+
+@test("a bad --listen: exit 2 with what is wrong, before anything is created or joined")
+def _(tmp):
+    data, log = tmp / "data", tmp / "access.log"
+    for listen, says in (("127.0.0.1:99999", "port 99999 is out of range (0-65535)"),
+                         ("127.0.0.1:http", 'port "http" is not a number'),
+                         ("127.0.0.1", "has no port"),
+                         ("localhost:8080", "host names are not looked up"),
+                         ("::1:8080", "an IPv6 address goes in brackets")):
+        # --join first: the listen address is checked before any member is asked.
+        r = run_chorus(["serve", "--data", data, "--access-log", log, "--join",
+                        "http://127.0.0.1:1", "--token", "x", "--listen", listen], timeout=30)
+        check_eq(r.rc, 2, f"exit status for --listen {listen}", r)
+        check(r.err.startswith(f'chorus: serve: --listen "{listen}": ') and says in r.err,
+              f"the message for --listen {listen}", r)
+        check("join" not in r.err, "no join tried", r)
+        check(not data.exists(), f"a data directory made for --listen {listen}", r)
+        check(not log.exists(), f"an access log made for --listen {listen}", r)
 
 
 if __name__ == "__main__":

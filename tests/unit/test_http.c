@@ -1,4 +1,9 @@
-/* The request parser and the Range parser, against the RFC's rules. */
+/* The request parser and the Range parser, against the RFC's rules; listen addresses. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+
+#include "http/listen.h"
 #include "http/parser.h"
 #include "http/range.h"
 #include "unit.h"
@@ -125,6 +130,87 @@ static void test_ranges(void)
 #undef R
 }
 
+/* 0 and the address, or the error's text in err. */
+static int listen_of(const char *spec, char *addr, int *port, char *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	int rc;
+
+	err[0] = '\0';
+	rc = http_listen_parse(spec, &ss, &sl, err, 200);
+	if (rc < 0)
+		return rc;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		CHECK(sl == sizeof(*a));
+		inet_ntop(AF_INET6, &a->sin6_addr, addr, 64);
+		*port = ntohs(a->sin6_port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		CHECK(ss.ss_family == AF_INET && sl == sizeof(*a));
+		inet_ntop(AF_INET, &a->sin_addr, addr, 64);
+		*port = ntohs(a->sin_port);
+	}
+	return 0;
+}
+
+static void test_listen(void)
+{
+	static const struct {
+		const char *spec, *addr;
+		int port;
+	} good[] = {
+		{"127.0.0.1:8080", "127.0.0.1", 8080}, {"0.0.0.0:0", "0.0.0.0", 0},
+		{":9000", "0.0.0.0", 9000},            {"*:65535", "0.0.0.0", 65535},
+		{"[::1]:80", "::1", 80},               {"[::]:0080", "::", 80},
+	};
+	static const struct {
+		const char *spec, *says;
+	} bad[] = {
+		{"127.0.0.1:99999", "port 99999 is out of range (0-65535)"},
+		{"127.0.0.1:65536", "port 65536 is out of range"},
+		{"127.0.0.1:-1", "port -1 is out of range"},
+		{"127.0.0.1:123456789012345678901234", "out of range"},
+		{"127.0.0.1:", "no port"},
+		{"127.0.0.1:8o", "port \"8o\" is not a number"},
+		{"127.0.0.1: 80", "is not a number"},
+		{"127.0.0.1:+80", "is not a number"},
+		{"127.0.0.1", "has no port"},
+		{"[::1]", "has no port"},
+		{"", "no address"},
+		{"localhost:80", "host names are not looked up"},
+		{"300.1.1.1:80", "not an IPv4 address"},
+		{"::1:80", "in brackets"},
+		{"[::1:80", "no closing bracket"},
+		{"[::1]x:80", "after the closing bracket"},
+		{"[nope]:80", "not an IPv6 address"},
+	};
+	char addr[64], err[200];
+	int port;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		port = -1;
+		CHECK(listen_of(good[i].spec, addr, &port, err) == 0);
+		CHECK_STR(addr, good[i].addr);
+		CHECK(port == good[i].port);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(listen_of(bad[i].spec, addr, &port, err) == -EINVAL);
+		if (!strstr(err, bad[i].says))
+			fprintf(stderr, "  %s: \"%s\" does not say \"%s\"\n", bad[i].spec, err,
+				bad[i].says);
+		CHECK(strstr(err, bad[i].says) != NULL);
+	}
+	/* err is optional. */
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		CHECK(http_listen_parse("x:1", &ss, &sl, NULL, 0) == -EINVAL);
+		CHECK(http_listen_parse(NULL, &ss, &sl, NULL, 0) == -EINVAL);
+	}
+}
+
 int main(void)
 {
 	TEST_RUN(test_simple_get);
@@ -134,5 +220,6 @@ int main(void)
 	TEST_RUN(test_connection_and_version);
 	TEST_RUN(test_query);
 	TEST_RUN(test_ranges);
+	TEST_RUN(test_listen);
 	TEST_EXIT();
 }

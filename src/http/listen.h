@@ -1,0 +1,21 @@
+#ifndef CHORUS_HTTP_LISTEN_H
+#define CHORUS_HTTP_LISTEN_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/*
+ * A listen address, "ADDR:PORT": ADDR an IPv4 address, an IPv6 address in
+ * brackets ("[::1]:8080"), or empty or "*" for every IPv4 address; PORT a
+ * number from 0 to 65535, 0 letting the kernel pick a free one. Host names
+ * are not looked up: a node listens where it is told.
+ *
+ * One parser for the server and for the command line, which checks
+ * --listen before anything is created. Fills *ss and *sl and returns 0, or
+ * returns -EINVAL with what is wrong in err (the part named: "port 99999 is
+ * out of range (0-65535)"); err may be NULL. Any thread; allocates nothing.
+ */
+int http_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *sl, char *err,
+		      size_t errlen);
+
+#endif
