@@ -26,7 +26,8 @@ static const char usage_text[] =
 	"  ingest [--data DIR] [--origin SPEC] [--db CONNINFO] [--jobs N] PATH...\n"
 	"        read audio files and folders into the catalog and the origin\n"
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
-	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] [--access-log FILE|-]\n"
+	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] "
+	"[--access-log FILE|-]\n"
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
 	"        [--join MEMBER-URL --token TOKEN]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
@@ -42,7 +43,8 @@ static const char usage_text[] =
 	"        the cluster's nodes as the node at URL sees them (default:\n"
 	"        $CHORUS_URL, else the node serving DIR, as recorded in\n"
 	"        DIR/node.json, else http://127.0.0.1:8080)\n"
-	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format json|csv]\n"
+	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format "
+	"json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
 	"        TIME is RFC 3339 (2024-05-01T00:00:00Z), from inclusive, to exclusive\n"
@@ -85,14 +87,10 @@ static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
 static int cmd_ingest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"origin", required_argument, NULL, 'o'},
-		{"db", required_argument, NULL, 'D'},
-		{"jobs", required_argument, NULL, 'j'},
-		{"progress", no_argument, NULL, 'p'},
-		{"no-progress", no_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"data", required_argument, NULL, 'd'}, {"origin", required_argument, NULL, 'o'},
+		{"db", required_argument, NULL, 'D'},   {"jobs", required_argument, NULL, 'j'},
+		{"progress", no_argument, NULL, 'p'},   {"no-progress", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
 	};
 	struct ingest_opts opts = {
 		.data_dir = default_data_dir(),
@@ -149,10 +147,26 @@ static uint64_t parse_size(const char *s)
 	if (end == s || *s == '-')
 		return 0;
 	switch (*end) {
-	case 'k': case 'K': mult = 1ull << 10; end++; break;
-	case 'm': case 'M': mult = 1ull << 20; end++; break;
-	case 'g': case 'G': mult = 1ull << 30; end++; break;
-	case 't': case 'T': mult = 1ull << 40; end++; break;
+	case 'k':
+	case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mult = 1ull << 40;
+		end++;
+		break;
 	}
 	if (*end == 'B' || *end == 'b')
 		end++;
@@ -160,7 +174,6 @@ static uint64_t parse_size(const char *s)
 		return 0;
 	return v * mult;
 }
-
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -309,14 +322,10 @@ static int report_write(void *ud, const void *p, size_t n)
 static int cmd_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{"group", required_argument, NULL, 'g'},
-		{"format", required_argument, NULL, 'F'},
-		{"db", required_argument, NULL, 'B'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"data", required_argument, NULL, 'd'},   {"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},     {"group", required_argument, NULL, 'g'},
+		{"format", required_argument, NULL, 'F'}, {"db", required_argument, NULL, 'B'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *data_dir = default_data_dir(), *from = NULL, *to = NULL, *group = NULL,
 		   *format = NULL, *db = getenv("CHORUS_DB");
@@ -326,12 +335,24 @@ static int cmd_report(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': data_dir = optarg; break;
-		case 'f': from = optarg; break;
-		case 't': to = optarg; break;
-		case 'g': group = optarg; break;
-		case 'F': format = optarg; break;
-		case 'B': db = optarg; break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'F':
+			format = optarg;
+			break;
+		case 'B':
+			db = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -369,8 +390,12 @@ static int cmd_status(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "u:d:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'u': url = optarg; break;
-		case 'd': data_dir = optarg; break;
+		case 'u':
+			url = optarg;
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -406,7 +431,9 @@ static int cmd_cluster(int argc, char **argv)
 	argv++;
 	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': data_dir = optarg; break;
+		case 'd':
+			data_dir = optarg;
+			break;
 		case 't':
 			if (parse_int("--ttl", optarg, 1, 8760, &ttl) < 0)
 				return 2;

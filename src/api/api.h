@@ -27,16 +27,16 @@ struct api {
 	char data_dir[4096];
 	struct plays *plays; /* plays/plays.h */
 	/* A cluster node (serve --db): */
-	const char *db;                  /* PostgreSQL conninfo; NULL when embedded */
-	struct replica *replica;         /* catalog/replica.h */
-	struct plays_shipper *shipper;   /* plays/plays.h */
-	pool_t *pool;                    /* blocking work: reports, peer reseals (node-owned) */
-	struct membership *membership;   /* cluster/membership.h; NULL when embedded */
-	struct member self;              /* this node (id, address, site), embedded or not */
+	const char *db;                /* PostgreSQL conninfo; NULL when embedded */
+	struct replica *replica;       /* catalog/replica.h */
+	struct plays_shipper *shipper; /* plays/plays.h */
+	pool_t *pool;                  /* blocking work: reports, peer reseals (node-owned) */
+	struct membership *membership; /* cluster/membership.h; NULL when embedded */
+	struct member self;            /* this node (id, address, site), embedded or not */
 	/* Peer fill (a cluster node): the key peer requests are signed with. */
 	uint8_t peer_key[32];
 	bool peer_key_set;
-	_Atomic uint64_t peer_served;    /* chunks sent to peers */
+	_Atomic uint64_t peer_served; /* chunks sent to peers */
 	/* What /internal/join hands a new node (api/join.c), prepared by
 	 * node/setup.c; NULL outside a cluster. */
 	const struct join_config *join_offer;
@@ -45,8 +45,8 @@ struct api {
 struct api_loop {
 	catalog_reader_t *reader;
 	cache_files_t *files; /* chunk fds shared by this loop's streams */
-	struct memo memo; /* rendered catalog answers */
-	search_t *search; /* on reader's connection */
+	struct memo memo;     /* rendered catalog answers */
+	search_t *search;     /* on reader's connection */
 };
 
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req);

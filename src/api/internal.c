@@ -190,7 +190,8 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	rc = catalog_stream_info_blob(al->reader, blob, &info);
 	if (rc != 200 || index >= info.chunk_count) {
 		explicit_bzero(&info, sizeof(info));
-		http_send_error(c, rc == 500 ? 500 : 404, rc == 500 ? "internal error" : "no such chunk");
+		http_send_error(c, rc == 500 ? 500 : 404,
+				rc == 500 ? "internal error" : "no such chunk");
 		return;
 	}
 	catalog_stream_manifest(&info, &m);

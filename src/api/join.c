@@ -6,8 +6,8 @@
  *
  * The member hands out the offer node/setup.c prepared at start-up (its
  * PostgreSQL conninfo, its origin spec, the origin's credentials), plus
- * the address it saw the request come from. The cluster key is not in it: the new node reads it from
- * PostgreSQL with its first replica pass, as every node does.
+ * the address it saw the request come from. The cluster key is not in it: the new node reads it
+ * from PostgreSQL with its first replica pass, as every node does.
  *
  * Every refusal of a well-formed request is the same 401, whatever failed
  * (token, expiry, clock, proof, replayed nonce): a prober learns nothing.
@@ -51,8 +51,9 @@ void api_join(struct api *api, http_conn_t *c, const struct http_request *req)
 		return;
 	}
 	if (join_request_parse(req->body.p, req->body.len, &r) < 0) {
-		http_send_error(c, 400, "a join request is a JSON object of t, nonce, time, port"
-					" and proof");
+		http_send_error(c, 400,
+				"a join request is a JSON object of t, nonce, time, port"
+				" and proof");
 		return;
 	}
 	join_url_host(http_conn_peer(c), host, sizeof(host));
@@ -66,8 +67,9 @@ void api_join(struct api *api, http_conn_t *c, const struct http_request *req)
 	}
 	if (rc < 0) {
 		log_warn("join: refused a request from %s", host);
-		http_send_error(c, 401, "join refused: a wrong or expired token, or a stale or"
-					" replayed request");
+		http_send_error(c, 401,
+				"join refused: a wrong or expired token, or a stale or"
+				" replayed request");
 		return;
 	}
 	/* The offer is shared by the loops: the answer is made from a copy

@@ -55,8 +55,8 @@ static void answer(void *arg, http_conn_t *c)
 				p->rc == -ESHUTDOWN ? "the node is shutting down; retry"
 						    : "plays could not be stored; retry");
 	} else {
-		n = snprintf(body, sizeof(body), "{\"accepted\":%d,\"duplicates\":%d}\n", p->accepted,
-			     p->duplicates);
+		n = snprintf(body, sizeof(body), "{\"accepted\":%d,\"duplicates\":%d}\n",
+			     p->accepted, p->duplicates);
 		http_send(c, p->accepted > 0 ? 201 : 200, JSON_TYPE, "Cache-Control: no-store\r\n",
 			  body, (size_t)n);
 	}
@@ -77,7 +77,8 @@ static void committed(void *arg, int rc, int accepted, int duplicates)
 /* http_send_error's 405 names GET and HEAD; these resources differ. */
 static void send_405(http_conn_t *c, const char *allow)
 {
-	static const char body[] = "{\"error\":{\"status\":405,\"message\":\"method not allowed\"}}\n";
+	static const char body[] =
+		"{\"error\":{\"status\":405,\"message\":\"method not allowed\"}}\n";
 	char hdr[64];
 
 	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
@@ -143,8 +144,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* Adds "no such track" for every play whose track is not in the catalog.
  * Each distinct id is looked up once. 200, or 500 on a catalog error. */
-static int check_tracks(catalog_reader_t *r, const struct plays_batch *b,
-			struct plays_errors *errs)
+static int check_tracks(catalog_reader_t *r, const struct plays_batch *b, struct plays_errors *errs)
 {
 	int64_t *ids = xmalloc(b->n * sizeof(*ids)), *missing;
 	size_t n = 0, nmissing = 0;
@@ -210,8 +210,8 @@ void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *
 			size_t bad = 0;
 			for (size_t i = 0; i < errs.n; i++)
 				bad += i == 0 || errs.items[i].index != errs.items[i - 1].index;
-			snprintf(msg, sizeof(msg), "%zu of %zu plays are invalid; nothing was stored",
-				 bad, batch.n);
+			snprintf(msg, sizeof(msg),
+				 "%zu of %zu plays are invalid; nothing was stored", bad, batch.n);
 			send_422(c, msg, &errs);
 		}
 		plays_errors_free(&errs);

@@ -82,8 +82,7 @@ static bool seg_is(struct http_str s, const char *lit)
 }
 
 /* limit and offset from the query; false (after answering 400) when bad. */
-static bool paging(http_conn_t *c, const struct http_request *req, int64_t *limit,
-		   int64_t *offset)
+static bool paging(http_conn_t *c, const struct http_request *req, int64_t *limit, int64_t *offset)
 {
 	char v[32];
 	const char *names[2] = {"limit", "offset"};
@@ -97,7 +96,7 @@ static bool paging(http_conn_t *c, const struct http_request *req, int64_t *limi
 		if (http_query_param(req->query, names[i], v, sizeof(v)) < 0) {
 			if (!http_query_has(req->query, names[i]))
 				continue; /* absent: the default */
-			v[0] = '\0';     /* present but undecodable or too long */
+			v[0] = '\0';      /* present but undecodable or too long */
 		}
 		errno = 0;
 		x = strtoll(v, &end, 10);

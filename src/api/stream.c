@@ -291,9 +291,10 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 		s->status = 206;
 	}
 	/* RANGE_MULTI is answered with the whole file, as RFC 9110 allows. */
-	rc = snprintf(s->headers, sizeof(s->headers),
-		      "Accept-Ranges: bytes\r\nETag: %s\r\nCache-Control: private, max-age=86400\r\n",
-		      etag);
+	rc = snprintf(
+		s->headers, sizeof(s->headers),
+		"Accept-Ranges: bytes\r\nETag: %s\r\nCache-Control: private, max-age=86400\r\n",
+		etag);
 	if (s->status == 206)
 		snprintf(s->headers + rc, sizeof(s->headers) - (size_t)rc,
 			 "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", s->pos,

@@ -43,8 +43,7 @@ int auth_role_parse(const char *s, enum auth_role *out);
 
 /* A purpose-bound key from the cluster key (HKDF-SHA256, info = label):
  * signed URLs and sessions never share a key with peer requests. */
-void auth_derive(const uint8_t cluster_key[32], const char *label,
-		 uint8_t out[AUTH_MAC_KEY_LEN]);
+void auth_derive(const uint8_t cluster_key[32], const char *label, uint8_t out[AUTH_MAC_KEY_LEN]);
 
 /* ---- API keys ---- */
 
@@ -110,9 +109,8 @@ enum auth_verdict {
 /* Checks a session cookie's value: on AUTH_OK (and AUTH_EXPIRED) the user
  * and generation it names; the caller compares the generation with the
  * user's current one. */
-enum auth_verdict auth_session_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *s,
-				     size_t len, int64_t now_s, int64_t *user_id,
-				     int64_t *generation);
+enum auth_verdict auth_session_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *s, size_t len,
+				     int64_t now_s, int64_t *user_id, int64_t *generation);
 
 /* The CSRF token that goes with a session: HMAC of the cookie value, sent
  * back by the console in X-CSRF-Token on writes. 64 hex digits. */

@@ -51,7 +51,8 @@ void auth_derive(const uint8_t cluster_key[32], const char *label, uint8_t out[A
 	if (!ctx || EVP_PKEY_derive_init(ctx) <= 0 ||
 	    EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) <= 0 ||
 	    EVP_PKEY_CTX_set1_hkdf_key(ctx, cluster_key, 32) <= 0 ||
-	    EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)label, (int)strlen(label)) <= 0 ||
+	    EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)label, (int)strlen(label)) <=
+		    0 ||
 	    EVP_PKEY_derive(ctx, out, &n) <= 0 || n != AUTH_MAC_KEY_LEN)
 		abort();
 	EVP_PKEY_CTX_free(ctx);

@@ -22,8 +22,7 @@
 
 #include "util/text.h"
 
-static void mac_hex(const uint8_t key[AUTH_MAC_KEY_LEN], const char *msg, size_t len,
-		    char out[65])
+static void mac_hex(const uint8_t key[AUTH_MAC_KEY_LEN], const char *msg, size_t len, char out[65])
 {
 	unsigned char mac[32];
 	unsigned int maclen = 0;
@@ -76,9 +75,8 @@ void auth_session_make(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t user_id, int
 		 generation, expires_s, mac);
 }
 
-enum auth_verdict auth_session_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *s,
-				     size_t len, int64_t now_s, int64_t *user_id,
-				     int64_t *generation)
+enum auth_verdict auth_session_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *s, size_t len,
+				     int64_t now_s, int64_t *user_id, int64_t *generation)
 {
 	int64_t f[3];
 	size_t at = 0, n;

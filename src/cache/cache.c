@@ -54,8 +54,8 @@ static void cache_free(struct cache *c)
 	free(c);
 }
 
-int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int threads,
-	       cache_t **out, char *err, size_t errlen)
+int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int threads, cache_t **out,
+	       char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	struct cache *c;

@@ -67,8 +67,8 @@ typedef void (*cache_ready_fn)(void *arg, int fd);
  * which must outlive the cache. Returns 0, or -errno with a message in err
  * (-EBUSY: another cache, in this process or another, has dir open).
  */
-int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int threads,
-	       cache_t **out, char *err, size_t errlen);
+int cache_open(const char *dir, uint64_t budget_bytes, origin_t *origin, int threads, cache_t **out,
+	       char *err, size_t errlen);
 
 /* Lets running fills finish, calls the waiters of fills not started with
  * -ECANCELED, stops the threads and frees the cache. */

@@ -34,7 +34,7 @@
 #define NAME_MAX_LEN 64
 #define OWNER_THREADS 2 /* fill threads kept for peers' requests */
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 /* A chunk's identity, and its link in a hash chain. */
 struct cnode {
@@ -97,7 +97,7 @@ struct cache {
 	struct fqueue owner, demand, ahead;
 	uint64_t bytes, chunks, misses, origin_reads, origin_bytes, evictions;
 	uint64_t peer_reads, peer_bytes;
-	struct cache_peers peers; /* fetch NULL: no peers (one node) */
+	struct cache_peers peers;  /* fetch NULL: no peers (one node) */
 	atomic_uint_fast64_t hits; /* counted after the open, outside the lock */
 
 	pthread_t *threads;

@@ -211,8 +211,8 @@ static int open_copy(const struct chunk_ref *ref, char *sealed, size_t sealed_le
 
 /* Asks the peers in their ranking for a copy that verifies; 0 with it in
  * *sealed (opened), or < 0: fill from the origin. */
-static int from_peers(struct cache *c, const struct cache_peers *peers,
-		      const struct chunk_ref *ref, char **sealed)
+static int from_peers(struct cache *c, const struct cache_peers *peers, const struct chunk_ref *ref,
+		      char **sealed)
 {
 	for (int n = 0;; n++) {
 		size_t len = 0;
@@ -227,7 +227,8 @@ static int from_peers(struct cache *c, const struct cache_peers *peers,
 		if (rc == 0 && (rc = open_copy(ref, *sealed, len)) == 0)
 			return 0;
 		if (rc == -EBADMSG)
-			log_warn("cache: a peer's copy of %s-%08x failed verification; asking the next",
+			log_warn("cache: a peer's copy of %s-%08x failed verification; asking the "
+				 "next",
 				 ref->blob, ref->index);
 		free(*sealed);
 		*sealed = NULL;

@@ -210,7 +210,8 @@ static void remove_file(struct cache *c, const char *path)
 			     (unsigned long long)++c->gone_seq);
 		if (n > 0 && (size_t)n < sizeof(gone) && rename(path, gone) == 0) {
 			char *arg = xstrdup(gone);
-			if (pool_submit(c->pool, NULL, POOL_FAST, unlink_work, unlink_done, arg) == 0)
+			if (pool_submit(c->pool, NULL, POOL_FAST, unlink_work, unlink_done, arg) ==
+			    0)
 				return;
 			/* The pool is full or stopped: unlink it here. */
 			free(arg);

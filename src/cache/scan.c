@@ -70,7 +70,8 @@ struct found {
 
 static int found_cmp(const void *a, const void *b)
 {
-	const struct timespec *x = &((const struct found *)a)->t, *y = &((const struct found *)b)->t;
+	const struct timespec *x = &((const struct found *)a)->t,
+			      *y = &((const struct found *)b)->t;
 
 	if (x->tv_sec != y->tv_sec)
 		return x->tv_sec < y->tv_sec ? -1 : 1;
@@ -149,7 +150,8 @@ int cache__scan(struct cache *c, char *err, size_t errlen)
 	top = opendir(c->dir);
 	if (!top) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot read cache directory %s: %s", c->dir, strerror(errno));
+		snprintf(err, errlen, "cannot read cache directory %s: %s", c->dir,
+			 strerror(errno));
 		return rc;
 	}
 	while (rc == 0 && (de = readdir(top)))

@@ -50,45 +50,47 @@
 	" (SELECT id FROM tracks WHERE album_id = new.id);"
 
 static const char schema_v2[] =
-    "CREATE VIRTUAL TABLE search_artists USING fts5(name" FTS_OPTS
-    "CREATE VIRTUAL TABLE search_albums USING fts5(title, artist" FTS_OPTS
-    "CREATE VIRTUAL TABLE search_tracks USING fts5(title, artist, album" FTS_OPTS
-    "CREATE TABLE search_terms (term TEXT PRIMARY KEY, rterm TEXT NOT NULL, len INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    "CREATE INDEX search_terms_len ON search_terms(len, term);"
-    "CREATE INDEX search_terms_rlen ON search_terms(len, rterm);"
-    "CREATE TRIGGER search_artists_ins AFTER INSERT ON artists BEGIN"
-    " INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL " END;"
-    "CREATE TRIGGER search_artists_upd AFTER UPDATE OF id, name ON artists"
-    " WHEN old.id IS NOT new.id OR old.name IS NOT new.name BEGIN"
-    " DELETE FROM search_artists WHERE rowid = old.id;"
-    " INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL " END;"
-    "CREATE TRIGGER search_artists_del AFTER DELETE ON artists BEGIN"
-    " DELETE FROM search_artists WHERE rowid = old.id; END;"
-    "CREATE TRIGGER search_albums_ins AFTER INSERT ON albums BEGIN " ALBUM_ROW ALBUM_TITLE_FILL
-    " END;"
-    "CREATE TRIGGER search_albums_upd AFTER UPDATE OF id, title, artist_id ON albums"
-    " WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
-    " OR old.artist_id IS NOT new.artist_id BEGIN"
-    " DELETE FROM search_albums WHERE rowid = old.id; " ALBUM_ROW ALBUM_TITLE_FILL " END;"
-    "CREATE TRIGGER search_albums_del AFTER DELETE ON albums BEGIN"
-    " DELETE FROM search_albums WHERE rowid = old.id; END;"
-    "CREATE TRIGGER search_tracks_ins AFTER INSERT ON tracks BEGIN " TRACK_ROW " END;"
-    "CREATE TRIGGER search_tracks_upd AFTER UPDATE OF id, title, artist_id, album_id ON tracks"
-    " WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
-    " OR old.artist_id IS NOT new.artist_id OR old.album_id IS NOT new.album_id BEGIN"
-    " DELETE FROM search_tracks WHERE rowid = old.id; " TRACK_ROW " END;"
-    "CREATE TRIGGER search_tracks_del AFTER DELETE ON tracks BEGIN"
-    " DELETE FROM search_tracks WHERE rowid = old.id; END;";
+	"CREATE VIRTUAL TABLE search_artists USING fts5(name" FTS_OPTS
+	"CREATE VIRTUAL TABLE search_albums USING fts5(title, artist" FTS_OPTS
+	"CREATE VIRTUAL TABLE search_tracks USING fts5(title, artist, album" FTS_OPTS
+	"CREATE TABLE search_terms (term TEXT PRIMARY KEY, rterm TEXT NOT NULL, len INTEGER NOT "
+	"NULL)"
+	" WITHOUT ROWID;"
+	"CREATE INDEX search_terms_len ON search_terms(len, term);"
+	"CREATE INDEX search_terms_rlen ON search_terms(len, rterm);"
+	"CREATE TRIGGER search_artists_ins AFTER INSERT ON artists BEGIN"
+	" INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL
+	" END;"
+	"CREATE TRIGGER search_artists_upd AFTER UPDATE OF id, name ON artists"
+	" WHEN old.id IS NOT new.id OR old.name IS NOT new.name BEGIN"
+	" DELETE FROM search_artists WHERE rowid = old.id;"
+	" INSERT INTO search_artists (rowid, name) VALUES (new.id, new.name);" ARTIST_NAME_FILL
+	" END;"
+	"CREATE TRIGGER search_artists_del AFTER DELETE ON artists BEGIN"
+	" DELETE FROM search_artists WHERE rowid = old.id; END;"
+	"CREATE TRIGGER search_albums_ins AFTER INSERT ON albums BEGIN " ALBUM_ROW ALBUM_TITLE_FILL
+	" END;"
+	"CREATE TRIGGER search_albums_upd AFTER UPDATE OF id, title, artist_id ON albums"
+	" WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
+	" OR old.artist_id IS NOT new.artist_id BEGIN"
+	" DELETE FROM search_albums WHERE rowid = old.id; " ALBUM_ROW ALBUM_TITLE_FILL " END;"
+	"CREATE TRIGGER search_albums_del AFTER DELETE ON albums BEGIN"
+	" DELETE FROM search_albums WHERE rowid = old.id; END;"
+	"CREATE TRIGGER search_tracks_ins AFTER INSERT ON tracks BEGIN " TRACK_ROW " END;"
+	"CREATE TRIGGER search_tracks_upd AFTER UPDATE OF id, title, artist_id, album_id ON tracks"
+	" WHEN old.id IS NOT new.id OR old.title IS NOT new.title"
+	" OR old.artist_id IS NOT new.artist_id OR old.album_id IS NOT new.album_id BEGIN"
+	" DELETE FROM search_tracks WHERE rowid = old.id; " TRACK_ROW " END;"
+	"CREATE TRIGGER search_tracks_del AFTER DELETE ON tracks BEGIN"
+	" DELETE FROM search_tracks WHERE rowid = old.id; END;";
 
 /* Version 3: the replication state of a cluster node's read model (one
  * row, absent on a standalone node): which PostgreSQL database it follows,
  * that cluster's key, and the last change it applied. */
-static const char schema_v3[] =
-	"CREATE TABLE IF NOT EXISTS replica ("
-	"  cluster_id TEXT NOT NULL,"
-	"  cluster_key BLOB," /* peer requests are signed with it */
-	"  last_seq INTEGER NOT NULL);";
+static const char schema_v3[] = "CREATE TABLE IF NOT EXISTS replica ("
+				"  cluster_id TEXT NOT NULL,"
+				"  cluster_key BLOB," /* peer requests are signed with it */
+				"  last_seq INTEGER NOT NULL);";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {

@@ -145,8 +145,8 @@ int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, 
 		goto fail;
 	}
 	for (int i = 0; i < ST_COUNT; i++) {
-		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &r->st[i], NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i],
+				       NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "catalog %s: %s", db_path, sqlite3_errmsg(r->db));
 			rc = -EIO;
 			goto fail;
@@ -388,8 +388,8 @@ static int json_list(catalog_reader_t *r, enum stmt total_st, enum stmt list_st,
 }
 
 /* One object by id, with the rows of a second query as the array key. */
-static int json_one(catalog_reader_t *r, enum stmt one_st, row_writer write_one,
-		    const char *key, enum stmt rows_st, row_writer write, int64_t id, buf_t *out)
+static int json_one(catalog_reader_t *r, enum stmt one_st, row_writer write_one, const char *key,
+		    enum stmt rows_st, row_writer write, int64_t id, buf_t *out)
 {
 	size_t mark = out->len;
 	sqlite3_stmt *st;
@@ -594,11 +594,11 @@ void catalog_reader_end(catalog_reader_t *r)
 	end(r);
 }
 
-int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id,
-			struct json *j)
+int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id, struct json *j)
 {
-	static const enum stmt which[] = {
-		[CATALOG_ARTIST] = ST_ARTIST, [CATALOG_ALBUM] = ST_ALBUM, [CATALOG_TRACK] = ST_TRACK};
+	static const enum stmt which[] = {[CATALOG_ARTIST] = ST_ARTIST,
+					  [CATALOG_ALBUM] = ST_ALBUM,
+					  [CATALOG_TRACK] = ST_TRACK};
 	static const row_writer writers[] = {[CATALOG_ARTIST] = write_artist,
 					     [CATALOG_ALBUM] = write_album,
 					     [CATALOG_TRACK] = write_track};

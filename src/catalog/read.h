@@ -121,7 +121,6 @@ enum catalog_kind { CATALOG_ARTIST, CATALOG_ALBUM, CATALOG_TRACK };
  * catalog_reader_begin/end. 1 when written, 0 when no such id (nothing
  * written), -1 on a database error (logged).
  */
-int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id,
-			struct json *j);
+int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id, struct json *j);
 
 #endif

@@ -38,7 +38,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define RESYNC_MS 5000   /* a pass even without a notification */
+#define RESYNC_MS 5000 /* a pass even without a notification */
 #define BACKOFF_MAX_MS 5000
 
 /* The replicated tables, in the order a pass applies them, and the column
@@ -63,10 +63,10 @@ struct replica {
 	sqlite3 *db;
 	struct feed feed[NTABLES];
 	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
-	char cluster_id[33]; /* "" until known */
+	char cluster_id[33];     /* "" until known */
 	uint8_t cluster_key[32]; /* guarded by lock */
 	bool key_set;
-	bool bulk;           /* bootstrapping: search is indexed afterwards, in bulk */
+	bool bulk; /* bootstrapping: search is indexed afterwards, in bulk */
 	int64_t last_seq;
 	pthread_t thread;
 	int stop_pipe[2];
@@ -134,7 +134,8 @@ static int bind_row(sqlite3_stmt *st, const PGresult *res, int ncols)
 
 		if (PQgetisnull(res, 0, i)) {
 			rc = sqlite3_bind_null(st, i + 1);
-		} else if (PQftype(res, i) == 20 || PQftype(res, i) == 23 || PQftype(res, i) == 21) {
+		} else if (PQftype(res, i) == 20 || PQftype(res, i) == 23 ||
+			   PQftype(res, i) == 21) {
 			rc = sqlite3_bind_int64(st, i + 1, strtoll(v, NULL, 10));
 		} else if (PQftype(res, i) == 17) { /* bytea */
 			size_t n = 0;
@@ -214,8 +215,7 @@ static int stream(struct replica *r, PGconn *c, const char *sql, size_t t, bool 
 	int rc = 0;
 
 	snprintf(last, sizeof(last), "%" PRId64, r->last_seq);
-	if (!PQsendQueryParams(c, sql, 1, NULL, params, NULL, NULL, 0) ||
-	    !PQsetSingleRowMode(c))
+	if (!PQsendQueryParams(c, sql, 1, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(c))
 		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
 	while ((res = PQgetResult(c)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
@@ -248,8 +248,8 @@ static int sync_once(struct replica *r, PGconn *c)
 		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
 	rc = exec(r->db, "BEGIN IMMEDIATE");
 	if (rc == 0)
-		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint",
-			    0, true, &max_seq, &rows);
+		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint", 0,
+			    true, &max_seq, &rows);
 	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
 		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint",
 			 r->feed[t].cols, tables[t].name);
@@ -311,9 +311,9 @@ static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
 	}
 	if (!r->cluster_id[0]) {
 		sqlite3_stmt *st = NULL;
-		int ok = sqlite3_prepare_v2(r->db,
-					    "INSERT INTO replica (cluster_id, last_seq) VALUES (?, 0)",
-					    -1, &st, NULL) == SQLITE_OK &&
+		int ok = sqlite3_prepare_v2(
+				 r->db, "INSERT INTO replica (cluster_id, last_seq) VALUES (?, 0)",
+				 -1, &st, NULL) == SQLITE_OK &&
 			 sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
 			 sqlite3_step(st) == SQLITE_DONE;
 		sqlite3_finalize(st);
@@ -329,11 +329,12 @@ static PGconn *connect_and_listen(struct replica *r, char *err, size_t errlen)
 	pthread_mutex_lock(&r->lock);
 	if (!r->key_set || memcmp(key, r->cluster_key, sizeof(key)) != 0) {
 		sqlite3_stmt *st = NULL;
-		if (sqlite3_prepare_v2(r->db, "UPDATE replica SET cluster_key = ?", -1, &st, NULL) !=
-			    SQLITE_OK ||
+		if (sqlite3_prepare_v2(r->db, "UPDATE replica SET cluster_key = ?", -1, &st,
+				       NULL) != SQLITE_OK ||
 		    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_DONE)
-			log_warn("replica: cannot record the cluster key: %s", sqlite3_errmsg(r->db));
+			log_warn("replica: cannot record the cluster key: %s",
+				 sqlite3_errmsg(r->db));
 		sqlite3_finalize(st);
 		memcpy(r->cluster_key, key, sizeof(key));
 		r->key_set = true;
@@ -383,8 +384,7 @@ static const struct sql_sqlite_open bootstrap_open = {
 	.init = create_base,
 };
 
-static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *err,
-		     size_t errlen)
+static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *err, size_t errlen)
 {
 	char tmp[4200], sql[1024], dir[4096];
 	sqlite3 *db = NULL;
@@ -408,7 +408,8 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	}
 	rc = exec(db, "BEGIN");
 	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
-		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint ORDER BY %s",
+		snprintf(sql, sizeof(sql),
+			 "SELECT %s, seq FROM %s WHERE seq > $1::bigint ORDER BY %s",
 			 r->feed[t].cols, tables[t].name, r->feed[t].key);
 		rc = stream(r, c, sql, t, false, &max_seq, &rows);
 	}
@@ -429,7 +430,8 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	if (rc < 0)
 		goto fail;
 	rc = -EIO;
-	log_info("replica: bootstrap: %" PRIu64 " rows copied in %" PRId64 " ms; indexing for search",
+	log_info("replica: bootstrap: %" PRIu64 " rows copied in %" PRId64
+		 " ms; indexing for search",
 		 rows, mono_ms() - t0);
 	if (catalog_db_index_base(db, err, errlen) < 0)
 		goto fail;
@@ -437,9 +439,9 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 	if (catalog_db_migrate(db, err, errlen) < 0)
 		goto fail;
 	log_debug("replica: bootstrap: search indexed in %" PRId64 " ms", mono_ms() - t0);
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO replica (cluster_id, cluster_key, last_seq) VALUES (?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(
+		    db, "INSERT INTO replica (cluster_id, cluster_key, last_seq) VALUES (?, ?, ?)",
+		    -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, r->cluster_id, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_blob(st, 2, r->cluster_key, sizeof(r->cluster_key), SQLITE_STATIC) !=
 		    SQLITE_OK ||
@@ -563,13 +565,14 @@ static void *replica_main(void *arg)
 			c = connect_and_listen(r, err, sizeof(err));
 			if (!c) {
 				if (!warned)
-					log_warn("replica: %s; serving the catalog as of change %" PRId64
-						 ", retrying",
+					log_warn("replica: %s; serving the catalog as of change "
+						 "%" PRId64 ", retrying",
 						 err, r->last_seq);
 				warned = true;
 				if (!wait_for_change(r, NULL, backoff))
 					break;
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				backoff =
+					backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;
 			}
 			if (warned)
@@ -634,8 +637,7 @@ static int load_state(struct replica *r, char *err, size_t errlen)
 	int rc = 0;
 
 	if (sqlite3_prepare_v2(r->db, "SELECT cluster_id, last_seq, cluster_key FROM replica", -1,
-			       &st, NULL) !=
-	    SQLITE_OK) {
+			       &st, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
 		return -EIO;
 	}
@@ -651,9 +653,9 @@ static int load_state(struct replica *r, char *err, size_t errlen)
 	sqlite3_finalize(st);
 	if (r->cluster_id[0])
 		return 0;
-	if (sqlite3_prepare_v2(r->db,
-			       "SELECT EXISTS (SELECT 1 FROM artists) OR EXISTS (SELECT 1 FROM tracks)",
-			       -1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(
+		    r->db, "SELECT EXISTS (SELECT 1 FROM artists) OR EXISTS (SELECT 1 FROM tracks)",
+		    -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0)) {
 		snprintf(err, errlen,
 			 "the data directory holds a catalog of its own (ingested without --db); a"
@@ -674,8 +676,8 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 	r->conninfo = xstrdup(conninfo);
 	r->stop_pipe[0] = r->stop_pipe[1] = -1;
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rc = feed_setup(r, err, errlen)) < 0 || (rc = open_model(r, db_path, err, errlen)) < 0 ||
-	    (rc = load_state(r, err, errlen)) < 0)
+	if ((rc = feed_setup(r, err, errlen)) < 0 ||
+	    (rc = open_model(r, db_path, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
 		goto fail;
 	if (pipe2(r->stop_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -715,8 +717,8 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 			delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
 		}
 		r->bootstrap_ms = mono_ms() - t0;
-		log_info("replica: bootstrapped to change %" PRId64 " (%" PRIu64 " rows) in %" PRId64
-			 " ms",
+		log_info("replica: bootstrapped to change %" PRId64 " (%" PRIu64
+			 " rows) in %" PRId64 " ms",
 			 r->last_seq, r->applied, r->bootstrap_ms);
 	} else if ((rc = prepare(r, err, errlen)) < 0) {
 		goto fail;

@@ -34,10 +34,10 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 		  size_t errlen);
 
 struct replica_status {
-	int64_t last_seq;   /* the last change applied */
-	int64_t lag_ms;     /* 0 when current; else ms since it last was */
-	bool connected;     /* holding a live connection to PostgreSQL */
-	uint64_t applied;   /* rows applied since start (changes and deletions) */
+	int64_t last_seq;     /* the last change applied */
+	int64_t lag_ms;       /* 0 when current; else ms since it last was */
+	bool connected;       /* holding a live connection to PostgreSQL */
+	uint64_t applied;     /* rows applied since start (changes and deletions) */
 	int64_t bootstrap_ms; /* how long the bootstrap took (0: none this run) */
 };
 

@@ -203,7 +203,7 @@ static int put_quoted(buf_t *out, const char *s, size_t len, bool prefix)
 }
 
 int search_match_expr(const struct search_query *q, enum search_tier tier,
-                      const struct search_alts *alts, const char *column, buf_t *out)
+		      const struct search_alts *alts, const char *column, buf_t *out)
 {
 	size_t mark = out->len;
 
@@ -224,7 +224,7 @@ int search_match_expr(const struct search_query *q, enum search_tier tier,
 		for (int k = 0; group && k < alts[i].n; k++)
 			if (buf_appends(out, " OR ") < 0 ||
 			    put_quoted(out, alts[i].alt[k].p, strlen(alts[i].alt[k].p),
-			               alts[i].alt[k].prefix) < 0)
+				       alts[i].alt[k].prefix) < 0)
 				goto fail;
 		if (group && buf_appends(out, ")") < 0)
 			goto fail;
@@ -252,9 +252,9 @@ static const struct list_def {
 	const char *primary; /* the name column */
 	int weight[3];       /* per column */
 } lists[LISTS] = {
-    [L_ARTISTS] = {"artists", "artist", CATALOG_ARTIST, "search_artists", 1, "name", {4}},
-    [L_ALBUMS] = {"albums", "album", CATALOG_ALBUM, "search_albums", 2, "title", {4, 2}},
-    [L_TRACKS] = {"tracks", "track", CATALOG_TRACK, "search_tracks", 3, "title", {4, 2, 1}},
+	[L_ARTISTS] = {"artists", "artist", CATALOG_ARTIST, "search_artists", 1, "name", {4}},
+	[L_ALBUMS] = {"albums", "album", CATALOG_ALBUM, "search_albums", 2, "title", {4, 2}},
+	[L_TRACKS] = {"tracks", "track", CATALOG_TRACK, "search_tracks", 3, "title", {4, 2, 1}},
 };
 
 enum { ST_TERMS, ST_TERMS_LEN, ST_RTERMS_LEN, ST_LIST0, ST_N = ST_LIST0 + LISTS };
@@ -302,27 +302,27 @@ int search_open(catalog_reader_t *r, search_t **out, char *err, size_t errlen)
 	for (int i = 0; i < ST_N; i++) {
 		if (i == ST_TERMS)
 			snprintf(sql, sizeof(sql),
-			         "SELECT term FROM search_terms"
-			         " WHERE term >= ?1 AND term < ?2 LIMIT %d",
-			         TERM_SCAN);
+				 "SELECT term FROM search_terms"
+				 " WHERE term >= ?1 AND term < ?2 LIMIT %d",
+				 TERM_SCAN);
 		else if (i == ST_TERMS_LEN)
 			snprintf(sql, sizeof(sql),
-			         "SELECT term FROM search_terms"
-			         " WHERE len = ?3 AND term >= ?1 AND term < ?2 LIMIT %d",
-			         TERM_SCAN);
+				 "SELECT term FROM search_terms"
+				 " WHERE len = ?3 AND term >= ?1 AND term < ?2 LIMIT %d",
+				 TERM_SCAN);
 		else if (i == ST_RTERMS_LEN)
 			snprintf(sql, sizeof(sql),
-			         "SELECT term FROM search_terms"
-			         " WHERE len = ?3 AND rterm >= ?1 AND rterm < ?2 LIMIT %d",
-			         TERM_SCAN);
+				 "SELECT term FROM search_terms"
+				 " WHERE len = ?3 AND rterm >= ?1 AND rterm < ?2 LIMIT %d",
+				 TERM_SCAN);
 		else {
 			const struct list_def *l = &lists[i - ST_LIST0];
 			snprintf(sql, sizeof(sql),
-			         "SELECT rowid, * FROM %s WHERE %s MATCH ?1 LIMIT ?2", l->table,
-			         l->table);
+				 "SELECT rowid, * FROM %s WHERE %s MATCH ?1 LIMIT ?2", l->table,
+				 l->table);
 		}
 		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-		                       NULL) != SQLITE_OK) {
+				       NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "search: %s", sqlite3_errmsg(s->db));
 			goto fail;
 		}
@@ -388,7 +388,7 @@ static void alt_add(struct search_alts *a, const char *p, size_t len, bool prefi
  * any length starting with key that have a prefix within one edit of w (w
  * is still being typed). 0 or -1. */
 static int typo_scan(search_t *s, int which, int64_t len, const char *key, size_t klen,
-                     const struct search_word *w, struct search_alts *a)
+		     const struct search_word *w, struct search_alts *a)
 {
 	sqlite3_stmt *st = s->st[which];
 	char hi[SEARCH_QUERY_MAX + 2];
@@ -512,7 +512,7 @@ static void score(search_t *s, const struct list_def *l, sqlite3_stmt *st, struc
 		f[k].used = 0;
 		if (text)
 			search_tokenize(s->tok, text, (size_t)sqlite3_column_bytes(st, 1 + k),
-			                field_cb, &f[k]);
+					field_cb, &f[k]);
 	}
 	for (int i = 0; i < q->n; i++) {
 		int best = 0;
@@ -530,8 +530,8 @@ static void score(search_t *s, const struct list_def *l, sqlite3_stmt *st, struc
 	c->name_eq = f[0].n - skip == q->n;
 	for (int i = 0; i < q->n; i++) {
 		int m = i + skip < f[0].n ? word_match(&q->w[i], i == q->n - 1, f[0].p[i + skip],
-		                                       f[0].len[i + skip])
-		                          : 0;
+						       f[0].len[i + skip])
+					  : 0;
 		if (m != 3)
 			c->name_eq = false;
 		if (m < 2)
@@ -661,7 +661,7 @@ int search_json(search_t *s, const char *q, size_t len, int limit, buf_t *out)
 			goto out;
 		for (int i = 0; s->q.n > 0 && i < s->ncand; i++) {
 			int got =
-			    catalog_json_object(s->reader, lists[li].ckind, s->cand[i].id, &j);
+				catalog_json_object(s->reader, lists[li].ckind, s->cand[i].id, &j);
 			if (got < 0)
 				goto out;
 			if (got == 0 || head[li].any)
@@ -712,4 +712,3 @@ out:
 	}
 	return status;
 }
-

@@ -92,7 +92,7 @@ enum search_tier {
  * out's cap is passed or q has no words.
  */
 int search_match_expr(const struct search_query *q, enum search_tier tier,
-                      const struct search_alts *alts, const char *column, buf_t *out);
+		      const struct search_alts *alts, const char *column, buf_t *out);
 
 /* ---- the endpoint ---- */
 

@@ -47,7 +47,7 @@ void search_tokenizer_close(search_tokenizer_t *t);
 typedef int (*search_token_fn)(void *ctx, const char *tok, size_t len);
 /* 0, or -EIO when the tokenizer failed, or fn's non-zero value. */
 int search_tokenize(search_tokenizer_t *t, const char *text, size_t len, search_token_fn fn,
-                    void *ctx);
+		    void *ctx);
 
 /* ---- writers ---- */
 

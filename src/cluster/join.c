@@ -111,8 +111,8 @@ void join_proof(const uint8_t mac[JOIN_MAC_LEN], const char *nonce, int64_t time
 	int n;
 
 	/* The nonce is hex (checked by the parser): no part holds a newline. */
-	n = snprintf(msg, sizeof(msg), "join\n%.*s\n%" PRId64 "\n%d", JOIN_NONCE_HEX, nonce,
-		     time_s, port);
+	n = snprintf(msg, sizeof(msg), "join\n%.*s\n%" PRId64 "\n%d", JOIN_NONCE_HEX, nonce, time_s,
+		     port);
 	hmac(mac, msg, n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : 0, p);
 	text_hex(p, sizeof(p), out);
 }
@@ -194,8 +194,8 @@ out:
 	return rc;
 }
 
-int join_request_check(const uint8_t key[JOIN_KEY_LEN], const struct join_request *r,
-		       int64_t now_s, uint8_t mac_out[JOIN_MAC_LEN])
+int join_request_check(const uint8_t key[JOIN_KEY_LEN], const struct join_request *r, int64_t now_s,
+		       uint8_t mac_out[JOIN_MAC_LEN])
 {
 	uint8_t mac[JOIN_MAC_LEN];
 	char want[65];
@@ -265,9 +265,17 @@ void join_config_free(struct join_config *c)
 }
 
 /* The members in file order. */
+/* clang-format off: one member a line, which it would join */
 #define CONFIG_FIELDS(X)                                                                           \
-	X(db) X(origin) X(aws_access_key_id) X(aws_secret_access_key) X(aws_session_token)        \
-		X(address) X(advertise) X(site)
+	X(db)                                                                                      \
+	X(origin)                                                                                  \
+	X(aws_access_key_id)                                                                       \
+	X(aws_secret_access_key)                                                                   \
+	X(aws_session_token)                                                                       \
+	X(address)                                                                                 \
+	X(advertise)                                                                               \
+	X(site)
+/* clang-format on */
 
 char *join_config_json(const struct join_config *c, size_t *len)
 {
@@ -275,7 +283,7 @@ char *join_config_json(const struct join_config *c, size_t *len)
 	char *s;
 
 #define PUT(f)                                                                                     \
-	if (c->f && json_object_set_new(o, #f, json_string(c->f)) < 0)                            \
+	if (c->f && json_object_set_new(o, #f, json_string(c->f)) < 0)                             \
 		abort();
 	CONFIG_FIELDS(PUT)
 #undef PUT
@@ -352,8 +360,8 @@ out:
 	return rc;
 }
 
-static void config_key(const uint8_t mac[JOIN_MAC_LEN], const char *nonce,
-		       const char *nonce_member, uint8_t key[SEAL_KEY_LEN])
+static void config_key(const uint8_t mac[JOIN_MAC_LEN], const char *nonce, const char *nonce_member,
+		       uint8_t key[SEAL_KEY_LEN])
 {
 	char msg[128];
 	int n = snprintf(msg, sizeof(msg), "join config\n%.*s\n%.*s", JOIN_NONCE_HEX, nonce,
@@ -434,8 +442,7 @@ out:
 	return rc;
 }
 
-int join_config_save(const char *data_dir, const struct join_config *c, char *err,
-		     size_t errlen)
+int join_config_save(const char *data_dir, const struct join_config *c, char *err, size_t errlen)
 {
 	char path[4200], *s;
 	size_t len;
@@ -547,8 +554,9 @@ int join_run(const char *url, const char *token, int port, struct join_config *o
 		return -EINVAL;
 	}
 	if (join_token_parse(token, &tok) < 0) {
-		snprintf(err, errlen, "that is not a join token (`chorus cluster token` on a"
-				      " member prints one)");
+		snprintf(err, errlen,
+			 "that is not a join token (`chorus cluster token` on a"
+			 " member prints one)");
 		return -EINVAL;
 	}
 	if (join_token_expiry(tok.t) < now) {

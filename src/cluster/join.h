@@ -96,8 +96,8 @@ int join_request_parse(const char *body, size_t len, struct join_request *out);
  * token's mac in mac_out, or -EACCES whatever the reason (a refusal tells
  * nothing). The nonce's novelty is join_replay_add's.
  */
-int join_request_check(const uint8_t key[JOIN_KEY_LEN], const struct join_request *r,
-		       int64_t now_s, uint8_t mac_out[JOIN_MAC_LEN]);
+int join_request_check(const uint8_t key[JOIN_KEY_LEN], const struct join_request *r, int64_t now_s,
+		       uint8_t mac_out[JOIN_MAC_LEN]);
 
 /* The nonces of recent joins, one table per member process. */
 struct join_replay {
@@ -108,7 +108,10 @@ struct join_replay {
 		int64_t at;
 	} seen[JOIN_REPLAY_MAX];
 };
-#define JOIN_REPLAY_INITIALIZER {.lock = PTHREAD_MUTEX_INITIALIZER}
+#define JOIN_REPLAY_INITIALIZER                                                                    \
+	{                                                                                          \
+		.lock = PTHREAD_MUTEX_INITIALIZER                                                  \
+	}
 
 /* Remembers nonce at now_s: 0 when it is new, -EALREADY when seen within
  * JOIN_REPLAY_S, -EBUSY when JOIN_REPLAY_MAX newer ones fill the table.
@@ -120,13 +123,13 @@ int join_replay_add(struct join_replay *r, const char *nonce, int64_t now_s);
 /* What a new node needs, and what DATA/cluster.json holds. Strings are
  * malloc'd or NULL. */
 struct join_config {
-	char *db;                    /* PostgreSQL conninfo (required) */
-	char *origin;                /* origin spec (required) */
-	char *aws_access_key_id;     /* the origin's credentials, when it has any */
+	char *db;                /* PostgreSQL conninfo (required) */
+	char *origin;            /* origin spec (required) */
+	char *aws_access_key_id; /* the origin's credentials, when it has any */
 	char *aws_secret_access_key;
 	char *aws_session_token;
-	char *address;  /* the host the member saw the new node at: the default
-			   advertised address is http://ADDRESS:PORT */
+	char *address;   /* the host the member saw the new node at: the default
+			    advertised address is http://ADDRESS:PORT */
 	char *advertise; /* serve --advertise at the join (file only) */
 	char *site;      /* serve --site at the join (file only) */
 };
@@ -155,8 +158,7 @@ int join_answer_open(const uint8_t mac[JOIN_MAC_LEN], const char *nonce, const c
 
 /* DATA/cluster.json, written atomically with mode 0600. 0 or -errno with
  * err. */
-int join_config_save(const char *data_dir, const struct join_config *c, char *err,
-		     size_t errlen);
+int join_config_save(const char *data_dir, const struct join_config *c, char *err, size_t errlen);
 
 /* DATA/cluster.json into out. 0, -ENOENT (no file), or -errno with err. */
 int join_config_load(const char *data_dir, struct join_config *out, char *err, size_t errlen);

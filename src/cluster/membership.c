@@ -360,8 +360,9 @@ static const char *const stat_names[NSTATS] = {"bytes",        "budget_bytes", "
 
 static int64_t *stat_fields(struct member_stats *s, int i)
 {
-	int64_t *f[NSTATS] = {&s->cache_bytes,  &s->cache_budget_bytes, &s->cache_chunks,
-			      &s->cache_hits,   &s->cache_misses,       &s->cache_origin_reads,
+	int64_t *f[NSTATS] = {&s->cache_bytes,        &s->cache_budget_bytes,
+			      &s->cache_chunks,       &s->cache_hits,
+			      &s->cache_misses,       &s->cache_origin_reads,
 			      &s->cache_origin_bytes, &s->cache_evictions};
 	return f[i];
 }
@@ -376,9 +377,9 @@ static char *stats_text(const struct member_stats *s)
 	for (int i = 0; i < NSTATS; i++)
 		json_object_set_new(cache, stat_names[i], json_integer(*stat_fields(&c, i)));
 	json_object_set_new(o, "cache", cache);
-	json_object_set_new(o, "replication_lag_ms", s->replication_lag_ms >= 0
-							     ? json_integer(s->replication_lag_ms)
-							     : json_null());
+	json_object_set_new(o, "replication_lag_ms",
+			    s->replication_lag_ms >= 0 ? json_integer(s->replication_lag_ms)
+						       : json_null());
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!txt)
@@ -416,8 +417,7 @@ out:
  * possibly an error result), or NULL when the connection failed or the
  * deadline passed, after which the connection is unusable.
  */
-static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
-		       int timeout_ms)
+static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params, int timeout_ms)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
 	PGresult *res, *first = NULL;
@@ -508,8 +508,7 @@ static void apply_rows(struct membership *m, PGresult *res, int64_t sent)
 			memcpy(e->info.m.id, id, 17);
 		}
 		n++;
-		snprintf(e->info.m.address, sizeof(e->info.m.address), "%s",
-			 PQgetvalue(res, r, 1));
+		snprintf(e->info.m.address, sizeof(e->info.m.address), "%s", PQgetvalue(res, r, 1));
 		snprintf(e->info.m.site, sizeof(e->info.m.site), "%s", PQgetvalue(res, r, 2));
 		e->info.last_heartbeat_ms = pg_col_i64(res, r, 4);
 		e->gone = e->info.last_heartbeat_ms <= 0;
@@ -621,8 +620,7 @@ static enum wake sleep_until(struct membership *m, PGconn *c, int64_t until)
 			return WAKE_TIME;
 		if (p[0].revents)
 			return WAKE_STOP;
-		if (c && p[1].revents &&
-		    (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
+		if (c && p[1].revents && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
 			return WAKE_LOST;
 	}
 }
@@ -891,8 +889,7 @@ int membership_describe_self(const struct membership_opts *o, struct member *out
 	return membership_load_id(o->data_dir, out->id, err, errlen);
 }
 
-int membership_start(const struct membership_opts *o, membership_t **out, char *err,
-		     size_t errlen)
+int membership_start(const struct membership_opts *o, membership_t **out, char *err, size_t errlen)
 {
 	struct membership *m;
 	struct member self;
@@ -923,7 +920,7 @@ int membership_start(const struct membership_opts *o, membership_t **out, char *
 	m->query_ms = m->dead_after_ms / 4;
 	m->query_ms = m->query_ms < 250 ? 250 : m->query_ms > 5000 ? 5000 : m->query_ms;
 	m->probe_ms = m->dead_after_ms / 2 < MEMBERSHIP_HEARTBEAT_MS ? m->dead_after_ms / 2
-								   : MEMBERSHIP_HEARTBEAT_MS;
+								     : MEMBERSHIP_HEARTBEAT_MS;
 	m->started_at = wall_ms();
 	m->stats = o->stats;
 	m->stats_ud = o->stats_ud;

@@ -46,13 +46,13 @@ enum member_state { MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD };
 #define MEMBERSHIP_MAX 256
 
 struct member {
-	char id[17];      /* 16 lower-case hex digits */
+	char id[17];       /* 16 lower-case hex digits */
 	char address[256]; /* the URL peers reach it at, no trailing slash: http://10.0.0.5:8080 */
-	char site[64];    /* its data centre; "" when not set */
-	int state;        /* enum member_state; self is always MEMBER_ALIVE */
+	char site[64];     /* its data centre; "" when not set */
+	int state;         /* enum member_state; self is always MEMBER_ALIVE */
 	int64_t heartbeat_age_ms; /* since it was last heard from (heartbeat or, while
 				     PostgreSQL is unreachable, probe); -1: never */
-	bool self;        /* this node */
+	bool self;                /* this node */
 };
 
 /* The figures a node publishes with its heartbeat. */
@@ -77,11 +77,11 @@ struct member_info {
 typedef void (*membership_stats_fn)(void *ud, struct member_stats *out);
 
 struct membership_opts {
-	const char *conninfo;  /* libpq connection string */
-	const char *data_dir;  /* holds node.id */
-	const char *advertise; /* http[s]://HOST:PORT peers reach this node at */
-	const char *site;      /* NULL or "": none */
-	int dead_after_ms;     /* 0: MEMBERSHIP_DEAD_AFTER_MS */
+	const char *conninfo;      /* libpq connection string */
+	const char *data_dir;      /* holds node.id */
+	const char *advertise;     /* http[s]://HOST:PORT peers reach this node at */
+	const char *site;          /* NULL or "": none */
+	int dead_after_ms;         /* 0: MEMBERSHIP_DEAD_AFTER_MS */
 	membership_stats_fn stats; /* NULL: none published */
 	void *stats_ud;
 };
@@ -93,8 +93,7 @@ struct membership_opts {
  * alone. 0, or -errno with a message in err (a bad option, an unreadable
  * or malformed node.id).
  */
-int membership_start(const struct membership_opts *o, membership_t **out, char *err,
-		     size_t errlen);
+int membership_start(const struct membership_opts *o, membership_t **out, char *err, size_t errlen);
 
 /* Copies every known node, this one included, into out (at most max, at
  * most MEMBERSHIP_MAX), sorted by site, address and id; returns how many.

@@ -135,8 +135,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /* GET one chunk from one peer. 0 with the body, or < 0. */
-static int ask(struct peers *p, const struct member *to, const struct chunk_ref *ref,
-	       char **data, size_t *len)
+static int ask(struct peers *p, const struct member *to, const struct chunk_ref *ref, char **data,
+	       size_t *len)
 {
 	char path[128], url[512], sig[65], hdr[3][160];
 	struct curl_slist *headers = NULL;

@@ -27,10 +27,10 @@ typedef struct peers peers_t;
 
 struct peers_opts {
 	membership_t *members;
-	const char *site;               /* this node's site ("" for none) */
-	uint8_t key[SIGN_KEY_LEN];      /* the cluster key */
-	int timeout_ms;                 /* a whole peer request (connecting: at most
-					   300 ms of it); default 5000 */
+	const char *site;          /* this node's site ("" for none) */
+	uint8_t key[SIGN_KEY_LEN]; /* the cluster key */
+	int timeout_ms;            /* a whole peer request (connecting: at most
+				      300 ms of it); default 5000 */
 };
 
 int peers_open(const struct peers_opts *o, peers_t **out);

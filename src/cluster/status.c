@@ -191,7 +191,7 @@ static int recorded_url(const char *data_dir, char *out, size_t outlen, char *pa
 int cluster_status_run(const char *url, const char *data_dir)
 {
 	static const char *const heads[NCOLS] = {" NODE", "ADDRESS", "SITE", "STATE",
-						 "HEARD",  "CACHE",   "HITS", "LAG"};
+						 "HEARD", "CACHE",   "HITS", "LAG"};
 	char full[2200], err[CURL_ERROR_SIZE + 64], (*cell)[NCOLS][300] = NULL;
 	char recorded[2048], path[4200], from[4300] = "";
 	const char *env = getenv("CHORUS_URL");

@@ -94,10 +94,11 @@ int http_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *
 		if (!*host || strcmp(host, "*") == 0)
 			a->sin_addr.s_addr = htonl(INADDR_ANY);
 		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return bad(err, errlen,
-				   "\"%s\" is not an IPv4 address (or [IPv6], * or nothing for every"
-				   " address; host names are not looked up)",
-				   host);
+			return bad(
+				err, errlen,
+				"\"%s\" is not an IPv4 address (or [IPv6], * or nothing for every"
+				" address; host names are not looked up)",
+				host);
 		a->sin_family = AF_INET;
 		a->sin_port = htons((uint16_t)port);
 		*sl = sizeof(*a);

@@ -49,7 +49,7 @@ struct http_request {
 	uint64_t content_length;
 	size_t nheaders;
 	struct http_header headers[HTTP_MAX_HEADERS];
-	size_t head_len; /* bytes of the head, final CRLF included */
+	size_t head_len;      /* bytes of the head, final CRLF included */
 	struct http_str body; /* set by the server: the whole body, content_length bytes */
 };
 

@@ -104,7 +104,7 @@ struct http_loop {
 	int index;
 	pthread_t thread;
 	struct loop_io listen; /* listen.fd -1 once closed */
-	struct http_conn head;  /* list sentinel */
+	struct http_conn head; /* list sentinel */
 	struct http_conn *ready;
 	struct loop_timer sweep;
 	void *data;
@@ -123,34 +123,62 @@ struct http_server {
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 416: return "Range Not Satisfiable";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 416:
+		return "Range Not Satisfiable";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -216,8 +244,8 @@ static void make_ready(struct http_conn *c)
 
 /* ---- responses ---- */
 
-static void begin_head(struct http_conn *c, int status, const char *content_type,
-		       const char *extra, uint64_t content_length)
+static void begin_head(struct http_conn *c, int status, const char *content_type, const char *extra,
+		       uint64_t content_length)
 {
 	struct http_loop *l = c->hl;
 	int rc;
@@ -231,7 +259,8 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 	rc = buf_printf(&c->out,
 			"HTTP/1.1 %d %s\r\nServer: chorus\r\nDate: %s\r\n"
 			"Content-Length: %llu\r\n",
-			status, http_status_text(status), l->date, (unsigned long long)content_length);
+			status, http_status_text(status), l->date,
+			(unsigned long long)content_length);
 	if (rc == 0 && content_type)
 		rc = buf_printf(&c->out, "Content-Type: %s\r\n", content_type);
 	if (rc == 0 && extra)
@@ -382,7 +411,7 @@ static void response_done(struct http_conn *c)
 	}
 	c->state = C_READ;
 	c->deadline_ms = now_ms(c) + (c->in.len ? c->hl->server->cfg.header_timeout_ms
-					       : c->hl->server->cfg.idle_timeout_ms);
+						: c->hl->server->cfg.idle_timeout_ms);
 	/* Pipelined requests may be waiting in the buffer or the socket; with
 	 * edge-triggered events nothing else would tell us. */
 	conn_read(c);

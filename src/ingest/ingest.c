@@ -40,7 +40,7 @@
 #include "util/xalloc.h"
 
 #define FILE_MAX ((size_t)4 << 30) /* larger files are refused */
-#define OPTIMIZE_AFTER 10000        /* tracks added or updated in one run */
+#define OPTIMIZE_AFTER 10000       /* tracks added or updated in one run */
 
 struct ingest {
 	const struct ingest_opts *opts;
@@ -120,7 +120,7 @@ static int read_file(struct worker *w, struct walk_file *wf, char hash[65], char
 	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
 	while (done < wf->size) {
 		size_t want = wf->size - done < CHUNK_SIZE_DEFAULT ? (size_t)(wf->size - done)
-								 : CHUNK_SIZE_DEFAULT;
+								   : CHUNK_SIZE_DEFAULT;
 		int r = fs_read_full(fd, w->data + done, want);
 		if (r < 0) {
 			snprintf(err, errlen, "read error: %s",

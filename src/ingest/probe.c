@@ -310,15 +310,14 @@ int probe_file(const char *name, const unsigned char *data, size_t len, struct t
 	static const char *const k_title[] = {"title", NULL};
 	static const char *const k_artist[] = {"artist", "performer", "album_artist", NULL};
 	static const char *const k_album[] = {"album", NULL};
-	static const char *const k_album_artist[] = {"album_artist", "albumartist",
-						     "album artist", "TPE2", NULL};
+	static const char *const k_album_artist[] = {"album_artist", "albumartist", "album artist",
+						     "TPE2", NULL};
 	static const char *const k_track[] = {"track", "tracknumber", NULL};
 	static const char *const k_disc[] = {"disc", "discnumber", "TPOS", NULL};
 	static const char *const k_year[] = {"date", "year", "originaldate", "TDRC", "TYER",
 					     "TORY", NULL};
 	static const char *const k_genre[] = {"genre", NULL};
-	static const char *const k_label[] = {"label", "publisher", "organization", "TPUB",
-					      NULL};
+	static const char *const k_label[] = {"label", "publisher", "organization", "TPUB", NULL};
 	struct demux d = {0};
 	AVFormatContext *fc;
 	AVStream *st;
@@ -421,8 +420,9 @@ int probe_file(const char *name, const unsigned char *data, size_t len, struct t
 		goto out;
 	}
 	out->duration_ms = header_ms > 0 ? header_ms : end_ms;
-	out->bitrate = fc->bit_rate > 0 ? fc->bit_rate
-					: (int64_t)((double)len * 8000.0 / (double)out->duration_ms);
+	out->bitrate = fc->bit_rate > 0
+			       ? fc->bit_rate
+			       : (int64_t)((double)len * 8000.0 / (double)out->duration_ms);
 	rc = 0;
 out:
 	demux_close(&d);

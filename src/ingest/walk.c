@@ -83,8 +83,7 @@ static void walk_dir(struct walker *w, const char *path, const struct stat *st)
 		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char child[PATH_MAX];
-		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, names[i]) <
-		    sizeof(child))
+		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, names[i]) < sizeof(child))
 			walk(w, child, false);
 		else
 			report(path, "path too long");

@@ -130,8 +130,8 @@ int serve_run(const struct serve_opts *opts)
 		char node[320], hn[256] = "";
 		gethostname(hn, sizeof(hn) - 1);
 		snprintf(node, sizeof(node), "%s:%d", hn, http_server_port(api.server));
-		if (plays_shipper_start(o->data_dir, api.db, node, &api.shipper, err,
-					sizeof(err)) < 0) {
+		if (plays_shipper_start(o->data_dir, api.db, node, &api.shipper, err, sizeof(err)) <
+		    0) {
 			fprintf(stderr, "chorus: %s\n", err);
 			pool_stop(api.pool);
 			http_server_stop(api.server);
@@ -140,10 +140,13 @@ int serve_run(const struct serve_opts *opts)
 	}
 	{
 		/* Who this node is; with --db, the others learn it by heartbeat. */
-		struct membership_opts mo = {.conninfo = api.db, .data_dir = o->data_dir,
-					     .advertise = o->advertise, .site = o->site,
+		struct membership_opts mo = {.conninfo = api.db,
+					     .data_dir = o->data_dir,
+					     .advertise = o->advertise,
+					     .site = o->site,
 					     .dead_after_ms = o->dead_after_ms,
-					     .stats = api_cluster_stats, .stats_ud = &api};
+					     .stats = api_cluster_stats,
+					     .stats_ud = &api};
 		char adv[256];
 		if (!mo.advertise && o->advertise_host) {
 			/* Where the member that let this node in saw it. */
@@ -166,7 +169,8 @@ int serve_run(const struct serve_opts *opts)
 	}
 	if (api.membership && api.peer_key_set) {
 		/* Misses ask the chunk's owner before the origin. */
-		struct peers_opts po = {.members = api.membership, .site = o->site,
+		struct peers_opts po = {.members = api.membership,
+					.site = o->site,
 					.timeout_ms = o->peer_timeout_ms};
 		struct cache_peers src;
 		memcpy(po.key, api.peer_key, sizeof(po.key));

@@ -14,13 +14,13 @@ struct serve_opts {
 	int threads;
 	int max_conns;
 	int drain_ms;
-	int access_log_fd; /* -1: none */
-	const char *advertise; /* URL peers reach this node at; NULL: from listen */
-	const char *site;      /* its data centre; NULL: none */
-	int dead_after_ms;     /* a peer not heard from for this long is dead; 0: default */
-	int peer_timeout_ms;   /* a whole peer request; 0: default (5000) */
-	const char *join;       /* a member's URL: join its cluster first (node/setup.c) */
-	const char *join_token; /* with join: `chorus cluster token`'s */
+	int access_log_fd;          /* -1: none */
+	const char *advertise;      /* URL peers reach this node at; NULL: from listen */
+	const char *site;           /* its data centre; NULL: none */
+	int dead_after_ms;          /* a peer not heard from for this long is dead; 0: default */
+	int peer_timeout_ms;        /* a whole peer request; 0: default (5000) */
+	const char *join;           /* a member's URL: join its cluster first (node/setup.c) */
+	const char *join_token;     /* with join: `chorus cluster token`'s */
 	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
 };
 

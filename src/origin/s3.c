@@ -123,7 +123,8 @@ static int prefix_parse(const char *p, size_t n, struct s3_spec *out, char *err,
 			continue;
 		}
 		if (!is_alnum(p[i]) && !strchr("-._~", p[i]))
-			return spec_fail(err, errlen, "s3 prefix may only hold letters, digits,"
+			return spec_fail(err, errlen,
+					 "s3 prefix may only hold letters, digits,"
 					 " '/' and \"-._~\"");
 	}
 	memcpy(out->prefix, p, n);
@@ -277,8 +278,10 @@ static int param_parse(const char *p, size_t n, struct s3_spec *out, unsigned *s
 		return spec_fail(err, errlen, "s3 parameter %s given twice", param_names[which]);
 	*seen |= 1u << which;
 	if (value_decode(eq + 1, n - nlen - 1, value, sizeof(value)) < 0)
-		return spec_fail(err, errlen, "s3 parameter %s has an empty, too long or malformed"
-				 " value", param_names[which]);
+		return spec_fail(err, errlen,
+				 "s3 parameter %s has an empty, too long or malformed"
+				 " value",
+				 param_names[which]);
 	switch (which) {
 	case P_ENDPOINT:
 		return endpoint_parse(value, out, err, errlen);
@@ -403,10 +406,12 @@ static bool code_is(const char *code, const char *want)
 int origin_s3_http_errno(long status, const char *code, bool *retry)
 {
 	static const char *const auth_codes[] = {
-		"AccessDenied",	    "SignatureDoesNotMatch",	    "InvalidAccessKeyId",
-		"ExpiredToken",	    "InvalidToken",		    "TokenRefreshRequired",
-		"InvalidSecurity",  "AuthorizationHeaderMalformed", "RequestTimeTooSkewed",
-		"AccountProblem",   "MissingSecurityHeader",
+		"AccessDenied",          "SignatureDoesNotMatch",
+		"InvalidAccessKeyId",    "ExpiredToken",
+		"InvalidToken",          "TokenRefreshRequired",
+		"InvalidSecurity",       "AuthorizationHeaderMalformed",
+		"RequestTimeTooSkewed",  "AccountProblem",
+		"MissingSecurityHeader",
 	};
 
 	*retry = false;
@@ -435,7 +440,7 @@ struct s3_origin {
 	origin_t base;
 	struct s3_spec spec;
 	char *key_id, *secret, *token;
-	char sigv4[96];		 /* "aws:amz:REGION:s3" */
+	char sigv4[96];          /* "aws:amz:REGION:s3" */
 	atomic_bool auth_failed; /* logged; cleared by the next success */
 
 	pthread_mutex_t lock; /* the pools */
@@ -457,11 +462,11 @@ struct s3_req {
 	enum s3_method method;
 	char key[ORIGIN_KEY_MAX];
 	char url[S3_BASE_MAX + S3_PREFIX_MAX + ORIGIN_KEY_MAX + 4];
-	char sha[65]; /* of the body, hex */
+	char sha[65];              /* of the body, hex */
 	const unsigned char *body; /* PUT */
 	size_t body_len, body_off;
 	unsigned char *owned; /* a batch's copy of the body */
-	char *data;	      /* GET: the object */
+	char *data;           /* GET: the object */
 	size_t len, cap;
 	char ebody[1024]; /* the start of an error answer */
 	size_t elen;

@@ -116,10 +116,10 @@ int plays_rfc3339_parse(const char *s, size_t len, int64_t *ms_utc)
 	int64_t t;
 
 	/* YYYY-MM-DDTHH:MM:SS is 19 bytes; the zone at least one more. */
-	if (len < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-	    s[7] != '-' || !digits(s + 8, 2, &d) ||
-	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s + 11, 2, &h) ||
-	    s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+	if (len < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    !digits(s + 17, 2, &sec))
 		return -EINVAL;
 	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
 		return -EINVAL;
@@ -216,7 +216,8 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 		plays_errors_add(errs, index, "", "must be an object");
 		return false;
 	}
-	json_object_foreach(item, key, v) {
+	json_object_foreach(item, key, v)
+	{
 		bool known = false;
 		for (size_t k = 0; k < sizeof(known_fields) / sizeof(known_fields[0]); k++)
 			known = known || strcmp(key, known_fields[k]) == 0;
@@ -243,7 +244,8 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 		plays_errors_add(errs, index, "track_id", "is required");
 		ok = false;
 	} else if (!json_is_string(v) ||
-		   catalog_id_parse(json_string_value(v), json_string_length(v), &p->track_id) < 0) {
+		   catalog_id_parse(json_string_value(v), json_string_length(v), &p->track_id) <
+			   0) {
 		plays_errors_add(errs, index, "track_id", "must be a track id (16 hex digits)");
 		ok = false;
 	}
@@ -252,9 +254,9 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 	if (!v) {
 		plays_errors_add(errs, index, "started_at", "is required");
 		ok = false;
-	} else if (!json_is_string(v) || plays_rfc3339_parse(json_string_value(v),
-							     json_string_length(v),
-							     &p->started_at_ms) < 0) {
+	} else if (!json_is_string(v) ||
+		   plays_rfc3339_parse(json_string_value(v), json_string_length(v),
+				       &p->started_at_ms) < 0) {
 		plays_errors_add(errs, index, "started_at",
 				 "must be an RFC 3339 date-time with a time zone");
 		ok = false;
@@ -338,8 +340,8 @@ int plays_body_parse(const char *body, size_t len, int64_t now_ms, struct plays_
 	if (json_is_array(root)) {
 		n = json_array_size(root);
 		if (n == 0 || n > PLAYS_BATCH_MAX) {
-			snprintf(msg, msglen, "a batch holds 1 to %d plays, not %zu", PLAYS_BATCH_MAX,
-				 n);
+			snprintf(msg, msglen, "a batch holds 1 to %d plays, not %zu",
+				 PLAYS_BATCH_MAX, n);
 			json_decref(root);
 			return 422;
 		}

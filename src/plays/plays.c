@@ -43,19 +43,18 @@
 
 #define PLAYS_SCHEMA_VERSION 1
 
-static const char schema_v1[] =
-	"CREATE TABLE plays ("
-	"  id INTEGER PRIMARY KEY,"
-	"  event_id TEXT NOT NULL UNIQUE,"
-	"  track_id INTEGER NOT NULL,"
-	"  started_at INTEGER NOT NULL," /* ms since the epoch, UTC */
-	"  ms_played INTEGER NOT NULL,"
-	"  location TEXT,"
-	"  zone TEXT,"
-	"  device TEXT,"
-	"  offline INTEGER NOT NULL DEFAULT 0,"
-	"  received_at INTEGER NOT NULL,"
-	"  shipped INTEGER NOT NULL DEFAULT 0);";
+static const char schema_v1[] = "CREATE TABLE plays ("
+				"  id INTEGER PRIMARY KEY,"
+				"  event_id TEXT NOT NULL UNIQUE,"
+				"  track_id INTEGER NOT NULL,"
+				"  started_at INTEGER NOT NULL," /* ms since the epoch, UTC */
+				"  ms_played INTEGER NOT NULL,"
+				"  location TEXT,"
+				"  zone TEXT,"
+				"  device TEXT,"
+				"  offline INTEGER NOT NULL DEFAULT 0,"
+				"  received_at INTEGER NOT NULL,"
+				"  shipped INTEGER NOT NULL DEFAULT 0);";
 /* No index on started_at: it cost 40 % of the insert time (a second B-tree
  * written at random places, as offline devices upload old plays), and
  * reports, rare and run by operators, scan the table instead. See
@@ -121,8 +120,8 @@ struct plays {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job *head, **tail;
-	bool closing;  /* no more submits */
-	bool running;  /* the writer thread exists */
+	bool closing; /* no more submits */
+	bool running; /* the writer thread exists */
 	pthread_t thread;
 	/* the syncer */
 	pthread_cond_t sync_cv;
@@ -398,4 +397,3 @@ void plays_get_stats(plays_t *p, struct plays_stats *out)
 	out->duplicates = atomic_load(&p->duplicates);
 	out->failed = atomic_load(&p->failed);
 }
-

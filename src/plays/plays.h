@@ -51,7 +51,7 @@ struct plays_batch {
 void plays_batch_free(struct plays_batch *b);
 
 struct plays_item_error {
-	size_t index; /* in the request's array (0 for a single object) */
+	size_t index;   /* in the request's array (0 for a single object) */
 	char field[64]; /* "" for the item as a whole */
 	char message[96];
 };
@@ -153,9 +153,9 @@ int plays_shipper_start(const char *data_dir, const char *conninfo, const char *
 			plays_shipper_t **out, char *err, size_t errlen);
 
 struct plays_ship_stats {
-	uint64_t shipped;  /* rows PostgreSQL committed (duplicates included) */
+	uint64_t shipped; /* rows PostgreSQL committed (duplicates included) */
 	uint64_t batches;
-	int64_t queued;    /* rows waiting, as of the last look */
+	int64_t queued; /* rows waiting, as of the last look */
 	bool connected;
 };
 void plays_shipper_stats(plays_shipper_t *s, struct plays_ship_stats *out);

@@ -23,8 +23,8 @@
 #include "util/log.h"
 
 static const char *const group_names[] = {
-	[PLAYS_GROUP_NONE] = "none",	   [PLAYS_GROUP_TRACK] = "track",
-	[PLAYS_GROUP_ARTIST] = "artist",   [PLAYS_GROUP_ALBUM] = "album",
+	[PLAYS_GROUP_NONE] = "none",         [PLAYS_GROUP_TRACK] = "track",
+	[PLAYS_GROUP_ARTIST] = "artist",     [PLAYS_GROUP_ALBUM] = "album",
 	[PLAYS_GROUP_LOCATION] = "location", [PLAYS_GROUP_DAY] = "day",
 };
 
@@ -36,7 +36,8 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 	q->format = PLAYS_FORMAT_JSON;
 	if (from) {
 		if (plays_rfc3339_parse(from, strlen(from), &q->from_ms) < 0) {
-			snprintf(err, errlen, "from must be an RFC 3339 date-time with a time zone");
+			snprintf(err, errlen,
+				 "from must be an RFC 3339 date-time with a time zone");
 			return -EINVAL;
 		}
 		q->has_from = true;
@@ -88,19 +89,23 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 #define GROUP_SQL(CAT, P1, P2, DAY)                                                                \
 	{                                                                                          \
 		[PLAYS_GROUP_NONE] = NULL,                                                         \
-		[PLAYS_GROUP_TRACK] = "SELECT p.track_id, MAX(t.title), COUNT(*), SUM(p.ms_played)" \
-			JOINS(CAT, P1, P2) " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1",      \
-		[PLAYS_GROUP_ARTIST] = "SELECT t.artist_id, MAX(ar.name), COUNT(*),"               \
-				       " SUM(p.ms_played)" JOINS(CAT, P1, P2)                      \
-				       " GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1",         \
-		[PLAYS_GROUP_ALBUM] = "SELECT t.album_id, MAX(al.title), COUNT(*),"                \
-				      " SUM(p.ms_played)" JOINS(CAT, P1, P2)                       \
-				      " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1",           \
-		[PLAYS_GROUP_LOCATION] = "SELECT p.location, p.location, COUNT(*),"                \
-					 " SUM(p.ms_played)" JOINS(CAT, P1, P2)                    \
-					 " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1",        \
-		[PLAYS_GROUP_DAY] = "SELECT " DAY ", " DAY ", COUNT(*), SUM(p.ms_played)"          \
-			JOINS(CAT, P1, P2) " GROUP BY 1 ORDER BY 1",                               \
+		[PLAYS_GROUP_TRACK] =                                                              \
+			"SELECT p.track_id, MAX(t.title), COUNT(*), SUM(p.ms_played)" JOINS(       \
+				CAT, P1, P2) " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1",    \
+		[PLAYS_GROUP_ARTIST] =                                                             \
+			"SELECT t.artist_id, MAX(ar.name), COUNT(*),"                              \
+			" SUM(p.ms_played)" JOINS(                                                 \
+				CAT, P1, P2) " GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1",   \
+		[PLAYS_GROUP_ALBUM] =                                                              \
+			"SELECT t.album_id, MAX(al.title), COUNT(*),"                              \
+			" SUM(p.ms_played)" JOINS(                                                 \
+				CAT, P1, P2) " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1",    \
+		[PLAYS_GROUP_LOCATION] =                                                           \
+			"SELECT p.location, p.location, COUNT(*),"                                 \
+			" SUM(p.ms_played)" JOINS(                                                 \
+				CAT, P1, P2) " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1",    \
+		[PLAYS_GROUP_DAY] = "SELECT " DAY ", " DAY ", COUNT(*), SUM(p.ms_played)" JOINS(   \
+			CAT, P1, P2) " GROUP BY 1 ORDER BY 1",                                     \
 	}
 
 /* One line per play, for royalty societies. */
@@ -117,8 +122,23 @@ static const char *const pg_group_sql[] = GROUP_SQL("", "$1::bigint", "$2::bigin
 static const char sqlite_census_sql[] = CENSUS_SQL("cat.", "?1", "?2", "p.offline");
 static const char pg_census_sql[] = CENSUS_SQL("", "$1::bigint", "$2::bigint", "p.offline::int");
 
-enum { C_ARTIST, C_TITLE, C_ISRC, C_ALBUM, C_LABEL, C_DURATION, C_MS_PLAYED, C_LOCATION,
-       C_ZONE, C_STARTED, C_TRACK, C_EVENT, C_DEVICE, C_OFFLINE, C_NCOLS };
+enum {
+	C_ARTIST,
+	C_TITLE,
+	C_ISRC,
+	C_ALBUM,
+	C_LABEL,
+	C_DURATION,
+	C_MS_PLAYED,
+	C_LOCATION,
+	C_ZONE,
+	C_STARTED,
+	C_TRACK,
+	C_EVENT,
+	C_DEVICE,
+	C_OFFLINE,
+	C_NCOLS
+};
 
 static const char *const census_names[C_NCOLS] = {
 	"artist",   "title", "isrc",       "album",    "label",    "duration_ms", "ms_played",
@@ -410,10 +430,9 @@ static int report_pg(const char *conninfo, const struct plays_query *q, struct o
 		return -EIO;
 	snprintf(from, sizeof(from), "%lld", (long long)(q->has_from ? q->from_ms : INT64_MIN));
 	snprintf(to, sizeof(to), "%lld", (long long)(q->has_to ? q->to_ms : INT64_MAX));
-	if (!PQsendQueryParams(c,
-			       q->group == PLAYS_GROUP_NONE ? pg_census_sql
-							    : pg_group_sql[q->group],
-			       2, NULL, params, NULL, NULL, 0) ||
+	if (!PQsendQueryParams(
+		    c, q->group == PLAYS_GROUP_NONE ? pg_census_sql : pg_group_sql[q->group], 2,
+		    NULL, params, NULL, NULL, 0) ||
 	    !PQsetSingleRowMode(c)) {
 		snprintf(err, errlen, "plays: report: %s", PQerrorMessage(c));
 		PQfinish(c);

@@ -51,11 +51,21 @@ static int copy_text(buf_t *b, const unsigned char *s)
 		return buf_append(b, "\\N", 2);
 	for (; *s && rc == 0; s++) {
 		switch (*s) {
-		case '\\': rc = buf_append(b, "\\\\", 2); break;
-		case '\t': rc = buf_append(b, "\\t", 2); break;
-		case '\n': rc = buf_append(b, "\\n", 2); break;
-		case '\r': rc = buf_append(b, "\\r", 2); break;
-		default: rc = buf_append(b, (const char *)s, 1); break;
+		case '\\':
+			rc = buf_append(b, "\\\\", 2);
+			break;
+		case '\t':
+			rc = buf_append(b, "\\t", 2);
+			break;
+		case '\n':
+			rc = buf_append(b, "\\n", 2);
+			break;
+		case '\r':
+			rc = buf_append(b, "\\r", 2);
+			break;
+		default:
+			rc = buf_append(b, (const char *)s, 1);
+			break;
 		}
 	}
 	return rc;
@@ -74,10 +84,11 @@ static int read_batch(struct plays_shipper *s, buf_t *b, int64_t *last_id)
 	int n = 0, rc;
 
 	buf_reset(b);
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id, event_id, track_id, started_at, ms_played, location, zone,"
-			       " device, offline, received_at FROM plays ORDER BY id LIMIT ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "SELECT id, event_id, track_id, started_at, ms_played, location, zone,"
+		    " device, offline, received_at FROM plays ORDER BY id LIMIT ?",
+		    -1, &st, NULL) != SQLITE_OK) {
 		log_error("plays: shipper: %s", sqlite3_errmsg(s->db));
 		return -EIO;
 	}
@@ -92,9 +103,11 @@ static int read_batch(struct plays_shipper *s, buf_t *b, int64_t *last_id)
 		if (buf_append(b, num, strlen(num)) < 0)
 			goto full;
 		for (int i = 5; i <= 7; i++)
-			if (copy_text(b, sqlite3_column_text(st, i)) < 0 || buf_append(b, "\t", 1) < 0)
+			if (copy_text(b, sqlite3_column_text(st, i)) < 0 ||
+			    buf_append(b, "\t", 1) < 0)
 				goto full;
-		snprintf(num, sizeof(num), "%s\t%" PRId64 "\t", sqlite3_column_int(st, 8) ? "t" : "f",
+		snprintf(num, sizeof(num), "%s\t%" PRId64 "\t",
+			 sqlite3_column_int(st, 8) ? "t" : "f",
 			 (int64_t)sqlite3_column_int64(st, 9));
 		if (buf_append(b, num, strlen(num)) < 0 ||
 		    copy_text(b, (const unsigned char *)s->node) < 0 || buf_append(b, "\n", 1) < 0)
@@ -121,7 +134,8 @@ static int ship(PGconn *c, const buf_t *b)
 
 	if (pg_exec(c, "plays", "BEGIN") < 0 ||
 	    pg_exec(c, "plays",
-		    "CREATE TEMP TABLE IF NOT EXISTS plays_in (LIKE plays) ON COMMIT DELETE ROWS") < 0)
+		    "CREATE TEMP TABLE IF NOT EXISTS plays_in (LIKE plays) ON COMMIT DELETE ROWS") <
+		    0)
 		goto out;
 	res = PQexec(c, "COPY plays_in (event_id, track_id, started_at, ms_played, location, zone,"
 			" device, offline, received_at, node) FROM STDIN");
@@ -143,7 +157,8 @@ static int ship(PGconn *c, const buf_t *b)
 	while ((res = PQgetResult(c)) != NULL)
 		PQclear(res);
 	if (pg_exec(c, "plays",
-		    "INSERT INTO plays SELECT * FROM plays_in ON CONFLICT (event_id) DO NOTHING") < 0 ||
+		    "INSERT INTO plays SELECT * FROM plays_in ON CONFLICT (event_id) DO NOTHING") <
+		    0 ||
 	    pg_exec(c, "plays", "COMMIT") < 0)
 		goto out;
 	rc = 0;
@@ -229,12 +244,14 @@ static void *shipper_main(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			if (!c) {
 				if (!warned)
-					log_warn("plays: shipper: %s; plays stay queued on this node",
+					log_warn("plays: shipper: %s; plays stay queued on this "
+						 "node",
 						 err);
 				warned = true;
 				if (!nap(s, backoff))
 					break;
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				backoff =
+					backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;
 			}
 			if (warned)

@@ -51,34 +51,41 @@ static const char schema_v1[] =
 	"CREATE INDEX plays_started ON plays(started_at);"
 	"CREATE FUNCTION catalog_stamp() RETURNS trigger LANGUAGE plpgsql AS $$"
 	" BEGIN"
-	"  PERFORM pg_advisory_xact_lock(" STR(PG_LOCK_CATALOG) ");"
-	"  NEW.seq := nextval('catalog_seq');"
-	"  RETURN NEW;"
-	" END $$;"
-	"CREATE FUNCTION catalog_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$"
-	" BEGIN"
-	"  PERFORM pg_advisory_xact_lock(" STR(PG_LOCK_CATALOG) ");"
-	"  INSERT INTO deletions (seq, tbl, id) VALUES (nextval('catalog_seq'), TG_TABLE_NAME,"
-	"    (to_jsonb(OLD) ->> TG_ARGV[0])::bigint);"
-	"  RETURN OLD;"
-	" END $$;"
-	"CREATE FUNCTION catalog_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
-	" BEGIN"
-	"  PERFORM pg_notify('" PG_CHANNEL_CATALOG "', '');"
-	"  RETURN NULL;"
-	" END $$;";
+	"  PERFORM pg_advisory_xact_lock(" STR(
+		PG_LOCK_CATALOG) ");"
+				 "  NEW.seq := nextval('catalog_seq');"
+				 "  RETURN NEW;"
+				 " END $$;"
+				 "CREATE FUNCTION catalog_tombstone() RETURNS trigger LANGUAGE "
+				 "plpgsql AS $$"
+				 " BEGIN"
+				 "  PERFORM pg_advisory_xact_lock(" STR(
+					 PG_LOCK_CATALOG) ");"
+							  "  INSERT INTO deletions (seq, tbl, id) "
+							  "VALUES (nextval('catalog_seq'), "
+							  "TG_TABLE_NAME,"
+							  "    (to_jsonb(OLD) ->> "
+							  "TG_ARGV[0])::bigint);"
+							  "  RETURN OLD;"
+							  " END $$;"
+							  "CREATE FUNCTION catalog_notify() "
+							  "RETURNS trigger LANGUAGE plpgsql AS $$"
+							  " BEGIN"
+							  "  PERFORM pg_notify('" PG_CHANNEL_CATALOG
+							  "', '');"
+							  "  RETURN NULL;"
+							  " END $$;";
 
 /* Cluster membership (cluster/membership.c): one row per node, its
  * heartbeat stamped with the server's clock, so ages are judged by one
  * clock whatever the nodes' own say. */
-static const char schema_v2[] =
-	"CREATE TABLE nodes ("
-	"  id text PRIMARY KEY,"
-	"  address text NOT NULL,"
-	"  site text NOT NULL,"
-	"  started_at bigint NOT NULL,"
-	"  heartbeat_at timestamptz NOT NULL,"
-	"  stats jsonb);";
+static const char schema_v2[] = "CREATE TABLE nodes ("
+				"  id text PRIMARY KEY,"
+				"  address text NOT NULL,"
+				"  site text NOT NULL,"
+				"  started_at bigint NOT NULL,"
+				"  heartbeat_at timestamptz NOT NULL,"
+				"  stats jsonb);";
 
 bool pg_ok(const PGresult *res)
 {
@@ -112,7 +119,8 @@ int pg_exec(PGconn *c, const char *what, const char *sql)
 	int rc = 0;
 
 	if (!pg_ok(res)) {
-		log_error("postgres: %s: %s", what, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		log_error("postgres: %s: %s", what,
+			  res ? PQresultErrorMessage(res) : PQerrorMessage(c));
 		rc = -EIO;
 	}
 	PQclear(res);
@@ -150,8 +158,8 @@ static bool schema_current(PGconn *c)
 {
 	PGresult *res = PQexec(c, "SELECT version FROM chorus_schema"
 				  " WHERE to_regclass('chorus_schema') IS NOT NULL");
-	bool current = pg_ok(res) && PQntuples(res) == 1 &&
-		       pg_col_i64(res, 0, 0) == PG_SCHEMA_VERSION;
+	bool current =
+		pg_ok(res) && PQntuples(res) == 1 && pg_col_i64(res, 0, 0) == PG_SCHEMA_VERSION;
 
 	PQclear(res);
 	return current;
@@ -213,7 +221,8 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 				 " FOR EACH ROW EXECUTE FUNCTION catalog_stamp();"
 				 "CREATE TRIGGER %1$s_tombstone AFTER DELETE ON %1$s"
 				 " FOR EACH ROW EXECUTE FUNCTION catalog_tombstone('%2$s');"
-				 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON %1$s"
+				 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON "
+				 "%1$s"
 				 " FOR EACH STATEMENT EXECUTE FUNCTION catalog_notify();",
 				 t->name, t->feed_key);
 			if (pg_exec(c, "schema v1", sql) < 0)
@@ -227,7 +236,8 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 		crypto_random(k, sizeof(k));
 		text_hex(k, sizeof(k), key);
 		snprintf(sql, sizeof(sql),
-			 "INSERT INTO chorus_schema VALUES (0, '%s', decode('%s', 'hex'))", id, key);
+			 "INSERT INTO chorus_schema VALUES (0, '%s', decode('%s', 'hex'))", id,
+			 key);
 		explicit_bzero(k, sizeof(k));
 		explicit_bzero(key, sizeof(key));
 		if (pg_exec(c, "schema", sql) < 0)
@@ -263,8 +273,8 @@ PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 {
 	/* Keywords are applied in order and dbname expands conninfo: the
 	 * defaults come first so that conninfo overrides them. */
-	static const char *const keys[] = {"connect_timeout", "fallback_application_name",
-					   "dbname", NULL};
+	static const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname",
+					   NULL};
 	const char *vals[] = {"3", "chorus", conninfo, NULL};
 	PGconn *c;
 	char where[512];

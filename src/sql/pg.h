@@ -29,7 +29,7 @@
  * assigned in commit order: a reader that has seen seq N has seen every
  * change numbered below N. */
 #define PG_LOCK_CATALOG 7163097744720199681 /* "chorus" 1 */
-#define PG_LOCK_SCHEMA 7163097744720199682 /* "chorus" 2 */
+#define PG_LOCK_SCHEMA 7163097744720199682  /* "chorus" 2 */
 
 /* The LISTEN channel notified by every catalog change. */
 #define PG_CHANNEL_CATALOG "chorus_catalog"

@@ -359,9 +359,11 @@ static void pg_close(sql_t *base)
 
 static const struct sql_driver pg_driver = {
 	.dialect = SQL_PG,
-	.run_alive = "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
-		     " AND l.granted AND l.classid = " STR(RUN_LOCK_CLASS) "::oid"
-		     " AND l.objid = hashtext(run)::oid AND l.objsubid = 2)",
+	.run_alive =
+		"EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
+		" AND l.granted AND l.classid = " STR(
+			RUN_LOCK_CLASS) "::oid"
+					" AND l.objid = hashtext(run)::oid AND l.objsubid = 2)",
 	.prepare = pg_prepare,
 	.bind = pg_bind,
 	.step = pg_step,

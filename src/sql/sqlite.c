@@ -50,8 +50,8 @@ int sql_sqlite_migrate(sqlite3 *db, const char *what, int version, sql_sqlite_up
 		rc = -EIO;
 	} else if (v > version) {
 		snprintf(err, errlen,
-			 "%s schema version %d is newer than this chorus understands (%d)", what,
-			 v, version);
+			 "%s schema version %d is newer than this chorus understands (%d)", what, v,
+			 version);
 		rc = -EPROTO;
 	} else if (v < version) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version);

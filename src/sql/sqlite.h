@@ -16,10 +16,10 @@
 typedef int (*sql_sqlite_init_fn)(sqlite3 *db, void *arg, char *err, size_t errlen);
 
 struct sql_sqlite_open {
-	const char *what;    /* names the database in messages ("catalog") */
-	int flags;           /* SQLITE_OPEN_* */
-	int busy_ms;         /* how long to wait for another connection's lock; 0: not at all */
-	const char *pragmas; /* run first (any SQL without results), or NULL */
+	const char *what;        /* names the database in messages ("catalog") */
+	int flags;               /* SQLITE_OPEN_* */
+	int busy_ms;             /* how long to wait for another connection's lock; 0: not at all */
+	const char *pragmas;     /* run first (any SQL without results), or NULL */
 	sql_sqlite_init_fn init; /* then this (a migration), or NULL */
 	void *arg;               /* init's */
 };

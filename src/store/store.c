@@ -212,8 +212,7 @@ static bool row_same_recording(sql_stmt_t *st, const struct identity *want)
 /* The track a changed file replaces: *found is its id, or 0. Three
  * questions, in this order: the track at this path, the track with this
  * ISRC, the track with these tags. */
-static int find_recording(sql_t *db, const char *path, const struct identity *want,
-			  int64_t *found)
+static int find_recording(sql_t *db, const char *path, const struct identity *want, int64_t *found)
 {
 #define COLS                                                                                       \
 	"SELECT id, isrc, artist_id, album_id, disc_number, track_number, title_key,"              \
@@ -721,8 +720,7 @@ static int optimize_search(sql_t *db, void *arg)
 	return search_optimize(sql_sqlite_handle(db));
 }
 
-int store_open(const char *data_dir, const char *conninfo, store_t **out, char *err,
-	       size_t errlen)
+int store_open(const char *data_dir, const char *conninfo, store_t **out, char *err, size_t errlen)
 {
 	store_t *s = xcalloc(1, sizeof(*s));
 	unsigned char r[16];

@@ -28,8 +28,7 @@ typedef struct store store_t;
  * string), else DATA_DIR/catalog.db. Returns 0, or -errno with a message
  * in err.
  */
-int store_open(const char *data_dir, const char *conninfo, store_t **out, char *err,
-	       size_t errlen);
+int store_open(const char *data_dir, const char *conninfo, store_t **out, char *err, size_t errlen);
 void store_close(store_t *s);
 
 /* What the catalog knows of a file's path. */

@@ -24,7 +24,8 @@ void buf_reset(buf_t *b);
 /* Returns 0, or -1 when the cap would be exceeded (the buffer is unchanged). */
 int buf_append(buf_t *b, const void *p, size_t n) __attribute__((warn_unused_result));
 int buf_appends(buf_t *b, const char *s) __attribute__((warn_unused_result));
-int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3), warn_unused_result));
+int buf_printf(buf_t *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), warn_unused_result));
 /* Makes room for n more bytes; returns a pointer to them or NULL past the cap. */
 char *buf_reserve(buf_t *b, size_t n);
 /* Detaches the storage: the caller frees it. */

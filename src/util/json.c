@@ -75,7 +75,10 @@ static void escaped(json_t *j, const char *s, size_t len)
 
 		if (c >= 0x80) {
 			/* Find the sequence length and keep it if it is valid. */
-			size_t l = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+			size_t l = (c & 0xe0) == 0xc0   ? 2
+				   : (c & 0xf0) == 0xe0 ? 3
+				   : (c & 0xf8) == 0xf0 ? 4
+							: 1;
 			if (l > 1 && i + l <= len && text_is_utf8(s + i, l)) {
 				i += l;
 				continue;

@@ -86,8 +86,8 @@ bool text_is_utf8(const char *s, size_t len)
  * spaces U+2000..U+200B, U+3000 and the BOM that some taggers leave in. */
 static bool is_space(uint32_t c)
 {
-	return c <= 0x20 || c == 0x7f || c == 0xa0 || (c >= 0x2000 && c <= 0x200b) ||
-	       c == 0x202f || c == 0x205f || c == 0x3000 || c == 0xfeff;
+	return c <= 0x20 || c == 0x7f || c == 0xa0 || (c >= 0x2000 && c <= 0x200b) || c == 0x202f ||
+	       c == 0x205f || c == 0x3000 || c == 0xfeff;
 }
 
 char *text_clean(const char *s, size_t len)

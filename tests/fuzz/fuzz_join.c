@@ -40,8 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			     &c) == 0)
 		abort(); /* nothing the fuzzer makes is sealed under mac */
 	if (join_config_parse((const char *)data, size, &c) == 0) {
-		if (!c.db || !*c.db || !c.origin || !*c.origin ||
-		    (c.site && strlen(c.site) > 63) ||
+		if (!c.db || !*c.db || !c.origin || !*c.origin || (c.site && strlen(c.site) > 63) ||
 		    (!c.aws_access_key_id != !c.aws_secret_access_key))
 			abort();
 		s = join_config_json(&c, &len);

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			if (p->ms_played < 0 || p->ms_played > PLAYS_MS_PLAYED_MAX)
 				abort();
-			if (p->started_at_ms < 946684800000LL || p->started_at_ms > NOW + 86400000LL)
+			if (p->started_at_ms < 946684800000LL ||
+			    p->started_at_ms > NOW + 86400000LL)
 				abort();
 			if ((p->location && strlen(p->location) > PLAYS_TEXT_MAX) ||
 			    (p->zone && strlen(p->zone) > PLAYS_TEXT_MAX) ||

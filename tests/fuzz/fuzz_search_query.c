@@ -19,15 +19,15 @@ static void setup(void)
 {
 	if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
 	    sqlite3_exec(
-	        db,
-	        "CREATE VIRTUAL TABLE s USING fts5(title, artist, album,"
-	        " tokenize=\"unicode61 remove_diacritics 2\", prefix='1 2 3',"
-	        " detail=column);"
-	        "INSERT INTO s VALUES ('Help!', 'The Beatles', 'Help!'),"
-	        " ('Hoppípolla', 'Sigur Rós', 'Takk'), ('群青日和', '東京事変', '東京の夜');",
-	        NULL, NULL, NULL) != SQLITE_OK ||
+		    db,
+		    "CREATE VIRTUAL TABLE s USING fts5(title, artist, album,"
+		    " tokenize=\"unicode61 remove_diacritics 2\", prefix='1 2 3',"
+		    " detail=column);"
+		    "INSERT INTO s VALUES ('Help!', 'The Beatles', 'Help!'),"
+		    " ('Hoppípolla', 'Sigur Rós', 'Takk'), ('群青日和', '東京事変', '東京の夜');",
+		    NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT rowid FROM s WHERE s MATCH ?1", -1, &match, NULL) !=
-	        SQLITE_OK ||
+		    SQLITE_OK ||
 	    search_tokenizer_open(db, &tok) < 0)
 		abort();
 }

@@ -195,8 +195,7 @@ static void test_signed_urls(void)
 	CHECK(auth_url_check(key, 42, 5000, sig, strlen(sig), 4000, who, 5) == AUTH_MALFORMED);
 	/* A principal that cannot be one signs a URL that never checks. */
 	auth_url_sign(key, 42, "k\nx", 5000, sig);
-	CHECK(auth_url_check(key, 42, 5000, sig, strlen(sig), 4000, who, sizeof(who)) !=
-	      AUTH_OK);
+	CHECK(auth_url_check(key, 42, 5000, sig, strlen(sig), 4000, who, sizeof(who)) != AUTH_OK);
 }
 
 static void test_limit(void)

@@ -99,8 +99,8 @@ static void setup(void)
 		     " created_at, updated_at) VALUES (4101, 'Untitled', 'untitled', 161, 178, 500,"
 		     " 'mp3', 'audio/mpeg', 0, 1048576, 0, zeroblob(32),"
 		     " '0000000000000000000000000000beef', printf('%064x', 4101), 0, 0);");
-	if (sqlite3_prepare_v2(db, "INSERT INTO covers VALUES (177, 'image/png', 'x', ?)", -1,
-			       &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "INSERT INTO covers VALUES (177, 'image/png', 'x', ?)", -1, &st,
+			       NULL) != SQLITE_OK) {
 		fprintf(stderr, "setup: %s\n", sqlite3_errmsg(db));
 		exit(2);
 	}
@@ -168,15 +168,14 @@ static void test_artists_list(void)
 
 	buf_init(&b, 1 << 20);
 	CHECK(catalog_json_artists(reader, 100, 0, &b) == 200);
-	CHECK_STR(b.data,
-		  "{\"artists\":["
-		  "{\"id\":\"00000000000000a3\",\"name\":\"aurora\",\"album_count\":0,"
-		  "\"track_count\":1},"
-		  "{\"id\":\"00000000000000a1\",\"name\":\"Beyoncé\",\"album_count\":3,"
-		  "\"track_count\":5},"
-		  "{\"id\":\"00000000000000a2\",\"name\":\"東京\",\"album_count\":1,"
-		  "\"track_count\":2}"
-		  "],\"total\":3,\"limit\":100,\"offset\":0}");
+	CHECK_STR(b.data, "{\"artists\":["
+			  "{\"id\":\"00000000000000a3\",\"name\":\"aurora\",\"album_count\":0,"
+			  "\"track_count\":1},"
+			  "{\"id\":\"00000000000000a1\",\"name\":\"Beyoncé\",\"album_count\":3,"
+			  "\"track_count\":5},"
+			  "{\"id\":\"00000000000000a2\",\"name\":\"東京\",\"album_count\":1,"
+			  "\"track_count\":2}"
+			  "],\"total\":3,\"limit\":100,\"offset\":0}");
 
 	/* A page in the middle: total still counts everything. */
 	buf_reset(&b);
@@ -249,9 +248,10 @@ static void test_albums_list(void)
 				       "\"year\":2016,\"track_count\":4,\"duration_ms\":10000,"
 				       "\"cover_url\":\"/api/v1/albums/00000000000000b1/cover\"}"));
 	/* The album artist, not the artist of a track on it. */
-	CHECK(b.data && strstr(b.data, "\"title\":\"Shinjuku\",\"artist\":\"東京\","
-				       "\"artist_id\":\"00000000000000a2\",\"year\":2001,"
-				       "\"track_count\":2,\"duration_ms\":500,\"cover_url\":null}"));
+	CHECK(b.data &&
+	      strstr(b.data, "\"title\":\"Shinjuku\",\"artist\":\"東京\","
+			     "\"artist_id\":\"00000000000000a2\",\"year\":2001,"
+			     "\"track_count\":2,\"duration_ms\":500,\"cover_url\":null}"));
 
 	buf_reset(&b);
 	CHECK(catalog_json_albums(reader, 2, 1, &b) == 200);
@@ -274,16 +274,18 @@ static void test_album_one(void)
 		       "\"id\":\"0000000000001004\"", "\"id\":\"0000000000001001\"", "]}"));
 	CHECK(count_of(b.data, "\"stream_url\":") == 4);
 	/* A guest's track: its own artist, the album's album artist. */
-	CHECK(b.data && strstr(b.data, "\"title\":\"Kyoto\",\"artist\":\"東京\","
-				       "\"artist_id\":\"00000000000000a2\",\"album\":\"Lemonade\","
-				       "\"album_id\":\"00000000000000b1\",\"album_artist\":\"Beyoncé\","));
+	CHECK(b.data &&
+	      strstr(b.data, "\"title\":\"Kyoto\",\"artist\":\"東京\","
+			     "\"artist_id\":\"00000000000000a2\",\"album\":\"Lemonade\","
+			     "\"album_id\":\"00000000000000b1\",\"album_artist\":\"Beyoncé\","));
 	/* A quote and a control character in a title are escaped. */
 	CHECK(b.data && strstr(b.data, "\"title\":\"Alpha \\\"Q\\\"\\u0001x\""));
 
 	buf_reset(&b);
 	CHECK(catalog_json_album(reader, FOUR, &b) == 200);
-	CHECK(b.data && strstr(b.data, "\"year\":null,\"track_count\":1,\"duration_ms\":500,"
-				       "\"cover_url\":null,\"tracks\":[{\"id\":\"0000000000001005\""));
+	CHECK(b.data &&
+	      strstr(b.data, "\"year\":null,\"track_count\":1,\"duration_ms\":500,"
+			     "\"cover_url\":null,\"tracks\":[{\"id\":\"0000000000001005\""));
 
 	buf_reset(&b);
 	CHECK(catalog_json_album(reader, NO_SUCH, &b) == 404);
@@ -308,8 +310,8 @@ static void test_tracks_list(void)
 				       "\"artist\":\"aurora\",\"artist_id\":\"00000000000000a3\","
 				       "\"album\":\"Shinjuku\",\"album_id\":\"00000000000000b4\","
 				       "\"album_artist\":\"東京\","));
-	CHECK(b.data && strstr(b.data,
-			       "\"stream_url\":\"/api/v1/tracks/7fffffffffffffff/stream\""));
+	CHECK(b.data &&
+	      strstr(b.data, "\"stream_url\":\"/api/v1/tracks/7fffffffffffffff/stream\""));
 
 	buf_reset(&b);
 	CHECK(catalog_json_tracks(reader, 3, 6, &b) == 200);

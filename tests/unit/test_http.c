@@ -41,9 +41,9 @@ static void test_errors(void)
 	struct http_request r;
 	char big[HTTP_MAX_HEADER_BYTES + 100];
 
-	CHECK(parse("GET / HTTP/1.1\nHost: x\n\n", &r) == -400);           /* bare LF */
-	CHECK(parse("GET  / HTTP/1.1\r\nHost: x\r\n\r\n", &r) == -400);     /* two spaces */
-	CHECK(parse("GET / HTTP/1.1\r\n\r\n", &r) == -400);                 /* no Host */
+	CHECK(parse("GET / HTTP/1.1\nHost: x\n\n", &r) == -400);        /* bare LF */
+	CHECK(parse("GET  / HTTP/1.1\r\nHost: x\r\n\r\n", &r) == -400); /* two spaces */
+	CHECK(parse("GET / HTTP/1.1\r\n\r\n", &r) == -400);             /* no Host */
 	CHECK(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n", &r) == -505);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", &r) == -400);
@@ -161,9 +161,12 @@ static void test_listen(void)
 		const char *spec, *addr;
 		int port;
 	} good[] = {
-		{"127.0.0.1:8080", "127.0.0.1", 8080}, {"0.0.0.0:0", "0.0.0.0", 0},
-		{":9000", "0.0.0.0", 9000},            {"*:65535", "0.0.0.0", 65535},
-		{"[::1]:80", "::1", 80},               {"[::]:0080", "::", 80},
+		{"127.0.0.1:8080", "127.0.0.1", 8080},
+		{"0.0.0.0:0", "0.0.0.0", 0},
+		{":9000", "0.0.0.0", 9000},
+		{"*:65535", "0.0.0.0", 65535},
+		{"[::1]:80", "::1", 80},
+		{"[::]:0080", "::", 80},
 	};
 	static const struct {
 		const char *spec, *says;

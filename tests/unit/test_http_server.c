@@ -130,8 +130,8 @@ static void *send_big(void *arg)
 	char head[128], *body = malloc(n);
 
 	memset(body, 'x', n);
-	snprintf(head, sizeof(head),
-		 "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+	snprintf(head, sizeof(head), "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+		 n);
 	b->ok = send_all(b->fd, head, strlen(head)) && send_all(b->fd, body, n) &&
 		send_str(b->fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
 	free(body);

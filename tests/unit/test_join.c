@@ -148,8 +148,10 @@ static void test_request_parse_strict(void)
 	CHECK(join_request_parse(body, strlen(body), &r) == -EINVAL);
 	snprintf(body, sizeof(body), "{%s,%s,\"time\":-1,\"port\":0,%s}", t, nonce, proof);
 	CHECK(join_request_parse(body, strlen(body), &r) == -EINVAL);
-	snprintf(body, sizeof(body), "{%s,\"nonce\":\"0123456789ABCDEF0123456789abcdef\","
-				     "\"time\":1,\"port\":0,%s}", t, proof);
+	snprintf(body, sizeof(body),
+		 "{%s,\"nonce\":\"0123456789ABCDEF0123456789abcdef\","
+		 "\"time\":1,\"port\":0,%s}",
+		 t, proof);
 	CHECK(join_request_parse(body, strlen(body), &r) == -EINVAL); /* upper case */
 	CHECK(join_request_parse("[]", 2, &r) == -EINVAL);
 	CHECK(join_request_parse("", 0, &r) == -EINVAL);
@@ -166,8 +168,8 @@ static void test_replay(void)
 	CHECK(join_replay_add(&r, "0123456789abcdef0123456789abcdef", NOW + JOIN_REPLAY_S) ==
 	      -EALREADY);
 	/* Forgotten after JOIN_REPLAY_S: the clock window refuses it by then. */
-	CHECK(join_replay_add(&r, "0123456789abcdef0123456789abcdef",
-			      NOW + JOIN_REPLAY_S + 2) == 0);
+	CHECK(join_replay_add(&r, "0123456789abcdef0123456789abcdef", NOW + JOIN_REPLAY_S + 2) ==
+	      0);
 	/* Full: refused rather than forgetting a live nonce. */
 	for (int i = 0; i < JOIN_REPLAY_MAX; i++) {
 		snprintf(nonce, sizeof(nonce), "%032x", i);

@@ -72,38 +72,38 @@ static void test_bad_specs(void)
 		"s3:/bucket",
 		"dir:/x",
 		"s3://",
-		"s3://ab",				     /* too short */
-		"s3://Music",				     /* upper case */
-		"s3://-music",				     /* starts with '-' */
-		"s3://mu..sic",				     /* ".." */
-		"s3://music_lib",			     /* '_' */
-		"s3://music/a b",			     /* space in the prefix */
-		"s3://music/a/../b",			     /* ".." segment */
-		"s3://music/./b",			     /* "." segment */
-		"s3://music/a//b",			     /* empty segment */
-		"s3://music/a%2fb",			     /* '%' in the prefix */
-		"s3://music?",				     /* empty parameter list */
-		"s3://music?region",			     /* no value */
-		"s3://music?region=",			     /* empty value */
-		"s3://music?region=us-east-1&",		     /* empty parameter */
-		"s3://music?region=US",			     /* upper case region */
-		"s3://music?region=a:b",		     /* would break the sigv4 scope */
-		"s3://music?regoin=us-east-1",		     /* typo */
-		"s3://music?region=a&region=b",		     /* twice */
-		"s3://music?endpoint=ftp://h",		     /* scheme */
-		"s3://music?endpoint=http://",		     /* no host */
-		"s3://music?endpoint=http://u:p@h",	     /* credentials */
-		"s3://music?endpoint=http://h/path",	     /* path */
-		"s3://music?endpoint=http://h:0",	     /* port */
-		"s3://music?endpoint=http://h:65536",	     /* port */
-		"s3://music?endpoint=http://h:",	     /* port */
-		"s3://music?endpoint=http://[::1",	     /* IPv6 */
-		"s3://music?endpoint=http://h%00x",	     /* NUL */
-		"s3://music?endpoint=http://h%2",	     /* cut escape */
-		"s3://music?timeout_ms=10",		     /* too small */
-		"s3://music?timeout_ms=12x",		     /* not a number */
-		"s3://music?attempts=0",		     /* too few */
-		"s3://music?parallel=1000",		     /* too many */
+		"s3://ab",                                   /* too short */
+		"s3://Music",                                /* upper case */
+		"s3://-music",                               /* starts with '-' */
+		"s3://mu..sic",                              /* ".." */
+		"s3://music_lib",                            /* '_' */
+		"s3://music/a b",                            /* space in the prefix */
+		"s3://music/a/../b",                         /* ".." segment */
+		"s3://music/./b",                            /* "." segment */
+		"s3://music/a//b",                           /* empty segment */
+		"s3://music/a%2fb",                          /* '%' in the prefix */
+		"s3://music?",                               /* empty parameter list */
+		"s3://music?region",                         /* no value */
+		"s3://music?region=",                        /* empty value */
+		"s3://music?region=us-east-1&",              /* empty parameter */
+		"s3://music?region=US",                      /* upper case region */
+		"s3://music?region=a:b",                     /* would break the sigv4 scope */
+		"s3://music?regoin=us-east-1",               /* typo */
+		"s3://music?region=a&region=b",              /* twice */
+		"s3://music?endpoint=ftp://h",               /* scheme */
+		"s3://music?endpoint=http://",               /* no host */
+		"s3://music?endpoint=http://u:p@h",          /* credentials */
+		"s3://music?endpoint=http://h/path",         /* path */
+		"s3://music?endpoint=http://h:0",            /* port */
+		"s3://music?endpoint=http://h:65536",        /* port */
+		"s3://music?endpoint=http://h:",             /* port */
+		"s3://music?endpoint=http://[::1",           /* IPv6 */
+		"s3://music?endpoint=http://h%00x",          /* NUL */
+		"s3://music?endpoint=http://h%2",            /* cut escape */
+		"s3://music?timeout_ms=10",                  /* too small */
+		"s3://music?timeout_ms=12x",                 /* not a number */
+		"s3://music?attempts=0",                     /* too few */
+		"s3://music?parallel=1000",                  /* too many */
 		"s3://music?connect_timeout_ms=99999999999", /* overflow */
 	};
 	struct s3_spec s;

@@ -61,7 +61,7 @@ static void test_rank_is_stable(void)
 			to_new += strcmp(b[0].id, ids[3]) == 0;
 		}
 	}
-	CHECK(moved == to_new);             /* nothing moved between old nodes */
+	CHECK(moved == to_new);              /* nothing moved between old nodes */
 	CHECK(moved > 2200 && moved < 2800); /* about a quarter */
 }
 

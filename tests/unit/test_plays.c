@@ -91,7 +91,7 @@ static bool has_error(const struct plays_errors *e, size_t index, const char *fi
 }
 
 #define PLAY(extra)                                                                                \
-	"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00+02:00\","                \
+	"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00+02:00\","                  \
 	"\"ms_played\":1234,\"event_id\":\"ev-1\"" extra "}"
 
 static void test_body_ok(void)
@@ -167,16 +167,19 @@ static void test_body_rules(void)
 		{"{\"track_id\":\"" TID "\",\"started_at\":1748772000,\"ms_played\":1,"
 		 "\"event_id\":\"a\"}",
 		 "started_at", "RFC 3339"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"1999-12-31T23:59:59Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"1999-12-31T23:59:59Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\"}",
 		 "started_at", "between"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2026-01-02T00:00:01Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2026-01-02T00:00:01Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\"}",
 		 "started_at", "between"},
 		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\","
 		 "\"event_id\":\"a\"}",
 		 "ms_played", "required"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":-1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":-1,"
 		 "\"event_id\":\"a\"}",
 		 "ms_played", "integer"},
 		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\","
@@ -188,27 +191,35 @@ static void test_body_rules(void)
 		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\","
 		 "\"ms_played\":\"1\",\"event_id\":\"a\"}",
 		 "ms_played", "integer"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1}",
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1}",
 		 "event_id", "required"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"\"}",
 		 "event_id", "1 to 128"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":7}",
 		 "event_id", "1 to 128"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\",\"location\":5}",
 		 "location", "string"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\",\"zone\":[]}",
 		 "zone", "string"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\",\"device\":{}}",
 		 "device", "string"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\",\"offline\":\"yes\"}",
 		 "offline", "true or false"},
-		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
+		{"{\"track_id\":\"" TID
+		 "\",\"started_at\":\"2025-06-01T10:00:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\",\"startedAt\":\"x\"}",
 		 "startedAt", "unknown field"},
 		{"[1]", "", "object"},
@@ -220,8 +231,9 @@ static void test_body_rules(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char body[1024];
 		snprintf(body, sizeof(body), "[" PLAY("") ",%s]", cases[i].item);
-		if (parse(body, &b, &e) != 422 || !has_error(&e, 1, cases[i].field, cases[i].want) ||
-		    has_error(&e, 0, "", "") || b.n != 0) {
+		if (parse(body, &b, &e) != 422 ||
+		    !has_error(&e, 1, cases[i].field, cases[i].want) || has_error(&e, 0, "", "") ||
+		    b.n != 0) {
 			fprintf(stderr, "  case %zu: %s\n", i, cases[i].item);
 			unit_failed_checks++;
 		}
@@ -286,10 +298,11 @@ static void test_body_shape(void)
 		buf_reset(&big);
 		rc |= buf_appends(&big, "[");
 		for (int i = 0; i < n; i++)
-			rc |= buf_printf(&big,
-					 "%s{\"track_id\":\"" TID "\",\"started_at\":"
-					 "\"2025-06-01T10:00:00Z\",\"ms_played\":1,\"event_id\":\"e%d\"}",
-					 i ? "," : "", i);
+			rc |= buf_printf(
+				&big,
+				"%s{\"track_id\":\"" TID "\",\"started_at\":"
+				"\"2025-06-01T10:00:00Z\",\"ms_played\":1,\"event_id\":\"e%d\"}",
+				i ? "," : "", i);
 		rc |= buf_appends(&big, "]");
 		CHECK(rc == 0);
 		CHECK(parse(big.data, &b, &e) == (n == 1000 ? 200 : 422));
@@ -342,8 +355,8 @@ static void make_batch(struct plays_batch *b, int first, int n, const char *extr
 					"%s{\"track_id\":\"" TID "\",\"started_at\":"
 					"\"2025-06-0%dT10:00:00Z\",\"ms_played\":%d,"
 					"\"event_id\":\"e%d\",\"location\":\"L%d\"}",
-					i ? "," : "", 1 + (first + i) % 3, 1000 + first + i, first + i,
-					(first + i) % 2);
+					i ? "," : "", 1 + (first + i) % 3, 1000 + first + i,
+					first + i, (first + i) % 2);
 	if (extra_dup)
 		len += (size_t)snprintf(body + len, sizeof(body) - len, ",%s", extra_dup);
 	snprintf(body + len, sizeof(body) - len, "]");
@@ -406,8 +419,8 @@ static void test_store(void)
 
 	/* Reports: by day, with bounds; by location as CSV; the census. */
 	buf_init(&out, 1 << 20);
-	CHECK(plays_query_parse("2025-06-02T00:00:00Z", "2025-06-03T00:00:00Z", "day", NULL, &q, err,
-				sizeof(err)) == 0);
+	CHECK(plays_query_parse("2025-06-02T00:00:00Z", "2025-06-03T00:00:00Z", "day", NULL, &q,
+				err, sizeof(err)) == 0);
 	CHECK(plays_report(dir, NULL, &q, sink, &out, err, sizeof(err)) == 0);
 	{
 		/* Plays i with i % 3 == 1: 67 of 0..199; ms 1000 + i. */
@@ -416,8 +429,10 @@ static void test_store(void)
 		for (int i = 1; i < 200; i += 3)
 			ms += 1000 + i;
 		snprintf(want, sizeof(want),
-			 "{\"from\":\"2025-06-02T00:00:00.000Z\",\"to\":\"2025-06-03T00:00:00.000Z\","
-			 "\"group\":\"day\",\"rows\":[{\"id\":\"2025-06-02\",\"name\":\"2025-06-02\","
+			 "{\"from\":\"2025-06-02T00:00:00.000Z\",\"to\":\"2025-06-03T00:00:00."
+			 "000Z\","
+			 "\"group\":\"day\",\"rows\":[{\"id\":\"2025-06-02\",\"name\":\"2025-06-"
+			 "02\","
 			 "\"plays\":67,\"ms_played\":%lld}]}\n",
 			 ms);
 		CHECK_STR(out.data, want);

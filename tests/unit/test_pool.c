@@ -195,8 +195,8 @@ static void test_stop_cancels_queued_and_finishes_running(void)
 	CHECK(pool_submit(p, r.loop, POOL_FAST, work, done, &jobs[0]) == 0);
 	WAIT_FOR(atomic_load(&jobs[0].worked) == 1, 5000);
 	for (int i = 1; i < 6; i++)
-		CHECK(pool_submit(p, r.loop, i % 2 ? POOL_FAST : POOL_SLOW, work, done,
-				  &jobs[i]) == 0);
+		CHECK(pool_submit(p, r.loop, i % 2 ? POOL_FAST : POOL_SLOW, work, done, &jobs[i]) ==
+		      0);
 	st.p = p;
 	pthread_create(&t, NULL, stop_main, &st);
 	WAIT_FOR(atomic_load(&ndone) == 5, 5000);

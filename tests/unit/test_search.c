@@ -219,38 +219,38 @@ static void test_match_expr(void)
 static void add_track(sqlite3 *db, int64_t id, const char *title, int64_t artist, int64_t album)
 {
 	char *sql = sqlite3_mprintf(
-	    "INSERT INTO tracks (id, title, title_key, artist_id, album_id, duration_ms, codec,"
-	    " mime_type, size, chunk_size, chunk_count, key, blob, content_hash, created_at,"
-	    " updated_at) VALUES (%lld, %Q, lower(%Q), %lld, %lld, 1000, 'flac', 'audio/flac',"
-	    " 10, 1048576, 1, zeroblob(32), printf('%%032x', %lld), printf('%%064x', %lld), 0,"
-	    " 0)",
-	    (long long)id, title, title, (long long)artist, (long long)album, (long long)id,
-	    (long long)id);
+		"INSERT INTO tracks (id, title, title_key, artist_id, album_id, duration_ms, codec,"
+		" mime_type, size, chunk_size, chunk_count, key, blob, content_hash, created_at,"
+		" updated_at) VALUES (%lld, %Q, lower(%Q), %lld, %lld, 1000, 'flac', 'audio/flac',"
+		" 10, 1048576, 1, zeroblob(32), printf('%%032x', %lld), printf('%%064x', %lld), 0,"
+		" 0)",
+		(long long)id, title, title, (long long)artist, (long long)album, (long long)id,
+		(long long)id);
 
 	exec_sql(db, sql);
 	sqlite3_free(sql);
 }
 
 static const char *const names[] = {
-    "The Beatles", "Beyoncé",  "Sigur Rós",           "東京事変",
-    "The Helpers", "Help!",    "Dangerously in Love", "Takk",
-    "東京の夜",    "Misc",     "Yesterday",           "Crazy in Love",
-    "Hoppípolla",  "群青日和", "Beatles Song",        "Helping Hands"};
+	"The Beatles", "Beyoncé",  "Sigur Rós",           "東京事変",
+	"The Helpers", "Help!",    "Dangerously in Love", "Takk",
+	"東京の夜",    "Misc",     "Yesterday",           "Crazy in Love",
+	"Hoppípolla",  "群青日和", "Beatles Song",        "Helping Hands"};
 
 static void fill(sqlite3 *db, bool terms)
 {
 	exec_sql(db, "BEGIN;"
-	             "INSERT INTO artists VALUES (113, 'The Beatles', 'the beatles');"
-	             "INSERT INTO artists VALUES (114, 'Beyoncé', 'beyoncé');"
-	             "INSERT INTO artists VALUES (115, 'Sigur Rós', 'sigur rós');"
-	             "INSERT INTO artists VALUES (116, '東京事変', '東京事変');"
-	             "INSERT INTO artists VALUES (117, 'The Helpers', 'the helpers');"
-	             "INSERT INTO albums VALUES (129, 'Help!', 'help!', 113, 1965);"
-	             "INSERT INTO albums VALUES (130, 'Dangerously in Love', 'dangerously in love',"
-	             " 114, 2003);"
-	             "INSERT INTO albums VALUES (131, 'Takk', 'takk', 115, 2005);"
-	             "INSERT INTO albums VALUES (132, '東京の夜', '東京の夜', 116, 2004);"
-	             "INSERT INTO albums VALUES (133, 'Misc', 'misc', 117, 2000);");
+		     "INSERT INTO artists VALUES (113, 'The Beatles', 'the beatles');"
+		     "INSERT INTO artists VALUES (114, 'Beyoncé', 'beyoncé');"
+		     "INSERT INTO artists VALUES (115, 'Sigur Rós', 'sigur rós');"
+		     "INSERT INTO artists VALUES (116, '東京事変', '東京事変');"
+		     "INSERT INTO artists VALUES (117, 'The Helpers', 'the helpers');"
+		     "INSERT INTO albums VALUES (129, 'Help!', 'help!', 113, 1965);"
+		     "INSERT INTO albums VALUES (130, 'Dangerously in Love', 'dangerously in love',"
+		     " 114, 2003);"
+		     "INSERT INTO albums VALUES (131, 'Takk', 'takk', 115, 2005);"
+		     "INSERT INTO albums VALUES (132, '東京の夜', '東京の夜', 116, 2004);"
+		     "INSERT INTO albums VALUES (133, 'Misc', 'misc', 117, 2000);");
 	add_track(db, T_HELP, "Help!", BEATLES, A_HELP);
 	add_track(db, T_YESTERDAY, "Yesterday", BEATLES, A_HELP);
 	add_track(db, T_CRAZY, "Crazy in Love", BEYONCE, A_LOVE);
@@ -321,8 +321,8 @@ static const char *ids(json_t *j, const char *list)
 	json_t *v;
 
 	out[0] = '\0';
-	json_array_foreach(json_object_get(j, list), i, v) n +=
-	    (size_t)snprintf(out + n, sizeof(out) - n, "%s%llx", i ? "," : "", (long long)id_of(v));
+	json_array_foreach(json_object_get(j, list), i, v) n += (size_t)snprintf(
+		out + n, sizeof(out) - n, "%s%llx", i ? "," : "", (long long)id_of(v));
 	return out;
 }
 
@@ -334,7 +334,7 @@ static const char *top(json_t *j)
 	if (json_is_null(t))
 		return "null";
 	snprintf(out, sizeof(out), "%s:%llx", json_string_value(json_object_get(t, "kind")),
-	         (long long)id_of(t));
+		 (long long)id_of(t));
 	return out;
 }
 
@@ -365,7 +365,7 @@ static void check_catalog(const char *path)
 	CHECK_STR(json_string_value(json_object_get(t, "artist")), "The Beatles");
 	CHECK_STR(json_string_value(json_object_get(t, "album")), "Help!");
 	CHECK_STR(json_string_value(json_object_get(t, "stream_url")),
-	          "/api/v1/tracks/0000000000000091/stream");
+		  "/api/v1/tracks/0000000000000091/stream");
 	CHECK(json_object_get(t, "duration_ms") && json_object_get(t, "etag"));
 	/* The artist's name: the artist is the top hit; a track titled with
 	 * the name ranks above the artist's own tracks. */
@@ -488,12 +488,12 @@ static void test_migration(void)
 		exit(2);
 	}
 	exec_sql(db, "DROP TRIGGER search_artists_ins; DROP TRIGGER search_artists_upd;"
-	             "DROP TRIGGER search_artists_del; DROP TRIGGER search_albums_ins;"
-	             "DROP TRIGGER search_albums_upd; DROP TRIGGER search_albums_del;"
-	             "DROP TRIGGER search_tracks_ins; DROP TRIGGER search_tracks_upd;"
-	             "DROP TRIGGER search_tracks_del; DROP TABLE search_artists;"
-	             "DROP TABLE search_albums; DROP TABLE search_tracks; DROP TABLE search_terms;"
-	             "PRAGMA user_version = 1");
+		     "DROP TRIGGER search_artists_del; DROP TRIGGER search_albums_ins;"
+		     "DROP TRIGGER search_albums_upd; DROP TRIGGER search_albums_del;"
+		     "DROP TRIGGER search_tracks_ins; DROP TRIGGER search_tracks_upd;"
+		     "DROP TRIGGER search_tracks_del; DROP TABLE search_artists;"
+		     "DROP TABLE search_albums; DROP TABLE search_tracks; DROP TABLE search_terms;"
+		     "PRAGMA user_version = 1");
 	fill(db, false);
 	sqlite3_close(db);
 	if (catalog_db_open(path, true, &db, err, sizeof(err)) < 0) {

@@ -33,9 +33,11 @@ static void test_utf8_validation(void)
 static void test_clean(void)
 {
 	check_clean("  Help!  ", 9, "Help!");
-	check_clean("Beyonc\xe9", 7, "Beyonc\xc3\xa9");       /* Latin-1 to UTF-8 */
+	check_clean("Beyonc\xe9", 7, "Beyonc\xc3\xa9");          /* Latin-1 to UTF-8 */
 	check_clean("Sigur R\xc3\xb3s", 10, "Sigur R\xc3\xb3s"); /* UTF-8 kept */
-	check_clean("\xef\xbb\xbf" "Bj\xc3\xb6rk\xc2\xa0", 11, "Bj\xc3\xb6rk"); /* BOM, NBSP */
+	check_clean("\xef\xbb\xbf"
+		    "Bj\xc3\xb6rk\xc2\xa0",
+		    11, "Bj\xc3\xb6rk"); /* BOM, NBSP */
 	check_clean("a\tb\nc", 5, "a b c");
 	check_clean("ab\0cd", 5, "ab");
 	check_clean("   ", 3, "");
@@ -46,9 +48,11 @@ static void test_name_key(void)
 {
 	check_key("The Beatles", "the beatles");
 	check_key("  THE BEATLES ", "the beatles");
-	check_key("BEYONC\xc3\x89", "beyonc\xc3\xa9");   /* É -> é */
-	check_key("\xce\xa3\xce\x99\xce\x93\xce\x9c\xce\x91", "\xcf\x83\xce\xb9\xce\xb3\xce\xbc\xce\xb1"); /* ΣΙΓΜΑ -> σιγμα */
-	check_key("\xd0\x9a\xd0\x98\xd0\x9d\xd0\x9e", "\xd0\xba\xd0\xb8\xd0\xbd\xd0\xbe"); /* КИНО */
+	check_key("BEYONC\xc3\x89", "beyonc\xc3\xa9"); /* É -> é */
+	check_key("\xce\xa3\xce\x99\xce\x93\xce\x9c\xce\x91",
+		  "\xcf\x83\xce\xb9\xce\xb3\xce\xbc\xce\xb1"); /* ΣΙΓΜΑ -> σιγμα */
+	check_key("\xd0\x9a\xd0\x98\xd0\x9d\xd0\x9e",
+		  "\xd0\xba\xd0\xb8\xd0\xbd\xd0\xbe");                     /* КИНО */
 	check_key("\xe6\x9d\xb1\xe4\xba\xac", "\xe6\x9d\xb1\xe4\xba\xac"); /* no case: as is */
 	check_key("Beyonc\xe9", "beyonc\xc3\xa9"); /* Latin-1 input is converted first */
 }
