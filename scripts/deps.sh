@@ -27,6 +27,7 @@ ffmpeg"
 
 # Who uses what (so the list can be checked against the tests):
 #   clang libclang-rt-14-dev  tests/run.sh's clang and libFuzzer builds
+#   clang-format              tests/run.sh format (the tree against .clang-format)
 #   python3                   tests/system/*.py, bench/*.py (/usr/bin/python3)
 #   sqlite3                   bench (the sqlite3 shell as a reference)
 #   curl                      test_cluster_netns (inside the namespace), bench
@@ -42,7 +43,7 @@ ffmpeg"
 #   nginx wrk wamerican       bench (the reference server, the load, words)
 #   ca-certificates           npm's downloads (only Recommended by nodejs)
 #   nodejs npm                s3rver, below (any npm will do)
-TEST_PKGS="clang libclang-rt-14-dev python3 sqlite3 curl procps iproute2 strace systemd
+TEST_PKGS="clang libclang-rt-14-dev clang-format python3 sqlite3 curl procps iproute2 strace systemd
 postgresql patroni etcd-server etcd-client awscli haproxy nginx wrk wamerican ca-certificates"
 
 case $set_name in

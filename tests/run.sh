@@ -8,7 +8,7 @@
 # and what was skipped by name, and ends with "N passed, N failed, N skipped".
 #
 #   tests/run.sh                 everything
-#   tests/run.sh unit|system|fuzz  one part (builds what it needs)
+#   tests/run.sh unit|system|fuzz|format  one part (builds what it needs)
 #   FUZZ_SECONDS=N               seconds per fuzz harness (default 8)
 set -u
 cd "$(dirname "$0")/.."
@@ -92,6 +92,22 @@ build() {
 		exit 1
 	}
 }
+
+# Every C file as .clang-format has it (make format rewrites them): one
+# result, or one failure per file that differs with its first lines.
+if [ "$part" = all ] || [ "$part" = format ]; then
+	: >"$LOG/format.log"
+	nfiles=0
+	for f in src/*.c src/*/*.[ch] tests/*/*.[ch]; do
+		nfiles=$((nfiles + 1))
+		clang-format "$f" | cmp -s - "$f" && continue
+		echo "not ok - format: $f differs from .clang-format (make format)" >>"$LOG/format.log"
+		clang-format "$f" | diff "$f" - | head -8 | sed 's/^/#   /' >>"$LOG/format.log"
+	done
+	grep -q '^not ok' "$LOG/format.log" ||
+		echo "ok - format: $nfiles C files as .clang-format has them" >>"$LOG/format.log"
+	count format "$LOG/format.log" 0
+fi
 
 if [ "$part" = all ] || [ "$part" = unit ]; then
 	build VARIANT=release
