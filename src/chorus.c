@@ -302,6 +302,10 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "chorus: serve: --listen \"%s\": %s\n", o.listen, err);
 		return 2;
 	}
+	if (http_listen_check_free(&ss, sl, o.listen, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: serve: %s\n", err);
+		return 1;
+	}
 	if (access_log && strcmp(access_log, "-") == 0) {
 		o.access_log_fd = STDOUT_FILENO;
 	} else if (access_log) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -104,4 +105,31 @@ int http_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *
 		*sl = sizeof(*a);
 	}
 	return 0;
+}
+
+int http_listen_check_free(const struct sockaddr_storage *ss, socklen_t sl, const char *spec,
+			   char *err, size_t errlen)
+{
+	int fd, one = 1, rc = 0;
+	in_port_t port = ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+						   : ((const struct sockaddr_in *)ss)->sin_port;
+
+	if (port == 0)
+		return 0;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+	} else if (bind(fd, (const struct sockaddr *)ss, sl) < 0) {
+		rc = -errno;
+		if (errno == EADDRINUSE)
+			snprintf(err, errlen,
+				 "port %u is already in use: another process listens on %s",
+				 (unsigned)ntohs(port), spec);
+		else
+			snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }

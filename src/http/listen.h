@@ -18,4 +18,16 @@
 int http_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *sl, char *err,
 		      size_t errlen);
 
+/*
+ * Refuses a port another process listens on: 0, or -EADDRINUSE ("port
+ * 8080 is already in use: another process listens on 127.0.0.1:8080"
+ * in err) or another -errno. The server's listeners set SO_REUSEPORT, so
+ * a second chorus given the same port would bind it too and take half the
+ * connections without a word; a socket without the option cannot bind a
+ * port someone listens on, so one such bind, closed at once, tells. Port
+ * 0 picks a free port: nothing to check. spec names the address in err.
+ */
+int http_listen_check_free(const struct sockaddr_storage *ss, socklen_t sl, const char *spec,
+			   char *err, size_t errlen);
+
 #endif

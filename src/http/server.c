@@ -870,12 +870,14 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 	struct http_server *s;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), taken;
 
 	if (n < 1)
 		n = 1;
 	if (http_listen_parse(cfg->listen, &ss, &sl, err, errlen) < 0)
 		return -EINVAL;
+	if ((taken = http_listen_check_free(&ss, sl, cfg->listen, err, errlen)) < 0)
+		return taken;
 	signal(SIGPIPE, SIG_IGN);
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = *cfg;

@@ -1193,5 +1193,29 @@ def _(tmp):
         check(not log.exists(), f"an access log made for --listen {listen}", r)
 
 
+
+@test("a port another process listens on: exit 1 with a clear message; the first node serves on")
+def _(tmp):
+    first = Node(tmp / "a", tmp, tag="first")
+    data, log = tmp / "b", tmp / "access.log"
+    listen = f"127.0.0.1:{first.port}"
+    r = run_chorus(["serve", "--data", data, "--access-log", log, "--listen", listen], timeout=30)
+    check_eq(r.rc, 1, "exit status of a second node on a port in use", r)
+    check(f"port {first.port} is already in use: another process listens on {listen}" in r.err,
+          "the message for a port in use", r)
+    check(not data.exists() and not log.exists(), "something was created before the refusal", r)
+    # Not even a plain socket of someone else's may share it.
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(1)
+    r = run_chorus(["serve", "--data", data, "--listen",
+                    f"127.0.0.1:{other.getsockname()[1]}"], timeout=30)
+    other.close()
+    check_eq(r.rc, 1, "exit status on a port a plain listener holds", r)
+    check("already in use" in r.err, "the message for a port a plain listener holds", r)
+    for _ in range(20):
+        check_eq(first.get_json("/health"), {"status": "ok"}, "the first node after the refusals")
+    first.stop()
+
 if __name__ == "__main__":
     main()
