@@ -1,0 +1,697 @@
+#!/usr/bin/python3
+"""The ingest identity rules on PostgreSQL, checked against SQLite.
+
+Each scenario runs the same steps (changes to a library, then ingests)
+into two fresh stores: a SQLite data directory (DATA/catalog.db) and a
+PostgreSQL database (`--db`; one throwaway server for the whole file,
+tests/system/pg.py, one database per scenario). The steps are interleaved,
+each ingest run once per store on the very same files, so paths, sizes and
+mtimes are equal. After each ingest the two must agree on:
+
+  - artists, albums and covers, ids included (derived from names);
+  - tracks, by (source path, tags, content hash, stream properties);
+    track ids are random, so each track is named by where and when it
+    first appeared, which also checks that an id stays the same across
+    steps exactly when SQLite's does; blobs are named the same way;
+  - the pending and garbage ledgers, and what went through them during
+    the step: after the first ingest the test adds to each store a log
+    table filled by triggers on pending and garbage (test_ledger_log),
+    which sees a blob go to the garbage even though the end of the run
+    sweeps it;
+  - what ingest printed: the summary counts and the "same audio as"
+    lines (CHORUS_DEBUG=1).
+
+Every finished run must also leave its store clean: no pending or garbage
+row, an origin holding exactly the chunks of the tracks (right sizes, no
+temporary file, no blob directory of no track). Each scenario then checks
+its own expectations.
+
+    CHORUS_BIN=build/asan/chorus /usr/bin/python3 tests/system/test_ingest_pg.py [NAME...]
+
+"""
+
+import collections
+import glob
+import json
+import os
+import pathlib
+import re
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pg  # noqa: E402
+from chorus_test import (  # noqa: E402
+    CHORUS_BIN, SANITIZER_MARKS, SEAL_TAG, Catalog, check, check_consistent, check_eq, chunk_key,
+    fail, main, make_audio, make_wav, origin_files, parse_summary, retag, run_chorus,
+    sha256_file, start_chorus, test)
+
+SERVER = None  # the pg.Server of this file (started under __main__)
+RUN_LOCK_CLASS = 6514802  # src/sql/pg_driver.c: a run's session advisory lock
+DEBUG_ENV = {"CHORUS_DEBUG": "1"}  # for the "same audio as" lines
+
+TRACK_COLS = ("source_path", "title", "artist", "album", "album_artist", "content_hash",
+              "track_number", "disc_number", "year", "genre", "isrc", "label", "duration_ms",
+              "codec", "mime_type", "bitrate", "sample_rate", "channels", "size",
+              "chunk_size", "chunk_count", "source_size", "source_mtime_ns")
+TRACKS_SQL = ("SELECT t.id, t.blob, " + ", ".join(
+    "t." + c for c in TRACK_COLS if c not in ("artist", "album", "album_artist")) +
+    ", ar.name AS artist, al.title AS album, aa.name AS album_artist"
+    " FROM tracks t JOIN artists ar ON ar.id = t.artist_id"
+    " JOIN albums al ON al.id = t.album_id JOIN artists aa ON aa.id = al.artist_id")
+DUP_LINE = re.compile(r"^\S+ debug: ingest: (.*): same audio as (.*)$")
+# What else CHORUS_DEBUG shows: libav's own messages, PostgreSQL's notices,
+# and the schema made on a first connection. A warning or an error fails.
+ALLOWED_ERR = re.compile(r"^(\S+ debug: (ingest: .*: same audio as |postgres: )"
+                         r"|\S+ info: postgres: schema upgraded from version 0 to \d+$"
+                         r"|\[[\w,]+ @ 0x[0-9a-f]+\] )")
+
+# The audit log of the ledgers: one row per insert, update (a pending row
+# reused by another run) and delete on pending and garbage.
+SQLITE_AUDIT = """
+CREATE TABLE test_ledger_log (n INTEGER PRIMARY KEY, tbl TEXT, op TEXT, blob TEXT,
+                              content_hash TEXT, chunk_count INTEGER, run TEXT);
+CREATE TRIGGER test_log_pi AFTER INSERT ON pending BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, content_hash, chunk_count, run)
+  VALUES ('pending', 'insert', new.blob, new.content_hash, new.chunk_count, new.run); END;
+CREATE TRIGGER test_log_pu AFTER UPDATE ON pending BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, content_hash, chunk_count, run)
+  VALUES ('pending', 'update', new.blob, new.content_hash, new.chunk_count, new.run); END;
+CREATE TRIGGER test_log_pd AFTER DELETE ON pending BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, content_hash, chunk_count, run)
+  VALUES ('pending', 'delete', old.blob, old.content_hash, old.chunk_count, old.run); END;
+CREATE TRIGGER test_log_gi AFTER INSERT ON garbage BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, chunk_count)
+  VALUES ('garbage', 'insert', new.blob, new.chunk_count); END;
+CREATE TRIGGER test_log_gd AFTER DELETE ON garbage BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, chunk_count)
+  VALUES ('garbage', 'delete', old.blob, old.chunk_count); END;
+"""
+PG_AUDIT = """
+CREATE TABLE test_ledger_log (n bigserial PRIMARY KEY, tbl text, op text, blob text,
+                              content_hash text, chunk_count integer, run text);
+CREATE FUNCTION test_log_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE r jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+BEGIN
+  INSERT INTO test_ledger_log (tbl, op, blob, content_hash, chunk_count, run)
+  VALUES (TG_TABLE_NAME, lower(TG_OP), r->>'blob', r->>'content_hash',
+          (r->>'chunk_count')::integer, r->>'run');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER test_log_pending AFTER INSERT OR UPDATE OR DELETE ON pending
+  FOR EACH ROW EXECUTE FUNCTION test_log_ledger();
+CREATE TRIGGER test_log_garbage AFTER INSERT OR DELETE ON garbage
+  FOR EACH ROW EXECUTE FUNCTION test_log_ledger();
+"""
+
+
+def diag(msg):
+    print(f"# {msg}", flush=True)
+
+
+def real(p):
+    return os.path.realpath(p)
+
+
+# ---------------------------------------------------------------- the two stores
+
+_DB_SEQ = [0]
+
+
+class Store:
+    """One catalog that ingest writes: kind "sqlite" (DATA/catalog.db) or
+    "pg" (a database of its own on SERVER). Its origin is DATA/origin
+    unless given. It remembers what it has seen, to name tracks and blobs
+    the same way in both stores."""
+
+    def __init__(self, kind, root, data=None, origin=None, dbname=None):
+        self.kind = kind
+        self.root = pathlib.Path(real(root))
+        self.data = data or root / f"data-{kind}"
+        self.origin = origin or self.data / "origin"
+        self.explicit_origin = origin is not None
+        self.dbname = None
+        if kind == "pg":
+            if dbname is None:
+                _DB_SEQ[0] += 1
+                dbname = f"scenario{_DB_SEQ[0]}"
+                SERVER.psql("postgres", f"CREATE DATABASE {dbname}")
+            self.dbname = dbname
+        self.births = {}  # track id -> "step N: PATH", where and when it first appeared
+        self.blob_names = {}  # blob -> the same, for the blob
+        self.blob_hash = {}  # blob -> its content hash (tracks and the ledger log)
+        self.audit = False
+        self.log_read = 0  # ledger log rows already read
+        self.ledger_history = []  # every ledger log row read so far
+
+    def __str__(self):
+        return "SQLite" if self.kind == "sqlite" else "PostgreSQL"
+
+    @property
+    def conninfo(self):
+        return SERVER.conninfo.replace("dbname=chorus", f"dbname={self.dbname}")
+
+    def args(self, jobs=None):
+        a = ["ingest", "--no-progress", "--data", self.data]
+        if self.kind == "pg":
+            a += ["--db", self.conninfo]
+        if self.explicit_origin:
+            a += ["--origin", f"dir:{self.origin}"]
+        if jobs:
+            a += ["--jobs", str(jobs)]
+        return a
+
+    def ingest(self, paths, jobs=None, timeout=120):
+        return run_chorus(self.args(jobs) + [str(p) for p in paths], env=DEBUG_ENV,
+                          timeout=timeout)
+
+    def start(self, paths, logdir, jobs=None, tag="ingest"):
+        return start_chorus(self.args(jobs) + [str(p) for p in paths], logdir, env=DEBUG_ENV,
+                            tag=f"{tag}-{self.kind}")
+
+    def query(self, sql):
+        """Rows as dicts: integers as int, text as str, blobs as "\\x" + hex."""
+        if self.kind == "pg":
+            out = SERVER.psql(self.dbname,
+                              f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q")
+            return json.loads(out)
+        with Catalog(self.data) as cat:
+            rows = cat.rows(sql)
+        for r in rows:
+            for k, v in r.items():
+                if isinstance(v, bytes):
+                    r[k] = "\\x" + v.hex()
+        return rows
+
+    def execute(self, script):
+        if self.kind == "pg":
+            SERVER.psql(self.dbname, script)
+            return
+        import sqlite3
+        db = sqlite3.connect(self.data / "catalog.db")
+        try:
+            db.executescript(script)
+            db.commit()
+        finally:
+            db.close()
+
+    def install_audit(self):
+        self.execute(PG_AUDIT if self.kind == "pg" else SQLITE_AUDIT)
+        self.audit = True
+
+    def new_ledger_rows(self):
+        if not self.audit:
+            return []
+        rows = self.query("SELECT n, tbl, op, blob, content_hash, chunk_count, run"
+                          f" FROM test_ledger_log WHERE n > {self.log_read} ORDER BY n")
+        if rows:
+            self.log_read = rows[-1]["n"]
+        self.ledger_history += rows
+        return rows
+
+    def run_lock_holders(self):
+        rows = self.query(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"
+            f" AND classid = {RUN_LOCK_CLASS}"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        return rows[0]["n"]
+
+    def rel(self, path):
+        return os.path.relpath(path, self.root) if path else None
+
+    def observe(self, step, res=None, names=True):
+        """The store's state after a step, in terms both stores share."""
+        tracks = self.query(TRACKS_SQL)
+        pending = self.query("SELECT blob, content_hash, chunk_count, run FROM pending")
+        garbage = self.query("SELECT blob, chunk_count FROM garbage")
+        ledger = self.new_ledger_rows()
+        for t in tracks:
+            where = f"step {step}: {self.rel(t['source_path'])}"
+            self.births.setdefault(t["id"], where)
+            self.blob_names.setdefault(t["blob"], where)
+            self.blob_hash[t["blob"]] = t["content_hash"]
+        for r in ledger + pending:
+            if r.get("content_hash"):
+                self.blob_hash[r["blob"]] = r["content_hash"]
+
+        def track_row(t):
+            row = tuple(self.rel(t[c]) if c == "source_path" else t[c] for c in TRACK_COLS)
+            if names:
+                row = (self.births[t["id"]], self.blob_names[t["blob"]]) + row
+            return row
+
+        v = {
+            "artists": sorted((r["id"], r["name"], r["name_key"]) for r in
+                              self.query("SELECT id, name, name_key FROM artists")),
+            "albums": sorted((r["id"], r["title"], r["title_key"], r["artist_id"], r["year"])
+                             for r in self.query("SELECT id, title, title_key, artist_id, year"
+                                                 " FROM albums")),
+            "covers": sorted((r["album_id"], r["mime"], r["sha256"], r["data"]) for r in
+                             self.query("SELECT album_id, mime, sha256, data FROM covers")),
+            "tracks": sorted(track_row(t) for t in tracks),
+            "pending": sorted((r["content_hash"], r["chunk_count"]) for r in pending),
+            "garbage": sorted((self.blob_hash.get(r["blob"], "?"), r["chunk_count"])
+                              for r in garbage),
+            "ledger": sorted((r["tbl"], r["op"], self.blob_hash.get(r["blob"], "?"),
+                              r["chunk_count"]) for r in ledger),
+        }
+        if res is not None:
+            s = parse_summary(res.out)
+            v["summary"] = s and {k: s[k] for k in ("added", "updated", "unchanged", "failed",
+                                                   "files")}
+            v["duplicates"] = duplicates(self, res)
+        v["_raw"] = {"tracks": tracks, "pending": pending, "garbage": garbage,
+                     "ledger": ledger}
+        return v
+
+
+def duplicates(store, res):
+    """The "same audio as" lines: [(path, the other path)], relative."""
+    return sorted(tuple(store.rel(p) for p in m.groups()) for m in
+                  (DUP_LINE.match(ln) for ln in res.err.splitlines()) if m)
+
+
+def pair(tmp):
+    return [Store("sqlite", tmp), Store("pg", tmp)]
+
+
+# ---------------------------------------------------------------- checks
+
+def differences(a, b, keys=None):
+    """What differs between two observations, as lines."""
+    out = []
+    for k in keys or [k for k in a if not k.startswith("_")]:
+        x, y = a.get(k), b.get(k)
+        if x == y:
+            continue
+        if isinstance(x, list) and isinstance(y, list):
+            cx, cy = collections.Counter(x), collections.Counter(y)
+            only_x = list((cx - cy).elements())
+            only_y = list((cy - cx).elements())
+            out.append(f"{k}: {len(x)} rows in SQLite, {len(y)} in PostgreSQL")
+            out += [f"  only in SQLite:     {short(r)}" for r in only_x[:6]]
+            out += [f"  only in PostgreSQL: {short(r)}" for r in only_y[:6]]
+        else:
+            out.append(f"{k}: SQLite {short(x)}, PostgreSQL {short(y)}")
+    return out
+
+
+def short(v, n=400):
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def check_same(views, what, keys=None):
+    d = differences(views[0], views[1], keys)
+    if d:
+        fail(f"{what}: SQLite and PostgreSQL disagree:\n  " + "\n  ".join(d))
+
+
+def origin_problems(store, tracks, final=True, pending=(), garbage=()):
+    """The origin against the tracks: every chunk present with its sealed
+    size; no two tracks sharing a content hash, blob or path. final: also
+    no file or blob directory that is not a track's (a crashed run may
+    leave those of pending and garbage blobs and temporaries)."""
+    files = origin_files(store.origin)
+    problems, expected = [], set()
+    for kind in ("content_hash", "blob", "source_path"):
+        vals = [t[kind] for t in tracks if t[kind] is not None]
+        dups = sorted({v for v in vals if vals.count(v) > 1})
+        if dups:
+            problems.append(f"tracks share a {kind}: {dups[:5]}")
+    for t in tracks:
+        cs, size, n = t["chunk_size"], t["size"], t["chunk_count"]
+        if cs <= 0 or n != (size + cs - 1) // cs:
+            problems.append(f"track {t['source_path']}: chunk_count {n} for size {size}/{cs}")
+            continue
+        for i in range(n):
+            key = chunk_key(t["blob"], i)
+            expected.add(key)
+            want = min(cs, size - i * cs) + SEAL_TAG
+            got = files.get(key)
+            if got is None:
+                problems.append(f"track {store.rel(t['source_path'])}: chunk {key} missing")
+            elif got[0] != want:
+                problems.append(f"track {store.rel(t['source_path'])}: chunk {key} is"
+                                f" {got[0]} bytes, want {want}")
+    allowed_blobs = {t["blob"] for t in tracks}
+    if not final:
+        allowed_blobs |= {r["blob"] for r in list(pending) + list(garbage)}
+    extra = sorted(k for k in set(files) - expected
+                   if final or not (k.startswith(".tmp/") or
+                                    (k.startswith("c/") and k.split("/")[2] in allowed_blobs)))
+    if extra:
+        problems.append(f"{len(extra)} origin files of no track"
+                        f"{'' if final else ', pending or garbage blob'}: {extra[:6]}")
+    cdir = store.origin / "c"
+    if cdir.exists():
+        for fan in cdir.iterdir():
+            for b in fan.iterdir():
+                if b.name not in allowed_blobs:
+                    problems.append(f"blob directory c/{fan.name}/{b.name} of no track")
+    return problems
+
+
+def check_clean(store, view):
+    """A finished run: no ledger rows, the origin exactly the tracks'
+    chunks, no track whose blob was ever in the garbage."""
+    raw = view["_raw"]
+    problems = origin_problems(store, raw["tracks"])
+    if raw["pending"]:
+        problems.append(f"{len(raw['pending'])} pending rows left: {short(raw['pending'])}")
+    if raw["garbage"]:
+        problems.append(f"{len(raw['garbage'])} garbage rows left: {short(raw['garbage'])}")
+    trashed = {r["blob"] for r in store.ledger_history
+               if r["tbl"] == "garbage" and r["op"] == "insert"}
+    live = [t for t in raw["tracks"] if t["blob"] in trashed]
+    if live:
+        problems.append(f"tracks whose blob went to the garbage: "
+                        f"{[store.rel(t['source_path']) for t in live]}")
+    if problems:
+        fail(f"{store}: the store is not clean after the run:\n  " + "\n  ".join(problems))
+    if store.kind == "sqlite":
+        check_consistent(store.data)
+
+
+def check_run(store, res, want, what):
+    """Exit status 0, only debug lines on stderr, the summary counts."""
+    if any(m in res.err for m in SANITIZER_MARKS):
+        fail(f"{store}: {what}: sanitizer report", res)
+    check_eq(res.rc, 0, f"{store}: {what}: exit status", res)
+    other = [ln for ln in res.err.splitlines() if ln.strip() and not ALLOWED_ERR.match(ln)]
+    check_eq(other, [], f"{store}: {what}: stderr lines", res)
+    s = parse_summary(res.out)
+    if s is None:
+        fail(f"{store}: {what}: no summary line", res)
+    if want is not None:
+        got = {k: s[k] for k in want}
+        check_eq(got, want, f"{store}: {what}: summary", res)
+
+
+def ingest_both(stores, step, paths, want, jobs=None, what=None):
+    """Ingests paths into each store in turn; checks each run and the
+    store's state, then compares the two. Returns both observations."""
+    what = what or f"step {step}"
+    views = []
+    for s in stores:
+        res = s.ingest(paths, jobs=jobs)
+        check_run(s, res, want, what)
+        v = s.observe(step, res)
+        check_clean(s, v)
+        views.append(v)
+    check_same(views, what)
+    return views
+
+
+def first_ingest(stores, paths, want, jobs=None):
+    """Step 1, then the ledger log installed in both stores."""
+    views = ingest_both(stores, 1, paths, want, jobs=jobs, what="first ingest")
+    for s in stores:
+        s.install_audit()
+    return views
+
+
+def track_at(store, view, path):
+    rows = [t for t in view["_raw"]["tracks"] if t["source_path"] == real(path)]
+    check_eq(len(rows), 1, f"{store}: tracks at {store.rel(real(path))}")
+    return rows[0]
+
+
+def ledger_ops(view):
+    """[(table, op, content hash)] of the step, sorted."""
+    return sorted(r[:3] for r in view["ledger"])
+
+
+def blob_dir(store, blob):
+    return store.origin / "c" / blob[:2] / blob
+
+
+def data_state(store):
+    """Every file of the data directory but the lock: (size, mtime)."""
+    out = {}
+    for dp, _, fns in os.walk(store.data):
+        for fn in fns:
+            if fn != "ingest.lock":
+                p = os.path.join(dp, fn)
+                st = os.stat(p)
+                out[os.path.relpath(p, store.data)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def row_versions(store):
+    """PostgreSQL: every row of every table with its xmin and ctid, which
+    any write (even an UPDATE to the same values) changes."""
+    out = {}
+    for t in store.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"):
+        name = t["tablename"]
+        out[name] = sorted(
+            (r["xmin"], r["ctid"], r["row"]) for r in
+            store.query(f"SELECT xmin::text AS xmin, ctid::text AS ctid, q::text AS row"
+                        f" FROM {name} q"))
+    return out
+
+
+# ---------------------------------------------------------------- scenarios
+
+ALBUMS = [
+    ("a1.mp3", {"title": "Harbour Lights", "artist": "Ada Lune", "album": "Tides",
+                "track": "1", "date": "2011", "TSRC": "GBAYE1100001"}, {"cover": True}),
+    ("a2.flac", {"title": "Salt Wind", "artist": "Ada Lune", "album": "Tides", "track": "2",
+                 "disc": "1", "ISRC": "GBAYE1100002", "LABEL": "Tide Records"}, {}),
+    ("b1.ogg", {"title": "Paper Moon", "artist": "Brass Fable", "album": "Lanterns",
+                "album_artist": "Various Fables", "track": "1", "genre": "Jazz"}, {}),
+    ("b2.opus", {"title": "Quiet Engines", "artist": "Brass Fable", "album": "Lanterns",
+                 "album_artist": "Various Fables", "track": "2"}, {}),
+    ("sub/b3.m4a", {"title": "Copper Skies", "artist": "Other Fable", "album": "Lanterns",
+                    "album_artist": "Various Fables", "track": "3"}, {"cover": True}),
+    ("sub/untagged.wav", {}, {}),
+    # One artist and one album whatever the case: the first file's spelling
+    # (one worker: the larger file, the FLAC, goes first).
+    ("c1.flac", {"title": "Svefn-g-englar", "artist": "Sigur Rós", "album": "Ágætis byrjun",
+                 "track": "1", "date": "1999"}, {}),
+    ("c2.mp3", {"title": "Starálfur", "artist": "sigur rós", "album": "ÁGÆTIS BYRJUN",
+                "track": "2"}, {}),
+]
+
+
+@test("1. first ingest, then a re-run with nothing changed writes nothing (all unchanged)")
+def _(tmp):
+    lib = tmp / "lib"
+    for rel, tags, opts in ALBUMS:
+        make_audio(lib / rel, None, 1.0, tags, **opts)
+    stores = pair(tmp)
+    n = len(ALBUMS)
+    views = first_ingest(stores, [lib], {"added": n, "updated": 0, "unchanged": 0,
+                                         "failed": 0, "files": n}, jobs=1)
+    v = views[0]
+    check_eq(sorted(r[1] for r in v["artists"]),
+             ["Ada Lune", "Brass Fable", "Other Fable", "Sigur Rós", "Unknown Artist",
+              "Various Fables"], "artists")
+    check_eq(sorted((r[1], r[4]) for r in v["albums"]),
+             [("Lanterns", None), ("Tides", 2011), ("Unknown Album", None),
+              ("Ágætis byrjun", 1999)], "albums (title, year)")
+    check_eq(len(v["covers"]), 2, "covers")
+    before = {s.kind: (data_state(s), row_versions(s) if s.kind == "pg" else
+                       (s.data / "catalog.db").read_bytes()) for s in stores}
+    time.sleep(0.02)
+    views = ingest_both(stores, 2, [lib], {"added": 0, "updated": 0, "unchanged": n,
+                                           "failed": 0, "files": n}, what="re-run")
+    for s, v in zip(stores, views):
+        check_eq(v["ledger"], [], f"{s}: ledger rows written by the re-run")
+        files, rows = before[s.kind]
+        now = data_state(s)
+        changed = sorted(k for k in set(files) | set(now) if files.get(k) != now.get(k))
+        check_eq(changed, [], f"{s}: files of the data directory whose size or mtime changed")
+        if s.kind == "pg":
+            after = row_versions(s)
+            changed = sorted(t for t in set(rows) | set(after) if rows.get(t) != after.get(t))
+            check_eq(changed, [], f"{s}: tables with a row written (xmin, ctid)")
+        else:
+            check((s.data / "catalog.db").read_bytes() == rows, "SQLite: catalog.db changed")
+    check_eq({t[0] for t in views[0]["tracks"]}, {"step 1: " + os.path.join("lib", r)
+                                                  for r, _, _ in ALBUMS},
+             "tracks (by where and when they first appeared)")
+
+
+@test("2. a re-tagged file (same ISRC, new title) updates its track in place, old blob swept")
+def _(tmp):
+    lib = tmp / "lib"
+    tags = {"title": "Old Title", "artist": "Somebody", "album": "Record", "track": "1",
+            "ISRC": "GBAYE0601498"}
+    f = make_audio(lib / "song.flac", "flac", 2, tags)
+    make_audio(lib / "other.flac", "flac", 1, {"title": "Other", "ISRC": "GBAYE0601499"})
+    stores = pair(tmp)
+    views = first_ingest(stores, [lib], {"added": 2, "updated": 0, "unchanged": 0})
+    old = {s.kind: track_at(s, v, f) for s, v in zip(stores, views)}
+    old_chunks = {s.kind: sorted(k for k in origin_files(s.origin)
+                                 if k.startswith(f"c/{old[s.kind]['blob'][:2]}/"
+                                                 f"{old[s.kind]['blob']}/")) for s in stores}
+    for s in stores:
+        check_eq(len(old_chunks[s.kind]), old[s.kind]["chunk_count"],
+                 f"{s}: chunk files of the old blob")
+    retag(f, tmp / "new.flac", dict(tags, title="New Title", genre="Added Genre"))
+    os.replace(tmp / "new.flac", f)
+    views = ingest_both(stores, 2, [lib], {"added": 0, "updated": 1, "unchanged": 1},
+                        what="after the re-tag")
+    new_hash = sha256_file(f)
+    for s, v in zip(stores, views):
+        o, n = old[s.kind], track_at(s, v, f)
+        check_eq(n["id"], o["id"], f"{s}: track id after the re-tag")
+        check_eq((n["title"], n["genre"], n["isrc"], n["content_hash"]),
+                 ("New Title", "Added Genre", "GBAYE0601498", new_hash), f"{s}: the track")
+        check(n["blob"] != o["blob"], f"{s}: the blob did not change")
+        check_eq(ledger_ops(v), sorted([
+            ("pending", "insert", new_hash), ("pending", "delete", new_hash),
+            ("garbage", "insert", o["content_hash"]), ("garbage", "delete", o["content_hash"])]),
+            f"{s}: the ledgers during the re-tag's ingest")
+        left = [k for k in old_chunks[s.kind] if k in origin_files(s.origin)]
+        check_eq(left, [], f"{s}: chunk files of the old blob left in the origin")
+        check(not blob_dir(s, o["blob"]).exists(), f"{s}: old blob directory left")
+        check_eq(len(v["_raw"]["tracks"]), 2, f"{s}: tracks")
+    check_eq(sorted(t[0] for t in views[0]["tracks"]),
+             ["step 1: lib/other.flac", "step 1: lib/song.flac"], "tracks' first appearance")
+    ingest_both(stores, 3, [lib], {"added": 0, "updated": 0, "unchanged": 2}, what="re-run")
+
+
+@test("3. a file moved to another path is the same track: path followed, nothing uploaded")
+def _(tmp):
+    lib = tmp / "lib"
+    f = make_audio(lib / "a" / "x.flac", "flac", 1, {"title": "Wanderer", "artist": "Walker"})
+    make_audio(lib / "y.flac", "flac", 1, {"title": "Stayer", "artist": "Walker"})
+    stores = pair(tmp)
+    views = first_ingest(stores, [lib], {"added": 2, "updated": 0, "unchanged": 0})
+    old = {s.kind: track_at(s, v, f) for s, v in zip(stores, views)}
+    origin_before = {s.kind: origin_files(s.origin) for s in stores}
+    moved = lib / "b" / "deeper" / "renamed.flac"
+    moved.parent.mkdir(parents=True)
+    os.rename(f, moved)
+    views = ingest_both(stores, 2, [lib], {"added": 0, "updated": 0, "unchanged": 2},
+                        what="after the move")
+    for s, v in zip(stores, views):
+        n = track_at(s, v, moved)
+        o = old[s.kind]
+        check_eq((n["id"], n["blob"], n["content_hash"], n["title"]),
+                 (o["id"], o["blob"], o["content_hash"], o["title"]), f"{s}: the moved track")
+        check_eq(v["ledger"], [], f"{s}: ledger rows written for a move")
+        check_eq(origin_files(s.origin), origin_before[s.kind], f"{s}: origin files")
+        check_eq(v["duplicates"], [], f"{s}: duplicates reported")
+    check(("step 1: lib/a/x.flac", "step 1: lib/a/x.flac", "lib/b/deeper/renamed.flac")
+          == views[0]["tracks"][0][:3], "the moved track: first seen at a/x.flac, now at"
+          f" b/deeper/renamed.flac: {views[0]['tracks'][0][:3]}")
+    # Moved back, and named twice on the command line: still one track.
+    os.rename(moved, f)
+    ingest_both(stores, 3, [lib, f], {"added": 0, "updated": 0, "unchanged": 3, "files": 3},
+                what="moved back")
+
+
+@test("4. a byte-identical copy at a second path is reported as a duplicate, one track")
+def _(tmp):
+    lib = tmp / "lib"
+    orig = make_audio(lib / "orig.flac", "flac", 1, {"title": "Twin", "artist": "Mirror"})
+    make_audio(lib / "other.mp3", "mp3", 1, {"title": "Single", "artist": "Mirror"})
+    stores = pair(tmp)
+    views = first_ingest(stores, [lib], {"added": 2, "updated": 0, "unchanged": 0})
+    first = {s.kind: track_at(s, v, orig) for s, v in zip(stores, views)}
+    copy = lib / "sub" / "copy.flac"
+    copy.parent.mkdir()
+    shutil.copyfile(orig, copy)
+    views = ingest_both(stores, 2, [lib], {"added": 0, "updated": 0, "unchanged": 3},
+                        what="with the copy")
+    for s, v in zip(stores, views):
+        check_eq(v["duplicates"], [("lib/sub/copy.flac", "lib/orig.flac")],
+                 f"{s}: duplicates reported")
+        check_eq(track_at(s, v, orig)["id"], first[s.kind]["id"], f"{s}: the track's id")
+        check_eq(len(v["_raw"]["tracks"]), 2, f"{s}: tracks")
+        check_eq(v["ledger"], [], f"{s}: ledger rows (a duplicate uploads nothing)")
+    # Two new identical files in one run (one worker: a fixed order).
+    n1 = make_wav(lib / "new1.wav", 1.0, seed=41)
+    n2 = lib / "new2.wav"
+    shutil.copyfile(n1, n2)
+    views = ingest_both(stores, 3, [lib], {"added": 1, "updated": 0, "unchanged": 4},
+                        jobs=1, what="two new identical files")
+    for s, v in zip(stores, views):
+        check_eq(v["duplicates"], [("lib/new2.wav", "lib/new1.wav"),
+                                   ("lib/sub/copy.flac", "lib/orig.flac")],
+                 f"{s}: duplicates reported")
+        check_eq(len(v["_raw"]["tracks"]), 3, f"{s}: tracks")
+    # The original removed: its track follows the copy.
+    orig.unlink()
+    views = ingest_both(stores, 4, [lib], {"added": 0, "updated": 0, "unchanged": 4},
+                        what="the original removed")
+    for s, v in zip(stores, views):
+        t = track_at(s, v, copy)
+        check_eq(t["id"], first[s.kind]["id"], f"{s}: the track's id after the original went")
+        check_eq(v["duplicates"], [("lib/new2.wav", "lib/new1.wav")],
+                 f"{s}: duplicates reported")
+
+
+@test("5. an album change drops the emptied album (and its cover, then its artist)")
+def _(tmp):
+    lib = tmp / "lib"
+    t1 = {"title": "Nomad", "artist": "Old Artist", "album": "Old Album", "track": "1",
+          "ISRC": "GBAYE0601401"}
+    t2 = {"title": "Drifter", "artist": "Old Artist", "album": "Old Album", "track": "2",
+          "ISRC": "GBAYE0601402"}
+    a1 = make_audio(lib / "a1.flac", "flac", 1, t1, cover=True)
+    a2 = make_audio(lib / "a2.flac", "flac", 1, t2)
+    make_audio(lib / "b.flac", "flac", 1, {"title": "Stays", "artist": "Keeper",
+                                           "album": "Kept"}, cover=True)
+    stores = pair(tmp)
+    views = first_ingest(stores, [lib], {"added": 3, "updated": 0, "unchanged": 0})
+    ids = {s.kind: {p: track_at(s, v, p)["id"] for p in (a1, a2)}
+           for s, v in zip(stores, views)}
+
+    def names(v):
+        artists = {r[0]: r[1] for r in v["artists"]}
+        albums = sorted((artists[r[3]], r[1]) for r in v["albums"])
+        album_of = {r[0]: (artists[r[3]], r[1]) for r in v["albums"]}
+        covers = sorted(album_of[r[0]] for r in v["covers"])
+        return sorted(artists.values()), albums, covers
+
+    def step(n, path, tags, want):
+        tmpf = tmp / ("new" + path.suffix)
+        retag(path, tmpf, tags)
+        os.replace(tmpf, path)
+        views = ingest_both(stores, n, [lib], {"added": 0, "updated": 1, "unchanged": 2},
+                            what=f"step {n} ({path.name} re-tagged)")
+        for s, v in zip(stores, views):
+            check_eq(names(v), want, f"{s}: step {n}: (artists, albums, albums with a cover)")
+            for p in (a1, a2):
+                check_eq(track_at(s, v, p)["id"], ids[s.kind][p], f"{s}: id of {p.name}")
+
+    # One of two tracks leaves Old Album: it stays for the other one.
+    step(2, a1, dict(t1, album="New Album"),
+         (["Keeper", "Old Artist"],
+          [("Keeper", "Kept"), ("Old Artist", "New Album"), ("Old Artist", "Old Album")],
+          [("Keeper", "Kept"), ("Old Artist", "New Album"), ("Old Artist", "Old Album")]))
+    # The last one leaves: Old Album and its cover go; Old Artist stays (a1).
+    step(3, a2, dict(t2, artist="New Artist", album="New Album"),
+         (["Keeper", "New Artist", "Old Artist"],
+          [("Keeper", "Kept"), ("New Artist", "New Album"), ("Old Artist", "New Album")],
+          [("Keeper", "Kept"), ("Old Artist", "New Album")]))
+    # a1 follows: its album and Old Artist go; New Album gets a1's cover.
+    step(4, a1, dict(t1, artist="New Artist", album="New Album"),
+         (["Keeper", "New Artist"],
+          [("Keeper", "Kept"), ("New Artist", "New Album")],
+          [("Keeper", "Kept"), ("New Artist", "New Album")]))
+
+
+def missing_postgresql():
+    need = [n for n in ("initdb", "pg_ctl") if not glob.glob(f"/usr/lib/postgresql/*/bin/{n}")]
+    if not shutil.which("psql"):
+        need.append("psql")
+    return need
+
+
+if __name__ == "__main__":
+    missing = missing_postgresql()
+    if missing:
+        print(f"1..0 # SKIP PostgreSQL not installed: {', '.join(missing)}")
+        sys.exit(0)
+    if not os.access(CHORUS_BIN, os.X_OK):
+        main()  # says what is missing
+    with pg.server() as srv:
+        SERVER = srv
+        main()
