@@ -28,6 +28,7 @@ its own expectations.
 
     CHORUS_BIN=build/asan/chorus /usr/bin/python3 tests/system/test_ingest_pg.py [NAME...]
 
+CHORUS_TEST_SEED repeats the crash scenario's kill delay.
 """
 
 import collections
@@ -35,6 +36,7 @@ import glob
 import json
 import os
 import pathlib
+import random
 import re
 import shutil
 import sys
@@ -46,7 +48,7 @@ import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     CHORUS_BIN, SANITIZER_MARKS, SEAL_TAG, Catalog, check, check_consistent, check_eq, chunk_key,
     fail, main, make_audio, make_wav, origin_files, parse_summary, retag, run_chorus,
-    sha256_file, start_chorus, test)
+    sha256_file, start_chorus, test, wait_for)
 
 SERVER = None  # the pg.Server of this file (started under __main__)
 RUN_LOCK_CLASS = 6514802  # src/sql/pg_driver.c: a run's session advisory lock
@@ -676,6 +678,147 @@ def _(tmp):
          (["Keeper", "New Artist"],
           [("Keeper", "Kept"), ("New Artist", "New Album")],
           [("Keeper", "Kept"), ("New Artist", "New Album")]))
+
+
+def crash_library(lib):
+    """~45 MB: multi-chunk WAVs, and a tagged album."""
+    files = [make_wav(lib / "wav" / f"noise {i:02d}.wav", file_size=44 + 4 * (700_000 + 997 * i),
+                      seed=600 + i) for i in range(16)]
+    files += [make_audio(lib / "album" / f"{i:02d}.flac", "flac", 3,
+                         {"title": f"Crash {i}", "artist": "Crash Test", "album": "Dummies",
+                          "track": str(i + 1)}, seed=700 + i) for i in range(4)]
+    return files
+
+
+def crashed_store(kind, tmp, lib, seed_dir, rnd, attempt):
+    """A fresh store of kind with one track (and the ledger log), then an
+    ingest of lib killed mid-upload: a random delay after its first chunk,
+    at the next moment a chunk is being written (a temporary file in the
+    origin), or 0.1 s later. Returns (store, its state after the kill,
+    a note), or None when the run ended before the kill."""
+    s = Store(kind, tmp, data=tmp / f"data-{kind}-{attempt}")
+    check_run(s, s.ingest([seed_dir]), {"added": 1}, "seed ingest")
+    check_clean(s, s.observe(1))
+    s.install_audit()
+    before = set(origin_files(s.origin))
+    bg = s.start([lib], tmp / "logs", tag=f"killed{attempt}")
+    wait_for(f"{s}: the first chunk of the run to kill",
+             lambda: set(origin_files(s.origin)) - before or not bg.running(), 60, step=0.002)
+    delay = rnd.uniform(0, 0.06)
+    time.sleep(delay)
+    deadline = time.monotonic() + 0.1
+    while bg.running() and time.monotonic() < deadline and \
+            not any(k.startswith(".tmp/") for k in origin_files(s.origin)):
+        pass
+    res = bg.kill()
+    if any(m in res.err for m in SANITIZER_MARKS):
+        fail(f"{s}: sanitizer report from the killed run", res)
+    if res.rc != -9:
+        check_run(s, res, None, "the run that was to be killed")
+        return None
+    note = f"{s}: killed {delay * 1000:.0f} ms after the first chunk"
+    if s.kind == "pg":
+        # The killed run is alive for PostgreSQL until its session ends.
+        _, waited = wait_for("PostgreSQL: the killed run's session to end",
+                             lambda: s.run_lock_holders() == 0, 10)
+        note += f" (its session ended {waited * 1000:.0f} ms after)"
+    crashed = s.observe(2, names=False)
+    raw = crashed["_raw"]
+    problems = origin_problems(s, raw["tracks"], final=False, pending=raw["pending"],
+                               garbage=raw["garbage"])
+    if problems:
+        fail(f"{s}: after the kill:\n  " + "\n  ".join(problems))
+    return s, crashed, note
+
+
+@test("6. kill -9 mid-upload, re-runs: pending reused or swept, no orphan chunk, each track once")
+def _(tmp):
+    lib = tmp / "lib"
+    files = crash_library(lib)
+    seed_file = make_audio(tmp / "seed" / "seed.flac", "flac", 0.5, {"title": "Seed"})
+    hashes = {real(p): sha256_file(p) for p in files}
+    seed = os.environ.get("CHORUS_TEST_SEED") or str(time.time_ns())
+    rnd = random.Random(seed)
+    diag(f"kill delays from seed {seed} (CHORUS_TEST_SEED repeats them)")
+    finals, notes = [], []
+    for kind in ("sqlite", "pg"):
+        # Until a kill leaves two uploads pending (one then left out of the
+        # first re-run, to be swept), or at least one at the last attempts.
+        got = None
+        for attempt in range(8):
+            c = crashed_store(kind, tmp, lib, seed_file.parent, rnd, attempt)
+            if c is None:
+                notes.append(f"{kind}: attempt {attempt}: the run ended before the kill")
+                continue
+            n = len(c[1]["_raw"]["pending"])
+            if n >= 2 or (n == 1 and attempt >= 3):
+                got = c
+                break
+            notes.append(f"{kind}: attempt {attempt}: {n} uploads pending at the kill")
+        if got is None:
+            fail(f"{kind}: no kill left an upload pending", "\n".join(notes))
+        s, crashed, note = got
+        raw = crashed["_raw"]
+        crashed_pending = {r["blob"]: r["content_hash"] for r in raw["pending"]}
+        crashed_ids = {t["id"]: t["content_hash"] for t in raw["tracks"]}
+        # The first re-run leaves out one pending upload's file: the killed
+        # run's upload of it must be swept; the others reused.
+        left_out = []
+        if len(crashed_pending) >= 2:
+            h = sorted(crashed_pending.values())[0]
+            left_out = [p for p in files if hashes[real(p)] == h]
+        subset = [p for p in files if p not in left_out]
+        res = s.ingest(subset)
+        check_run(s, res, None, "the first re-run")
+        v = s.observe(3, res, names=False)
+        check_clean(s, v)
+        summ = v["summary"]
+        committed = {h for t in raw["tracks"] for h in [t["content_hash"]]}
+        want_added = sum(1 for p in subset if hashes[real(p)] not in committed)
+        check_eq(summ, {"added": want_added, "updated": 0, "unchanged": len(subset) - want_added,
+                        "failed": 0, "files": len(subset)}, f"{s}: summary of the first re-run",
+                 res)
+        tracks = v["_raw"]["tracks"]
+        blobs = {t["blob"] for t in tracks}
+        ledger = v["_raw"]["ledger"]
+        reclaimed = {r["blob"] for r in ledger if r["tbl"] == "pending" and r["op"] == "update"}
+        swept = {r["blob"] for r in ledger if r["tbl"] == "garbage" and r["op"] == "delete"}
+        for b, h in crashed_pending.items():
+            if left_out and h == hashes[real(left_out[0])]:
+                check(b in swept and b not in blobs,
+                      f"{s}: the killed run's upload of the left-out file was not swept")
+            else:
+                check(b in reclaimed and b in blobs,
+                      f"{s}: the killed run's upload {b} of {h[:12]} was not reused"
+                      f" (reclaimed {b in reclaimed}, a track's blob {b in blobs})")
+            check(b in blobs or not blob_dir(s, b).exists(),
+                  f"{s}: swept upload {b} left its directory in the origin")
+        now_ids = {t["id"]: t["content_hash"] for t in tracks}
+        check_eq({i: now_ids.get(i) for i in crashed_ids}, crashed_ids,
+                 f"{s}: tracks committed before the kill (id: content hash) after the re-run")
+        notes.append(f"{note}: {len(raw['tracks']) - 1} of {len(files)} tracks committed,"
+                     f" {len(crashed_pending)} uploads pending; the first re-run reused"
+                     f" {len(reclaimed)}, swept {len(swept & set(crashed_pending))}")
+        # The whole library: the left-out file comes in, nothing else changes.
+        res = s.ingest([lib])
+        check_run(s, res, {"added": len(left_out), "updated": 0,
+                           "unchanged": len(files) - len(left_out), "failed": 0,
+                           "files": len(files)}, "the second re-run")
+        v = s.observe(4, res, names=False)
+        check_clean(s, v)
+        tracks = v["_raw"]["tracks"]
+        by_path = collections.Counter(t["source_path"] for t in tracks)
+        want = collections.Counter([real(p) for p in files] + [real(seed_file)])
+        check_eq(by_path, want, f"{s}: tracks by source path")
+        for t in tracks:
+            if t["source_path"] != real(seed_file):
+                check_eq(t["content_hash"], hashes[t["source_path"]],
+                         f"{s}: content hash of {s.rel(t['source_path'])}")
+        finals.append(v)
+    for n in notes:
+        diag(n)
+    check_same(finals, "after the re-runs",
+               keys=["artists", "albums", "covers", "tracks", "pending", "garbage"])
 
 
 def missing_postgresql():
