@@ -821,6 +821,152 @@ def _(tmp):
                keys=["artists", "albums", "covers", "tracks", "pending", "garbage"])
 
 
+def two_libraries(tmp):
+    """Two hosts' libraries sharing a folder (the same paths in both runs,
+    the largest files, so both runs start on them) and one file (a
+    byte-identical copy at a path of each). Host B has more to do after
+    the shared files, so that host A ends, and sweeps, while B uploads."""
+    shared = tmp / "shared"
+    a, b = tmp / "lib-a", tmp / "lib-b"
+    files = {"shared": [], "a": [], "b": []}
+    for i in range(6):
+        files["shared"].append(make_wav(shared / f"big {i}.wav",
+                                        file_size=44 + 4 * (650_000 + 331 * i), seed=800 + i))
+    for i in range(2):
+        files["shared"].append(make_audio(shared / f"common {i}.flac", "flac", 1.5,
+                                          {"title": f"Common {i}", "artist": "Both Sides",
+                                           "album": "Common Ground", "track": str(i + 1)}))
+    for i in range(2):
+        files["a"].append(make_wav(a / f"a {i}.wav", 1.0, seed=820 + i))
+    files["a"].append(make_audio(a / "a.flac", "flac", 1, {
+        "title": "From A", "artist": "Both Sides", "album": "Common Ground", "track": "3"}))
+    for i in range(8):
+        files["b"].append(make_wav(b / f"b {i:02d}.wav", file_size=44 + 4 * (500_000 + 17 * i),
+                                   seed=840 + i))
+    files["b"].append(make_audio(b / "b.flac", "flac", 1, {
+        "title": "From B", "artist": "Both Sides", "album": "Common Ground", "track": "4"}))
+    files["b"].append(make_audio(b / "bee.mp3", "mp3", 1, {
+        "title": "Buzz", "artist": "Bee", "album": "Bee Album"}, cover=True))
+    copy_a = make_wav(a / "copy.wav", 2.0, seed=860)
+    copy_b = b / "copy.wav"
+    shutil.copyfile(copy_a, copy_b)
+    return {"a": [a, shared], "b": [b, shared], "dirs": {"a": a, "b": b}, "files": files,
+            "copies": [copy_a, copy_b]}
+
+
+def more_files(libs, rnd):
+    """New files for a later round: two small ones for A, eight of 2 MB for B."""
+    for i in range(2):
+        libs["files"]["a"].append(make_wav(libs["dirs"]["a"] / f"round {rnd}" / f"{i}.wav",
+                                           0.5, seed=1000 * rnd + i))
+    for i in range(8):
+        libs["files"]["b"].append(make_wav(libs["dirs"]["b"] / f"round {rnd}" / f"{i}.wav",
+                                           file_size=44 + 4 * (500_000 + 13 * i),
+                                           seed=1000 * rnd + 100 + i))
+
+
+def run_together(runs, timeout=120):
+    """Starts the (store, paths, tag) runs at once. Returns their Results,
+    whether all were seen running at the same moment, and the pending rows
+    of the runs still going when the first one ended."""
+    bgs = [s.start(paths, s.root / "logs", tag=tag) for s, paths, tag in runs]
+    together, pending_at_first_end = False, None
+    deadline = time.monotonic() + timeout
+    while any(bg.running() for bg in bgs) and time.monotonic() < deadline:
+        up = [bg.running() for bg in bgs]
+        together = together or all(up)
+        if together and pending_at_first_end is None and not all(up):
+            pending_at_first_end = runs[0][0].query("SELECT count(*) AS n FROM pending")[0]["n"]
+        time.sleep(0.002)
+    return [bg.wait(timeout=5) for bg in bgs], together, pending_at_first_end
+
+
+@test("7. PostgreSQL: two ingests at once into one database: every file once, nothing pending")
+def _(tmp):
+    libs = two_libraries(tmp)
+    origin = tmp / "origin"
+    host_a = Store("pg", tmp, data=tmp / "host-a", origin=origin)
+    host_b = Store("pg", tmp, data=tmp / "host-b", origin=origin, dbname=host_a.dbname)
+    # The schema first (chorus report creates it), so the ledger log can
+    # watch the race; a fresh database's schema race is test_cluster_db's.
+    r = run_chorus(["report", "--db", host_a.conninfo, "--data", tmp / "report"])
+    check_eq(r.rc, 0, "chorus report (creates the schema)", r)
+    host_a.install_audit()
+    copies = {real(p) for p in libs["copies"]}
+    notes = []
+    distinct_before, final = 0, None
+    # Rounds 1-3 race (round 1 on everything, 2 and 3 on new files, B's
+    # uploads going on after A's end); round 4 has nothing to do.
+    for rnd in (1, 2, 3, 4):
+        if rnd in (2, 3):
+            more_files(libs, rnd)
+        distinct = sum(len(libs["files"][k]) for k in ("shared", "a", "b")) + 1
+        n_a = len(libs["files"]["shared"]) + len(libs["files"]["a"]) + 1
+        n_b = len(libs["files"]["shared"]) + len(libs["files"]["b"]) + 1
+        (ra, rb), together, pend = run_together([(host_a, libs["a"], f"a{rnd}"),
+                                                 (host_b, libs["b"], f"b{rnd}")])
+        check(together, f"round {rnd}: the two ingests never ran at the same time", ra, rb)
+        check_run(host_a, ra, None, f"round {rnd}: host A")
+        check_run(host_b, rb, None, f"round {rnd}: host B")
+        sa, sb = parse_summary(ra.out), parse_summary(rb.out)
+        check_eq((sa["files"], sb["files"]), (n_a, n_b), f"round {rnd}: files seen")
+        check_eq((sa["updated"], sb["updated"], sa["failed"], sb["failed"]), (0, 0, 0, 0),
+                 f"round {rnd}: updated and failed", ra, rb)
+        check_eq(sa["added"] + sb["added"], distinct - distinct_before,
+                 f"round {rnd}: tracks added by the two runs", ra, rb)
+        distinct_before = distinct
+        check_eq(sa["added"] + sa["unchanged"], n_a, f"round {rnd}: host A's outcomes", ra)
+        check_eq(sb["added"] + sb["unchanged"], n_b, f"round {rnd}: host B's outcomes", rb)
+        v = host_a.observe(rnd, ra)
+        check_clean(host_a, v)
+        check_eq(host_a.run_lock_holders(), 0, f"round {rnd}: run locks held after both runs")
+        tracks = v["_raw"]["tracks"]
+        by_path = collections.Counter(t["source_path"] for t in tracks)
+        want = collections.Counter(real(p) for k in ("shared", "a", "b")
+                                   for p in libs["files"][k])
+        got = collections.Counter(p for p in by_path.elements() if p not in copies)
+        check_eq(got, want, f"round {rnd}: tracks by source path (the copies aside)")
+        at_copies = [t for t in tracks if t["source_path"] in copies]
+        check_eq(len(at_copies), 1, f"round {rnd}: tracks at either copy")
+        check_eq(len({t["content_hash"] for t in tracks}), len(tracks),
+                 f"round {rnd}: tracks with distinct content")
+        dups = v["duplicates"] + duplicates(host_b, rb)
+        check_eq(len(dups), 1, f"round {rnd}: duplicates reported ({dups})")
+        check_eq(sorted(r[1] for r in v["artists"]), ["Bee", "Both Sides", "Unknown Artist"],
+                 f"round {rnd}: artists")
+        check_eq(sorted(r[1] for r in v["albums"]),
+                 ["Bee Album", "Common Ground", "Unknown Album"], f"round {rnd}: albums")
+        lost = [r for r in v["_raw"]["ledger"] if r["tbl"] == "garbage" and r["op"] == "insert"]
+        notes.append(f"round {rnd}: host A added {sa['added']}, host B {sb['added']};"
+                     f" {len(lost)} uploads lost a race and were swept; {pend} uploads"
+                     " pending just after the first run ended")
+        if rnd == 4:
+            check_eq(v["ledger"], [], "round 4: ledger rows written by two unchanged runs")
+            check_same([final, v], "round 4 against round 3",
+                       keys=["artists", "albums", "covers", "tracks"])
+        final = v
+    for n in notes:
+        diag(n)
+
+    # The same libraries one after the other into SQLite: the same catalog
+    # (which copy holds the shared file is the race's to decide).
+    lite = Store("sqlite", tmp)
+    for paths in (libs["a"], libs["b"]):
+        res = lite.ingest(paths)
+        check_run(lite, res, None, "SQLite reference")
+    ref = lite.observe(1, names=False)
+    check_clean(lite, ref)
+    pgv = host_a.observe(5, names=False)
+
+    def no_copy_path(view):
+        return dict(view, tracks=sorted(
+            ("a copy" if real(os.path.join(lite.root, t[0])) in copies else t[0],) + t[1:]
+            for t in view["tracks"]))
+
+    check_same([no_copy_path(ref), no_copy_path(pgv)], "SQLite (one run after the other)"
+               " against PostgreSQL (two at once)", keys=["artists", "albums", "covers", "tracks"])
+
+
 def missing_postgresql():
     need = [n for n in ("initdb", "pg_ctl") if not glob.glob(f"/usr/lib/postgresql/*/bin/{n}")]
     if not shutil.which("psql"):
