@@ -967,6 +967,59 @@ def _(tmp):
                " against PostgreSQL (two at once)", keys=["artists", "albums", "covers", "tracks"])
 
 
+@test("8. a re-encoded moved file keeps its track (ISRC, tags); live files with equal tags: 2 tracks")
+def _(tmp):
+    lib = tmp / "lib"
+    take = {"title": "Take Five", "artist": "Quartet", "album": "Time Out", "track": "3"}
+    isrc = {"title": "Isrc Song", "artist": "Coder", "album": "Codes", "ISRC": "USRC17607839"}
+    twin = {"title": "Same", "artist": "Twin", "album": "Pair", "track": "1"}
+    r1 = make_audio(lib / "r1.mp3", "mp3", 1, take, seed=11)
+    i1 = make_audio(lib / "i1.flac", "flac", 1, isrc, seed=12)
+    make_audio(lib / "y0.flac", "flac", 1, {"title": "Yearless", "artist": "Z",
+                                            "album": "Years"}, seed=13)
+    t1 = make_audio(lib / "t1.ogg", "ogg", 1, twin, seed=14)
+    make_audio(lib / "t2.ogg", "ogg", 1, twin, seed=15)
+    stores = pair(tmp)
+    views = first_ingest(stores, [lib], {"added": 5, "updated": 0, "unchanged": 0})
+    ids = {s.kind: {p: track_at(s, v, p)["id"] for p in (r1, i1, t1)}
+           for s, v in zip(stores, views)}
+    check_eq([r[4] for r in views[0]["albums"] if r[1] == "Years"], [None], "Years' year")
+    old_hash = {p: sha256_file(p) for p in (r1, i1)}
+
+    # r1 re-encoded (new audio, same tags, no disc number, no ISRC) and moved;
+    # i1 re-tagged and moved (same ISRC); a second track of Years has a year.
+    r1.unlink()
+    r1n = make_audio(lib / "moved" / "r1 new.mp3", "mp3", 1.2, take, seed=21)
+    i1n = lib / "moved" / "i1 new.flac"
+    retag(i1, i1n, dict(isrc, title="Isrc Song (Remaster)"))
+    i1.unlink()
+    make_audio(lib / "y1.flac", "flac", 1, {"title": "Other", "artist": "Z", "album": "Years",
+                                            "date": "2001"}, seed=22)
+    views = ingest_both(stores, 2, [lib], {"added": 1, "updated": 2, "unchanged": 3},
+                        what="re-encoded and moved")
+    for s, v in zip(stores, views):
+        check_eq(track_at(s, v, r1n)["id"], ids[s.kind][r1], f"{s}: id of the re-encoded file")
+        check_eq(track_at(s, v, i1n)["id"], ids[s.kind][i1], f"{s}: id of the re-tagged file")
+        check_eq(len(v["_raw"]["tracks"]), 6, f"{s}: tracks")
+        check_eq([op for op in ledger_ops(v) if op[0] == "garbage"],
+                 sorted(("garbage", op, old_hash[p]) for op in ("insert", "delete")
+                        for p in (r1, i1)), f"{s}: the garbage ledger during the step")
+    check_eq([r[4] for r in views[0]["albums"] if r[1] == "Years"], [2001], "Years' year")
+
+    # A third file with the twins' tags while both live: a track of its own.
+    make_audio(lib / "t3.ogg", "ogg", 1, twin, seed=23)
+    ingest_both(stores, 3, [lib], {"added": 1, "updated": 0, "unchanged": 6},
+                what="a third file with equal tags")
+    # t1 gone, a new file with the same tags: it takes t1's track, not t2's or t3's.
+    t1.unlink()
+    t4 = make_audio(lib / "t4.ogg", "ogg", 1, twin, seed=24)
+    views = ingest_both(stores, 4, [lib], {"added": 0, "updated": 1, "unchanged": 6},
+                        what="t1 replaced by t4")
+    for s, v in zip(stores, views):
+        check_eq(track_at(s, v, t4)["id"], ids[s.kind][t1], f"{s}: id of t4 (t1's track)")
+        check_eq(len(v["_raw"]["tracks"]), 7, f"{s}: tracks")
+
+
 def missing_postgresql():
     need = [n for n in ("initdb", "pg_ctl") if not glob.glob(f"/usr/lib/postgresql/*/bin/{n}")]
     if not shutil.which("psql"):
