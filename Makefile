@@ -62,7 +62,7 @@ $(BUILD)/libchorus.a: $(LIB_OBJ)
 $(BUILD)/chorus: $(BUILD)/src/chorus.o $(BUILD)/libchorus.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libchorus.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/loop_runner.h $(BUILD)/libchorus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
 

@@ -16,6 +16,7 @@
 
 #include "http/later.h"
 #include "http/server.h"
+#include "loop_runner.h"
 #include "unit.h"
 #include "util/clock.h"
 
@@ -191,20 +192,6 @@ static void test_pipelined_requests(void)
 }
 
 /* ---- later answers ---- */
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-#define WAIT_FOR(cond, ms)                                                                         \
-	do {                                                                                       \
-		int64_t until_ = mono_ms() + (ms);                                                 \
-		while (!(cond) && mono_ms() < until_)                                              \
-			sleep_ms(2);                                                               \
-	} while (0)
 
 /* What the tests observe: one handler context at a time. */
 static struct {
