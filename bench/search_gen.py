@@ -208,13 +208,24 @@ def generate(db_path, n_artists, n_albums, n_tracks, rng, words, as_v1):
 
     db = sqlite3.connect(db_path, isolation_level=None)
     if as_v1:
-        # The search schema is version 2 = version 1 + the search_* tables
-        # and triggers: without them the catalog is a version 1 one, and
-        # the next chorus to open it indexes every row (search_schema_fill).
+        # A catalog at schema version 1 is its six tables alone; every
+        # later version adds tables (2: the search_* tables and triggers,
+        # 3: replica, 4: principals). Without them the next chorus to open
+        # it migrates from version 1 and indexes every row for search
+        # (search_schema_fill). Whatever a version after 1 added goes.
+        v1 = ("artists", "albums", "covers", "tracks", "pending", "garbage")
         v = db.execute("PRAGMA user_version").fetchone()[0]
-        if v != 2:
-            sys.exit("search_gen: --as-v1 knows schema version 2, not %d" % v)
+        if v < 2:
+            sys.exit("search_gen: --as-v1 needs a catalog made by chorus (version >= 2), not %d" % v)
         db.execute("BEGIN")
+        later = [n for (n,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+            " AND name NOT LIKE 'search%'").fetchall() if n not in v1]
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                  " AND name NOT LIKE 'search%'").fetchall():
+            db.execute('DROP TRIGGER "%s"' % name)
+        for name in later:
+            db.execute('DROP TABLE "%s"' % name)
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
                                   " AND name LIKE 'search%'").fetchall():
             db.execute('DROP TRIGGER "%s"' % name)
