@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 
+#include "node/principals_cmd.h"
 #include "node/serve.h"
 #include "cluster/join.h"
 #include "cluster/status.h"
@@ -48,6 +49,15 @@ static const char usage_text[] =
 	"        plays and time played per track, artist, album, location or day\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
 	"        TIME is RFC 3339 (2024-05-01T00:00:00Z), from inclusive, to exclusive\n"
+	"  user add NAME --role ROLE | list | passwd NAME | remove NAME [--data DIR] [--db "
+	"CONNINFO]\n"
+	"        people: ROLE is admin, editor, store or listener; add and passwd read\n"
+	"        the password from standard input when it is not a terminal, else\n"
+	"        make one and print it on the last line\n"
+	"  key create --role ROLE [--location L [--zone Z]] [--name N] | list | revoke ID\n"
+	"        [--data DIR] [--db CONNINFO]\n"
+	"        API keys for programs and store devices (a store key needs its\n"
+	"        location); create prints the key, once, on the last line\n"
 	"  version\n"
 	"        print the version\n"
 	"\n"
@@ -458,6 +468,64 @@ static int cmd_cluster(int argc, char **argv)
 	return join_token_command(data_dir, ttl);
 }
 
+/* `chorus user VERB ...` and `chorus key VERB ...`: the bodies are in
+ * node/principals_cmd.c. */
+static int cmd_principals(int argc, char **argv, bool user)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'}, {"db", required_argument, NULL, 'B'},
+		{"role", required_argument, NULL, 'r'}, {"location", required_argument, NULL, 'l'},
+		{"zone", required_argument, NULL, 'z'}, {"name", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	};
+	struct principals_cmd pc = {.data_dir = default_data_dir(), .db = getenv("CHORUS_DB")};
+	int c;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fprintf(stderr, "chorus: %s: which subcommand? (%s)\n", argv[0],
+			user ? "add, list, passwd, remove" : "create, list, revoke");
+		return 2;
+	}
+	pc.verb = argv[1];
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			pc.data_dir = optarg;
+			break;
+		case 'B':
+			pc.db = optarg;
+			break;
+		case 'r':
+			pc.role = optarg;
+			break;
+		case 'l':
+			pc.location = optarg;
+			break;
+		case 'z':
+			pc.zone = optarg;
+			break;
+		case 'n':
+			pc.name = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		pc.operand = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "chorus: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	return user ? principals_cmd_user(&pc) : principals_cmd_key(&pc);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -477,6 +545,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "cluster") == 0)
 		return cmd_cluster(argc - 1, argv + 1);
+	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "key") == 0)
+		return cmd_principals(argc - 1, argv + 1, strcmp(cmd, "user") == 0);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("chorus %s\n", CHORUS_VERSION);
 		return 0;

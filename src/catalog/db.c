@@ -2,8 +2,9 @@
  * The catalog's SQLite schema, every version of it in one place: version 1
  * is the catalog tables as sql/schema.c defines them for both dialects,
  * version 2 the search index (SQLite only: FTS5), version 3 a cluster
- * node's replication state. Versions are PRAGMA user_version, upgraded
- * by sql_sqlite_migrate in one transaction.
+ * node's replication state, version 4 the principals (users, API keys and
+ * the audit trail, sql/schema.c's second set). Versions are PRAGMA
+ * user_version, upgraded by sql_sqlite_migrate in one transaction.
  */
 #include "catalog/db.h"
 
@@ -97,24 +98,30 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	return sql_sqlite_exec(db, "catalog", sql, err, errlen);
 }
 
-/* Version 1: the catalog tables (sql/schema.c), with or without their
- * indexes. */
-static int schema_v1(sqlite3 *db, bool tables, bool indexes, char *err, size_t errlen)
+/* One set of sql/schema.c's tables, with or without their indexes:
+ * version 1 is the catalog's, version 4 the principals'. */
+static int schema_set(sqlite3 *db, enum sql_set set, bool tables, bool indexes, char *err,
+		      size_t errlen)
 {
 	char *sql = NULL;
 	int rc = 0;
 
 	if (tables) {
-		sql = sql_schema_tables(SQL_SQLITE);
+		sql = sql_schema_tables(SQL_SQLITE, set);
 		rc = exec(db, sql, err, errlen);
 		free(sql);
 	}
 	if (rc == 0 && indexes) {
-		sql = sql_schema_indexes(SQL_SQLITE);
+		sql = sql_schema_indexes(SQL_SQLITE, set);
 		rc = exec(db, sql, err, errlen);
 		free(sql);
 	}
 	return rc;
+}
+
+static int schema_v1(sqlite3 *db, bool tables, bool indexes, char *err, size_t errlen)
+{
+	return schema_set(db, SQL_SET_CATALOG, tables, indexes, err, errlen);
 }
 
 static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
@@ -128,8 +135,12 @@ static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 	if (from < 2 && ((rc = exec(db, schema_v2, err, errlen)) < 0 ||
 			 (rc = search_schema_fill(db, err, errlen)) < 0))
 		return rc;
-	if (from < 3)
-		rc = exec(db, schema_v3, err, errlen);
+	if (from < 3 && (rc = exec(db, schema_v3, err, errlen)) < 0)
+		return rc;
+	/* Version 4: the principals. IF NOT EXISTS: a replica's bootstrap
+	 * file has them already (catalog_db_create_base). */
+	if (from < 4)
+		rc = schema_set(db, SQL_SET_PRINCIPALS, true, true, err, errlen);
 	return rc;
 }
 
@@ -148,7 +159,10 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 {
 	int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
 
+	/* Every set's tables: the bootstrap copies every feed table into it,
+	 * the principals' too, before the upgrade from version 1. */
 	if (rc == 0 && (rc = schema_v1(db, true, false, err, errlen)) == 0 &&
+	    (rc = schema_set(db, SQL_SET_PRINCIPALS, true, false, err, errlen)) == 0 &&
 	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
 		return exec(db, "COMMIT", err, errlen);
 	exec(db, "ROLLBACK", err, 0);

@@ -22,13 +22,14 @@ int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, s
  * (the replica's bootstrap does). 0, or -errno with a message in err.
  */
 int catalog_db_migrate(sqlite3 *db, char *err, size_t errlen);
-/* Creates the version-1 tables in an empty database, without their
- * indexes (no search index either); catalog_db_index_base adds them once
- * the tables are filled. */
+/* Creates the version-1 tables in an empty database, and the principals'
+ * of version 4 (a replica bootstrap copies them too), without their
+ * indexes (no search index either); catalog_db_index_base adds version
+ * 1's once the tables are filled, the upgrade those of version 4. */
 int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen);
 int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen);
 
 /* The schema version this binary writes. */
-#define CATALOG_SCHEMA_VERSION 3
+#define CATALOG_SCHEMA_VERSION 4
 
 #endif

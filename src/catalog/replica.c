@@ -44,11 +44,15 @@
 /* The replicated tables, in the order a pass applies them, and the column
  * whose words feed search's typo terms (NULL: none). Their columns and
  * keys are the schema's (sql/schema.c): the same list selects the rows
- * from PostgreSQL and inserts them here, so they line up by position. */
+ * from PostgreSQL and inserts them here, so they line up by position.
+ * users and api_keys come too, so every node authenticates from its own
+ * model, and a revocation (an update of api_keys) arrives like any change.
+ * The audit trail stays in PostgreSQL. */
 static const struct feed_table {
 	const char *name;
 	const char *terms;
-} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL}, {"tracks", "title"}};
+} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL},
+	      {"tracks", "title"}, {"users", NULL},     {"api_keys", NULL}};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* What the schema says of one replicated table. */

@@ -22,6 +22,7 @@
 #include "cluster/status.h"
 #include "crypto/seal.h"
 #include "loop/pool.h"
+#include "node/principals_cmd.h"
 #include "origin/origin.h"
 #include "plays/plays.h"
 #include "util/fsutil.h"
@@ -74,6 +75,10 @@ int serve_run(const struct serve_opts *opts)
 		}
 		sqlite3_close(db);
 	}
+	/* The first start of a database makes its admin (once, whichever
+	 * node of a cluster gets there first). */
+	if (principals_first_start(o->data_dir, api.db) < 0)
+		goto out;
 	if (origin_open(o->origin, o->data_dir, &origin, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;

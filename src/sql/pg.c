@@ -87,6 +87,15 @@ static const char schema_v2[] = "CREATE TABLE nodes ("
 				"  heartbeat_at timestamptz NOT NULL,"
 				"  stats jsonb);";
 
+/* Version 3: the principals (sql/schema.c's second set), and the trigger
+ * that keeps API keys from being deleted: a key is revoked, and the
+ * revocation, an update, reaches every node. */
+static const char schema_v3[] =
+	"CREATE FUNCTION catalog_keep() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  RAISE EXCEPTION 'rows of % are never deleted (revoke a key instead)', TG_TABLE_NAME;"
+	" END $$;";
+
 bool pg_ok(const PGresult *res)
 {
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -152,6 +161,54 @@ void pg_describe(const char *conninfo, char *out, size_t outlen)
 	PQconninfoFree(opts);
 }
 
+/*
+ * One set of sql/schema.c's tables with their indexes, then extra (the
+ * version's own statements: the trigger functions in version 1), then the
+ * change feed's triggers on the set's feed tables: every row stamped,
+ * every deletion kept. A feed table keyed by text (api_keys) cannot have
+ * tombstones (deletions.id is a bigint): its rows are never deleted, and
+ * a trigger refuses a DELETE rather than let one go unreplicated.
+ */
+static int create_set(PGconn *c, enum sql_set set, const char *extra, const char *what)
+{
+	char *tables = sql_schema_tables(SQL_PG, set), *indexes = sql_schema_indexes(SQL_PG, set);
+	char sql[1024];
+	bool ok = pg_exec(c, what, tables) == 0 && pg_exec(c, what, indexes) == 0 &&
+		  (!extra || pg_exec(c, what, extra) == 0);
+
+	free(tables);
+	free(indexes);
+	for (size_t i = 0; ok && i < sql_catalog_ntables; i++) {
+		const struct sql_table *t = &sql_catalog_tables[i];
+		const struct sql_column *key = NULL;
+
+		if (!t->feed_key || t->set != set)
+			continue;
+		for (int k = 0; k < t->ncols; k++)
+			if (strcmp(t->cols[k].name, t->feed_key) == 0)
+				key = &t->cols[k];
+		snprintf(sql, sizeof(sql),
+			 "CREATE TRIGGER %1$s_stamp BEFORE INSERT OR UPDATE ON %1$s"
+			 " FOR EACH ROW EXECUTE FUNCTION catalog_stamp();"
+			 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON %1$s"
+			 " FOR EACH STATEMENT EXECUTE FUNCTION catalog_notify();",
+			 t->name);
+		ok = pg_exec(c, what, sql) == 0;
+		if (key && key->type == SQL_TEXT)
+			snprintf(sql, sizeof(sql),
+				 "CREATE TRIGGER %1$s_keep BEFORE DELETE ON %1$s"
+				 " FOR EACH ROW EXECUTE FUNCTION catalog_keep();",
+				 t->name);
+		else
+			snprintf(sql, sizeof(sql),
+				 "CREATE TRIGGER %1$s_tombstone AFTER DELETE ON %1$s"
+				 " FOR EACH ROW EXECUTE FUNCTION catalog_tombstone('%2$s');",
+				 t->name, t->feed_key);
+		ok = ok && pg_exec(c, what, sql) == 0;
+	}
+	return ok ? 0 : -EIO;
+}
+
 /* True when the schema is already this binary's: every connection checks,
  * and only a database behind takes the lock and the DDL path. */
 static bool schema_current(PGconn *c)
@@ -201,33 +258,9 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	if (version < 1) {
 		unsigned char r[16], k[32];
 		char id[33], key[65];
-		char *tables = sql_schema_tables(SQL_PG), *indexes = sql_schema_indexes(SQL_PG);
-		bool ok = pg_exec(c, "schema v1", tables) == 0 &&
-			  pg_exec(c, "schema v1", indexes) == 0 &&
-			  pg_exec(c, "schema v1", schema_v1) == 0;
 
-		free(tables);
-		free(indexes);
-		if (!ok)
+		if (create_set(c, SQL_SET_CATALOG, schema_v1, "schema v1") < 0)
 			goto fail;
-		/* The change feed: every row stamped, every deletion kept. */
-		for (size_t i = 0; i < sql_catalog_ntables; i++) {
-			const struct sql_table *t = &sql_catalog_tables[i];
-
-			if (!t->feed_key)
-				continue;
-			snprintf(sql, sizeof(sql),
-				 "CREATE TRIGGER %1$s_stamp BEFORE INSERT OR UPDATE ON %1$s"
-				 " FOR EACH ROW EXECUTE FUNCTION catalog_stamp();"
-				 "CREATE TRIGGER %1$s_tombstone AFTER DELETE ON %1$s"
-				 " FOR EACH ROW EXECUTE FUNCTION catalog_tombstone('%2$s');"
-				 "CREATE TRIGGER %1$s_notify AFTER INSERT OR UPDATE OR DELETE ON "
-				 "%1$s"
-				 " FOR EACH STATEMENT EXECUTE FUNCTION catalog_notify();",
-				 t->name, t->feed_key);
-			if (pg_exec(c, "schema v1", sql) < 0)
-				goto fail;
-		}
 		/* The cluster's identity, and the key peers sign requests with
 		 * (every node reads it here: they trust this database with the
 		 * tracks' keys already). */
@@ -244,6 +277,8 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 			goto fail;
 	}
 	if (version < 2 && pg_exec(c, "schema v2", schema_v2) < 0)
+		goto fail;
+	if (version < 3 && create_set(c, SQL_SET_PRINCIPALS, schema_v3, "schema v3") < 0)
 		goto fail;
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",

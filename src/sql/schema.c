@@ -89,13 +89,59 @@ static const struct sql_column garbage[] = {
 	{"chunk_count", SQL_INT, SQL_NOT_NULL, NULL},
 };
 
+/* People (the console, Subsonic clients): name_key is the name folded to
+ * lower case, so "Ana" and "ana" are one user; password is Argon2id's
+ * encoded string; generation grows at each password change, and every
+ * session names the generation it was made under (auth/auth.h). A user
+ * removed is deleted: the change feed's tombstone removes it everywhere. */
+static const struct sql_column users[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"name_key", SQL_TEXT, SQL_NOT_NULL | SQL_UNIQUE, NULL},
+	{"role", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"password", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"generation", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* API keys: id is the key's 16 hex digits, secret_hash SHA-256 of its
+ * secret in hex. A key is revoked (revoked_at set), never deleted, so its
+ * revocation travels the change feed like any update. */
+static const struct sql_column api_keys[] = {
+	{"id", SQL_TEXT, SQL_PRIMARY_KEY, NULL},
+	{"name", SQL_TEXT, 0, NULL},
+	{"role", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"location", SQL_TEXT, 0, NULL},
+	{"zone", SQL_TEXT, 0, NULL},
+	{"secret_hash", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"revoked_at", SQL_INT64, 0, NULL},
+	{"created_by", SQL_TEXT, SQL_NOT_NULL, NULL},
+};
+
+/* Who did what to a principal, and when: in the source of truth only
+ * (not a feed table). id counts up from 1; detail is JSON, never a
+ * secret. */
+static const struct sql_column audit[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL}, {"at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"actor", SQL_TEXT, SQL_NOT_NULL, NULL},  {"action", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"object", SQL_TEXT, SQL_NOT_NULL, NULL}, {"detail", SQL_TEXT, 0, NULL},
+};
+
+#define CAT SQL_SET_CATALOG
+#define PRN SQL_SET_PRINCIPALS
+
 const struct sql_table sql_catalog_tables[] = {
-	{"artists", artists, N(artists), NULL, "id"},
-	{"albums", albums, N(albums), "UNIQUE (artist_id, title_key)", "id"},
-	{"covers", covers, N(covers), NULL, "album_id"},
-	{"tracks", tracks, N(tracks), NULL, "id"},
-	{"pending", pending, N(pending), NULL, NULL},
-	{"garbage", garbage, N(garbage), NULL, NULL},
+	{"artists", artists, N(artists), NULL, "id", CAT},
+	{"albums", albums, N(albums), "UNIQUE (artist_id, title_key)", "id", CAT},
+	{"covers", covers, N(covers), NULL, "album_id", CAT},
+	{"tracks", tracks, N(tracks), NULL, "id", CAT},
+	{"pending", pending, N(pending), NULL, NULL, CAT},
+	{"garbage", garbage, N(garbage), NULL, NULL, CAT},
+	{"users", users, N(users), NULL, "id", PRN},
+	{"api_keys", api_keys, N(api_keys), NULL, "id", PRN},
+	{"audit", audit, N(audit), NULL, NULL, PRN},
 };
 const size_t sql_catalog_ntables = N(sql_catalog_tables);
 
@@ -104,24 +150,28 @@ const size_t sql_catalog_ntables = N(sql_catalog_tables);
 
 static const struct {
 	unsigned dialects;
+	enum sql_set set;
 	const char *sql;
 } indexes[] = {
 	/* The API lists an artist's albums, and albums and tracks by title:
 	 * pages without a sort. */
-	{ONLY(SQL_SQLITE), "CREATE INDEX albums_artist ON albums(artist_id)"},
-	{ONLY(SQL_SQLITE), "CREATE INDEX albums_title ON albums(title_key)"},
+	{ONLY(SQL_SQLITE), CAT, "CREATE INDEX albums_artist ON albums(artist_id)"},
+	{ONLY(SQL_SQLITE), CAT, "CREATE INDEX albums_title ON albums(title_key)"},
 	/* An album's tracks in order (the API); PostgreSQL only finds them. */
-	{ONLY(SQL_SQLITE),
+	{ONLY(SQL_SQLITE), CAT,
 	 "CREATE INDEX tracks_album ON tracks(album_id, disc_number, track_number)"},
-	{ONLY(SQL_PG), "CREATE INDEX tracks_album ON tracks(album_id)"},
-	{BOTH, "CREATE INDEX tracks_artist ON tracks(artist_id)"},
-	{ONLY(SQL_SQLITE), "CREATE INDEX tracks_title ON tracks(title_key)"},
+	{ONLY(SQL_PG), CAT, "CREATE INDEX tracks_album ON tracks(album_id)"},
+	{BOTH, CAT, "CREATE INDEX tracks_artist ON tracks(artist_id)"},
+	{ONLY(SQL_SQLITE), CAT, "CREATE INDEX tracks_title ON tracks(title_key)"},
 	/* Ingest's identity rules (store/store.c). */
-	{BOTH, "CREATE INDEX tracks_hash ON tracks(content_hash)"},
-	{BOTH, "CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL"},
-	{BOTH, "CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number,"
-	       " track_number, title_key)"},
-	{BOTH, "CREATE INDEX pending_hash ON pending(content_hash)"},
+	{BOTH, CAT, "CREATE INDEX tracks_hash ON tracks(content_hash)"},
+	{BOTH, CAT, "CREATE INDEX tracks_isrc ON tracks(isrc) WHERE isrc IS NOT NULL"},
+	{BOTH, CAT,
+	 "CREATE INDEX tracks_identity ON tracks(artist_id, album_id, disc_number,"
+	 " track_number, title_key)"},
+	{BOTH, CAT, "CREATE INDEX pending_hash ON pending(content_hash)"},
+	/* The audit trail is read by time. */
+	{BOTH, PRN, "CREATE INDEX IF NOT EXISTS audit_at ON audit(at)"},
 };
 
 static const char *type_name(enum sql_dialect d, enum sql_type t)
@@ -153,7 +203,7 @@ static char *finish(FILE *f, char **p)
 	return *p;
 }
 
-char *sql_schema_tables(enum sql_dialect d)
+char *sql_schema_tables(enum sql_dialect d, enum sql_set set)
 {
 	char *p = NULL;
 	size_t n = 0;
@@ -162,7 +212,10 @@ char *sql_schema_tables(enum sql_dialect d)
 	for (size_t i = 0; i < sql_catalog_ntables; i++) {
 		const struct sql_table *t = &sql_catalog_tables[i];
 
-		fprintf(f, "CREATE TABLE %s (", t->name);
+		if (t->set != set)
+			continue;
+		fprintf(f, "CREATE TABLE %s%s (", set > SQL_SET_CATALOG ? "IF NOT EXISTS " : "",
+			t->name);
 		for (int c = 0; c < t->ncols; c++) {
 			const struct sql_column *col = &t->cols[c];
 
@@ -183,18 +236,18 @@ char *sql_schema_tables(enum sql_dialect d)
 	return finish(f, &p);
 }
 
-char *sql_schema_indexes(enum sql_dialect d)
+char *sql_schema_indexes(enum sql_dialect d, enum sql_set set)
 {
 	char *p = NULL;
 	size_t n = 0;
 	FILE *f = stream(&p, &n);
 
 	for (int i = 0; i < N(indexes); i++)
-		if (indexes[i].dialects & ONLY(d))
+		if (indexes[i].dialects & ONLY(d) && indexes[i].set == set)
 			fprintf(f, "%s;", indexes[i].sql);
 	/* A replica asks for the rows changed after the last number it saw. */
 	for (size_t i = 0; d == SQL_PG && i < sql_catalog_ntables; i++)
-		if (sql_catalog_tables[i].feed_key)
+		if (sql_catalog_tables[i].feed_key && sql_catalog_tables[i].set == set)
 			fprintf(f, "CREATE INDEX %1$s_seq ON %1$s(seq);",
 				sql_catalog_tables[i].name);
 	return finish(f, &p);

@@ -7,9 +7,16 @@
 
 /*
  * The catalog's tables, defined once for both dialects: the SQLite
- * catalog (catalog/db.c, schema version 1) and the PostgreSQL one
- * (sql/pg.c) are rendered from this, and the replica copies the feed
- * tables' columns by these lists (catalog/replica.c).
+ * catalog (catalog/db.c) and the PostgreSQL one (sql/pg.c) are rendered
+ * from this, and the replica copies the feed tables' columns by these
+ * lists (catalog/replica.c).
+ *
+ * Tables come in sets, each added by one schema version of each dialect
+ * (the dialects number their versions apart, so a set is not a version):
+ * SQL_SET_CATALOG is SQLite's version 1 and PostgreSQL's 1,
+ * SQL_SET_PRINCIPALS (users, API keys, the audit trail) SQLite's 4 and
+ * PostgreSQL's 3. A migration creates the tables and indexes of each set
+ * its new version adds, on fresh and existing databases alike.
  *
  * A small type vocabulary, rendered per dialect so that the meaning of a
  * column is the same in both: int64 is SQLite INTEGER / bigint, int is
@@ -18,6 +25,12 @@
  */
 
 enum sql_type { SQL_INT64, SQL_INT, SQL_TEXT, SQL_BLOB };
+
+enum sql_set {
+	SQL_SET_CATALOG = 1,    /* artists, albums, covers, tracks, pending, garbage */
+	SQL_SET_PRINCIPALS = 2, /* users, api_keys, audit */
+	SQL_SET_LAST = SQL_SET_PRINCIPALS,
+};
 
 enum {
 	SQL_PRIMARY_KEY = 1 << 0,
@@ -41,6 +54,7 @@ struct sql_table {
 	 * numbers every change of a feed table (a seq column, triggers; see
 	 * sql/pg.c) and the replica copies these tables by their columns. */
 	const char *feed_key;
+	enum sql_set set; /* the set (schema version) that adds it */
 };
 
 extern const struct sql_table sql_catalog_tables[];
@@ -49,14 +63,16 @@ extern const size_t sql_catalog_ntables;
 /* The table named name, or NULL. */
 const struct sql_table *sql_catalog_table(const char *name);
 
-/* CREATE TABLE statements of every catalog table (PostgreSQL's feed
- * tables with their seq column), ';'-separated: malloc'd, the caller
- * frees it. */
-char *sql_schema_tables(enum sql_dialect d);
+/* CREATE TABLE statements of the tables of set (PostgreSQL's feed tables
+ * with their seq column), ';'-separated: malloc'd, the caller frees it.
+ * Sets after the first say IF NOT EXISTS (SQLite drops those words from
+ * the text it keeps), so a read model's bootstrap file, which has every
+ * set's tables from the start, upgrades like any other catalog. */
+char *sql_schema_tables(enum sql_dialect d, enum sql_set set);
 /* Their CREATE INDEX statements for d (PostgreSQL's include one on each
  * feed table's seq). Apart from the tables so that a bulk load can build
  * them after its rows. malloc'd. */
-char *sql_schema_indexes(enum sql_dialect d);
+char *sql_schema_indexes(enum sql_dialect d, enum sql_set set);
 /* "col1, col2, ..." of t, in order; malloc'd. */
 char *sql_schema_columns(const struct sql_table *t);
 
