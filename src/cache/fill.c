@@ -32,6 +32,7 @@
 
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 static void fq_push(struct fqueue *q, struct fill *f)
@@ -392,8 +393,8 @@ int cache__fills_start(struct cache *c, int threads)
 {
 	c->threads = xcalloc((size_t)threads + OWNER_THREADS, sizeof(*c->threads));
 	for (; c->nthreads < threads + OWNER_THREADS; c->nthreads++) {
-		int rc = pthread_create(&c->threads[c->nthreads], NULL,
-					c->nthreads < threads ? worker : owner_worker, c);
+		int rc = thread_start(&c->threads[c->nthreads],
+				      c->nthreads < threads ? worker : owner_worker, c);
 		if (rc)
 			return -rc;
 	}

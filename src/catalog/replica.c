@@ -36,6 +36,7 @@
 #include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define RESYNC_MS 5000 /* a pass even without a notification */
@@ -727,7 +728,7 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 	} else if ((rc = prepare(r, err, errlen)) < 0) {
 		goto fail;
 	}
-	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+	if (thread_start(&r->thread, replica_main, r) != 0) {
 		rc = -EAGAIN;
 		snprintf(err, errlen, "replica: cannot start its thread");
 		goto fail;

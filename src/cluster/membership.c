@@ -60,6 +60,7 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define STR_(x) #x
@@ -940,13 +941,13 @@ int membership_start(const struct membership_opts *o, membership_t **out, char *
 		snprintf(err, errlen, "membership: cannot initialise libcurl");
 		goto fail;
 	}
-	if (pthread_create(&m->beat_thread, NULL, beat_main, m) != 0) {
+	if (thread_start(&m->beat_thread, beat_main, m) != 0) {
 		rc = -EAGAIN;
 		snprintf(err, errlen, "membership: cannot start its thread");
 		goto fail_curl;
 	}
 	m->beat_running = true;
-	if (pthread_create(&m->probe_thread, NULL, probe_main, m) != 0) {
+	if (thread_start(&m->probe_thread, probe_main, m) != 0) {
 		rc = -EAGAIN;
 		snprintf(err, errlen, "membership: cannot start its thread");
 		membership_stop(m);

@@ -48,6 +48,7 @@
 #include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define WRITE_BUDGET (1u << 20) /* bytes per connection per wake-up */
@@ -918,7 +919,7 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 		}
 	}
 	for (int i = 0; i < n; i++)
-		if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0)
+		if (thread_start(&s->loops[i].thread, loop_main, &s->loops[i]) != 0)
 			die("cannot start event loop threads");
 	*out = s;
 	return 0;

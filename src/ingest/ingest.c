@@ -37,6 +37,7 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define FILE_MAX ((size_t)4 << 30) /* larger files are refused */
@@ -352,7 +353,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	threads = xcalloc((size_t)jobs, sizeof(*threads));
 	in.running = jobs;
 	for (int i = 0; i < jobs; i++)
-		if (pthread_create(&threads[i], NULL, worker_main, &in) != 0)
+		if (thread_start(&threads[i], worker_main, &in) != 0)
 			die("cannot start ingest threads");
 
 	pthread_mutex_lock(&in.lock);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 struct job {
@@ -158,7 +159,7 @@ int pool_start(const char *name, int threads, int max_queued, pool_t **out)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->threads = xcalloc((size_t)threads, sizeof(*p->threads));
 	for (int i = 0; i < threads; i++) {
-		rc = pthread_create(&p->threads[i], NULL, worker_main, p);
+		rc = thread_start(&p->threads[i], worker_main, p);
 		if (rc != 0) {
 			pool_free(p); /* stops and joins the ones started */
 			return -rc;

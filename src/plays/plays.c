@@ -39,6 +39,7 @@
 #include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define PLAYS_SCHEMA_VERSION 1
@@ -304,12 +305,12 @@ int plays_open(const char *data_dir, plays_t **out, char *err, size_t errlen)
 		rc = -EIO;
 		goto fail;
 	}
-	if ((rc = pthread_create(&p->syncer, NULL, syncer_main, p)) != 0) {
+	if ((rc = thread_start(&p->syncer, syncer_main, p)) != 0) {
 		snprintf(err, errlen, "plays: cannot start the syncer: %s", strerror(rc));
 		rc = -rc;
 		goto fail;
 	}
-	if ((rc = pthread_create(&p->thread, NULL, writer_main, p)) != 0) {
+	if ((rc = thread_start(&p->thread, writer_main, p)) != 0) {
 		snprintf(err, errlen, "plays: cannot start the writer: %s", strerror(rc));
 		rc = -rc;
 		/* Let the syncer end before the struct goes away. */

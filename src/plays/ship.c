@@ -25,6 +25,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/xalloc.h"
 
 #define SHIP_BATCH 5000
@@ -313,7 +314,7 @@ int plays_shipper_start(const char *data_dir, const char *conninfo, const char *
 		snprintf(err, errlen, "plays: shipper: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if (pthread_create(&s->thread, NULL, shipper_main, s) != 0) {
+	if (thread_start(&s->thread, shipper_main, s) != 0) {
 		rc = -EAGAIN;
 		snprintf(err, errlen, "plays: cannot start the shipper");
 		goto fail;
