@@ -233,22 +233,37 @@ static int user_add_op(sql_t *db, void *arg)
 	return insert_user(db, o);
 }
 
-static int check_password(const char *pw, size_t len, char *err, size_t errlen)
+/* Runs op (user_add_op, user_passwd_op) as one write transaction with
+ * o->hash the Argon2id of pw, which is wiped after. */
+static int with_password(principals_t *p, sql_tx_fn op, struct user_op *o, const char *pw,
+			 size_t len)
 {
+	char hash[AUTH_PW_ENCODED_MAX];
+	int rc;
+
 	if (len == 0 || len > AUTH_PW_MAX || memchr(pw, '\0', len)) {
-		snprintf(err, errlen, "a password is 1 to %d bytes", AUTH_PW_MAX);
+		snprintf(o->err, o->errlen, "a password is 1 to %d bytes", AUTH_PW_MAX);
 		return -EINVAL;
 	}
-	return 0;
+	if (auth_password_hash(pw, len, hash) < 0) {
+		snprintf(o->err, o->errlen, "cannot hash the password");
+		return -EIO;
+	}
+	o->hash = hash;
+	name_key(o->name, o->key);
+	rc = sql_tx(p->db, true, op, o);
+	explicit_bzero(hash, sizeof(hash));
+	o->hash = NULL;
+	if (rc == -EIO && !*o->err)
+		snprintf(o->err, o->errlen, "the database refused the change (see the log)");
+	return rc;
 }
 
 int principals_user_add(principals_t *p, const char *actor, const char *name, const char *role,
 			const char *pw, size_t len, char *err, size_t errlen)
 {
-	char hash[AUTH_PW_ENCODED_MAX];
 	struct user_op o = {.actor = actor, .name = name, .err = err, .errlen = errlen};
 	enum auth_role r;
-	int rc;
 
 	if (!principals_name_ok(name)) {
 		snprintf(err, errlen, "a user name is 1 to %d of A-Z a-z 0-9 . _ @ -",
@@ -260,20 +275,8 @@ int principals_user_add(principals_t *p, const char *actor, const char *name, co
 			 role ? role : "");
 		return -EINVAL;
 	}
-	if ((rc = check_password(pw, len, err, errlen)) < 0)
-		return rc;
-	if (auth_password_hash(pw, len, hash) < 0) {
-		snprintf(err, errlen, "cannot hash the password");
-		return -EIO;
-	}
 	o.role = auth_role_name(r);
-	o.hash = hash;
-	name_key(name, o.key);
-	rc = sql_tx(p->db, true, user_add_op, &o);
-	explicit_bzero(hash, sizeof(hash));
-	if (rc == -EIO && !*err)
-		snprintf(err, errlen, "the database refused the change (see the log)");
-	return rc;
+	return with_password(p, user_add_op, &o, pw, len);
 }
 
 static int user_passwd_op(sql_t *db, void *arg)
@@ -303,27 +306,13 @@ static int user_passwd_op(sql_t *db, void *arg)
 int principals_user_passwd(principals_t *p, const char *actor, const char *name, const char *pw,
 			   size_t len, char *err, size_t errlen)
 {
-	char hash[AUTH_PW_ENCODED_MAX];
 	struct user_op o = {.actor = actor, .name = name, .err = err, .errlen = errlen};
-	int rc;
 
 	if (!principals_name_ok(name)) {
 		snprintf(err, errlen, "no user named \"%s\"", name ? name : "");
 		return -ENOENT;
 	}
-	if ((rc = check_password(pw, len, err, errlen)) < 0)
-		return rc;
-	if (auth_password_hash(pw, len, hash) < 0) {
-		snprintf(err, errlen, "cannot hash the password");
-		return -EIO;
-	}
-	o.hash = hash;
-	name_key(name, o.key);
-	rc = sql_tx(p->db, true, user_passwd_op, &o);
-	explicit_bzero(hash, sizeof(hash));
-	if (rc == -EIO && !*err)
-		snprintf(err, errlen, "the database refused the change (see the log)");
-	return rc;
+	return with_password(p, user_passwd_op, &o, pw, len);
 }
 
 static int user_remove_op(sql_t *db, void *arg)

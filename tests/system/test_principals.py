@@ -16,12 +16,43 @@ import threading
 import time
 
 import pg
-from chorus_test import (CHORUS_BIN, Node, check, check_eq, chorus_env, fail, main, make_audio,
-                         run_chorus, skip, test, wait_for)
+from chorus_test import (CHORUS_BIN, REPO, Node, check, check_eq, chorus_env, fail, main,
+                         make_audio, run_chorus, skip, test, wait_for)
 
 KEY_RE = re.compile(r"^chorus_([0-9a-f]{16})_([0-9a-f]{64})$")
-# The release binary of commit 7e8a558, before users and keys existed.
-OLD_BIN = pathlib.Path("/work/wt-base/build/release/chorus")
+# The release binary of commit 7e8a558, the last before users and keys:
+# built from this repository's history once, into build/old-7e8a558/.
+OLD_COMMIT = "7e8a558"
+OLD_DIR = REPO / "build" / f"old-{OLD_COMMIT}"
+_old_bin = None
+
+
+def old_binary():
+    """The old release binary, built on first use; skips the test where
+    the history is not here (an exported tree)."""
+    global _old_bin
+    if _old_bin:
+        return _old_bin
+    binary = OLD_DIR / "build" / "release" / "chorus"
+    if not binary.exists():
+        have = subprocess.run(["git", "-C", REPO, "cat-file", "-e", f"{OLD_COMMIT}^{{commit}}"],
+                              capture_output=True)
+        if have.returncode != 0:
+            skip(f"commit {OLD_COMMIT} is not in this checkout's history")
+        tmp = OLD_DIR.with_name(OLD_DIR.name + ".tmp")
+        subprocess.run(["rm", "-rf", tmp], check=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", REPO, "archive", OLD_COMMIT],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        b = subprocess.run(["make", "-s", "-j2", "VARIANT=release", "build/release/chorus"],
+                           cwd=tmp, capture_output=True, timeout=900)
+        if b.returncode != 0:
+            fail(f"building {OLD_COMMIT}: {b.stderr.decode(errors='replace')[-2000:]}")
+        subprocess.run(["rm", "-rf", OLD_DIR], check=True)
+        tmp.rename(OLD_DIR)
+    _old_bin = binary
+    return binary
 
 
 def chorus_in(args, stdin_text, env=None, timeout=60):
@@ -215,12 +246,11 @@ def _(tmp):
 
 @test("a catalog made by the release binary of 7e8a558 opens, migrates and keeps its tracks")
 def _(tmp):
-    if not OLD_BIN.exists():
-        skip(f"{OLD_BIN} is not built")
+    old = old_binary()
     src = tmp / "src" / "a.flac"
     make_audio(src, "flac", 1.0, {"title": "Old Song", "artist": "Old Band", "album": "Old"})
     data = tmp / "d"
-    p = subprocess.run([OLD_BIN, "ingest", "--no-progress", "--data", data, src.parent],
+    p = subprocess.run([old, "ingest", "--no-progress", "--data", data, src.parent],
                        capture_output=True, env=chorus_env(), timeout=120)
     check_eq(p.returncode, 0, "the old binary's ingest", p.stderr.decode())
     with sqlite3.connect(data / "catalog.db") as c:
@@ -339,13 +369,12 @@ def _(tmp):
 
 @test("a database made by the release binary of 7e8a558 is upgraded: schema 3, tracks kept")
 def _(tmp):
-    if not OLD_BIN.exists():
-        skip(f"{OLD_BIN} is not built")
+    old = old_binary()
     src = tmp / "src" / "a.flac"
     make_audio(src, "flac", 1.0, {"title": "Old Song", "artist": "Old Band", "album": "Old"})
     origin = f"dir:{tmp / 'origin'}"
     with pg.server() as db:
-        p = subprocess.run([OLD_BIN, "ingest", "--no-progress", "--data", tmp / "i", "--db",
+        p = subprocess.run([old, "ingest", "--no-progress", "--data", tmp / "i", "--db",
                             db.conninfo, "--origin", origin, src.parent],
                            capture_output=True, env=chorus_env(), timeout=120)
         check_eq(p.returncode, 0, "the old binary's ingest", p.stderr.decode())
