@@ -55,6 +55,7 @@
 
 #include "cluster/http_client.h"
 #include "crypto/seal.h"
+#include "http/listen.h"
 #include "sql/pg.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
@@ -196,12 +197,11 @@ int membership_load_id(const char *data_dir, char id[17], char *err, size_t errl
 
 void membership_default_advertise(const char *listen, int port, char *out, size_t outlen)
 {
-	const char *colon = strrchr(listen, ':');
 	char host[256];
 
-	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - listen) : 0, listen);
-	if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
-	    strcmp(host, "[::]") == 0) {
+	/* Every address: the first IPv4 address of an interface that is up
+	 * and not loopback, which other machines can reach. */
+	if (http_listen_local_host(listen, host, sizeof(host))) {
 		struct ifaddrs *ifs = NULL;
 
 		snprintf(host, sizeof(host), "127.0.0.1");

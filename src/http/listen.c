@@ -133,3 +133,33 @@ int http_listen_check_free(const struct sockaddr_storage *ss, socklen_t sl, cons
 		close(fd);
 	return rc;
 }
+
+bool http_listen_local_host(const char *spec, char *host, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char a[INET6_ADDRSTRLEN];
+
+	if (http_listen_parse(spec, &ss, &sl, NULL, 0) < 0) {
+		snprintf(host, n, "127.0.0.1");
+		return true;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(v6)) {
+			snprintf(host, n, "[::1]");
+			return true;
+		}
+		inet_ntop(AF_INET6, v6, a, sizeof(a));
+		snprintf(host, n, "[%s]", a);
+		return false;
+	}
+	const struct in_addr *v4 = &((const struct sockaddr_in *)&ss)->sin_addr;
+	if (v4->s_addr == htonl(INADDR_ANY)) {
+		snprintf(host, n, "127.0.0.1");
+		return true;
+	}
+	inet_ntop(AF_INET, v4, a, sizeof(a));
+	snprintf(host, n, "%s", a);
+	return false;
+}

@@ -1,6 +1,7 @@
 #ifndef CHORUS_HTTP_LISTEN_H
 #define CHORUS_HTTP_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -17,6 +18,15 @@
  */
 int http_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *sl, char *err,
 		      size_t errlen);
+
+/*
+ * The host a client on this machine reaches spec at, as a URL writes it
+ * ("127.0.0.1", "[::1]"), into host. Returns true when spec names every
+ * address ("", "*", "0.0.0.0", "[::]"): host is then loopback, and a
+ * caller that wants an address for other machines picks one itself.
+ * An unparsable spec gives loopback and true.
+ */
+bool http_listen_local_host(const char *spec, char *host, size_t n);
 
 /*
  * Refuses a port another process listens on: 0, or -EADDRINUSE ("port

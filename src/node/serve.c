@@ -21,6 +21,7 @@
 #include "cluster/peer.h"
 #include "cluster/status.h"
 #include "crypto/seal.h"
+#include "http/listen.h"
 #include "loop/pool.h"
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
@@ -188,12 +189,7 @@ int serve_run(const struct serve_opts *opts)
 		/* Where this machine reaches the node: every address includes
 		 * loopback. Recorded for `chorus status` on this machine. */
 		char host[256], url[300];
-		const char *colon = strrchr(o->listen, ':');
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - o->listen), o->listen);
-		if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
-			snprintf(host, sizeof(host), "127.0.0.1");
-		else if (strcmp(host, "[::]") == 0)
-			snprintf(host, sizeof(host), "[::1]");
+		http_listen_local_host(o->listen, host, sizeof(host));
 		snprintf(url, sizeof(url), "http://%s:%d", host, http_server_port(api.server));
 		if (cluster_status_record(o->data_dir, url, err, sizeof(err)) < 0)
 			log_warn("serve: %s; chorus status will not find this node by --data", err);

@@ -214,6 +214,26 @@ static void test_listen(void)
 	}
 }
 
+static void test_listen_local_host(void)
+{
+	char h[64];
+
+	CHECK(http_listen_local_host("0.0.0.0:80", h, sizeof(h)));
+	CHECK_STR(h, "127.0.0.1");
+	CHECK(http_listen_local_host(":80", h, sizeof(h)));
+	CHECK_STR(h, "127.0.0.1");
+	CHECK(http_listen_local_host("*:80", h, sizeof(h)));
+	CHECK_STR(h, "127.0.0.1");
+	CHECK(http_listen_local_host("[::]:80", h, sizeof(h)));
+	CHECK_STR(h, "[::1]");
+	CHECK(!http_listen_local_host("10.1.2.3:80", h, sizeof(h)));
+	CHECK_STR(h, "10.1.2.3");
+	CHECK(!http_listen_local_host("[::1]:0", h, sizeof(h)));
+	CHECK_STR(h, "[::1]");
+	CHECK(http_listen_local_host("nonsense", h, sizeof(h)));
+	CHECK_STR(h, "127.0.0.1");
+}
+
 int main(void)
 {
 	TEST_RUN(test_simple_get);
@@ -224,5 +244,6 @@ int main(void)
 	TEST_RUN(test_query);
 	TEST_RUN(test_ranges);
 	TEST_RUN(test_listen);
+	TEST_RUN(test_listen_local_host);
 	TEST_EXIT();
 }
