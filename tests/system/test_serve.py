@@ -1053,23 +1053,34 @@ def _(tmp):
 
 # ------------------------------------------------------------------ shutdown and logs
 
-@test("SIGTERM during a slow download: the response completes, new connections refused, exit 0")
-def _(tmp):
-    # Bigger than the kernel's socket buffers (4 MiB at most on each side),
-    # so the response is really in flight when SIGTERM comes.
-    wav = make_wav(tmp / "lib" / "slow.wav", file_size=12 * CHUNK_SIZE + 4, seed=61)
+def big_track(tmp, name, seed):
+    """A track bigger than the kernel's socket buffers (4 MiB at most on
+    each side), so a response is really in flight: its file and id."""
+    wav = make_wav(tmp / "lib" / name, file_size=12 * CHUNK_SIZE + 4, seed=seed)
     ingest_ok(tmp / "data", tmp / "lib")
-    tid = track_id_of(tmp / "data", wav)
-    data = wav.read_bytes()
-    node = Node(tmp / "data", tmp, ["--drain-timeout", "30"])
-    idle = RawConn(node.port)
-    idle.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-    check_eq(idle.read_response().status, 200, "idle keep-alive connection's request")
+    return wav, track_id_of(tmp / "data", wav)
+
+
+def start_download(node, tid):
+    """A stream of tid on a small receive buffer, read up to 300 kB: the
+    connection and what it read."""
     rc = RawConn(node.port, rcvbuf=32768)
     rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     got = b""
     while len(got) < 300_000:
         got += rc.sock.recv(16384)
+    return rc, got
+
+
+@test("SIGTERM during a slow download: the response completes, new connections refused, exit 0")
+def _(tmp):
+    wav, tid = big_track(tmp, "slow.wav", 61)
+    data = wav.read_bytes()
+    node = Node(tmp / "data", tmp, ["--drain-timeout", "30"])
+    idle = RawConn(node.port)
+    idle.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+    check_eq(idle.read_response().status, 200, "idle keep-alive connection's request")
+    rc, got = start_download(node, tid)
     os.kill(node.pid, signal.SIGTERM)
     refused = False
     deadline = time.monotonic() + 5
@@ -1111,15 +1122,9 @@ def _(tmp):
 
 @test("SIGTERM with a stalled download past the drain deadline: it is cut, the node exits 0")
 def _(tmp):
-    wav = make_wav(tmp / "lib" / "stall.wav", file_size=12 * CHUNK_SIZE + 4, seed=62)
-    ingest_ok(tmp / "data", tmp / "lib")
-    tid = track_id_of(tmp / "data", wav)
+    wav, tid = big_track(tmp, "stall.wav", 62)
     node = Node(tmp / "data", tmp, ["--drain-timeout", "1"])
-    rc = RawConn(node.port, rcvbuf=32768)
-    rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-    got = b""
-    while len(got) < 300_000:
-        got += rc.sock.recv(16384)
+    rc, got = start_download(node, tid)
     # The client stops reading: the response cannot finish in the drain
     # time, so the node must close it itself, with the cache still open
     # under it, and exit cleanly (the sanitizers see any use after free).
