@@ -81,6 +81,11 @@ static uint64_t name_hash(const char *name, size_t len)
 
 int auth_limit_take(auth_limit_t *l, const char *name, size_t len, int64_t now_ms)
 {
+	return auth_limit_take_n(l, name, len, 1, now_ms);
+}
+
+int auth_limit_take_n(auth_limit_t *l, const char *name, size_t len, double n, int64_t now_ms)
+{
 	struct bucket *b;
 	double t;
 	int wait = 0;
@@ -88,10 +93,10 @@ int auth_limit_take(auth_limit_t *l, const char *name, size_t len, int64_t now_m
 	pthread_mutex_lock(&l->lock);
 	b = find(l, name_hash(name, len), now_ms);
 	t = level(l, b, now_ms);
-	if (t >= 1.0) {
-		t -= 1.0;
+	if (t >= n) {
+		t -= n;
 	} else {
-		double s = l->per_ms > 0 ? (1.0 - t) / l->per_ms / 1000.0 : 3600;
+		double s = l->per_ms > 0 ? (n - t) / l->per_ms / 1000.0 : 3600;
 		wait = s < 1 ? 1 : (int)ceil(s);
 	}
 	b->tokens = t;

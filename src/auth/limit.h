@@ -23,6 +23,11 @@ void auth_limit_free(auth_limit_t *l);
  * until the next token, for Retry-After. */
 int auth_limit_take(auth_limit_t *l, const char *name, size_t len, int64_t now_ms);
 
+/* Takes n tokens at once, or none: 0 when allowed, else the whole
+ * seconds until n are there (n above the burst never is: the caller
+ * bounds n by it). */
+int auth_limit_take_n(auth_limit_t *l, const char *name, size_t len, double n, int64_t now_ms);
+
 /* Gives name back its whole burst (a login that succeeded). */
 void auth_limit_reset(auth_limit_t *l, const char *name, size_t len);
 

@@ -22,8 +22,6 @@
 #include "catalog/model.h"
 #include "util/xalloc.h"
 
-/* 2000-01-01T00:00:00Z */
-#define PLAYS_EPOCH_MIN_MS 946684800000LL
 #define DAY_MS 86400000LL
 
 void plays_batch_free(struct plays_batch *b)
@@ -209,7 +207,7 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 {
 	const char *key;
 	json_t *v;
-	bool ok = true;
+	bool ok = true, when_ok = false;
 
 	memset(p, 0, sizeof(*p));
 	if (!json_is_object(item)) {
@@ -260,10 +258,11 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 		plays_errors_add(errs, index, "started_at",
 				 "must be an RFC 3339 date-time with a time zone");
 		ok = false;
-	} else if (p->started_at_ms < PLAYS_EPOCH_MIN_MS || p->started_at_ms > now_ms + DAY_MS) {
-		plays_errors_add(errs, index, "started_at",
-				 "must be between 2000-01-01 and one day from now");
+	} else if (p->started_at_ms < now_ms - PLAYS_MAX_AGE_MS) {
+		plays_errors_add(errs, index, "started_at", "is more than 30 days ago");
 		ok = false;
+	} else {
+		when_ok = true;
 	}
 
 	v = json_object_get(item, "ms_played");
@@ -277,6 +276,13 @@ static bool parse_item(json_t *item, size_t index, int64_t now_ms, struct play *
 		ok = false;
 	} else {
 		p->ms_played = json_integer_value(v);
+		/* A play is reported once it ended: it cannot end in the future
+		 * (past a clock's skew). */
+		if (when_ok && p->started_at_ms + p->ms_played > now_ms + PLAYS_SKEW_MS) {
+			plays_errors_add(errs, index, "started_at",
+					 "with ms_played, ends in the future");
+			ok = false;
+		}
 	}
 
 	v = json_object_get(item, "offline");

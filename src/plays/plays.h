@@ -31,6 +31,10 @@
 #define PLAYS_EVENT_ID_MAX 128 /* bytes */
 #define PLAYS_TEXT_MAX 256     /* location, zone, device: bytes */
 #define PLAYS_MS_PLAYED_MAX (24LL * 3600 * 1000)
+/* started_at: an offline player catches up within a month; a clock may
+ * run ahead by minutes. */
+#define PLAYS_MAX_AGE_MS (30LL * 24 * 3600 * 1000)
+#define PLAYS_SKEW_MS (10LL * 60 * 1000)
 #define PLAYS_ERRORS_MAX 1000 /* per-item errors reported; the rest are counted */
 
 struct play {
@@ -74,8 +78,9 @@ void plays_errors_add(struct plays_errors *e, size_t index, const char *field, c
  *        well-formed but not checked against the catalog here;
  *   400  the body is not JSON; msg says why;
  *   422  msg says what is wrong; per-item errors (if any) are in *errs.
- * Rules: track_id 16 hex digits; started_at RFC 3339 with a time zone,
- * years 2000 .. now + 1 day; ms_played integer 0..24 h; event_id a string
+ * Rules: track_id 16 hex digits; started_at RFC 3339 with a time zone, at
+ * most PLAYS_MAX_AGE_MS ago, and the play (started_at + ms_played) over by
+ * now + PLAYS_SKEW_MS; ms_played integer 0..24 h; event_id a string
  * of 1..128 bytes; location, zone, device strings of <= 256 bytes or null;
  * offline a boolean; any other field is an error. A repeated event_id in
  * one batch is marked dup (stored and counted once).
@@ -182,6 +187,7 @@ struct plays_query {
 	int64_t from_ms, to_ms; /* started_at in [from, to) */
 	enum plays_group group;
 	enum plays_format format;
+	char location[PLAYS_TEXT_MAX + 1]; /* only this location's plays; "" for all */
 };
 
 /*

@@ -79,48 +79,55 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
  * tables are ("cat." when attached to plays.db), P1/P2 the placeholders,
  * DAY the UTC date of started_at.
  */
-#define JOINS(CAT, P1, P2)                                                                         \
+#define JOINS(CAT, P1, P2, P3)                                                                     \
 	" FROM plays p LEFT JOIN " CAT "tracks t ON t.id = p.track_id"                             \
 	" LEFT JOIN " CAT "artists ar ON ar.id = t.artist_id"                                      \
 	" LEFT JOIN " CAT "albums al ON al.id = t.album_id"                                        \
-	" WHERE p.started_at >= " P1 " AND p.started_at < " P2
+	" WHERE p.started_at >= " P1 " AND p.started_at < " P2 " AND (" P3 " IS NULL OR"           \
+	" p.location = " P3 ")"
 
 /* Grouped: key, name, plays, ms_played. */
-#define GROUP_SQL(CAT, P1, P2, DAY)                                                                \
+#define GROUP_SQL(CAT, P1, P2, P3, DAY)                                                            \
 	{                                                                                          \
 		[PLAYS_GROUP_NONE] = NULL,                                                         \
 		[PLAYS_GROUP_TRACK] =                                                              \
 			"SELECT p.track_id, MAX(t.title), COUNT(*), SUM(p.ms_played)" JOINS(       \
-				CAT, P1, P2) " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1",    \
+				CAT, P1, P2,                                                       \
+				P3) " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1",             \
 		[PLAYS_GROUP_ARTIST] =                                                             \
 			"SELECT t.artist_id, MAX(ar.name), COUNT(*),"                              \
 			" SUM(p.ms_played)" JOINS(                                                 \
-				CAT, P1, P2) " GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1",   \
+				CAT, P1, P2,                                                       \
+				P3) " GROUP BY t.artist_id ORDER BY 3 DESC, 4 DESC, 1",            \
 		[PLAYS_GROUP_ALBUM] =                                                              \
 			"SELECT t.album_id, MAX(al.title), COUNT(*),"                              \
 			" SUM(p.ms_played)" JOINS(                                                 \
-				CAT, P1, P2) " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1",    \
+				CAT, P1, P2,                                                       \
+				P3) " GROUP BY t.album_id ORDER BY 3 DESC, 4 DESC, 1",             \
 		[PLAYS_GROUP_LOCATION] =                                                           \
 			"SELECT p.location, p.location, COUNT(*),"                                 \
 			" SUM(p.ms_played)" JOINS(                                                 \
-				CAT, P1, P2) " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1",    \
+				CAT, P1, P2,                                                       \
+				P3) " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1",             \
 		[PLAYS_GROUP_DAY] = "SELECT " DAY ", " DAY ", COUNT(*), SUM(p.ms_played)" JOINS(   \
-			CAT, P1, P2) " GROUP BY 1 ORDER BY 1",                                     \
+			CAT, P1, P2, P3) " GROUP BY 1 ORDER BY 1",                                 \
 	}
 
 /* One line per play, for royalty societies. */
-#define CENSUS_SQL(CAT, P1, P2, OFFLINE)                                                           \
+#define CENSUS_SQL(CAT, P1, P2, P3, OFFLINE)                                                       \
 	"SELECT ar.name, t.title, t.isrc, al.title, t.label, t.duration_ms, p.ms_played,"          \
 	" p.location, p.zone, p.started_at, p.track_id, p.event_id, p.device, " OFFLINE            \
-	JOINS(CAT, P1, P2) " ORDER BY p.started_at, p.event_id"
+	JOINS(CAT, P1, P2, P3) " ORDER BY p.started_at, p.event_id"
 
 #define SQLITE_DAY "strftime('%Y-%m-%d', p.started_at / 1000, 'unixepoch')"
 #define PG_DAY "to_char(to_timestamp(p.started_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
-static const char *const sqlite_group_sql[] = GROUP_SQL("cat.", "?1", "?2", SQLITE_DAY);
-static const char *const pg_group_sql[] = GROUP_SQL("", "$1::bigint", "$2::bigint", PG_DAY);
-static const char sqlite_census_sql[] = CENSUS_SQL("cat.", "?1", "?2", "p.offline");
-static const char pg_census_sql[] = CENSUS_SQL("", "$1::bigint", "$2::bigint", "p.offline::int");
+static const char *const sqlite_group_sql[] = GROUP_SQL("cat.", "?1", "?2", "?3", SQLITE_DAY);
+static const char *const pg_group_sql[] =
+	GROUP_SQL("", "$1::bigint", "$2::bigint", "$3::text", PG_DAY);
+static const char sqlite_census_sql[] = CENSUS_SQL("cat.", "?1", "?2", "?3", "p.offline");
+static const char pg_census_sql[] =
+	CENSUS_SQL("", "$1::bigint", "$2::bigint", "$3::text", "p.offline::int");
 
 enum {
 	C_ARTIST,
@@ -397,6 +404,8 @@ static int report_sqlite(const char *data_dir, const struct plays_query *q, stru
 	}
 	sqlite3_bind_int64(w.st, 1, q->has_from ? q->from_ms : INT64_MIN);
 	sqlite3_bind_int64(w.st, 2, q->has_to ? q->to_ms : INT64_MAX);
+	if (q->location[0])
+		sqlite3_bind_text(w.st, 3, q->location, -1, SQLITE_STATIC);
 	json_init(&j, &o->b);
 	emit_head(o, &j, q);
 	while ((rc = sqlite3_step(w.st)) == SQLITE_ROW && o->rc == 0)
@@ -419,7 +428,7 @@ static int report_pg(const char *conninfo, const struct plays_query *q, struct o
 		     size_t errlen)
 {
 	char from[24], to[24];
-	const char *params[2] = {from, to};
+	const char *params[3] = {from, to, q->location[0] ? q->location : NULL};
 	struct row w = {0};
 	PGconn *c;
 	json_t j;
@@ -431,7 +440,7 @@ static int report_pg(const char *conninfo, const struct plays_query *q, struct o
 	snprintf(from, sizeof(from), "%lld", (long long)(q->has_from ? q->from_ms : INT64_MIN));
 	snprintf(to, sizeof(to), "%lld", (long long)(q->has_to ? q->to_ms : INT64_MAX));
 	if (!PQsendQueryParams(
-		    c, q->group == PLAYS_GROUP_NONE ? pg_census_sql : pg_group_sql[q->group], 2,
+		    c, q->group == PLAYS_GROUP_NONE ? pg_census_sql : pg_group_sql[q->group], 3,
 		    NULL, params, NULL, NULL, 0) ||
 	    !PQsetSingleRowMode(c)) {
 		snprintf(err, errlen, "plays: report: %s", PQerrorMessage(c));

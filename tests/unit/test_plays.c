@@ -13,7 +13,7 @@
 #include "unit.h"
 #include "util/buf.h"
 
-#define NOW 1767225600000LL /* 2026-01-01T00:00:00Z */
+#define NOW 1749945600000LL /* 2025-06-15T00:00:00Z */
 #define TID "00000000000000aa"
 
 static int64_t ts(const char *s)
@@ -125,7 +125,8 @@ static void test_body_ok(void)
 	plays_batch_free(&b);
 	plays_errors_free(&e);
 
-	/* Bounds that pass: ms_played 0 and 24 h, 128-byte event id, 256-byte text. */
+	/* Bounds that pass: ms_played 0 and 24 h, 128-byte event id, 256-byte text,
+	 * a play 30 days old, one that ends 10 minutes from now (clock skew). */
 	{
 		char body[2048], id[129], text[257];
 		memset(id, 'x', 128);
@@ -133,9 +134,9 @@ static void test_body_ok(void)
 		memset(text, 'y', 256);
 		text[256] = '\0';
 		snprintf(body, sizeof(body),
-			 "[{\"track_id\":\"" TID "\",\"started_at\":\"2000-01-01T00:00:00Z\","
+			 "[{\"track_id\":\"" TID "\",\"started_at\":\"2025-05-16T00:00:00Z\","
 			 "\"ms_played\":0,\"event_id\":\"%s\",\"location\":\"%s\"},"
-			 "{\"track_id\":\"" TID "\",\"started_at\":\"2026-01-01T23:59:59Z\","
+			 "{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-14T00:10:00Z\","
 			 "\"ms_played\":86400000,\"event_id\":\"b\"}]",
 			 id, text);
 		CHECK(parse(body, &b, &e) == 200);
@@ -168,13 +169,13 @@ static void test_body_rules(void)
 		 "\"event_id\":\"a\"}",
 		 "started_at", "RFC 3339"},
 		{"{\"track_id\":\"" TID
-		 "\",\"started_at\":\"1999-12-31T23:59:59Z\",\"ms_played\":1,"
+		 "\",\"started_at\":\"2025-05-15T23:59:59Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\"}",
-		 "started_at", "between"},
+		 "started_at", "30 days"},
 		{"{\"track_id\":\"" TID
-		 "\",\"started_at\":\"2026-01-02T00:00:01Z\",\"ms_played\":1,"
+		 "\",\"started_at\":\"2025-06-15T00:10:00Z\",\"ms_played\":1,"
 		 "\"event_id\":\"a\"}",
-		 "started_at", "between"},
+		 "started_at", "future"},
 		{"{\"track_id\":\"" TID "\",\"started_at\":\"2025-06-01T10:00:00Z\","
 		 "\"event_id\":\"a\"}",
 		 "ms_played", "required"},
