@@ -98,16 +98,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TRACK] = TRACK_COLS " FROM tracks t" TRACK_JOINS "WHERE t.id = ?1",
 	[ST_COVER] = "SELECT mime, data FROM covers WHERE album_id = ?1",
 	/* Parentheses: clang's -Wstring-concatenation in array initialisers. */
-	[ST_STREAM] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash, mime_type"
-		       " FROM tracks WHERE id = ?1"),
+	[ST_STREAM] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash, mime_type,"
+		       " id, duration_ms FROM tracks WHERE id = ?1"),
 	[ST_STREAM_BLOB] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash,"
-			    " mime_type, id FROM tracks WHERE blob = ?1"),
+			    " mime_type, id, duration_ms FROM tracks WHERE blob = ?1"),
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct catalog_reader {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	const struct catalog_signer *signer; /* for the request being answered */
 };
 
 /* Readers run on event-loop threads: a rare SQLITE_BUSY (WAL recovery after
@@ -279,7 +280,7 @@ static void k_url(json_t *j, const char *key, const char *prefix, int64_t id, co
 }
 
 /* ARTIST_COLS */
-static void write_artist(json_t *j, sqlite3_stmt *st)
+static void write_artist(catalog_reader_t *r, json_t *j, sqlite3_stmt *st)
 {
 	k_id(j, "id", st, 0);
 	k_text(j, "name", st, 1);
@@ -288,7 +289,7 @@ static void write_artist(json_t *j, sqlite3_stmt *st)
 }
 
 /* ALBUM_COLS */
-static void write_album(json_t *j, sqlite3_stmt *st)
+static void write_album(catalog_reader_t *r, json_t *j, sqlite3_stmt *st)
 {
 	k_id(j, "id", st, 0);
 	k_text(j, "title", st, 1);
@@ -303,8 +304,26 @@ static void write_album(json_t *j, sqlite3_stmt *st)
 		json_knull(j, "cover_url");
 }
 
+/* A track's stream URL, signed for the asking principal when there is
+ * one (catalog_reader_sign). */
+static void k_stream_url(catalog_reader_t *r, json_t *j, int64_t id)
+{
+	const struct catalog_signer *s = r->signer;
+	char hex[17], sig[AUTH_URL_SIG_MAX], url[96 + AUTH_URL_SIG_MAX];
+
+	if (!s) {
+		k_url(j, "stream_url", "/api/v1/tracks/", id, "/stream");
+		return;
+	}
+	catalog_id_str(id, hex);
+	auth_url_sign(s->key, id, s->principal, s->expires_s, sig);
+	snprintf(url, sizeof(url), "/api/v1/tracks/%s/stream?exp=%lld&sig=%s", hex,
+		 (long long)s->expires_s, sig);
+	json_kstr(j, "stream_url", url);
+}
+
 /* TRACK_COLS */
-static void write_track(json_t *j, sqlite3_stmt *st)
+static void write_track(catalog_reader_t *r, json_t *j, sqlite3_stmt *st)
 {
 	k_id(j, "id", st, 0);
 	k_text(j, "title", st, 1);
@@ -326,11 +345,11 @@ static void write_track(json_t *j, sqlite3_stmt *st)
 	k_pos(j, "sample_rate", st, 17);
 	k_pos(j, "channels", st, 18);
 	k_int(j, "size_bytes", st, 19);
-	k_url(j, "stream_url", "/api/v1/tracks/", sqlite3_column_int64(st, 0), "/stream");
+	k_stream_url(r, j, sqlite3_column_int64(st, 0));
 	k_text(j, "etag", st, 20);
 }
 
-typedef void (*row_writer)(json_t *j, sqlite3_stmt *st);
+typedef void (*row_writer)(catalog_reader_t *r, json_t *j, sqlite3_stmt *st);
 
 /* Writes every row of st as an object into the open array; 0 or -1. */
 static int write_rows(catalog_reader_t *r, json_t *j, sqlite3_stmt *st, row_writer write)
@@ -339,7 +358,7 @@ static int write_rows(catalog_reader_t *r, json_t *j, sqlite3_stmt *st, row_writ
 
 	while ((rc = step(r, st)) == SQLITE_ROW) {
 		json_obj_begin(j);
-		write(j, st);
+		write(r, j, st);
 		json_obj_end(j);
 		/* Stop early once past the cap rather than run the query out. */
 		if (json_failed(j))
@@ -406,7 +425,7 @@ static int json_one(catalog_reader_t *r, enum stmt one_st, row_writer write_one,
 
 	json_init(&j, out);
 	json_obj_begin(&j);
-	write_one(&j, st);
+	write_one(r, &j, st);
 	if (key) {
 		json_key(&j, key);
 		json_arr_begin(&j);
@@ -547,8 +566,8 @@ static int stream_info(catalog_reader_t *r, int64_t track_id, const char *blob,
 	s.chunk_count = (uint32_t)chunk_count;
 	memcpy(s.key, sqlite3_column_blob(st, 3), SEAL_KEY_LEN);
 	memcpy(s.mime_type, mime, (size_t)mlen + 1);
-	if (blob)
-		s.id = sqlite3_column_int64(st, 7);
+	s.id = sqlite3_column_int64(st, 7);
+	s.duration_ms = sqlite3_column_int64(st, 8);
 	*out = s;
 	rc = 200;
 out:
@@ -594,6 +613,11 @@ void catalog_reader_end(catalog_reader_t *r)
 	end(r);
 }
 
+void catalog_reader_sign(catalog_reader_t *r, const struct catalog_signer *s)
+{
+	r->signer = s;
+}
+
 int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id, struct json *j)
 {
 	static const enum stmt which[] = {[CATALOG_ARTIST] = ST_ARTIST,
@@ -612,7 +636,7 @@ int catalog_json_object(catalog_reader_t *r, enum catalog_kind kind, int64_t id,
 	rc = step(r, st);
 	if (rc == SQLITE_ROW) {
 		json_obj_begin(j);
-		writers[kind](j, st);
+		writers[kind](r, j, st);
 		json_obj_end(j);
 	}
 	sqlite3_reset(st);

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "auth/auth.h"
 #include "catalog/model.h"
 #include "util/buf.h"
 
@@ -75,6 +76,7 @@ struct catalog_stream {
 	char blob[BLOB_ID_LEN + 1];
 	char content_hash[65]; /* also the strong ETag */
 	char mime_type[64];
+	int64_t duration_ms; /* 0 when unknown */
 };
 
 /* 200 with *out filled, 404 for an unknown track, 500 on error (including
@@ -112,6 +114,20 @@ int64_t catalog_reader_version(catalog_reader_t *r);
 sqlite3 *catalog_reader_db(catalog_reader_t *r);
 int catalog_reader_begin(catalog_reader_t *r);
 void catalog_reader_end(catalog_reader_t *r);
+
+/*
+ * Signed stream URLs: while a signer is set, every track's stream_url is
+ * /api/v1/tracks/ID/stream?exp=T&sig=S (auth_url_sign for principal, to
+ * expires_s), so a player that cannot send headers can play it. NULL (the
+ * default) gives the bare path. The signer must outlive its use: set it
+ * for one answer, then clear it.
+ */
+struct catalog_signer {
+	const uint8_t *key; /* AUTH_MAC_KEY_LEN bytes */
+	const char *principal;
+	int64_t expires_s;
+};
+void catalog_reader_sign(catalog_reader_t *r, const struct catalog_signer *s);
 
 enum catalog_kind { CATALOG_ARTIST, CATALOG_ALBUM, CATALOG_TRACK };
 

@@ -17,6 +17,7 @@
 #include "store/principals.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,19 @@
 
 struct principals {
 	sql_t *db;
+	pthread_mutex_t lock; /* one connection: one call at a time */
 };
+
+/* Every call is one transaction on the one connection. */
+static int tx(principals_t *p, bool write, sql_tx_fn fn, void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	rc = sql_tx(p->db, write, fn, arg);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
 
 int principals_open(const char *data_dir, const char *conninfo, principals_t **out, char *err,
 		    size_t errlen)
@@ -56,6 +69,7 @@ int principals_open(const char *data_dir, const char *conninfo, principals_t **o
 		free(p);
 		return rc;
 	}
+	pthread_mutex_init(&p->lock, NULL);
 	*out = p;
 	return 0;
 }
@@ -65,6 +79,7 @@ void principals_close(principals_t *p)
 	if (!p)
 		return;
 	sql_close(p->db);
+	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
@@ -251,7 +266,7 @@ static int with_password(principals_t *p, sql_tx_fn op, struct user_op *o, const
 	}
 	o->hash = hash;
 	name_key(o->name, o->key);
-	rc = sql_tx(p->db, true, op, o);
+	rc = tx(p, true, op, o);
 	explicit_bzero(hash, sizeof(hash));
 	o->hash = NULL;
 	if (rc == -EIO && !*o->err)
@@ -347,7 +362,7 @@ int principals_user_remove(principals_t *p, const char *actor, const char *name,
 		return -ENOENT;
 	}
 	name_key(name, o.key);
-	rc = sql_tx(p->db, true, user_remove_op, &o);
+	rc = tx(p, true, user_remove_op, &o);
 	if (rc == -EIO && !*err)
 		snprintf(err, errlen, "the database refused the change (see the log)");
 	return rc;
@@ -389,7 +404,7 @@ int principals_user_list(principals_t *p, int (*fn)(void *ud, const struct princ
 {
 	struct list_op o = {.user_fn = fn, .ud = ud};
 
-	return sql_tx(p->db, false, user_list_op, &o);
+	return tx(p, false, user_list_op, &o);
 }
 
 /* ---- API keys ---- */
@@ -463,7 +478,7 @@ int principals_key_create(principals_t *p, const char *actor, const struct princ
 		return -EINVAL;
 	}
 	o.role = auth_role_name(r);
-	rc = sql_tx(p->db, true, key_create_op, &o);
+	rc = tx(p, true, key_create_op, &o);
 	if (rc == 0) {
 		memcpy(key, o.key, sizeof(o.key));
 		memcpy(id, o.id, sizeof(o.id));
@@ -518,7 +533,7 @@ int principals_key_revoke(principals_t *p, const char *actor, const char *id, ch
 		snprintf(err, errlen, "a key id is %d lower-case hex digits", AUTH_KEY_ID_LEN);
 		return -EINVAL;
 	}
-	rc = sql_tx(p->db, true, key_revoke_op, &o);
+	rc = tx(p, true, key_revoke_op, &o);
 	if (rc == -EIO && !*err)
 		snprintf(err, errlen, "the database refused the change (see the log)");
 	return rc;
@@ -557,7 +572,7 @@ int principals_key_list(principals_t *p, int (*fn)(void *ud, const struct princi
 {
 	struct list_op o = {.key_fn = fn, .ud = ud};
 
-	return sql_tx(p->db, false, key_list_op, &o);
+	return tx(p, false, key_list_op, &o);
 }
 
 /* ---- the first admin ---- */
@@ -604,11 +619,55 @@ static int first_admin_op(sql_t *db, void *arg)
 int principals_first_admin(principals_t *p, char pw[AUTH_PW_GENERATED_LEN + 1], bool *created)
 {
 	struct admin_op a = {0};
-	int rc = sql_tx(p->db, true, first_admin_op, &a);
+	int rc = tx(p, true, first_admin_op, &a);
 
 	*created = rc == 0 && a.created;
 	if (*created)
 		memcpy(pw, a.pw, sizeof(a.pw));
 	explicit_bzero(a.pw, sizeof(a.pw));
 	return rc;
+}
+
+/* ---- the audit trail, read ---- */
+
+struct audit_op {
+	int64_t before;
+	int limit;
+	int (*fn)(void *ud, const struct principal_audit *a);
+	void *ud;
+};
+
+static int audit_list_op(sql_t *db, void *arg)
+{
+	struct audit_op *o = arg;
+	sql_stmt_t *st = sql_prepare(db, "SELECT id, at, actor, action, object, detail FROM audit"
+					 " WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+	int rc, stop = 0;
+
+	sql_bind_int(st, 1, o->before);
+	sql_bind_int(st, 2, o->limit);
+	while ((rc = sql_step(st)) == SQL_ROW) {
+		struct principal_audit a = {0};
+		const char *d = sql_column_text(st, 5);
+
+		a.id = sql_column_int64(st, 0);
+		a.at = sql_column_int64(st, 1);
+		copy(a.actor, sizeof(a.actor), sql_column_text(st, 2));
+		copy(a.action, sizeof(a.action), sql_column_text(st, 3));
+		copy(a.object, sizeof(a.object), sql_column_text(st, 4));
+		a.detail = d;
+		if ((stop = o->fn(o->ud, &a)) != 0)
+			break;
+	}
+	sql_finalize(st);
+	return stop ? stop : rc < 0 ? rc : 0;
+}
+
+int principals_audit_list(principals_t *p, int64_t before, int limit,
+			  int (*fn)(void *ud, const struct principal_audit *a), void *ud)
+{
+	struct audit_op o = {
+		.before = before > 0 ? before : INT64_MAX, .limit = limit, .fn = fn, .ud = ud};
+
+	return tx(p, false, audit_list_op, &o);
 }

@@ -21,8 +21,8 @@
  * role, location or password; a location for a role other than store, or
  * none for store), -EEXIST (a user of that name, case folded), -ENOENT (no
  * such user or key), -EALREADY (the key is revoked already), -EIO.
- * Calls are serialized; one thread at a time is the intended use (the
- * CLI, a node's start-up).
+ * Calls are serialized (one connection, one call at a time): any thread
+ * may call, a node's API handlers do so from its worker pool.
  */
 typedef struct principals principals_t;
 
@@ -90,6 +90,21 @@ int principals_key_revoke(principals_t *p, const char *actor, const char *id, ch
 /* Keys by creation time, then id; as principals_user_list. */
 int principals_key_list(principals_t *p, int (*fn)(void *ud, const struct principal_key *k),
 			void *ud);
+
+/* One row of the audit trail; detail is its JSON object or NULL, valid
+ * during the callback only. */
+struct principal_audit {
+	int64_t id, at;
+	char actor[PRINCIPAL_NAME_MAX + 1];
+	char action[32];
+	char object[PRINCIPAL_LABEL_MAX + 1];
+	const char *detail;
+};
+
+/* The newest limit rows with id < before (before <= 0: from the newest),
+ * newest first; as principals_user_list. */
+int principals_audit_list(principals_t *p, int64_t before, int limit,
+			  int (*fn)(void *ud, const struct principal_audit *a), void *ud);
 
 /*
  * The first start: when no user was ever made (no users, and no user.*
