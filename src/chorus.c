@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 
+#include "api/api.h"
 #include "node/principals_cmd.h"
 #include "node/serve.h"
 #include "cluster/join.h"
@@ -30,20 +31,26 @@ static const char usage_text[] =
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] "
 	"[--access-log FILE|-]\n"
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
-	"        [--join MEMBER-URL --token TOKEN]\n"
+	"        [--join MEMBER-URL --token TOKEN] [--public-read] [--plays-per-minute N]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
 	"        cache 1G; SIZE takes K, M, G suffixes); with --db, URL is where\n"
 	"        the other nodes reach this one (default http://LISTEN-ADDRESS:PORT),\n"
 	"        NAME its data centre, and a node not heard from for MS (default\n"
 	"        2000) is dead; --join gets the cluster's settings from a member\n"
-	"        (kept in DIR/cluster.json: later starts need no flags)\n"
+	"        (kept in DIR/cluster.json: later starts need no flags);\n"
+	"        --public-read lets anonymous clients read the catalog and stream\n"
+	"        (never write); N bounds the plays one key or user posts per minute\n"
+	"        (default 600)\n"
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
 	"  status [--url URL] [--data DIR]\n"
 	"        the cluster's nodes as the node at URL sees them (default:\n"
 	"        $CHORUS_URL, else the node serving DIR, as recorded in\n"
-	"        DIR/node.json, else http://127.0.0.1:8080)\n"
+	"        DIR/node.json, else http://127.0.0.1:8080), asked with the admin\n"
+	"        API key in $CHORUS_KEY\n"
+	"  routes\n"
+	"        every endpoint of the API with who may call it\n"
 	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format "
 	"json|csv]\n"
 	"        plays and time played per track, artist, album, location or day\n"
@@ -203,6 +210,8 @@ static int cmd_serve(int argc, char **argv)
 		{"peer-timeout", required_argument, NULL, 'P'},
 		{"join", required_argument, NULL, 'J'},
 		{"token", required_argument, NULL, 'K'},
+		{"public-read", no_argument, NULL, 'R'},
+		{"plays-per-minute", required_argument, NULL, 'Q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -214,6 +223,7 @@ static int cmd_serve(int argc, char **argv)
 		.cache_bytes = 1ull << 30,
 		.drain_ms = 10000,
 		.access_log_fd = -1,
+		.plays_per_minute = 600,
 	};
 	const char *access_log = NULL;
 	struct sockaddr_storage ss;
@@ -289,6 +299,14 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'K':
 			o.join_token = optarg;
+			break;
+		case 'R':
+			o.public_read = true;
+			break;
+		case 'Q':
+			if (parse_int("--plays-per-minute", optarg, 1, 1000000,
+				      &o.plays_per_minute) < 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -425,6 +443,25 @@ static int cmd_status(int argc, char **argv)
 	return cluster_status_run(url, data_dir);
 }
 
+/* The route table as a table: METHODS PATH RULE, one route a line. */
+static int cmd_routes(int argc, char **argv)
+{
+	const struct api_route *r;
+	char methods[64];
+	size_t n;
+
+	if (argc > 1) {
+		fprintf(stderr, "chorus: routes: unexpected argument \"%s\"\n", argv[1]);
+		return 2;
+	}
+	r = api_routes(&n);
+	for (size_t i = 0; i < n; i++) {
+		api_route_methods(r[i].methods, methods, sizeof(methods));
+		printf("%-16s %-36s %s\n", methods, r[i].path, access_rule_name(r[i].rule));
+	}
+	return 0;
+}
+
 static int cmd_cluster(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -545,6 +582,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "cluster") == 0)
 		return cmd_cluster(argc - 1, argv + 1);
+	if (strcmp(cmd, "routes") == 0)
+		return cmd_routes(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "key") == 0)
 		return cmd_principals(argc - 1, argv + 1, strcmp(cmd, "user") == 0);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

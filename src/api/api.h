@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/memo.h"
 #include "cache/cache.h"
 #include "catalog/read.h"
@@ -11,6 +12,7 @@
 #include "cluster/join.h"
 #include "cluster/membership.h"
 #include "http/server.h"
+#include "auth/limit.h"
 #include "loop/pool.h"
 
 /*
@@ -40,16 +42,60 @@ struct api {
 	/* What /internal/join hands a new node (api/join.c), prepared by
 	 * node/setup.c; NULL outside a cluster. */
 	const struct join_config *join_offer;
+	/* Who may do what (api/access.h): */
+	bool public_read;                         /* anonymous catalog reads and streams */
+	bool tls;                                 /* session cookies are Secure */
+	uint8_t url_key[AUTH_MAC_KEY_LEN];        /* signed stream URLs */
+	uint8_t session_key[AUTH_MAC_KEY_LEN];    /* session cookies, CSRF tokens */
+	struct principals *principals;            /* store/principals.h: users, keys, audit */
+	char dummy_password[AUTH_PW_ENCODED_MAX]; /* verified for unknown users: same time */
+	auth_limit_t *login_by_user, *login_by_addr;
+	auth_limit_t *plays_quota; /* plays per principal */
+	int plays_per_minute;
 };
 
 struct api_loop {
 	catalog_reader_t *reader;
-	cache_files_t *files; /* chunk fds shared by this loop's streams */
-	struct memo memo;     /* rendered catalog answers */
-	search_t *search;     /* on reader's connection */
+	catalog_principals_t *principals; /* on reader's connection */
+	cache_files_t *files;             /* chunk fds shared by this loop's streams */
+	struct memo memo;                 /* rendered catalog answers */
+	search_t *search;                 /* on reader's connection */
 };
 
+/* One request, as its route's handler gets it. */
+struct api_call {
+	struct api *api;
+	struct api_loop *al;
+	http_conn_t *c;
+	const struct http_request *req;
+	struct principal who; /* checked against the route's rule */
+	int64_t id;           /* the path's {id}, when it has one */
+	struct http_str name; /* the path's first {name} */
+	int64_t url_expires;  /* of the stream URLs signed for who */
+	struct catalog_signer signer;
+};
+
+typedef void (*api_route_fn)(struct api_call *x);
+
+struct api_route {
+	const char *path; /* "/api/v1/tracks/{id}/stream" */
+	unsigned methods; /* 1 << enum http_method */
+	enum access_rule rule;
+	unsigned flags;
+	api_route_fn handler;
+};
+
+/* The route table (api/router.c), for `chorus routes` and its tests. */
+const struct api_route *api_routes(size_t *n);
+/* "GET, HEAD" for a methods mask. */
+void api_route_methods(unsigned methods, char *out, size_t len);
+
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req);
+
+/* The memo key of x's answer (target, and who it was signed for: 0 or
+ * -1), and a 200 answer remembered under it. */
+int api_memo_key(const struct api_call *x, buf_t *key);
+void api_memo_put(struct api_call *x, int status, const char *ctype, const void *body, size_t len);
 void *api_loop_data_new(void *ud, int index);
 void api_loop_data_free(void *ud, void *data);
 
@@ -58,7 +104,7 @@ extern const unsigned char web_index_html[];
 extern const size_t web_index_html_len;
 
 /* GET/HEAD /api/v1/search (api/search.c), after the memo missed. */
-void api_search(struct api_loop *al, http_conn_t *c, const struct http_request *req);
+void api_search(struct api_call *x);
 
 /* GET/HEAD /api/v1/tracks/{id}/stream */
 void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id);
@@ -77,7 +123,25 @@ void api_cluster(struct api *api, http_conn_t *c);
 void api_cluster_stats(void *ud, struct member_stats *out);
 
 /* POST /api/v1/plays; GET /api/v1/reports/plays (api/plays.c). */
-void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req);
-void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req);
+void api_plays_post(struct api_call *x);
+void api_plays_report(struct api_call *x);
+
+/* /api/v1/session: log in (POST), who am I (GET), log out (DELETE)
+ * (api/session.c). */
+void api_session_login(struct api_call *x);
+void api_session_get(struct api_call *x);
+void api_session_logout(struct api_call *x);
+
+/* /api/v1/users, /api/v1/keys, /api/v1/audit, for admins
+ * (api/principals.c): each runs on the worker pool against the source of
+ * truth. */
+void api_users_list(struct api_call *x);
+void api_users_add(struct api_call *x);
+void api_users_remove(struct api_call *x);
+void api_users_passwd(struct api_call *x);
+void api_keys_list(struct api_call *x);
+void api_keys_create(struct api_call *x);
+void api_keys_revoke(struct api_call *x);
+void api_audit_list(struct api_call *x);
 
 #endif

@@ -74,17 +74,6 @@ static void committed(void *arg, int rc, int accepted, int duplicates)
 	http_later_post(p->later, answer, p);
 }
 
-/* http_send_error's 405 names GET and HEAD; these resources differ. */
-static void send_405(http_conn_t *c, const char *allow)
-{
-	static const char body[] =
-		"{\"error\":{\"status\":405,\"message\":\"method not allowed\"}}\n";
-	char hdr[64];
-
-	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-	http_send(c, 405, JSON_TYPE, hdr, body, sizeof(body) - 1);
-}
-
 static void send_422(http_conn_t *c, const char *message, const struct plays_errors *errs)
 {
 	buf_t b;
@@ -142,51 +131,115 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Adds "no such track" for every play whose track is not in the catalog.
- * Each distinct id is looked up once. 200, or 500 on a catalog error. */
+/* A play's length may pass its track's by a decoder's rounding and a
+ * player's last buffer. */
+#define DURATION_SLACK_MS 5000
+
+/*
+ * Adds "no such track" for every play whose track is not in the catalog,
+ * and "longer than the track" for one whose ms_played passes the track's
+ * duration. Each distinct id is looked up once. 200, or 500 on a catalog
+ * error.
+ */
 static int check_tracks(catalog_reader_t *r, const struct plays_batch *b, struct plays_errors *errs)
 {
-	int64_t *ids = xmalloc(b->n * sizeof(*ids)), *missing;
-	size_t n = 0, nmissing = 0;
+	struct known {
+		int64_t id, duration_ms; /* duration -1: no such track */
+	} *ids = xmalloc(b->n * sizeof(*ids));
+	size_t n = 0;
 	int st = 200;
 
 	for (size_t i = 0; i < b->n; i++)
-		ids[i] = b->items[i].track_id;
-	qsort(ids, b->n, sizeof(*ids), cmp_i64);
+		ids[i].id = b->items[i].track_id;
+	qsort(ids, b->n, sizeof(*ids), cmp_i64); /* id is the first member */
 	for (size_t i = 0; i < b->n; i++)
-		if (i == 0 || ids[i] != ids[i - 1])
+		if (i == 0 || ids[i].id != ids[i - 1].id)
 			ids[n++] = ids[i];
-	missing = ids; /* compacted in place: missing[k] for k < nmissing */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && st == 200; i++) {
 		struct catalog_stream info;
-		int rc = catalog_stream_info(r, ids[i], &info);
+		int rc = catalog_stream_info(r, ids[i].id, &info);
 		if (rc == 404)
-			missing[nmissing++] = ids[i];
-		else if (rc != 200)
+			ids[i].duration_ms = -1;
+		else if (rc == 200)
+			ids[i].duration_ms = info.duration_ms;
+		else
 			st = 500;
+		explicit_bzero(info.key, sizeof(info.key));
 	}
-	if (st == 200 && nmissing)
-		for (size_t i = 0; i < b->n; i++)
-			if (bsearch(&b->items[i].track_id, missing, nmissing, sizeof(*missing),
-				    cmp_i64))
-				plays_errors_add(errs, i, "track_id", "no such track");
+	for (size_t i = 0; i < b->n && st == 200; i++) {
+		const struct play *p = &b->items[i];
+		const struct known *k = bsearch(&p->track_id, ids, n, sizeof(*ids), cmp_i64);
+		char msg[96];
+
+		if (k->duration_ms < 0) {
+			plays_errors_add(errs, i, "track_id", "no such track");
+		} else if (k->duration_ms > 0 &&
+			   p->ms_played > k->duration_ms + DURATION_SLACK_MS) {
+			snprintf(msg, sizeof(msg), "is longer than the track (%lld ms)",
+				 (long long)k->duration_ms);
+			plays_errors_add(errs, i, "ms_played", msg);
+		}
+	}
 	free(ids);
 	return st;
 }
 
-void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *req)
+/*
+ * Who posted the plays decides what they may say. A store key's plays are
+ * its location's (and zone's, when it has one): one left out is filled
+ * in, another one is refused as a whole (403). Every event id is scoped
+ * by the principal ("<principal>/<event id>"), so a device can neither
+ * pre-empt nor replay another one's events. false after answering.
+ */
+static bool bind_to(http_conn_t *c, const struct principal *who, struct plays_batch *b)
 {
-	struct api_loop *al = http_conn_loop_data(c);
+	for (size_t i = 0; i < b->n; i++) {
+		struct play *p = &b->items[i];
+		char msg[CATALOG_LABEL_MAX + 64];
+
+		if (who->role == AUTH_STORE) {
+			if (p->location && strcmp(p->location, who->location) != 0) {
+				snprintf(msg, sizeof(msg),
+					 "this key posts plays for location %s only",
+					 who->location);
+				http_send_error(c, 403, msg);
+				return false;
+			}
+			if (who->zone[0] && p->zone && strcmp(p->zone, who->zone) != 0) {
+				snprintf(msg, sizeof(msg), "this key posts plays for zone %s only",
+					 who->zone);
+				http_send_error(c, 403, msg);
+				return false;
+			}
+			if (!p->location)
+				p->location = xstrdup(who->location);
+			if (who->zone[0] && !p->zone)
+				p->zone = xstrdup(who->zone);
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct play *p = &b->items[i];
+		size_t n = strlen(who->id) + 1 + strlen(p->event_id) + 1;
+		char *scoped = xmalloc(n);
+
+		snprintf(scoped, n, "%s/%s", who->id, p->event_id);
+		free(p->event_id);
+		p->event_id = scoped;
+	}
+	return true;
+}
+
+void api_plays_post(struct api_call *x)
+{
+	struct api *api = x->api;
+	http_conn_t *c = x->c;
+	const struct http_request *req = x->req;
 	struct plays_batch batch = {0};
 	struct plays_errors errs;
 	struct post *p;
 	char msg[256];
-	int st;
+	int st, wait;
 
-	if (req->method != HTTP_POST) {
-		send_405(c, "POST");
-		return;
-	}
 	if (!json_content_type(req)) {
 		http_send_error(c, 415, "Content-Type must be application/json");
 		return;
@@ -202,7 +255,7 @@ void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *
 		plays_errors_free(&errs);
 		return;
 	}
-	st = check_tracks(al->reader, &batch, &errs);
+	st = check_tracks(x->al->reader, &batch, &errs);
 	if (st != 200 || errs.n) {
 		if (st != 200) {
 			http_send_error(c, 500, "catalog error");
@@ -219,6 +272,24 @@ void api_plays_post(struct api *api, http_conn_t *c, const struct http_request *
 		return;
 	}
 	plays_errors_free(&errs);
+	if (!bind_to(c, &x->who, &batch)) {
+		plays_batch_free(&batch);
+		return;
+	}
+	/* The quota counts plays, not requests: a batch is taken whole or
+	 * refused whole. */
+	wait = auth_limit_take_n(api->plays_quota, x->who.id, strlen(x->who.id), (double)batch.n,
+				 mono_ms());
+	if (wait > 0) {
+		char hdr[64];
+		static const char body[] = "{\"error\":{\"status\":429,\"message\":"
+					   "\"this principal's play quota is used up; retry"
+					   " later\"}}\n";
+		snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", wait);
+		http_send(c, 429, JSON_TYPE, hdr, body, sizeof(body) - 1);
+		plays_batch_free(&batch);
+		return;
+	}
 	p = xcalloc(1, sizeof(*p));
 	p->later = http_later(c);
 	plays_submit(api->plays, &batch, committed, p);
@@ -312,20 +383,19 @@ static void report_done(void *arg, int status)
 	report_answer(job, http_later_end(job->later));
 }
 
-void api_plays_report(struct api *api, http_conn_t *c, const struct http_request *req)
+void api_plays_report(struct api_call *x)
 {
-	static const char *const names[4] = {"from", "to", "group", "format"};
-	char v[4][64], err[256];
-	const char *arg[4];
+	struct api *api = x->api;
+	http_conn_t *c = x->c;
+	const struct http_request *req = x->req;
+	static const char *const names[5] = {"from", "to", "group", "format", "location"};
+	char v[5][PLAYS_TEXT_MAX + 1], err[256];
+	const char *arg[5];
 	struct plays_query q;
 	struct report_job *job;
 	int rc;
 
-	if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-		send_405(c, "GET, HEAD");
-		return;
-	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		rc = param(req, names[i], v[i], sizeof(v[i]));
 		if (rc < 0) {
 			snprintf(err, sizeof(err), "%s: bad value", names[i]);
@@ -341,6 +411,16 @@ void api_plays_report(struct api *api, http_conn_t *c, const struct http_request
 		http_send_error(c, 400, err);
 		return;
 	}
+	/* A store key sees its own location's figures, whatever it asks. */
+	if (x->who.role == AUTH_STORE) {
+		if (arg[4] && strcmp(arg[4], x->who.location) != 0) {
+			http_send_error(c, 403, "a store key reads its own location's plays only");
+			return;
+		}
+		arg[4] = x->who.location;
+	}
+	if (arg[4])
+		snprintf(q.location, sizeof(q.location), "%s", arg[4]);
 	job = xcalloc(1, sizeof(*job));
 	job->api = api;
 	job->q = q;

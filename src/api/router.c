@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "catalog/replica.h"
 #include "plays/plays.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -34,6 +35,8 @@ void *api_loop_data_new(void *ud, int index)
 		die("loop %d: %s", index, err);
 	if (search_open(al->reader, &al->search, err, sizeof(err)) < 0)
 		die("loop %d: %s", index, err);
+	if (catalog_principals_open(al->reader, &al->principals, err, sizeof(err)) < 0)
+		die("loop %d: %s", index, err);
 	memo_init(&al->memo, MEMO_BUDGET);
 	al->files = cache_files_new(api->cache);
 	return al;
@@ -46,6 +49,7 @@ void api_loop_data_free(void *ud, void *data)
 	if (!al)
 		return;
 	search_close(al->search);
+	catalog_principals_close(al->principals);
 	catalog_reader_close(al->reader);
 	memo_free(&al->memo);
 	cache_files_free(al->files);
@@ -113,28 +117,27 @@ static bool paging(http_conn_t *c, const struct http_request *req, int64_t *limi
 	return true;
 }
 
-/* A 200 answer of the catalog, remembered for the next identical request. */
-static void send_memo(struct api_loop *al, http_conn_t *c, const struct http_request *req,
-		      const char *ctype, const void *body, size_t len)
+/* A 200 answer of the catalog, remembered for the next identical request
+ * by the same principal (its stream URLs are signed for it). */
+static void send_memo(struct api_call *x, const char *ctype, const void *body, size_t len)
 {
-	memo_put(&al->memo, req->target.p, req->target.len, 200, ctype, body, len);
-	http_send(c, 200, ctype, NULL, body, len);
+	api_memo_put(x, 200, ctype, body, len);
+	http_send(x->c, 200, ctype, NULL, body, len);
 }
 
-static void send_json(struct api_loop *al, http_conn_t *c, const struct http_request *req,
-		      int status, buf_t *b)
+static void send_json(struct api_call *x, int status, buf_t *b)
 {
 	if (status == 200) {
 		if (buf_append(b, "\n", 1) == 0) {
-			if (al)
-				send_memo(al, c, req, JSON_TYPE, b->data, b->len);
+			if (x->al)
+				send_memo(x, JSON_TYPE, b->data, b->len);
 			else
-				http_send(c, 200, JSON_TYPE, NULL, b->data, b->len);
+				http_send(x->c, 200, JSON_TYPE, NULL, b->data, b->len);
 			return;
 		}
 		status = 500;
 	}
-	http_send_error(c, status, status == 404 ? "not found" : "internal error");
+	http_send_error(x->c, status, status == 404 ? "not found" : "internal error");
 }
 
 static void node_json(struct api *api, http_conn_t *c)
@@ -194,133 +197,317 @@ static void node_json(struct api *api, http_conn_t *c)
 		json_obj_end(&j);
 	}
 	json_obj_end(&j);
-	send_json(NULL, c, NULL, json_failed(&j) ? 500 : 200, &b);
+	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
+		http_send_error(c, 500, "internal error");
+	else
+		http_send(c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
 	buf_free(&b);
 }
 
-static void cover(struct api_loop *al, http_conn_t *c, const struct http_request *req, int64_t id)
+/* ---- the routes' handlers ---- */
+
+static void r_console(struct api_call *x)
+{
+	http_send(x->c, 200, "text/html; charset=utf-8", "Cache-Control: no-cache\r\n",
+		  web_index_html, web_index_html_len);
+}
+
+static void r_health(struct api_call *x)
+{
+	http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", "{\"status\":\"ok\"}\n", 16);
+}
+
+static void r_node(struct api_call *x)
+{
+	node_json(x->api, x->c);
+}
+
+static void r_cluster(struct api_call *x)
+{
+	api_cluster(x->api, x->c);
+}
+
+static void r_stream(struct api_call *x)
+{
+	api_stream(x->api, x->c, x->req, x->id);
+}
+
+static void r_join(struct api_call *x)
+{
+	api_join(x->api, x->c, x->req);
+}
+
+static void r_internal(struct api_call *x)
+{
+	api_internal(x->api, x->al, x->c, x->req);
+}
+
+/* The catalog's lists and objects: which one is the path's third
+ * segment. */
+static int kind_of(const struct http_request *req)
+{
+	struct http_str seg[4];
+
+	if (segments(req->path, seg, 4) < 3)
+		return -1;
+	if (seg_is(seg[2], "artists"))
+		return CATALOG_ARTIST;
+	if (seg_is(seg[2], "albums"))
+		return CATALOG_ALBUM;
+	return CATALOG_TRACK;
+}
+
+static void r_list(struct api_call *x)
+{
+	int64_t limit, offset;
+	buf_t b;
+	int st;
+
+	if (!paging(x->c, x->req, &limit, &offset))
+		return;
+	buf_init(&b, BODY_MAX);
+	switch (kind_of(x->req)) {
+	case CATALOG_ARTIST:
+		st = catalog_json_artists(x->al->reader, limit, offset, &b);
+		break;
+	case CATALOG_ALBUM:
+		st = catalog_json_albums(x->al->reader, limit, offset, &b);
+		break;
+	default:
+		st = catalog_json_tracks(x->al->reader, limit, offset, &b);
+	}
+	send_json(x, st, &b);
+	buf_free(&b);
+}
+
+static void r_one(struct api_call *x)
+{
+	buf_t b;
+	int st;
+
+	buf_init(&b, BODY_MAX);
+	switch (kind_of(x->req)) {
+	case CATALOG_ARTIST:
+		st = catalog_json_artist(x->al->reader, x->id, &b);
+		break;
+	case CATALOG_ALBUM:
+		st = catalog_json_album(x->al->reader, x->id, &b);
+		break;
+	default:
+		st = catalog_json_track(x->al->reader, x->id, &b);
+	}
+	send_json(x, st, &b);
+	buf_free(&b);
+}
+
+static void r_cover(struct api_call *x)
 {
 	char mime[64];
 	buf_t b;
 	int st;
 
 	buf_init(&b, BODY_MAX);
-	st = catalog_cover(al->reader, id, &b, mime, sizeof(mime));
+	st = catalog_cover(x->al->reader, x->id, &b, mime, sizeof(mime));
 	if (st == 200)
-		send_memo(al, c, req, mime, b.data, b.len);
+		send_memo(x, mime, b.data, b.len);
 	else
-		http_send_error(c, st, st == 404 ? "no cover for this album" : "internal error");
+		http_send_error(x->c, st, st == 404 ? "no cover for this album" : "internal error");
 	buf_free(&b);
+}
+
+/* ---- the route table ---- */
+
+#define M(m) (1u << (m))
+#define GET (M(HTTP_GET) | M(HTTP_HEAD))
+#define POST M(HTTP_POST)
+#define PUT M(HTTP_PUT)
+#define DELETE M(HTTP_DELETE)
+
+/* Catalog answers that come from the memo while the catalog is unchanged. */
+#define MEMO 1
+
+/*
+ * Every endpoint, with the one rule that says who may call it
+ * (api/access.h). Path segments are literals, {id} (a catalog id: 16 hex
+ * digits, else 404) or {name} (any one segment). `chorus routes` prints
+ * this table, and tests/system/test_access.py checks every row of it
+ * against every role: a route added here without a row there fails.
+ */
+static const struct api_route routes[] = {
+	{"/", GET, ACCESS_OPEN, 0, r_console},
+	{"/health", GET, ACCESS_OPEN, 0, r_health},
+	{"/api/v1/session", POST, ACCESS_OPEN, 0, api_session_login},
+	{"/api/v1/session", GET, ACCESS_SELF, 0, api_session_get},
+	{"/api/v1/session", DELETE, ACCESS_SELF, 0, api_session_logout},
+	{"/api/v1/artists", GET, ACCESS_READ, MEMO, r_list},
+	{"/api/v1/artists/{id}", GET, ACCESS_READ, MEMO, r_one},
+	{"/api/v1/albums", GET, ACCESS_READ, MEMO, r_list},
+	{"/api/v1/albums/{id}", GET, ACCESS_READ, MEMO, r_one},
+	{"/api/v1/albums/{id}/cover", GET, ACCESS_READ, MEMO, r_cover},
+	{"/api/v1/tracks", GET, ACCESS_READ, MEMO, r_list},
+	{"/api/v1/tracks/{id}", GET, ACCESS_READ, MEMO, r_one},
+	{"/api/v1/tracks/{id}/stream", GET, ACCESS_READ, 0, r_stream},
+	{"/api/v1/search", GET, ACCESS_READ, MEMO, api_search},
+	{"/api/v1/plays", POST, ACCESS_PLAYS, 0, api_plays_post},
+	{"/api/v1/reports/plays", GET, ACCESS_REPORTS, 0, api_plays_report},
+	{"/api/v1/node", GET, ACCESS_ADMIN, 0, r_node},
+	{"/api/v1/cluster", GET, ACCESS_ADMIN, 0, r_cluster},
+	{"/api/v1/users", GET, ACCESS_ADMIN, 0, api_users_list},
+	{"/api/v1/users", POST, ACCESS_ADMIN, 0, api_users_add},
+	{"/api/v1/users/{name}", DELETE, ACCESS_ADMIN, 0, api_users_remove},
+	{"/api/v1/users/{name}/password", PUT, ACCESS_ADMIN, 0, api_users_passwd},
+	{"/api/v1/keys", GET, ACCESS_ADMIN, 0, api_keys_list},
+	{"/api/v1/keys", POST, ACCESS_ADMIN, 0, api_keys_create},
+	{"/api/v1/keys/{name}", DELETE, ACCESS_ADMIN, 0, api_keys_revoke},
+	{"/api/v1/audit", GET, ACCESS_ADMIN, 0, api_audit_list},
+	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
+	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct api_route *api_routes(size_t *n)
+{
+	*n = NROUTES;
+	return routes;
+}
+
+void api_route_methods(unsigned methods, char *out, size_t len)
+{
+	static const char *const names[] = {[HTTP_GET] = "GET",
+					    [HTTP_HEAD] = "HEAD",
+					    [HTTP_POST] = "POST",
+					    [HTTP_PUT] = "PUT",
+					    [HTTP_DELETE] = "DELETE"};
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (unsigned m = 0; m < sizeof(names) / sizeof(names[0]); m++)
+		if ((methods & M(m)) && names[m] && at < len)
+			at += (size_t)snprintf(out + at, len - at, "%s%s", at ? ", " : "",
+					       names[m]);
+}
+
+/* Does path match pattern? Fills the {id} and {name} values. -1: it
+ * matches but the {id} is not an id (a 404 of its own). */
+static int route_match(const char *pattern, const struct http_str *seg, int n, int64_t *id,
+		       struct http_str *name)
+{
+	struct http_str pat[6];
+	struct http_str p = {pattern, strlen(pattern)};
+	int np = segments(p, pat, 6);
+
+	if (np != n)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (seg_is(pat[i], "{id}")) {
+			if (catalog_id_parse(seg[i].p, seg[i].len, id) < 0)
+				return -1;
+		} else if (seg_is(pat[i], "{name}")) {
+			if (!name->p)
+				*name = seg[i];
+		} else if (!(pat[i].len == seg[i].len &&
+			     memcmp(pat[i].p, seg[i].p, seg[i].len) == 0)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void send_405(http_conn_t *c, unsigned allow)
+{
+	static const char body[] =
+		"{\"error\":{\"status\":405,\"message\":\"method not allowed\"}}\n";
+	char methods[64], hdr[96];
+
+	api_route_methods(allow, methods, sizeof(methods));
+	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", methods);
+	http_send(c, 405, JSON_TYPE, hdr, body, sizeof(body) - 1);
+}
+
+/* Signed stream URLs last a day or so; the hour they are cut at is part
+ * of a memo key, so an hour's answers share their entries. */
+#define URL_LIFE_S (24 * 3600)
+
+int api_memo_key(const struct api_call *x, buf_t *key)
+{
+	char tail[ACCESS_ID_MAX + 32];
+	int n;
+
+	if (buf_append(key, x->req->target.p, x->req->target.len) < 0)
+		return -1;
+	if (!x->who.id[0])
+		return 0;
+	n = snprintf(tail, sizeof(tail), "%c%s %lld", '\0', x->who.id, (long long)x->url_expires);
+	return buf_append(key, tail, (size_t)n);
+}
+
+void api_memo_put(struct api_call *x, int status, const char *ctype, const void *body, size_t len)
+{
+	buf_t key;
+
+	buf_init(&key, 4096 + ACCESS_ID_MAX + 32);
+	if (api_memo_key(x, &key) == 0)
+		memo_put(&x->al->memo, key.data, key.len, status, ctype, body, len);
+	buf_free(&key);
 }
 
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 {
-	struct api *api = ud;
-	struct api_loop *al = http_conn_loop_data(c);
+	struct api_call x = {.api = ud, .al = http_conn_loop_data(c), .c = c, .req = req};
 	struct http_str seg[6];
-	int n = segments(req->path, seg, 6);
-	int64_t id = 0, limit, offset;
-	const struct memo_entry *e;
-	buf_t b;
-	int st;
+	int n = segments(req->path, seg, 6), bad_id = 0;
+	unsigned allow = 0;
+	const struct api_route *r = NULL;
+	struct access_denial why;
 
-	if (n == 0) {
-		if (req->method != HTTP_GET && req->method != HTTP_HEAD)
-			goto method;
-		http_send(c, 200, "text/html; charset=utf-8", "Cache-Control: no-cache\r\n",
-			  web_index_html, web_index_html_len);
+	if (n < 0) {
+		http_send_error(c, 404, "no such resource");
 		return;
 	}
-	if (n == 1 && seg_is(seg[0], "health")) {
-		if (req->method != HTTP_GET && req->method != HTTP_HEAD)
-			goto method;
-		http_send(c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", "{\"status\":\"ok\"}\n",
-			  16);
+	for (size_t i = 0; i < NROUTES && !r; i++) {
+		int m = route_match(routes[i].path, seg, n, &x.id, &x.name);
+		if (m < 0)
+			bad_id = 1;
+		if (m <= 0)
+			continue;
+		allow |= routes[i].methods;
+		if (routes[i].methods & M(req->method))
+			r = &routes[i];
+	}
+	if (!r) {
+		if (allow)
+			send_405(c, allow);
+		else
+			http_send_error(c, 404, bad_id ? "no such id" : "no such resource");
 		return;
 	}
-	if (n == 2 && seg_is(seg[0], "internal") && seg_is(seg[1], "join")) {
-		api_join(api, c, req);
+	if (!access_check(x.api, x.al, req, r->rule, r->handler == r_stream ? x.id : 0, &x.who,
+			  &why)) {
+		access_deny(c, &why);
 		return;
 	}
-	if (n >= 1 && seg_is(seg[0], "internal")) {
-		api_internal(api, al, c, req);
-		return;
+	if (x.who.id[0] && x.who.via != VIA_URL) {
+		/* Catalog answers carry stream URLs signed for who asked. */
+		int64_t now = wall_ms() / 1000;
+		x.url_expires = (now / 3600) * 3600 + URL_LIFE_S + 3600;
+		x.signer = (struct catalog_signer){x.api->url_key, x.who.id, x.url_expires};
+		catalog_reader_sign(x.al->reader, &x.signer);
 	}
-	if (n < 3 || !seg_is(seg[0], "api") || !seg_is(seg[1], "v1"))
-		goto not_found;
-	/* Plays in, reports out (api/plays.c, which checks the method). */
-	if (n == 3 && seg_is(seg[2], "plays")) {
-		api_plays_post(api, c, req);
-		return;
-	}
-	if (n == 4 && seg_is(seg[2], "reports") && seg_is(seg[3], "plays")) {
-		api_plays_report(api, c, req);
-		return;
-	}
-	if (req->method != HTTP_GET && req->method != HTTP_HEAD)
-		goto method;
-	if (n >= 4 && catalog_id_parse(seg[3].p, seg[3].len, &id) < 0) {
-		http_send_error(c, 404, "no such id");
-		return;
-	}
-	if (n == 3 && seg_is(seg[2], "node")) {
-		node_json(api, c);
-		return;
-	}
-	if (n == 3 && seg_is(seg[2], "cluster")) {
-		api_cluster(api, c);
-		return;
-	}
-	if (n == 5 && seg_is(seg[2], "tracks") && seg_is(seg[4], "stream")) {
-		api_stream(api, c, req, id);
-		return;
-	}
-	/* Catalog reads: from the memo while the catalog has not changed. */
-	memo_sync(&al->memo, catalog_reader_version(al->reader));
-	if ((e = memo_get(&al->memo, req->target.p, req->target.len))) {
-		http_send(c, e->status, e->ctype, NULL, e->body, e->len);
-		return;
-	}
-	if (n == 3 && seg_is(seg[2], "search")) {
-		api_search(al, c, req);
-		return;
-	}
-	if (n == 5 && seg_is(seg[2], "albums") && seg_is(seg[4], "cover")) {
-		cover(al, c, req, id);
-		return;
-	}
-	if (n > 4)
-		goto not_found;
-	buf_init(&b, BODY_MAX);
-	if (n == 3) {
-		if (!paging(c, req, &limit, &offset)) {
-			buf_free(&b);
+	if (r->flags & MEMO) {
+		const struct memo_entry *e;
+		buf_t key;
+
+		memo_sync(&x.al->memo, catalog_reader_version(x.al->reader));
+		buf_init(&key, 4096 + ACCESS_ID_MAX + 32);
+		e = api_memo_key(&x, &key) == 0 ? memo_get(&x.al->memo, key.data, key.len) : NULL;
+		buf_free(&key);
+		if (e) {
+			http_send(c, e->status, e->ctype, NULL, e->body, e->len);
+			catalog_reader_sign(x.al->reader, NULL);
 			return;
 		}
-		if (seg_is(seg[2], "artists"))
-			st = catalog_json_artists(al->reader, limit, offset, &b);
-		else if (seg_is(seg[2], "albums"))
-			st = catalog_json_albums(al->reader, limit, offset, &b);
-		else if (seg_is(seg[2], "tracks"))
-			st = catalog_json_tracks(al->reader, limit, offset, &b);
-		else
-			st = 404;
-	} else {
-		if (seg_is(seg[2], "artists"))
-			st = catalog_json_artist(al->reader, id, &b);
-		else if (seg_is(seg[2], "albums"))
-			st = catalog_json_album(al->reader, id, &b);
-		else if (seg_is(seg[2], "tracks"))
-			st = catalog_json_track(al->reader, id, &b);
-		else
-			st = 404;
 	}
-	send_json(al, c, req, st, &b);
-	buf_free(&b);
-	return;
-not_found:
-	http_send_error(c, 404, "no such resource");
-	return;
-method:
-	http_send_error(c, 405, "method not allowed");
+	r->handler(&x);
+	catalog_reader_sign(x.al->reader, NULL);
 }

@@ -26,8 +26,11 @@ static bool blank(const char *s, size_t len)
 	return true;
 }
 
-void api_search(struct api_loop *al, http_conn_t *c, const struct http_request *req)
+void api_search(struct api_call *x)
 {
+	struct api_loop *al = x->al;
+	http_conn_t *c = x->c;
+	const struct http_request *req = x->req;
 	char q[SEARCH_QUERY_MAX + 1], v[32];
 	long limit = SEARCH_LIMIT_DEFAULT;
 	int qlen, st;
@@ -65,7 +68,7 @@ void api_search(struct api_loop *al, http_conn_t *c, const struct http_request *
 	if (st == 200 && buf_append(&b, "\n", 1) < 0)
 		st = 500;
 	if (st == 200) {
-		memo_put(&al->memo, req->target.p, req->target.len, 200, JSON_TYPE, b.data, b.len);
+		api_memo_put(x, 200, JSON_TYPE, b.data, b.len);
 		http_send(c, 200, JSON_TYPE, NULL, b.data, b.len);
 	} else {
 		http_send_error(c, st, st == 400 ? "bad search query" : "internal error");

@@ -25,6 +25,7 @@
 #include "loop/pool.h"
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
+#include "store/principals.h"
 #include "plays/plays.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -35,6 +36,110 @@
  * (a reseal: one fd), so the queue can be deep; past it, a 503. */
 #define POOL_THREADS 4
 #define POOL_QUEUE 256
+
+/* Failed logins: a guesser of one name gets 5 at once, then one every
+ * 2 s; one address 20, then one a second (a shop's staff behind one NAT
+ * typing badly must not lock each other out for long). Tables sized for
+ * more names than a node sees at once (auth/limit.h). */
+#define LOGIN_USER_BURST 5
+#define LOGIN_USER_PER_S 0.5
+#define LOGIN_ADDR_BURST 20
+#define LOGIN_ADDR_PER_S 1.0
+#define LIMIT_SLOTS 16384
+
+/*
+ * The secret this node's session cookies and stream URLs are derived
+ * from. In a cluster it is the cluster key, so any node checks what
+ * another signed; a single node keeps its own in DATA/node.key (0600),
+ * made once, so sessions and links outlive a restart.
+ */
+static int node_secret(const struct api *api, const char *data_dir, uint8_t out[32])
+{
+	char path[4200], *p = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (api->peer_key_set) {
+		memcpy(out, api->peer_key, 32);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/node.key", data_dir);
+	rc = fs_read_all(path, 64, &p, &len);
+	if (rc == 0 && len == 32) {
+		memcpy(out, p, 32);
+		explicit_bzero(p, len);
+		free(p);
+		return 0;
+	}
+	if (p) {
+		explicit_bzero(p, len);
+		free(p);
+	}
+	if (rc == 0 || rc != -ENOENT) {
+		fprintf(stderr, "chorus: %s: %s\n", path,
+			rc == 0 ? "not a node key (32 bytes); remove it to make a new one"
+				: strerror(-rc));
+		return -1;
+	}
+	crypto_random(out, 32);
+	rc = fs_write_atomic(path, NULL, out, 32, 0600);
+	if (rc < 0) {
+		fprintf(stderr, "chorus: cannot write %s: %s\n", path, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Who may do what (api/access.h): the keys, the principals' store, the
+ * limits. 0, or -1 after a message. */
+static int access_setup(struct api *api, const struct serve_opts *o)
+{
+	uint8_t secret[32];
+	char err[512], pw[AUTH_PW_GENERATED_LEN + 1];
+
+	if (node_secret(api, o->data_dir, secret) < 0)
+		return -1;
+	auth_derive(secret, "stream-url", api->url_key);
+	auth_derive(secret, "session", api->session_key);
+	explicit_bzero(secret, sizeof(secret));
+	/* A cluster node starts with PostgreSQL down (it authenticates
+	 * from its read model); the admin endpoints connect when asked. */
+	if (principals_open(o->data_dir, api->db, &api->principals, err, sizeof(err)) < 0) {
+		if (!api->db) {
+			fprintf(stderr, "chorus: %s\n", err);
+			return -1;
+		}
+		log_warn("serve: users and keys cannot be changed until PostgreSQL answers: %s",
+			 err);
+	}
+	/* Unknown users are verified against this: the same time. */
+	auth_password_generate(pw);
+	if (auth_password_hash(pw, strlen(pw), api->dummy_password) < 0) {
+		explicit_bzero(pw, sizeof(pw));
+		fprintf(stderr, "chorus: cannot hash a password (out of memory?)\n");
+		return -1;
+	}
+	explicit_bzero(pw, sizeof(pw));
+	api->public_read = o->public_read;
+	api->plays_per_minute = o->plays_per_minute > 0 ? o->plays_per_minute : 600;
+	api->login_by_user = auth_limit_new(LIMIT_SLOTS, LOGIN_USER_BURST, LOGIN_USER_PER_S);
+	api->login_by_addr = auth_limit_new(LIMIT_SLOTS, LOGIN_ADDR_BURST, LOGIN_ADDR_PER_S);
+	/* A minute's plays at once (a store box back from a day offline
+	 * sends its queue in batches of up to a minute's worth). */
+	api->plays_quota =
+		auth_limit_new(LIMIT_SLOTS, api->plays_per_minute, api->plays_per_minute / 60.0);
+	return 0;
+}
+
+static void access_teardown(struct api *api)
+{
+	principals_close(api->principals);
+	auth_limit_free(api->login_by_user);
+	auth_limit_free(api->login_by_addr);
+	auth_limit_free(api->plays_quota);
+	explicit_bzero(api->url_key, sizeof(api->url_key));
+	explicit_bzero(api->session_key, sizeof(api->session_key));
+}
 
 int serve_run(const struct serve_opts *opts)
 {
@@ -78,7 +183,7 @@ int serve_run(const struct serve_opts *opts)
 	}
 	/* The first start of a database makes its admin (once, whichever
 	 * node of a cluster gets there first). */
-	if (principals_first_start(o->data_dir, api.db) < 0)
+	if (principals_first_start(o->data_dir, api.db) < 0 || access_setup(&api, o) < 0)
 		goto out;
 	if (origin_open(o->origin, o->data_dir, &origin, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);
@@ -246,6 +351,7 @@ out:
 	peers_close(peers);
 	origin_close(origin);
 	replica_stop(api.replica);
+	access_teardown(&api);
 	explicit_bzero(api.peer_key, sizeof(api.peer_key));
 	join_config_free(&jc);
 	join_config_free(&offer);

@@ -1,6 +1,7 @@
 #ifndef CHORUS_NODE_SERVE_H
 #define CHORUS_NODE_SERVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "version.h"
@@ -22,6 +23,8 @@ struct serve_opts {
 	const char *join;           /* a member's URL: join its cluster first (node/setup.c) */
 	const char *join_token;     /* with join: `chorus cluster token`'s */
 	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
+	bool public_read;           /* anonymous catalog reads and streams */
+	int plays_per_minute;       /* per principal */
 };
 
 /* `chorus serve`; returns the exit status. */

@@ -167,6 +167,12 @@ void json_nil(json_t *j)
 	raw(j, "null", 4);
 }
 
+void json_raw(json_t *j, const char *s, size_t len)
+{
+	sep(j);
+	raw(j, s, len);
+}
+
 void json_kstr(json_t *j, const char *key, const char *s)
 {
 	json_key(j, key);

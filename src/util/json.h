@@ -35,6 +35,8 @@ void json_double(json_t *j, double v);
 void json_bool(json_t *j, bool v);
 /* (Not json_null: jansson exports that name, and one binary links both.) */
 void json_nil(json_t *j);
+/* A value already in JSON (our own, never a client's: it is not checked). */
+void json_raw(json_t *j, const char *s, size_t len);
 /* key + value in one call. */
 void json_kstr(json_t *j, const char *key, const char *s);
 void json_kint(json_t *j, const char *key, int64_t v);

@@ -1,0 +1,280 @@
+/*
+ * Who is asking (see access.h): one credential per request, checked
+ * against this loop's read model, then the route's rule.
+ *
+ * The messages say what is wrong with a credential without helping a
+ * guesser: an unknown key id and a wrong secret are the same "invalid API
+ * key" (a revoked key is named as such only once its secret matched).
+ */
+#include "api/access.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "catalog/model.h"
+#include "util/clock.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+const char *access_rule_name(enum access_rule r)
+{
+	static const char *const names[] = {
+		[ACCESS_OPEN] = "open",       [ACCESS_READ] = "read", [ACCESS_PLAYS] = "plays",
+		[ACCESS_REPORTS] = "reports", [ACCESS_SELF] = "self", [ACCESS_ADMIN] = "admin",
+		[ACCESS_PEER] = "peer",
+	};
+
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
+}
+
+static bool deny(struct access_denial *why, int status, const char *message)
+{
+	why->status = status;
+	why->message = message;
+	return false;
+}
+
+const char *access_cookie(const struct http_request *req, size_t *len)
+{
+	static const char name[] = "chorus_session=";
+	const size_t n = sizeof(name) - 1;
+
+	/* Every Cookie header, every "; "-separated pair. */
+	for (size_t h = 0; h < req->nheaders; h++) {
+		const struct http_header *hd = &req->headers[h];
+		const char *p, *end;
+
+		if (!http_str_eq(hd->name, "Cookie"))
+			continue;
+		p = hd->value.p;
+		end = p + hd->value.len;
+		while (p < end) {
+			const char *q;
+			while (p < end && (*p == ' ' || *p == ';'))
+				p++;
+			q = p;
+			while (q < end && *q != ';')
+				q++;
+			if ((size_t)(q - p) >= n && memcmp(p, name, n) == 0) {
+				*len = (size_t)(q - p) - n;
+				return p + n;
+			}
+			p = q;
+		}
+	}
+	*len = 0;
+	return NULL;
+}
+
+static void key_principal(struct principal *who, const char *id, const struct catalog_key *k)
+{
+	who->role = k->role;
+	snprintf(who->id, sizeof(who->id), "k%s", id);
+	snprintf(who->actor, sizeof(who->actor), "key:%s", id);
+	snprintf(who->location, sizeof(who->location), "%s", k->location);
+	snprintf(who->zone, sizeof(who->zone), "%s", k->zone);
+}
+
+static void user_principal(struct principal *who, const struct catalog_user *u)
+{
+	char hex[17];
+
+	catalog_id_str(u->id, hex);
+	who->role = u->role;
+	who->user_id = u->id;
+	snprintf(who->id, sizeof(who->id), "u%s", hex);
+	snprintf(who->actor, sizeof(who->actor), "%s", u->name);
+}
+
+static bool by_key(struct api_loop *al, const struct http_str *h, struct principal *who,
+		   struct access_denial *why)
+{
+	char id[AUTH_KEY_ID_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
+	struct catalog_key k;
+	const char *tok;
+	size_t toklen;
+
+	if (h->len < 7 || strncasecmp(h->p, "Bearer ", 7) != 0) {
+		size_t sp = 0;
+		while (sp < h->len && h->p[sp] != ' ')
+			sp++;
+		return deny(why, 401,
+			    sp < h->len ? "unsupported authorization scheme; use Bearer"
+					: "malformed Authorization header");
+	}
+	if (auth_bearer(h->p, h->len, &tok, &toklen) < 0 ||
+	    auth_key_parse(tok, toklen, id, hash) < 0)
+		return deny(why, 401, "malformed API key");
+	switch (catalog_key_check(al->principals, id, hash, &k)) {
+	case 0:
+		break;
+	case -EKEYREVOKED:
+		return deny(why, 401, "this API key is revoked");
+	case -ENOENT:
+	case -EACCES:
+		return deny(why, 401, "invalid API key");
+	default:
+		return deny(why, 500, "credentials could not be checked");
+	}
+	who->via = VIA_KEY;
+	key_principal(who, id, &k);
+	return true;
+}
+
+static bool by_session(struct api *api, struct api_loop *al, const char *v, size_t len,
+		       struct principal *who, struct access_denial *why)
+{
+	int64_t uid, gen;
+	struct catalog_user u;
+	enum auth_verdict vd =
+		auth_session_check(api->session_key, v, len, wall_ms() / 1000, &uid, &gen);
+
+	if (vd == AUTH_EXPIRED)
+		return deny(why, 401, "session expired; log in again");
+	if (vd != AUTH_OK || len >= sizeof(who->session))
+		return deny(why, 401, "invalid session");
+	switch (catalog_user_find_id(al->principals, uid, &u)) {
+	case 0:
+		break;
+	case -ENOENT:
+		return deny(why, 401, "session ended; log in again");
+	default:
+		return deny(why, 500, "credentials could not be checked");
+	}
+	explicit_bzero(u.password, sizeof(u.password));
+	if (u.generation != gen)
+		return deny(why, 401, "session ended; log in again");
+	who->via = VIA_SESSION;
+	user_principal(who, &u);
+	memcpy(who->session, v, len);
+	who->session[len] = '\0';
+	return true;
+}
+
+/* ?exp=T&sig=S on a stream: good for that track, for as long as its
+ * principal is. */
+static bool by_url(struct api *api, struct api_loop *al, const struct http_request *req,
+		   int64_t track_id, struct principal *who, struct access_denial *why)
+{
+	char exp[24], sig[AUTH_URL_SIG_MAX + 8], principal[ACCESS_ID_MAX], *end;
+	int siglen = http_query_param(req->query, "sig", sig, sizeof(sig));
+	long long t;
+
+	if (siglen < 0 || http_query_param(req->query, "exp", exp, sizeof(exp)) <= 0)
+		return deny(why, 403, "malformed stream link");
+	errno = 0;
+	t = strtoll(exp, &end, 10);
+	if (*end || errno || t <= 0)
+		return deny(why, 403, "malformed stream link");
+	switch (auth_url_check(api->url_key, track_id, t, sig, (size_t)siglen, wall_ms() / 1000,
+			       principal, sizeof(principal))) {
+	case AUTH_OK:
+		break;
+	case AUTH_EXPIRED:
+		return deny(why, 410, "this stream link has expired");
+	default:
+		return deny(why, 403, "invalid stream link signature");
+	}
+	/* The link lives no longer than who it was made for. */
+	if (principal[0] == 'k') {
+		struct catalog_key k;
+		int rc = catalog_key_find(al->principals, principal + 1, &k);
+		if (rc == -ENOENT || (rc == 0 && k.revoked))
+			return deny(why, 403, "the key this link was made for is revoked");
+		if (rc < 0)
+			return deny(why, 500, "credentials could not be checked");
+		key_principal(who, principal + 1, &k);
+	} else {
+		struct catalog_user u;
+		int64_t uid;
+		int rc = catalog_id_parse(principal + 1, strlen(principal + 1), &uid) < 0
+				 ? -ENOENT
+				 : catalog_user_find_id(al->principals, uid, &u);
+		if (rc == -ENOENT)
+			return deny(why, 403, "the user this link was made for is gone");
+		if (rc < 0)
+			return deny(why, 500, "credentials could not be checked");
+		explicit_bzero(u.password, sizeof(u.password));
+		user_principal(who, &u);
+	}
+	who->via = VIA_URL;
+	return true;
+}
+
+static bool identify(struct api *api, struct api_loop *al, const struct http_request *req,
+		     int64_t track_id, struct principal *who, struct access_denial *why)
+{
+	const struct http_str *h = http_header_get(req, "Authorization");
+	const char *cookie;
+	size_t len;
+
+	if (h)
+		return by_key(al, h, who, why);
+	if ((cookie = access_cookie(req, &len)))
+		return by_session(api, al, cookie, len, who, why);
+	if (track_id && (http_query_has(req->query, "sig") || http_query_has(req->query, "exp")))
+		return by_url(api, al, req, track_id, who, why);
+	return true; /* anonymous */
+}
+
+static bool is_write(const struct http_request *req)
+{
+	return req->method != HTTP_GET && req->method != HTTP_HEAD;
+}
+
+bool access_check(struct api *api, struct api_loop *al, const struct http_request *req,
+		  enum access_rule rule, int64_t track_id, struct principal *who,
+		  struct access_denial *why)
+{
+	enum auth_role r;
+
+	memset(who, 0, sizeof(*who));
+	if (rule == ACCESS_OPEN || rule == ACCESS_PEER)
+		return true;
+	if (!identify(api, al, req, track_id, who, why))
+		return false;
+	r = who->role;
+	if (r == AUTH_ANONYMOUS && !(rule == ACCESS_READ && api->public_read))
+		return deny(why, 401, "authentication required");
+	/* A cookie rides along with any request the browser makes: a write
+	 * must also prove it comes from the page that logged in. */
+	if (who->via == VIA_SESSION && is_write(req)) {
+		const struct http_str *t = http_header_get(req, "X-CSRF-Token");
+		if (!t || !auth_csrf_check(api->session_key, who->session, strlen(who->session),
+					   t->p, t->len))
+			return deny(why, 403, "missing or wrong X-CSRF-Token");
+	}
+	switch (rule) {
+	case ACCESS_READ:
+	case ACCESS_PLAYS:
+	case ACCESS_SELF:
+		return true;
+	case ACCESS_REPORTS:
+		if (r == AUTH_STORE || r == AUTH_EDITOR || r == AUTH_ADMIN)
+			return true;
+		return deny(why, 403, "reports are for editors, admins and store keys");
+	case ACCESS_ADMIN:
+		if (r == AUTH_ADMIN)
+			return true;
+		return deny(why, 403, "this needs an admin");
+	default:
+		return deny(why, 500, "no access rule");
+	}
+}
+
+void access_deny(http_conn_t *c, const struct access_denial *why)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "{\"error\":{\"status\":%d,\"message\":\"%s\"}}\n",
+			 why->status, why->message);
+
+	http_send(c, why->status, JSON_TYPE,
+		  why->status == 401 ? "WWW-Authenticate: Bearer realm=\"chorus\"\r\n"
+				       "Cache-Control: no-store\r\n"
+				     : "Cache-Control: no-store\r\n",
+		  body, (size_t)n);
+}
