@@ -16,4 +16,5 @@ echo "starting the node: open the address it prints (Ctrl-C stops it)"
 if [ -f "$DATA/admin-password" ]; then
 	echo "admin password: $(cat "$DATA/admin-password") (user admin; kept in $DATA/admin-password until changed)"
 fi
+echo "console: http://127.0.0.1:$PORT/ (log in as admin)"
 exec ./build/release/chorus serve --data "$DATA" --listen "127.0.0.1:$PORT"

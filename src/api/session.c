@@ -82,7 +82,12 @@ static void login_answer(struct login *l, http_conn_t *c)
 	buf_t b;
 
 	if (!l->ok) {
-		http_send_error(c, 401, "wrong user name or password");
+		static const char body[] = "{\"error\":{\"status\":401,\"message\":"
+					   "\"wrong user name or password\"}}\n";
+		http_send(
+			c, 401, JSON_TYPE,
+			"WWW-Authenticate: Bearer realm=\"chorus\"\r\nCache-Control: no-store\r\n",
+			body, sizeof(body) - 1);
 		return;
 	}
 	/* A good login clears the failures counted against the name (not
@@ -144,7 +149,7 @@ void api_session_login(struct api_call *x)
 		 .cap = sizeof(l->pw),
 		 .len = &l->pwlen},
 	};
-	int wait, rc;
+	int wait, wait2, rc;
 	size_t i;
 
 	l->api = api;
@@ -160,9 +165,12 @@ void api_session_login(struct api_call *x)
 	l->user[i] = '\0';
 	snprintf(l->addr, sizeof(l->addr), "%s", http_conn_peer(c));
 
+	/* Both limits, always: Retry-After then covers the one that waits
+	 * longer, so a client that honours it is let in. */
 	wait = auth_limit_take(api->login_by_addr, l->addr, strlen(l->addr), mono_ms());
-	if (wait == 0)
-		wait = auth_limit_take(api->login_by_user, l->user, strlen(l->user), mono_ms());
+	wait2 = auth_limit_take(api->login_by_user, l->user, strlen(l->user), mono_ms());
+	if (wait2 > wait)
+		wait = wait2;
 	if (wait > 0) {
 		send_429(c, wait);
 		login_free(l);

@@ -27,19 +27,31 @@
 #define ANSWER_MAX ((size_t)16 << 20)
 #define NCOLS 8
 
-/* GET url into body; 0, or -1 with the reason in err. */
+/* GET url into body, with $CHORUS_KEY (an admin API key) when set: a
+ * node's cluster view is for admins. The key goes in a header, never in
+ * argv, where `ps` would show it. 0, or -1 with the reason in err. */
 static int fetch(const char *url, buf_t *body, long *status, char *err, size_t errlen)
 {
 	CURL *h = http_client_new(url, 3000, 10000);
+	const char *key = getenv("CHORUS_KEY");
+	struct curl_slist *hdrs = NULL;
+	char line[512];
 	int rc;
 
 	if (!h) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -1;
 	}
+	if (key && *key && strlen(key) < sizeof(line) - 32) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
+		hdrs = curl_slist_append(NULL, line);
+		explicit_bzero(line, sizeof(line));
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	}
 	http_client_body_to(h, body);
 	rc = http_client_perform(h, status, err, errlen);
 	http_client_free(h);
+	curl_slist_free_all(hdrs);
 	return rc;
 }
 
@@ -230,6 +242,13 @@ int cluster_status_run(const char *url, const char *data_dir)
 	if (fetch(full, &body, &status, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: status: cannot reach the node at %.*s%s: %s\n", (int)base,
 			url, from, err);
+		goto out;
+	}
+	if (status == 401 || status == 403) {
+		fprintf(stderr,
+			"chorus: status: %s answered HTTP %ld: set CHORUS_KEY to an admin API key"
+			" (chorus key create --role admin)\n",
+			full, status);
 		goto out;
 	}
 	if (status != 200) {

@@ -36,6 +36,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -790,12 +791,62 @@ def http_request(port, method, path, headers=None, body=None, timeout=30, conn=N
             conn.close()
 
 
+# Admin API keys the harness made, by the store they live in (a database
+# a cluster shares, or one node's data directory), so nodes of one
+# cluster and a restarted node reuse one.
+_ADMIN_KEYS = {}
+_KEYS_LOCK = threading.Lock()
+
+
+def _node_db(data, args, env):
+    """The PostgreSQL conninfo a node serves from: --db, its cluster.json
+    (a joined node), $CHORUS_DB; None for an embedded node."""
+    args = [str(a) for a in args]
+    if "--db" in args:
+        return args[args.index("--db") + 1]
+    try:
+        db = json.loads((pathlib.Path(data) / "cluster.json").read_text()).get("db")
+        if db:
+            return db
+    except (OSError, ValueError):
+        pass
+    return (env or {}).get("CHORUS_DB") or None
+
+
+def make_key(data, role="admin", db=None, location=None, zone=None, name=None):
+    """`chorus key create`: the new key (its last stdout line)."""
+    args = ["key", "create", "--role", role, "--data", data]
+    for flag, v in (("--db", db), ("--location", location), ("--zone", zone), ("--name", name)):
+        if v:
+            args += [flag, v]
+    r = run_chorus(args)
+    if r.rc != 0:
+        fail("chorus key create failed", r)
+    return r.out.strip().splitlines()[-1]
+
+
+def client_event_id(stored):
+    """A play's event id as its client sent it: stored ids are scoped by
+    the principal that posted them ("k<key id>/<event id>")."""
+    return stored.split("/", 1)[-1]
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
 class Node:
     """`chorus serve --data DATA --listen 127.0.0.1:0 ARGS` in the background,
-    ready (its port known) when the constructor returns."""
+    ready (its port known) when the constructor returns.
+
+    Requests carry an admin API key unless auth=False or the caller sends
+    its own Authorization: the harness makes one (`chorus key create`) at
+    the first request that needs it, and waits until the node accepts it
+    (in a cluster, until it has reached the node's read model)."""
 
     def __init__(self, data, logdir, args=(), env=None, tag="serve", timeout=60):
         self.data = pathlib.Path(data)
+        self._args, self._env, self._key = list(args), env, None
         self.bg = start_chorus(["serve", "--data", data, "--listen", "127.0.0.1:0"]
                                + [str(a) for a in args], logdir, env=env, tag=tag)
         deadline = time.monotonic() + timeout
@@ -813,6 +864,46 @@ class Node:
             time.sleep(0.02)
 
     @property
+    def key(self):
+        """The harness's admin key, accepted by this node."""
+        with _KEYS_LOCK:  # test threads share one key
+            return self._key or self._make_key()
+
+    def _make_key(self):
+        db = _node_db(self.data, self._args, self._env)
+        ident = ("db", db) if db else ("data", str(self.data.resolve()))
+        for attempt in (1, 2):
+            if ident not in _ADMIN_KEYS:
+                _ADMIN_KEYS[ident] = make_key(self.data, db=db, name="test-harness")
+            key = _ADMIN_KEYS[ident]
+            if not db:
+                # Written to the catalog file the node reads: no wait.
+                self._key = key
+                return key
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                r = http_request(self.port, "GET", "/api/v1/session", bearer(key))
+                if r.status == 200:
+                    self._key = key
+                    return key
+                time.sleep(0.05)
+            del _ADMIN_KEYS[ident]  # a store made anew since: make another
+        fail("the node does not accept the harness's admin key", r)
+
+    def auth(self):
+        """The headers that authenticate as the harness's admin."""
+        return bearer(self.key)
+
+    @property
+    def key_id(self):
+        """"k<id>": what the harness key's plays are scoped by."""
+        return "k" + self.key.split("_")[1]
+
+    def auth_line(self):
+        """The same as a raw header line, for RawConn requests."""
+        return f"Authorization: Bearer {self.key}\r\n".encode()
+
+    @property
     def pid(self):
         return self.bg.pid
 
@@ -822,14 +913,17 @@ class Node:
     def conn(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
-    def request(self, method, path, headers=None, body=None, timeout=30, conn=None):
+    def request(self, method, path, headers=None, body=None, timeout=30, conn=None, auth=True):
+        headers = dict(headers or {})
+        if auth and not any(k.lower() == "authorization" for k in headers):
+            headers.update(self.auth())
         return http_request(self.port, method, path, headers, body, timeout, conn)
 
     def get(self, path, headers=None, **kw):
         return self.request("GET", path, headers, **kw)
 
-    def get_json(self, path, status=200, conn=None):
-        r = self.request("GET", path, conn=conn)
+    def get_json(self, path, status=200, conn=None, auth=True):
+        r = self.request("GET", path, conn=conn, auth=auth)
         if r.status != status:
             fail(f"GET {path}: status {r.status}, want {status}", r)
         ct = r.header("content-type", "")
@@ -918,3 +1012,10 @@ class RawConn:
 
 def node_stream(node, track_id, headers=None, conn=None):
     return node.get(f"/api/v1/tracks/{track_id}/stream", headers, conn=conn)
+
+
+def stream_url(node, track_id):
+    """The track's signed stream URL as the node hands it to this admin:
+    for a client that sends no headers (ffmpeg, an <audio> element)."""
+    t = node.get_json(f"/api/v1/tracks/{track_id}")
+    return f"http://127.0.0.1:{node.port}{t['stream_url']}"

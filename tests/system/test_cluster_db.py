@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 import patroni  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, audio_library, check, check_eq, ingest_ok, main, make_audio, run_chorus,
+    Node, audio_library, check, check_eq, client_event_id, ingest_ok, main, make_audio, run_chorus,
     sha256_file, test, wait_for)
 
 JSON_CT = {"Content-Type": "application/json"}
@@ -85,7 +85,10 @@ def check_streams(node, lib, tracks):
 
 
 def play(track_id, event_id=None):
-    return {"track_id": track_id, "started_at": "2024-05-01T10:00:00Z", "ms_played": 30000,
+    # A minute ago, for 2 of the track's 2.5 s: plays must be recent and
+    # no longer than the track.
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    return {"track_id": track_id, "started_at": started, "ms_played": 2000,
             "event_id": event_id or uuid.uuid4().hex, "location": "store-7"}
 
 
@@ -254,8 +257,9 @@ def _(tmp):
         check(not failures, f"{len(failures)} failed requests during the outage: {failures[:5]}")
         print(f"# {counts['reads']} reads and {counts['posts']} plays posts, all answered; "
               f"{len(acked)} plays acknowledged ({during} by the end of the outage)")
-        got = wait_for_plays(lambda: {r[0] for r in db.query("SELECT event_id FROM plays")},
-                             acked, 30)
+        got = wait_for_plays(
+            lambda: {client_event_id(r[0]) for r in db.query("SELECT event_id FROM plays")},
+            acked, 30)
         check_eq(len(got - acked), 0, "plays in PostgreSQL that were never acknowledged")
         check_eq(len(acked - got), 0, "acknowledged plays missing from PostgreSQL")
         rows = db.query("SELECT count(*), count(DISTINCT event_id) FROM plays")
@@ -371,7 +375,8 @@ def _(tmp):
             t.join()
         check(not failures, f"plays refused during the failover: {failures[:5]}")
         got = wait_for_plays(
-            lambda: {r[0] for r in patroni_rows(conninfo, "SELECT event_id FROM plays")},
+            lambda: {client_event_id(r[0])
+                     for r in patroni_rows(conninfo, "SELECT event_id FROM plays")},
             acked, 60)
         check_eq(len(acked - got), 0, "acknowledged plays lost in the failover")
         check_eq(len(got - acked), 0, "plays stored that were never acknowledged")

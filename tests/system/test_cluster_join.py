@@ -361,7 +361,7 @@ def _(tmp):
             by_size = {f.stat().st_size: f for f in m.files}
             tr = tracks[0]
             c = new.conn()
-            c.request("GET", f"/api/v1/tracks/{tr['id']}/stream")
+            c.request("GET", f"/api/v1/tracks/{tr['id']}/stream", headers=new.auth())
             r = c.getresponse()
             first = r.read(1)
             first_byte = time.monotonic() - t0

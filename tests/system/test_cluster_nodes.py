@@ -111,6 +111,10 @@ def _(tmp):
             time.sleep(0.1)
 
         r = run_chorus(["status", "--url", f"http://127.0.0.1:{n2.port}/"])
+        check_eq(r.rc, 1, "chorus status without a key", r)
+        check("set CHORUS_KEY to an admin API key" in r.err, "says what it needs", r)
+        r = run_chorus(["status", "--url", f"http://127.0.0.1:{n2.port}/"],
+                       env={"CHORUS_KEY": n2.key})
         check_eq(r.rc, 0, "chorus status", r)
         for i, n in zip(ids, nodes):
             check(i in r.out and f"http://127.0.0.1:{n.port}" in r.out,
@@ -211,7 +215,8 @@ def _(tmp):
         check(took <= 2.5, f"dead after {took:.3f} s")
         for n in (n1, n2):
             check_eq(states(n), {ids[0]: "alive", ids[1]: "alive", ids[2]: "dead"}, "states")
-        r = run_chorus(["status", "--url", f"http://127.0.0.1:{n1.port}"])
+        r = run_chorus(["status", "--url", f"http://127.0.0.1:{n1.port}"],
+                       env={"CHORUS_KEY": n1.key})
         check_eq(r.rc, 0, "chorus status", r)
         check("2 alive, 0 suspect, 1 dead" in r.out and "PostgreSQL unreachable" in r.out,
               "chorus status while PostgreSQL is down", r)
@@ -241,7 +246,7 @@ def _(tmp):
     check_eq((m["id"], m["address"], m["site"], m["state"], m["self"]),
              (node_id(n), "http://music.example:9000", "lab", "alive", True), "itself")
     check(m["cache"]["budget_bytes"] == 1 << 30, f"its figures: {m}")
-    r = run_chorus(["status", "--url", f"http://127.0.0.1:{n.port}"])
+    r = run_chorus(["status", "--url", f"http://127.0.0.1:{n.port}"], env={"CHORUS_KEY": n.key})
     check_eq(r.rc, 0, "chorus status", r)
     check("1 node: 1 alive" in r.out and "standalone" in r.out, "status of a standalone node", r)
     first = node_id(n)
@@ -267,17 +272,18 @@ def _(tmp):
     n = Node(data, tmp / "logs")
     url = f"http://127.0.0.1:{n.port}"
     check_eq(json.loads((data / "node.json").read_text()), {"url": url}, "DATA/node.json")
-    r = run_chorus(["status", "--data", data])
+    key = {"CHORUS_KEY": n.key}
+    r = run_chorus(["status", "--data", data], env=key)
     check_eq(r.rc, 0, "chorus status --data", r)
     check(url in r.out and "1 node: 1 alive" in r.out, "status of the node serving DATA", r)
-    r = run_chorus(["status"], env={"CHORUS_DATA": data})
+    r = run_chorus(["status"], env={"CHORUS_DATA": data, **key})
     check(r.rc == 0 and url in r.out, "status with $CHORUS_DATA", r)
-    r = run_chorus(["status", "--data", data], env={"CHORUS_URL": "http://127.0.0.1:1"})
+    r = run_chorus(["status", "--data", data], env={"CHORUS_URL": "http://127.0.0.1:1", **key})
     check_eq(r.rc, 1, "$CHORUS_URL before the record", r)
     check("cannot reach the node at http://127.0.0.1:1 ($CHORUS_URL)" in r.err,
           "the message names $CHORUS_URL", r)
     r = run_chorus(["status", "--url", url, "--data", tmp / "none"],
-                   env={"CHORUS_URL": "http://127.0.0.1:1"})
+                   env={"CHORUS_URL": "http://127.0.0.1:1", **key})
     check(r.rc == 0 and url in r.out, "--url before $CHORUS_URL", r)
     # Nothing recorded: the default (which something else on this machine may answer).
     r = run_chorus(["status", "--data", tmp / "none"])
@@ -291,7 +297,7 @@ def _(tmp):
     n = Node(data, tmp / "logs", args=["--listen", "0.0.0.0:0"])
     check_eq(json.loads((data / "node.json").read_text()), {"url": f"http://127.0.0.1:{n.port}"},
              "DATA/node.json of a node on 0.0.0.0")
-    r = run_chorus(["status", "--data", data])
+    r = run_chorus(["status", "--data", data], env=key)
     check(r.rc == 0 and "1 node: 1 alive" in r.out, "status after a restart on another port", r)
     n.stop()
     (data / "node.json").write_text('{"url": 5}')

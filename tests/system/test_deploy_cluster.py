@@ -310,10 +310,14 @@ class DeployedNode:
         return got[0] - t0, time.monotonic() - t0
 
 
+# The admin key the cluster's requests carry (Cluster makes it).
+AUTH = {}
+
+
 def http_get(port, path, timeout=10):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=AUTH)
         r = c.getresponse()
         return r.status, r.read()
     except OSError as e:
@@ -449,6 +453,11 @@ class Cluster:
         r = ingest_ok(tmp / "root-chorus-ingest", self.src, env=self.nodes[0].env,
                       what="chorus ingest with chorus.env's settings")
         check(f"ingest: {NTRACKS} added" in r.out, "every track added", r)
+        # The operator's admin key, as deploy/README.md makes it.
+        r = run_chorus(["key", "create", "--role", "admin", "--name", "operator", "--data",
+                        tmp / "root-chorus-key"], env=self.nodes[0].env)
+        check_eq(r.rc, 0, "chorus key create with chorus.env's settings", r)
+        AUTH["Authorization"] = "Bearer " + r.out.strip().splitlines()[-1]
         self.want = {}
         # Step 6, on each server.
         for n in self.nodes:
@@ -551,7 +560,7 @@ class Listeners:
                     hdrs["If-Range"] = etag
                 with self.lock:
                     self.requests += 1
-                c.request("GET", path, headers=hdrs)
+                c.request("GET", path, headers={**hdrs, **AUTH})
                 r = c.getresponse()
                 if r.status != want:
                     raise IOError(f"status {r.status} (want {want}): {r.read(200)!r}")
@@ -824,9 +833,11 @@ def _(tmp):
                 st, _ = http_get(n1.port, path)
                 check_eq(st, 200, f"GET {path} on node1")
             c = http.client.HTTPConnection("127.0.0.1", n1.port, timeout=10)
-            c.request("POST", "/api/v1/plays", headers={"Content-Type": "application/json"},
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+            c.request("POST", "/api/v1/plays",
+                      headers={"Content-Type": "application/json", **AUTH},
                       body=('{"event_id":"deploy-1","track_id":"%s","ms_played":1000,'
-                            '"started_at":"2024-05-01T10:00:00Z"}' % cl.tracks[0]["id"]))
+                            '"started_at":"%s"}' % (cl.tracks[0]["id"], started)))
             r = c.getresponse()
             check_eq(r.status, 201, f"POST /api/v1/plays: {r.read()!r}")
             c.close()

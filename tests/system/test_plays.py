@@ -6,6 +6,7 @@
 """
 
 import csv
+import datetime
 import io
 import json
 import os
@@ -18,9 +19,14 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from chorus_test import (  # noqa: E402
-    Node, RawConn, audio_library, check, check_eq, main, run_chorus, test)
+    Node, RawConn, audio_library, check, check_eq, client_event_id, main, run_chorus, test)
 
 JSON_CT = {"Content-Type": "application/json"}
+
+# Plays must have started within the last 30 days: three days from ten
+# days ago (UTC), for reports grouped by day.
+_BASE = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=10)
+D1, D2, D3 = (str(_BASE + datetime.timedelta(days=i)) for i in range(3))
 
 # (file, tags): two artists, two albums, three tracks.
 TRACKS = [
@@ -57,7 +63,13 @@ def fresh(tmp):
     return d, lib
 
 
-def play(track, event_id=None, started="2024-05-01T10:00:00Z", ms=60000, **kw):
+def ago(seconds):
+    """RFC 3339 for seconds before now."""
+    t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def play(track, event_id=None, started=f"{D1}T10:00:00Z", ms=900, **kw):
     p = {"track_id": track["id"], "started_at": started, "ms_played": ms,
          "event_id": event_id or uuid.uuid4().hex}
     p.update(kw)
@@ -110,10 +122,11 @@ def _(tmp):
     check_eq(r.json(), {"accepted": 5, "duplicates": 0}, "array answer", r)
     rows = census(node)
     check_eq(len(rows), 6, "plays stored", rows)
-    one = [x for x in rows if x["event_id"] == "e-single"][0]
+    one = [x for x in rows if client_event_id(x["event_id"]) == "e-single"][0]
+    check(one["event_id"].startswith("k"), "the stored event id names its poster", one)
     check_eq((one["title"], one["location"], one["zone"], one["device"], one["offline"],
               one["ms_played"], one["started_at"]),
-             ("Song Two", "Shop 1", "Bar", "pi-1", True, 60000, "2024-05-01T10:00:00.000Z"),
+             ("Song Two", "Shop 1", "Bar", "pi-1", True, 900, f"{D1}T10:00:00.000Z"),
              "stored play", one)
     node.stop()
 
@@ -128,9 +141,12 @@ def _(tmp):
         ({"track_id": "zz"}, "track_id"),
         ({"track_id": "00000000000000ff"}, "track_id"),  # well-formed, not in the catalog
         ({"track_id": 5}, "track_id"),
-        ({"started_at": "2024-05-01T10:00:00"}, "started_at"),
+        ({"started_at": f"{D1}T10:00:00"}, "started_at"),
         ({"started_at": "1999-12-31T23:59:59Z"}, "started_at"),
         ({"started_at": "2999-01-01T00:00:00Z"}, "started_at"),
+        ({"started_at": ago(31 * 86400)}, "started_at"),  # older than 30 days
+        ({"started_at": ago(-3600)}, "started_at"),  # an hour from now
+        ({"ms_played": 8000}, "ms_played"),  # the track lasts 1 s
         ({"started_at": "2024-02-30T10:00:00Z"}, "started_at"),
         ({"ms_played": -1}, "ms_played"),
         ({"ms_played": 86400001}, "ms_played"),
@@ -201,7 +217,7 @@ def _(tmp):
     check_eq((r.status, r.json()), (201, {"accepted": 1, "duplicates": 4}), "mixed", r)
     rows = rjson(node, group="track")["rows"]
     check_eq([(x["name"], x["plays"], x["ms_played"]) for x in rows],
-             [("Song Two", 11, 10 * 1000 + 60000)], "report rows")
+             [("Song Two", 11, 10 * 1000 + 900)], "report rows")
     node.stop()
 
 
@@ -243,12 +259,12 @@ def seed_report_plays(node, lib):
     """Plays at known times for the report tests."""
     t = lib["tracks"]
     plays = [
-        play(t["Song, One"], "p1", "2024-05-01T00:00:00Z", 1000, location="Shop 1"),
-        play(t["Song, One"], "p2", "2024-05-01T23:59:59.999Z", 2000, location="Shop 2"),
-        play(t["Song Two"], "p3", "2024-05-02T01:00:00+02:00", 3000, location="Shop 1",
+        play(t["Song, One"], "p1", f"{D1}T00:00:00Z", 1000, location="Shop 1"),
+        play(t["Song, One"], "p2", f"{D1}T23:59:59.999Z", 2000, location="Shop 2"),
+        play(t["Song Two"], "p3", f"{D2}T01:00:00+02:00", 3000, location="Shop 1",
              zone="Café, \"back\"\nroom"),
-        play(t["Other \"Line\""], "p4", "2024-05-02T12:00:00Z", 4000),
-        play(t["Other \"Line\""], "p5", "2024-05-03T00:00:00Z", 5000, location="Shop 1"),
+        play(t["Other \"Line\""], "p4", f"{D2}T12:00:00Z", 4000),
+        play(t["Other \"Line\""], "p5", f"{D3}T00:00:00Z", 5000, location="Shop 1"),
     ]
     r = post(node, plays)
     check_eq(r.status, 201, "seed", r)
@@ -266,8 +282,8 @@ def _(tmp):
     def rows(**p):
         return [(r["id"], r["name"], r["plays"], r["ms_played"]) for r in rjson(node, **p)["rows"]]
 
-    # p3 is 2024-05-01T23:00:00Z; [05-01, 05-02) holds p1, p2, p3.
-    rng = {"from": "2024-05-01T00:00:00Z", "to": "2024-05-02T00:00:00Z"}
+    # p3 is D1T23:00:00Z; [D1, D2) holds p1, p2, p3.
+    rng = {"from": f"{D1}T00:00:00Z", "to": f"{D2}T00:00:00Z"}
     check_eq(rows(group="track", **rng),
              [(t["Song, One"]["id"], "Song, One", 2, 3000), (t["Song Two"]["id"], "Song Two", 1,
                                                               3000)], "track")
@@ -275,11 +291,11 @@ def _(tmp):
     check_eq(rows(group="album", **rng), [(x_id, "Album X", 3, 6000)], "album")
     check_eq(rows(group="location", **rng),
              [("Shop 1", "Shop 1", 2, 4000), ("Shop 2", "Shop 2", 1, 2000)], "location")
-    check_eq(rows(group="day", **rng), [("2024-05-01", "2024-05-01", 3, 6000)], "day")
+    check_eq(rows(group="day", **rng), [(f"{D1}", f"{D1}", 3, 6000)], "day")
     # Everything: no bounds.
-    check_eq(rows(group="day"), [("2024-05-01", "2024-05-01", 3, 6000),
-                                 ("2024-05-02", "2024-05-02", 1, 4000),
-                                 ("2024-05-03", "2024-05-03", 1, 5000)], "days")
+    check_eq(rows(group="day"), [(f"{D1}", f"{D1}", 3, 6000),
+                                 (f"{D2}", f"{D2}", 1, 4000),
+                                 (f"{D3}", f"{D3}", 1, 5000)], "days")
     check_eq(rows(group="artist"), [(a_id, "Ärtist A", 3, 6000), (b_id, "Band B", 2, 9000)],
              "artists")
     check_eq(rows(group="album"), [(x_id, "Album X", 3, 6000), (y_id, "Album Y", 2, 9000)],
@@ -287,21 +303,21 @@ def _(tmp):
     check_eq(rows(group="location"), [("Shop 1", "Shop 1", 3, 9000), (None, None, 1, 4000),
                                       ("Shop 2", "Shop 2", 1, 2000)], "locations")
     # from is inclusive, to exclusive, at millisecond precision.
-    check_eq(rows(group="day", **{"from": "2024-05-03T00:00:00Z"}),
-             [("2024-05-03", "2024-05-03", 1, 5000)], "from inclusive")
-    check_eq(rows(group="day", to="2024-05-03T00:00:00Z")[-1][0], "2024-05-02", "to exclusive")
-    check_eq(rows(group="track", **{"from": "2024-05-01T23:59:59.999Z",
-                                     "to": "2024-05-02T00:00:00.000Z"}),
+    check_eq(rows(group="day", **{"from": f"{D3}T00:00:00Z"}),
+             [(f"{D3}", f"{D3}", 1, 5000)], "from inclusive")
+    check_eq(rows(group="day", to=f"{D3}T00:00:00Z")[-1][0], f"{D2}", "to exclusive")
+    check_eq(rows(group="track", **{"from": f"{D1}T23:59:59.999Z",
+                                     "to": f"{D2}T00:00:00.000Z"}),
              [(t["Song, One"]["id"], "Song, One", 1, 2000)], "a 1 ms window")
     # Offsets in the query: %2B, and a bare + (a space once decoded).
-    j = rjson(node, group="day", **{"from": "2024-05-03T02:00:00%2B02:00"})
-    check_eq((j["from"], len(j["rows"])), ("2024-05-03T00:00:00.000Z", 1), "from with %2B")
-    j = rjson(node, group="day", **{"from": "2024-05-03T02:00:00+02:00"})
-    check_eq(j["from"], "2024-05-03T00:00:00.000Z", "from with a bare +")
+    j = rjson(node, group="day", **{"from": f"{D3}T02:00:00%2B02:00"})
+    check_eq((j["from"], len(j["rows"])), (f"{D3}T00:00:00.000Z", 1), "from with %2B")
+    j = rjson(node, group="day", **{"from": f"{D3}T02:00:00+02:00"})
+    check_eq(j["from"], f"{D3}T00:00:00.000Z", "from with a bare +")
     j = rjson(node)
     check_eq((j["from"], j["to"], j["group"]), (None, None, "track"), "defaults")
-    for bad in ("group=genre", "format=xml", "from=yesterday", "to=2024-05-01",
-                "from=2024-05-01T00:00:00%00Z"):
+    for bad in ("group=genre", "format=xml", "from=yesterday", f"to={D1}",
+                f"from={D1}T00:00:00%00Z"):
         r = node.get("/api/v1/reports/plays?" + bad)
         check_eq(r.status, 400, f"bad parameter {bad}", r)
     r = node.request("POST", "/api/v1/reports/plays", JSON_CT, "{}")
@@ -324,15 +340,16 @@ def _(tmp):
                        "location", "zone", "started_at", "track_id", "event_id", "device",
                        "offline"], "header")
     check_eq(len(rows), 6, "one line per play")
-    by_event = {r[11]: r for r in rows[1:]}
+    by_event = {client_event_id(r[11]): r for r in rows[1:]}
     p3 = by_event["p3"]
     check_eq(p3[:5] + p3[6:13],
              ["Ärtist A", "Song Two", "USAAA2400002", "Album X", "Label \"Q\"", "3000",
-              "Shop 1", "Café, \"back\"\nroom", "2024-05-01T23:00:00.000Z",
-              t["Song Two"]["id"], "p3", ""], "p3 columns")
+              "Shop 1", "Café, \"back\"\nroom", f"{D1}T23:00:00.000Z",
+              t["Song Two"]["id"], node.key_id + "/p3", ""], "p3 columns")
     check_eq(p3[5], str(t["Song Two"]["duration_ms"]), "track duration")
     check_eq(by_event["p4"][1], "Other \"Line\"", "a title with quotes")
-    check_eq([r[11] for r in rows[1:]], ["p1", "p3", "p2", "p4", "p5"], "ordered by time")
+    check_eq([client_event_id(r[11]) for r in rows[1:]], ["p1", "p3", "p2", "p4", "p5"],
+             "ordered by time")
     r = report(node, group="track", format="csv")
     rows = list(csv.reader(io.StringIO(r.body.decode("utf-8"), newline="")))
     check_eq(rows[0], ["id", "name", "plays", "ms_played"], "grouped header")
@@ -346,7 +363,7 @@ def _(tmp):
     node = Node(d, tmp / "logs")
     seed_report_plays(node, lib)
     combos = [{}, {"group": "artist"}, {"group": "location", "format": "csv"},
-              {"group": "day", "from": "2024-05-01T12:00:00Z", "to": "2024-05-03T00:00:00Z"},
+              {"group": "day", "from": f"{D1}T12:00:00Z", "to": f"{D3}T00:00:00Z"},
               {"group": "none", "format": "csv"}, {"group": "none", "format": "json"}]
     for p in combos:
         http = report(node, **p).body.decode("utf-8")
@@ -403,7 +420,7 @@ def _(tmp):
     check_eq(odd[:3], [], "answers other than 2xx or 503")
     check(len(acked) > 4, f"only {len(acked)} batches were acknowledged")
     node = Node(d, tmp / "logs", tag="after")
-    ids = [r["event_id"] for r in census(node)]
+    ids = [client_event_id(r["event_id"]) for r in census(node)]
     check_eq(len(ids), len(set(ids)), "no play twice")
     have = set(ids)
     missing = [p["event_id"] for b in acked.values() for p in b if p["event_id"] not in have]
@@ -415,7 +432,7 @@ def _(tmp):
         check(r.status in (200, 201), f"retry {key}", r)
         if key in acked:
             check_eq(r.json(), {"accepted": 0, "duplicates": 40}, f"retry of acked {key}", r)
-    ids = [r["event_id"] for r in census(node)]
+    ids = [client_event_id(r["event_id"]) for r in census(node)]
     check_eq(len(ids), sum(len(b) for b in sent.values()), "every sent play once after retries")
     check_eq(len(ids), len(set(ids)), "no play twice after retries")
     node.stop()

@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from chorus_test import (  # noqa: E402
     CHUNK_SIZE, FFMPEG, FFPROBE, Catalog, Node, RawConn, check, check_eq, fail, ingest_ok, main,
-    make_audio, make_wav, node_stream, noproxy_env, run_chorus, run_ffmpeg, shared_dir, test)
+    make_audio, make_wav, node_stream, noproxy_env, run_chorus, run_ffmpeg, shared_dir, stream_url,
+    test)
 
 
 # ------------------------------------------------------------------ the shared library
@@ -198,8 +199,11 @@ def _(tmp):
             "disc_number": int(tags["disc"].split("/")[0]) if "disc" in tags else None,
             "year": int(tags["date"][:4]), "genre": tags["genre"], "isrc": want["isrc"],
             "codec": want["codec"], "mime_type": want["mime_type"],
-            "size_bytes": path.stat().st_size, "stream_url": f"/api/v1/tracks/{tid}/stream",
+            "size_bytes": path.stat().st_size,
         }
+        if not re.fullmatch(rf"/api/v1/tracks/{tid}/stream\?exp=\d+&sig=[0-9a-zA-Z._-]+",
+                            t.get("stream_url", "")):
+            problems.append(f"{fmt}: stream_url {t.get('stream_url')!r} is not a signed URL")
         for k, v in exp.items():
             if t.get(k, "<missing>") != v:
                 problems.append(f"{fmt}: {k} = {t.get(k, '<missing>')!r}, want {v!r}")
@@ -381,8 +385,9 @@ def _(tmp):
     # HEAD really sends no body: the next response on the connection follows at once.
     tid = L["ids"]["big"]
     rc = RawConn(node.port)
-    rc.send(f"HEAD /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n"
-            f"HEAD /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\nRange: bytes=5-9\r\n\r\n"
+    au = node.auth_line().decode()
+    rc.send(f"HEAD /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n{au}\r\n"
+            f"HEAD /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n{au}Range: bytes=5-9\r\n\r\n"
             "GET /health HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     a = rc.read_response(head=True)
     b = rc.read_response(head=True)
@@ -487,10 +492,11 @@ def _(tmp):
     data = L["files"]["big"].read_bytes()
     size = len(data)
     rc = RawConn(node.port)
+    au = node.auth_line().decode()
     port_before = rc.sock.getsockname()
     for i in range(10):
         a = i * 200_000
-        rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n"
+        rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n{au}"
                 f"Range: bytes={a}-{a + 99_999}\r\n\r\n".encode())
         r = rc.read_response()
         check_range_resp(r, data, a, a + 99_999, f"keep-alive request {i}")
@@ -502,9 +508,9 @@ def _(tmp):
     rc.close()
 
     rc = RawConn(node.port)
-    reqs = (f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\nRange: bytes=-70000\r\n\r\n"
-            f"GET /api/v1/tracks/{tid} HTTP/1.1\r\nHost: t\r\n\r\n"
-            f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n"
+    reqs = (f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n{au}Range: bytes=-70000\r\n\r\n"
+            f"GET /api/v1/tracks/{tid} HTTP/1.1\r\nHost: t\r\n{au}\r\n"
+            f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n{au}\r\n"
             f"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     rc.send(reqs.encode())
     r1 = rc.read_response()
@@ -536,7 +542,7 @@ def _(tmp):
     problems = []
     for fmt in SEEK_FORMATS:
         tid = L["ids"][f"seek-{fmt}"]
-        url = f"http://127.0.0.1:{node.port}/api/v1/tracks/{tid}/stream"
+        url = stream_url(node, tid)  # signed: ffmpeg sends no credentials
         p = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of",
                             "csv=p=0", url], env=env, stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=60)
@@ -612,7 +618,7 @@ def _(tmp):
     node = Node(tmp / "data", tmp)
     s0 = node.stats()
     check_eq((s0["origin_reads"], s0["bytes"], s0["hits"]), (0, 0, 0), "cold cache stats")
-    problems = fetch_all(node.port, tid, 50, want, threading.Barrier(50))
+    problems = fetch_all(node.port, tid, 50, want, threading.Barrier(50), node.auth())
     if problems:
         fail(f"{len(problems)} of 50 clients got wrong answers:\n  " + "\n  ".join(problems[:10]))
     s = node.stats()
@@ -683,7 +689,7 @@ def _(tmp):
     # Concurrent clients on all tracks with the small cache.
     probs = []
     for p, tid in zip(files, ids):
-        probs += fetch_all(node.port, tid, 6, p.read_bytes())
+        probs += fetch_all(node.port, tid, 6, p.read_bytes(), headers=node.auth())
     if probs:
         fail("concurrent fetches with a small cache:\n  " + "\n  ".join(probs[:10]))
     node.stop()
@@ -796,9 +802,9 @@ def expect_refusal(port, payload, status, what, closes=True):
 class GoodClient(threading.Thread):
     """Keeps asking for /health and a range of a track, checking each answer."""
 
-    def __init__(self, port, tid, data):
+    def __init__(self, port, tid, data, auth):
         super().__init__(daemon=True)
-        self.port, self.tid, self.data = port, tid, data
+        self.port, self.tid, self.data, self.auth = port, tid, data, auth
         self.stop = threading.Event()
         self.ok = 0
         self.worst = (0.0, "")  # the slowest answer (seconds, when)
@@ -818,7 +824,7 @@ class GoodClient(threading.Thread):
                 a = self.rnd.randrange(len(self.data))
                 b = a + self.rnd.randrange(300_000)
                 r = http_request(self.port, "GET", f"/api/v1/tracks/{self.tid}/stream",
-                                 {"Range": f"bytes={a}-{b}"}, conn=conn)
+                                 {"Range": f"bytes={a}-{b}", **self.auth}, conn=conn)
                 if h.status != 200 or r.status != 206 or r.body != self.data[a:b + 1]:
                     self.problems.append(f"{time.strftime('%T')}: health {h.status}, range "
                                          f"{a}-{b}: {r.status} ({len(r.body)} bytes)")
@@ -864,12 +870,13 @@ def slowloris(port, out):
     rc.close()
 
 
-def lazy_readers(port, tid, n=3):
+def lazy_readers(port, tid, auth_line, n=3):
     """Connections that ask for a whole track and never read."""
     lazy = []
     for _ in range(n):
         rc = RawConn(port, rcvbuf=4096)
-        rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n".encode()
+                + auth_line + b"\r\n")
         lazy.append(rc)
     return lazy
 
@@ -923,9 +930,9 @@ def _(tmp):
     data = L["files"]["big"].read_bytes()
     node = Node(L["data"], tmp, ["--threads", "2", "--drain-timeout", "5"])
     port = node.port
-    good = GoodClient(port, tid, data)
+    good = GoodClient(port, tid, data, node.auth())
     good.start()
-    lazy = lazy_readers(port, tid)
+    lazy = lazy_readers(port, tid, node.auth_line())
     probs = []
     host = b"Host: t\r\n"
     probs.append(expect_refusal(port, bytes(random.Random(3).randrange(256) for _ in range(2000))
@@ -973,7 +980,8 @@ def _(tmp):
     # Many connections that ask for a stream and go away at once.
     for _ in range(50):
         s = socket.create_connection(("127.0.0.1", port))
-        s.send(b"GET /api/v1/tracks/" + tid.encode() + b"/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.send(b"GET /api/v1/tracks/" + tid.encode() + b"/stream HTTP/1.1\r\nHost: t\r\n"
+               + node.auth_line() + b"\r\n")
         s.close()
     time.sleep(0.5)
     finish_hostile(node, good, lazy, [p for p in probs if p], tid, data)
@@ -985,9 +993,9 @@ def _(tmp):
     tid = L["ids"]["big"]
     data = L["files"]["big"].read_bytes()
     node = Node(L["data"], tmp, ["--threads", "2", "--drain-timeout", "5"])
-    good = GoodClient(node.port, tid, data)
+    good = GoodClient(node.port, tid, data, node.auth())
     good.start()
-    lazy = lazy_readers(node.port, tid, 2)
+    lazy = lazy_readers(node.port, tid, node.auth_line(), 2)
     slow = {}
     st = threading.Thread(target=slowloris, args=(node.port, slow))
     st.start()
@@ -1065,7 +1073,8 @@ def start_download(node, tid):
     """A stream of tid on a small receive buffer, read up to 300 kB: the
     connection and what it read."""
     rc = RawConn(node.port, rcvbuf=32768)
-    rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    rc.send(f"GET /api/v1/tracks/{tid}/stream HTTP/1.1\r\nHost: t\r\n".encode()
+            + node.auth_line() + b"\r\n")
     got = b""
     while len(got) < 300_000:
         got += rc.sock.recv(16384)

@@ -233,6 +233,27 @@ static void test_limit(void)
 	auth_limit_free(l);
 }
 
+/* A batch is taken whole or refused whole, with the wait for all of it. */
+static void test_limit_n(void)
+{
+	auth_limit_t *l = auth_limit_new(64, 100, 100 / 60.0);
+
+	CHECK(auth_limit_take_n(l, "k1", 2, 60, 0) == 0);
+	CHECK(auth_limit_take_n(l, "k1", 2, 40, 0) == 0);
+	/* Empty: 30 more take 18 s at 100 a minute. */
+	CHECK(auth_limit_take_n(l, "k1", 2, 30, 0) == 18);
+	/* Refused whole: nothing was taken, so 1 still waits 0.6 s -> 1. */
+	CHECK(auth_limit_take_n(l, "k1", 2, 1, 0) == 1);
+	CHECK(auth_limit_take_n(l, "k1", 2, 30, 18000) == 0);
+	CHECK(auth_limit_take_n(l, "k1", 2, 1, 18000) >= 1);
+	/* Another name has its own bucket; a burst never exceeds its size. */
+	CHECK(auth_limit_take_n(l, "k2", 2, 100, 18000) == 0);
+	CHECK(auth_limit_take_n(l, "k3", 2, 50, 18000) == 0);
+	CHECK(auth_limit_take_n(l, "k3", 2, 50, 10000000) == 0);
+	CHECK(auth_limit_take_n(l, "k3", 2, 100, 10030000) == 0); /* 30 s: 50 back */
+	auth_limit_free(l);
+}
+
 int main(void)
 {
 	TEST_RUN(test_roles);
@@ -243,5 +264,6 @@ int main(void)
 	TEST_RUN(test_sessions);
 	TEST_RUN(test_signed_urls);
 	TEST_RUN(test_limit);
+	TEST_RUN(test_limit_n);
 	TEST_EXIT();
 }
