@@ -435,6 +435,25 @@ static void refuse(struct http_conn *c, int status, const char *why)
 	http_send_error(c, status, why);
 }
 
+/* A signed stream link is a credential: the access log keeps its path
+ * and expiry, never its sig= value (line is a NUL-terminated log line). */
+static void redact_sig(char *line)
+{
+	static const char mark[] = "[redacted]";
+	char *q = strchr(line, '?'), *v, *end;
+
+	while (q && (v = strstr(q, "sig=")) && v[-1] != '?' && v[-1] != '&')
+		q = v + 4;
+	if (!q || !v)
+		return;
+	v += 4;
+	end = v + strcspn(v, "& ");
+	if ((size_t)(end - v) < sizeof(mark) - 1)
+		return;
+	memcpy(v, mark, sizeof(mark) - 1);
+	memmove(v + sizeof(mark) - 1, end, strlen(end) + 1);
+}
+
 static void dispatch(struct http_conn *c, const struct http_request *req)
 {
 	struct http_server *s = c->hl->server;
@@ -448,6 +467,7 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 		c->logline = xmalloc(n);
 		snprintf(c->logline, n, "%.*s %.*s HTTP/1.%d", (int)req->method_str.len,
 			 req->method_str.p, (int)req->target.len, req->target.p, req->minor);
+		redact_sig(c->logline);
 	}
 	c->state = C_HANDLER;
 	if (req->method == HTTP_OTHER) {

@@ -358,7 +358,7 @@ def derive(data, label):
 def _(tmp):
     lib = library()
     data = fresh_data(tmp, lib)
-    node = Node(data, tmp / "logs")
+    node = Node(data, tmp / "logs", args=["--access-log", tmp / "access.log"])
     who = Principals(node, data)
     sa = who.of("store A")
     tracks = node.request("GET", "/api/v1/tracks", sa).json()["tracks"]
@@ -411,6 +411,9 @@ def _(tmp):
     if problems:
         fail("signed URLs:\n  " + "\n  ".join(problems))
     node.stop()
+    log = (tmp / "access.log").read_text()
+    check(f"exp={exp}&sig=[redacted]" in log, "the access log shows the link without its sig")
+    check(mac not in log, "a link's signature in the access log")
 
 
 @test("--public-read: anonymous reads and streams, never writes or admin")
