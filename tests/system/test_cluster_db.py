@@ -393,8 +393,15 @@ def _(tmp):
         cluster.stop()
 
 
-def patroni_rows(conninfo, sql):
-    r = patroni.psql(conninfo, sql, 60)
+def patroni_rows(conninfo, sql, timeout=30):
+    """Rows from the leader. Just after a failover Patroni may name a leader
+    whose server is still read-only for a moment: retried until timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = patroni.psql(conninfo, sql, 60)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     check_eq(r.returncode, 0, f"psql {sql}: {r.stderr}")
     return [line.split("|") for line in r.stdout.splitlines() if line]
 
