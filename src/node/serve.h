@@ -22,6 +22,8 @@ struct serve_opts {
 	const char *join;           /* a member's URL: join its cluster first (node/setup.c) */
 	const char *join_token;     /* with join: `chorus cluster token`'s */
 	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
+	const char *tls_cert;       /* with tls_key: HTTPS (URLs then https://); SIGHUP reloads */
+	const char *tls_key;
 };
 
 /* `chorus serve`; returns the exit status. */
