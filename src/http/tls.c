@@ -48,10 +48,12 @@ struct tls {
 	SSL_CTX *ctx;
 };
 
-/* OpenSSL's last error as text, the queue emptied. */
+/* OpenSSL's first error as text (the root cause, "no start line" rather
+ * than the "PEM lib" that follows it), the queue emptied. Codes only:
+ * never the data of what was parsed. */
 static void ssl_error_text(char *out, size_t n)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 
 	if (e)
 		ERR_error_string_n(e, out, n);
@@ -115,8 +117,15 @@ static SSL_CTX *ctx_load(const char *cert, const char *key, char *err, size_t er
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the key against the certificate here already. */
+		bool mismatch = ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_X509 &&
+				ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
 		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "key %s does not load (PEM, not encrypted): %s", key, why);
+		if (mismatch)
+			snprintf(err, errlen, "key %s does not match certificate %s", key, cert);
+		else
+			snprintf(err, errlen, "key %s does not load (PEM, not encrypted): %s", key,
+				 why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
