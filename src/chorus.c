@@ -17,6 +17,7 @@
 #include "cluster/join.h"
 #include "cluster/status.h"
 #include "http/listen.h"
+#include "http/tls.h"
 #include "ingest/ingest.h"
 #include "plays/plays.h"
 #include "version.h"
@@ -31,13 +32,17 @@ static const char usage_text[] =
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] "
 	"[--access-log FILE|-]\n"
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
-	"        [--join MEMBER-URL --token TOKEN] [--public-read] [--plays-per-minute N]\n"
-	"        run a node: the HTTP API and streams (default 127.0.0.1:8080,\n"
-	"        cache 1G; SIZE takes K, M, G suffixes); with --db, URL is where\n"
-	"        the other nodes reach this one (default http://LISTEN-ADDRESS:PORT),\n"
-	"        NAME its data centre, and a node not heard from for MS (default\n"
-	"        2000) is dead; --join gets the cluster's settings from a member\n"
-	"        (kept in DIR/cluster.json: later starts need no flags);\n"
+	"        [--join MEMBER-URL --token TOKEN] [--tls-cert FILE --tls-key FILE]\n"
+	"        [--public-read] [--plays-per-minute N]\n"
+	"        run a node: the HTTP API and streams (default 127.0.0.1:8080, cache\n"
+	"        1G; SIZE takes K, M, G suffixes); with --db, URL is where the other\n"
+	"        nodes reach this one (default http://LISTEN-ADDRESS:PORT, https://\n"
+	"        with TLS), NAME its data centre, and a node not heard from for MS\n"
+	"        (default 2000) is dead; --join gets the cluster's settings from a\n"
+	"        member (kept in DIR/cluster.json: later starts need no flags);\n"
+	"        --tls-cert and --tls-key serve HTTPS only (TLS 1.2 and 1.3) with a PEM\n"
+	"        certificate chain (leaf first) and its unencrypted key, read again on\n"
+	"        SIGHUP (a pair that does not load then keeps the old one);\n"
 	"        --public-read lets anonymous clients read the catalog and stream\n"
 	"        (never write); N bounds the plays one key or user posts per minute\n"
 	"        (default 600)\n"
@@ -212,6 +217,8 @@ static int cmd_serve(int argc, char **argv)
 		{"token", required_argument, NULL, 'K'},
 		{"public-read", no_argument, NULL, 'R'},
 		{"plays-per-minute", required_argument, NULL, 'Q'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -308,6 +315,12 @@ static int cmd_serve(int argc, char **argv)
 				      &o.plays_per_minute) < 0)
 				return 2;
 			break;
+		case 'C':
+			o.tls_cert = optarg;
+			break;
+		case 'Y':
+			o.tls_key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -324,6 +337,10 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "chorus: serve: --join and --token go together\n");
 		return 2;
 	}
+	if (!o.tls_cert != !o.tls_key) {
+		fprintf(stderr, "chorus: serve: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
 	/* Before anything is created: a typo in --listen must not leave a
 	 * data directory, a joined cluster.json or an access log behind. */
 	if (http_listen_parse(o.listen, &ss, &sl, err, sizeof(err)) < 0) {
@@ -332,6 +349,12 @@ static int cmd_serve(int argc, char **argv)
 	}
 	if (http_listen_check_free(&ss, sl, o.listen, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: serve: %s\n", err);
+		return 1;
+	}
+	/* Loaded again by the server; checked here so a bad pair leaves
+	 * nothing behind either. */
+	if (o.tls_cert && tls_check(o.tls_cert, o.tls_key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chorus: serve: TLS: %s\n", err);
 		return 1;
 	}
 	if (access_log && strcmp(access_log, "-") == 0) {

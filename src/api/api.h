@@ -44,7 +44,6 @@ struct api {
 	const struct join_config *join_offer;
 	/* Who may do what (api/access.h): */
 	bool public_read;                         /* anonymous catalog reads and streams */
-	bool tls;                                 /* session cookies are Secure */
 	uint8_t url_key[AUTH_MAC_KEY_LEN];        /* signed stream URLs */
 	uint8_t session_key[AUTH_MAC_KEY_LEN];    /* session cookies, CSRF tokens */
 	struct principals *principals;            /* store/principals.h: users, keys, audit */

@@ -99,7 +99,7 @@ static void login_answer(struct login *l, http_conn_t *c)
 		hdr, sizeof(hdr),
 		"Set-Cookie: chorus_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s\r\n"
 		"Cache-Control: no-store\r\n",
-		session, SESSION_LIFE_S, api->tls ? "; Secure" : "");
+		session, SESSION_LIFE_S, http_conn_tls(c) ? "; Secure" : "");
 	buf_init(&b, 4096);
 	if (session_body(api, session, l->u.name, l->u.role, expires, &b) < 0)
 		http_send_error(c, 500, "internal error");
@@ -241,9 +241,9 @@ void api_session_logout(struct api_call *x)
 	static const char body[] = "{\"logged_out\":true}\n";
 
 	http_send(x->c, 200, JSON_TYPE,
-		  x->api->tls ? "Set-Cookie: chorus_session=; Path=/; Max-Age=0; HttpOnly;"
-				" SameSite=Strict; Secure\r\nCache-Control: no-store\r\n"
-			      : "Set-Cookie: chorus_session=; Path=/; Max-Age=0; HttpOnly;"
-				" SameSite=Strict\r\nCache-Control: no-store\r\n",
+		  http_conn_tls(x->c) ? "Set-Cookie: chorus_session=; Path=/; Max-Age=0; HttpOnly;"
+					" SameSite=Strict; Secure\r\nCache-Control: no-store\r\n"
+				      : "Set-Cookie: chorus_session=; Path=/; Max-Age=0; HttpOnly;"
+					" SameSite=Strict\r\nCache-Control: no-store\r\n",
 		  body, sizeof(body) - 1);
 }

@@ -195,7 +195,8 @@ int membership_load_id(const char *data_dir, char id[17], char *err, size_t errl
 	return rc < 0 ? rc : -EIO;
 }
 
-void membership_default_advertise(const char *listen, int port, char *out, size_t outlen)
+void membership_default_advertise(const char *scheme, const char *listen, int port, char *out,
+				  size_t outlen)
 {
 	char host[256];
 
@@ -218,7 +219,7 @@ void membership_default_advertise(const char *listen, int port, char *out, size_
 			freeifaddrs(ifs);
 		}
 	}
-	snprintf(out, outlen, "http://%s:%d", host, port);
+	snprintf(out, outlen, "%s://%s:%d", scheme, host, port);
 }
 
 /* ---- the view ---- */

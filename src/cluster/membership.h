@@ -151,10 +151,11 @@ int membership_describe_self(const struct membership_opts *o, struct member *out
  */
 int membership_load_id(const char *data_dir, char id[17], char *err, size_t errlen);
 
-/* The default advertised address: http://HOST:PORT with HOST the listen
+/* The default advertised address: SCHEME://HOST:PORT with HOST the listen
  * address, or, when listening on every address (0.0.0.0, *, [::] or
  * none), this machine's first non-loopback IPv4 address (127.0.0.1 when
  * it has none). */
-void membership_default_advertise(const char *listen, int port, char *out, size_t outlen);
+void membership_default_advertise(const char *scheme, const char *listen, int port, char *out,
+				  size_t outlen);
 
 #endif

@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "http/later.h"
 #include "http/listen.h"
+#include "http/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,12 +57,17 @@
 #define READ_BUDGET 16 /* reads per connection per wake-up: 64 KiB (libuv reads 32 times) */
 #define ACCEPT_BUDGET 64
 #define SWEEP_MS 1000
+/* Over TLS, bodies are read from their files into a buffer of this size
+ * and written with SSL_write: 64 KiB, four full records per read
+ * (docs/benchmarks.md has the sizes measured). */
+#define TLS_BUF (64u << 10)
 
 enum conn_state {
-	C_READ,    /* waiting for (more of) a request */
-	C_HANDLER, /* a handler owns the request and has not answered yet */
-	C_WRITE,   /* writing a response */
-	C_WAIT,    /* a streamed body waits for its source */
+	C_HANDSHAKE, /* TLS: before the first request */
+	C_READ,      /* waiting for (more of) a request */
+	C_HANDLER,   /* a handler owns the request and has not answered yet */
+	C_WRITE,     /* writing a response */
+	C_WAIT,      /* a streamed body waits for its source */
 	C_CLOSED,
 };
 
@@ -96,6 +102,12 @@ struct http_conn {
 	struct in6_addr peer;
 	bool peer_v6;
 	char peer_text[INET6_ADDRSTRLEN];
+	/* over TLS (NULL: plain HTTP) */
+	struct ssl_st *ssl;
+	unsigned tls_want; /* LOOP_IN or LOOP_OUT: what OpenSSL waits for */
+	bool tls_failed;   /* a fatal error: no close_notify */
+	char *tb;          /* TLS_BUF bytes while a response is written */
+	size_t tb_off, tb_len;
 };
 
 /* One server thread: its loop, listener and connections. */
@@ -119,6 +131,7 @@ struct http_server {
 	int nloops, port;
 	atomic_uint_fast64_t conns;
 	atomic_bool draining;
+	tls_t *tls; /* NULL: plain HTTP */
 };
 
 const char *http_status_text(int status)
@@ -363,6 +376,11 @@ const char *http_conn_peer(http_conn_t *c)
 	return c->peer_text;
 }
 
+bool http_conn_tls(http_conn_t *c)
+{
+	return c->ssl != NULL;
+}
+
 /* ---- the connection state machine ---- */
 
 static void access_log(struct http_conn *c)
@@ -405,6 +423,8 @@ static void response_done(struct http_conn *c)
 	end_body(c, true);
 	buf_free(&c->out);
 	c->out_off = 0;
+	free(c->tb); /* an idle keep-alive connection owns no buffer */
+	c->tb = NULL;
 	c->served_one = true;
 	if (!c->keep_alive || c->close_after) {
 		conn_close(c);
@@ -517,6 +537,18 @@ static void process_input(struct http_conn *c)
 	}
 }
 
+/* recv, or SSL_read over TLS: bytes, 0 at the end, or -errno (-EAGAIN:
+ * wait for the next event, over TLS the one in c->tls_want). */
+static ssize_t conn_recv(struct http_conn *c, char *dst, size_t n)
+{
+	ssize_t got;
+
+	if (c->ssl)
+		return tls_conn_read(c->ssl, dst, n, &c->tls_want);
+	got = recv(c->io.fd, dst, n, 0);
+	return got < 0 ? -errno : got;
+}
+
 static void conn_read(struct http_conn *c)
 {
 	struct http_server *s = c->hl->server;
@@ -548,7 +580,7 @@ static void conn_read(struct http_conn *c)
 			refuse(c, 413, "request too large");
 			return;
 		}
-		n = recv(c->io.fd, dst, READ_CHUNK, 0);
+		n = conn_recv(c, dst, READ_CHUNK);
 		if (n > 0) {
 			if (c->in.len == 0)
 				c->deadline_ms = now_ms(c) + s->cfg.header_timeout_ms;
@@ -561,9 +593,10 @@ static void conn_read(struct http_conn *c)
 			conn_close(c);
 			return;
 		}
-		if (errno == EINTR)
+		if (n == -EINTR)
 			continue;
-		if (errno != EAGAIN) {
+		if (n != -EAGAIN) {
+			c->tls_failed = true;
 			conn_close(c);
 			return;
 		}
@@ -573,10 +606,131 @@ static void conn_read(struct http_conn *c)
 	}
 }
 
+/* The next piece of a streamed body into c->seg: true when there is one;
+ * false when the body waits for its source (C_WAIT) or failed (closed). */
+static bool next_segment(struct http_conn *c)
+{
+	enum http_pull p;
+
+	if (c->seg.len)
+		return true;
+	p = c->ops->pull(c->ctx, &c->seg);
+	if (p == HTTP_PULL_WAIT) {
+		c->state = C_WAIT;
+		c->deadline_ms = now_ms(c) + 60000;
+		return false;
+	}
+	if (p != HTTP_PULL_READY || c->seg.len == 0) {
+		conn_close(c);
+		return false;
+	}
+	if (c->seg.len > c->body_left)
+		c->seg.len = c->body_left;
+	return true;
+}
+
+/* Over TLS: writes what c->tb holds. 1 when all is written, 0 when the
+ * socket is full or the budget used (the connection is ready again), -1
+ * when the connection is closed. */
+static int tls_write_staged(struct http_conn *c, size_t *budget)
+{
+	while (c->tb_off < c->tb_len) {
+		ssize_t n;
+
+		if (*budget == 0) {
+			make_ready(c);
+			return 0;
+		}
+		n = tls_conn_write(c->ssl, c->tb + c->tb_off, c->tb_len - c->tb_off, &c->tls_want);
+		if (n == -EAGAIN)
+			return 0; /* the event OpenSSL waits for calls us again */
+		if (n < 0) {
+			c->tls_failed = true;
+			conn_close(c);
+			return -1;
+		}
+		c->tb_off += (size_t)n;
+		c->sent += (uint64_t)n;
+		*budget -= (size_t)n < *budget ? (size_t)n : *budget;
+		c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
+	}
+	c->tb_off = c->tb_len = 0;
+	return 1;
+}
+
+/*
+ * conn_flush over TLS. There is no sendfile into OpenSSL (this kernel has
+ * no kTLS), so the head and the body go through c->tb: the head is copied
+ * in, the body's bytes are read in with pread right behind it (a small
+ * head shares its records with the first body bytes, as MSG_MORE makes
+ * it share a segment on plain HTTP), and SSL_write sends the buffer,
+ * which is only refilled once all of it is taken (OpenSSL wants a write
+ * that waited repeated with the same bytes).
+ */
+static void tls_flush(struct http_conn *c)
+{
+	size_t budget = WRITE_BUDGET;
+
+	while (c->state == C_WRITE) {
+		size_t room, want;
+		ssize_t n;
+		int rc = tls_write_staged(c, &budget);
+
+		if (rc <= 0)
+			return;
+		if (!c->tb)
+			c->tb = xmalloc(TLS_BUF);
+		if (c->out_off < c->out.len) {
+			size_t k = c->out.len - c->out_off < TLS_BUF ? c->out.len - c->out_off
+								     : TLS_BUF;
+			memcpy(c->tb, c->out.data + c->out_off, k);
+			c->out_off += k;
+			c->tb_len = k;
+			if (c->out_off < c->out.len)
+				continue;
+		}
+		if (c->body != BODY_STREAM || c->body_left == 0) {
+			if (c->tb_len)
+				continue;
+			response_done(c);
+			return;
+		}
+		if (c->tb_len == TLS_BUF)
+			continue;
+		if (!next_segment(c)) {
+			/* Waiting: the head goes out now, not with the body. */
+			if (c->state == C_WAIT && c->tb_len)
+				tls_write_staged(c, &budget);
+			return;
+		}
+		room = TLS_BUF - c->tb_len;
+		want = c->seg.len < room ? (size_t)c->seg.len : room;
+		n = pread(c->seg.fd, c->tb + c->tb_len, want, (off_t)c->seg.offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Shorter than promised, or unreadable: never send
+			 * anything else in its place. */
+			log_error("http: body file %s; closing the connection",
+				  n == 0 ? "ended early" : strerror(errno));
+			conn_close(c);
+			return;
+		}
+		c->tb_len += (size_t)n;
+		c->seg.offset += (uint64_t)n;
+		c->seg.len -= (uint64_t)n;
+		c->body_left -= (uint64_t)n;
+	}
+}
+
 static void conn_flush(struct http_conn *c)
 {
 	size_t budget = WRITE_BUDGET;
 
+	if (c->ssl) {
+		tls_flush(c);
+		return;
+	}
 	while (c->state == C_WRITE) {
 		ssize_t n;
 
@@ -596,20 +750,8 @@ static void conn_flush(struct http_conn *c)
 			response_done(c);
 			return;
 		}
-		if (c->seg.len == 0) {
-			enum http_pull p = c->ops->pull(c->ctx, &c->seg);
-			if (p == HTTP_PULL_WAIT) {
-				c->state = C_WAIT;
-				c->deadline_ms = now_ms(c) + 60000;
-				return;
-			}
-			if (p != HTTP_PULL_READY || c->seg.len == 0) {
-				conn_close(c);
-				return;
-			}
-			if (c->seg.len > c->body_left)
-				c->seg.len = c->body_left;
-		}
+		if (!next_segment(c))
+			return;
 		if (budget == 0) {
 			make_ready(c);
 			return;
@@ -649,6 +791,7 @@ static void conn_free(struct loop_deferred *d)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->logline);
+	free(c->tb);
 	free(c);
 }
 
@@ -664,6 +807,8 @@ static void conn_close(struct http_conn *c)
 		access_log(c);
 	c->state = C_CLOSED;
 	loop_io_stop(l->loop, &c->io);
+	tls_conn_free(c->ssl, !c->tls_failed); /* before the socket closes */
+	c->ssl = NULL;
 	close(fd);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
@@ -687,12 +832,62 @@ static void refuse_busy(int fd)
 	close(fd);
 }
 
+/* A plain HTTP request on the TLS port: a plain answer saying so, as
+ * nginx gives, sent if the socket takes it now. What the client sent is
+ * read first so the close is less likely to reset the answer away. */
+static void refuse_plain(struct http_conn *c)
+{
+	static const char msg[] =
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+		"Content-Length: 70\r\nConnection: close\r\n\r\n"
+		"{\"error\":{\"status\":400,\"message\":\"this port speaks HTTPS, not HTTP\"}}\n";
+	char sink[4096];
+
+	for (int i = 0; i < 16 && recv(c->io.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	if (send(c->io.fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+		shutdown(c->io.fd, SHUT_WR);
+}
+
+/* The TLS handshake, non-blocking, under the header timeout; then the
+ * first request is read. */
+static void conn_handshake(struct http_conn *c)
+{
+	int rc = tls_conn_handshake(c->ssl, &c->tls_want);
+
+	if (rc == -EAGAIN)
+		return;
+	if (rc < 0) {
+		if (rc == TLS_PLAIN_HTTP)
+			refuse_plain(c);
+		c->tls_failed = true;
+		conn_close(c);
+		return;
+	}
+	c->state = C_READ;
+	conn_read(c);
+}
+
 static void conn_event(struct loop_io *io, unsigned events)
 {
 	struct http_conn *c = io->ud;
 
 	if (events & LOOP_ERR) {
+		c->tls_failed = true;
 		conn_close(c);
+		return;
+	}
+	if (c->ssl) {
+		/* The state's step goes on when the event OpenSSL waited for
+		 * came, whichever the step is (a read may have to write). */
+		if (!(events & c->tls_want))
+			return;
+		if (c->state == C_HANDSHAKE)
+			conn_handshake(c);
+		else if (c->state == C_READ)
+			conn_read(c);
+		else if (c->state == C_WRITE)
+			conn_flush(c);
 		return;
 	}
 	if ((events & LOOP_IN) && c->state == C_READ)
@@ -722,13 +917,27 @@ static void do_accept(struct loop_io *io, unsigned events)
 			return;
 		}
 		if (atomic_load(&s->conns) >= (uint64_t)s->cfg.max_conns) {
-			refuse_busy(fd);
+			if (s->tls)
+				close(fd); /* a plain 503 would be garbage to a TLS client */
+			else
+				refuse_busy(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = xcalloc(1, sizeof(*c));
 		c->hl = l;
 		c->state = C_READ;
+		if (s->tls) {
+			c->ssl = tls_conn_new(s->tls, fd);
+			if (!c->ssl) {
+				log_warn("http: cannot make a TLS connection object");
+				close(fd);
+				free(c);
+				continue;
+			}
+			c->state = C_HANDSHAKE;
+			c->tls_want = LOOP_IN;
+		}
 		buf_init(&c->in, HTTP_MAX_HEADER_BYTES + s->cfg.max_body);
 		buf_init(&c->out, (size_t)64 << 20);
 		if (ss.ss_family == AF_INET6) {
@@ -750,7 +959,10 @@ static void do_accept(struct loop_io *io, unsigned events)
 			conn_close(c);
 			continue;
 		}
-		conn_read(c);
+		if (c->ssl)
+			conn_handshake(c);
+		else
+			conn_read(c);
 	}
 }
 
@@ -774,6 +986,8 @@ static bool ready_pass(void *ud)
 			conn_flush(r);
 		else if (r->state == C_READ)
 			conn_read(r);
+		else if (r->state == C_HANDSHAKE)
+			conn_handshake(r);
 	}
 	return l->ready != NULL;
 }
@@ -821,7 +1035,7 @@ static void drain_loop(void *arg)
 	while (c != &l->head) {
 		struct http_conn *next = c->next;
 		c->keep_alive = false;
-		if (c->state == C_READ && c->in.len == 0)
+		if ((c->state == C_READ && c->in.len == 0) || c->state == C_HANDSHAKE)
 			conn_close(c);
 		c = next;
 	}
@@ -902,6 +1116,10 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 	signal(SIGPIPE, SIG_IGN);
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = *cfg;
+	if (cfg->tls_cert && tls_open(cfg->tls_cert, cfg->tls_key, &s->tls, err, errlen) < 0) {
+		free(s);
+		return -EINVAL;
+	}
 	s->nloops = n;
 	s->loops = xcalloc((size_t)n, sizeof(*s->loops));
 	for (int i = 0; i < n; i++) {
@@ -953,6 +1171,7 @@ fail:
 		loop_free(l->loop);
 	}
 	free(s->loops);
+	tls_free(s->tls);
 	free(s);
 	return -EADDRINUSE;
 }
@@ -1003,5 +1222,20 @@ void http_server_stop(http_server_t *s)
 		loop_free(l->loop);
 	}
 	free(s->loops);
+	tls_free(s->tls);
 	free(s);
+}
+
+void http_server_tls_reload(http_server_t *s)
+{
+	char info[512], err[512];
+
+	if (!s->tls) {
+		log_info("http: SIGHUP: nothing to reload (no --tls-cert)");
+		return;
+	}
+	if (tls_reload(s->tls, info, sizeof(info), err, sizeof(err)) < 0)
+		log_error("http: SIGHUP: keeping the certificate in use: %s", err);
+	else
+		log_info("http: SIGHUP: certificate reloaded for new connections: %s", info);
 }

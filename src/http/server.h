@@ -12,7 +12,8 @@
  * The HTTP/1.1 server: one event loop (loop/loop.h) per thread, each
  * with its own SO_REUSEPORT listener, non-blocking sockets, keep-alive and
  * pipelining, bodies from memory or pulled from files and written with
- * sendfile.
+ * sendfile; or, with a certificate, HTTPS (http/tls.h), bodies then read
+ * with pread and written with SSL_write.
  *
  * Threads: handlers, body pulls and http_* response calls run on the
  * connection's loop thread. Other threads reach a loop with loop_post, or
@@ -38,6 +39,10 @@ struct http_server_config {
 	int write_timeout_ms; /* without any progress */
 	size_t max_body;      /* request bodies above this get 413 */
 	int access_log_fd;    /* -1: no access log */
+	/* Both or neither: HTTPS with this PEM chain and key (http/tls.h),
+	 * loaded before anything listens; the handshake runs under
+	 * header_timeout_ms. */
+	const char *tls_cert, *tls_key;
 	http_handler_fn handler;
 	void *handler_ud;
 	/* Per-loop state for handlers (a database connection, say): made on
@@ -66,6 +71,10 @@ uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms);
 void http_server_close_all(http_server_t *s);
 /* Stops the loops (closing what is left) and frees everything. */
 void http_server_stop(http_server_t *s);
+/* HTTPS: reads the certificate and key again, for the connections
+ * accepted from now on (those open keep theirs); a pair that does not
+ * load leaves the old one. Logs one line either way. Any thread. */
+void http_server_tls_reload(http_server_t *s);
 
 /* ---- answering ---- */
 
@@ -113,6 +122,9 @@ loop_t *http_conn_loop(http_conn_t *c);
 void *http_conn_loop_data(http_conn_t *c);
 /* The peer's address as text ("127.0.0.1"). */
 const char *http_conn_peer(http_conn_t *c);
+/* Whether the request came over TLS (the server has a certificate): for
+ * what only HTTPS may carry, such as a cookie's Secure attribute. */
+bool http_conn_tls(http_conn_t *c);
 
 const char *http_status_text(int status);
 

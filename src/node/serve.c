@@ -153,6 +153,7 @@ int serve_run(const struct serve_opts *opts)
 	sqlite3 *db = NULL;
 	sigset_t sigs;
 	char err[512], path[4096];
+	const char *scheme = opts->tls_cert ? "https" : "http";
 	int sig = 0, status = 1, rc;
 	uint64_t left;
 
@@ -220,12 +221,15 @@ int serve_run(const struct serve_opts *opts)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP); /* reloads the TLS certificate */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	http_server_config_defaults(&cfg);
 	cfg.listen = o->listen;
 	cfg.threads = o->threads;
 	cfg.access_log_fd = o->access_log_fd;
+	cfg.tls_cert = o->tls_cert;
+	cfg.tls_key = o->tls_key;
 	if (o->max_conns > 0)
 		cfg.max_conns = o->max_conns;
 	cfg.handler = api_handle;
@@ -261,13 +265,13 @@ int serve_run(const struct serve_opts *opts)
 		char adv[256];
 		if (!mo.advertise && o->advertise_host) {
 			/* Where the member that let this node in saw it. */
-			snprintf(adv, sizeof(adv), "http://%s:%d", o->advertise_host,
+			snprintf(adv, sizeof(adv), "%s://%s:%d", scheme, o->advertise_host,
 				 http_server_port(api.server));
 			mo.advertise = adv;
 		}
 		if (!mo.advertise) {
-			membership_default_advertise(o->listen, http_server_port(api.server), adv,
-						     sizeof(adv));
+			membership_default_advertise(
+				scheme, o->listen, http_server_port(api.server), adv, sizeof(adv));
 			mo.advertise = adv;
 		}
 		if (membership_describe_self(&mo, &api.self, err, sizeof(err)) < 0 ||
@@ -295,7 +299,8 @@ int serve_run(const struct serve_opts *opts)
 		 * loopback. Recorded for `chorus status` on this machine. */
 		char host[256], url[300];
 		http_listen_local_host(o->listen, host, sizeof(host));
-		snprintf(url, sizeof(url), "http://%s:%d", host, http_server_port(api.server));
+		snprintf(url, sizeof(url), "%s://%s:%d", scheme, host,
+			 http_server_port(api.server));
 		if (cluster_status_record(o->data_dir, url, err, sizeof(err)) < 0)
 			log_warn("serve: %s; chorus status will not find this node by --data", err);
 		printf("chorus %s serving %s on %s/\n", CHORUS_VERSION, o->data_dir, url);
@@ -303,7 +308,10 @@ int serve_run(const struct serve_opts *opts)
 	}
 	notify_ready(); /* systemd (Type=notify): listening, read model in place */
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
-		;
+		if (sig == SIGHUP) {
+			http_server_tls_reload(api.server);
+			sig = 0;
+		}
 	notify_stopping();
 	/* Out of the cluster first: peers stop sending requests here. */
 	membership_stop(api.membership);

@@ -25,6 +25,8 @@ struct serve_opts {
 	const char *advertise_host; /* without advertise: http://HOST:PORT is advertised */
 	bool public_read;           /* anonymous catalog reads and streams */
 	int plays_per_minute;       /* per principal */
+	const char *tls_cert;       /* with tls_key: HTTPS (URLs then https://); SIGHUP reloads */
+	const char *tls_key;
 };
 
 /* `chorus serve`; returns the exit status. */
