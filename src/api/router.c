@@ -351,7 +351,7 @@ static const struct api_route routes[] = {
 	{"/api/v1/plays", POST, ACCESS_PLAYS, 0, api_plays_post},
 	{"/api/v1/reports/plays", GET, ACCESS_REPORTS, 0, api_plays_report},
 	{"/api/v1/node", GET, ACCESS_ADMIN, 0, r_node},
-	{"/api/v1/cluster", GET, ACCESS_ADMIN, 0, r_cluster},
+	{"/api/v1/cluster", GET, ACCESS_READ, 0, r_cluster}, /* players fail over with it */
 	{"/api/v1/users", GET, ACCESS_ADMIN, 0, api_users_list},
 	{"/api/v1/users", POST, ACCESS_ADMIN, 0, api_users_add},
 	{"/api/v1/users/{name}", DELETE, ACCESS_ADMIN, 0, api_users_remove},

@@ -27,9 +27,9 @@
 #define ANSWER_MAX ((size_t)16 << 20)
 #define NCOLS 8
 
-/* GET url into body, with $CHORUS_KEY (an admin API key) when set: a
- * node's cluster view is for admins. The key goes in a header, never in
- * argv, where `ps` would show it. 0, or -1 with the reason in err. */
+/* GET url into body, with $CHORUS_KEY (an API key) when set: the member
+ * list is for principals. The key goes in a header, never in argv, where
+ * `ps` would show it. 0, or -1 with the reason in err. */
 static int fetch(const char *url, buf_t *body, long *status, char *err, size_t errlen)
 {
 	CURL *h = http_client_new(url, 3000, 10000);
@@ -246,8 +246,8 @@ int cluster_status_run(const char *url, const char *data_dir)
 	}
 	if (status == 401 || status == 403) {
 		fprintf(stderr,
-			"chorus: status: %s answered HTTP %ld: set CHORUS_KEY to an admin API key"
-			" (chorus key create --role admin)\n",
+			"chorus: status: %s answered HTTP %ld: set CHORUS_KEY to an API key"
+			" (chorus key create)\n",
 			full, status);
 		goto out;
 	}
