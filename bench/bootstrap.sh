@@ -142,7 +142,7 @@ run_chorus() {
 		log "bootstrap: the node holds $na artists, $nb albums, $nt tracks; PostgreSQL $PG_ARTISTS, $PG_ALBUMS, $PG_TRACKS"
 		exit 1
 	fi
-	"$PY" "$ROOT/bench/cluster/spot_check.py" --port "$NODE_PORT" --conninfo "$CONNINFO" --seed "$1" >/dev/null ||
+	"$PY" "$ROOT/bench/cluster/spot_check.py" --port "$NODE_PORT" --key "$CHORUS_KEY" --conninfo "$CONNINFO" --seed "$1" >/dev/null ||
 		{ log "bootstrap: spot checks failed"; exit 1; }
 	node_stop "$NODE_PID"
 	echo "$NODE_START_S $bms ${copy:-0} ${idx:-0} ${srch:-0} $hwm $(mb "$(stat -c %s "$dir/catalog.db")")"

@@ -20,6 +20,9 @@
 #
 #   wrk -t 2 -c CONNS -d S -s bench/serve/paths.lua (round-robin over the tracks)
 #
+# Every request carries an admin API key (`chorus key create --db`, made
+# once the nodes are up): haproxy passes the header on to the nodes.
+#
 # with the utime+stime of the serving processes (the nodes used, and
 # haproxy) before and after. The load generator, haproxy and the nodes
 # share this machine's cores (`nproc`, 2 on the test machines): three nodes
@@ -163,13 +166,16 @@ pg_start
 	>"$RUN/ingest.log" 2>&1 || { cat "$RUN/ingest.log" >&2; die "ingest failed"; }
 grep -q "^ingest: $TRACKS added" "$RUN/ingest.log" || { cat "$RUN/ingest.log" >&2; die "ingest did not add every track"; }
 for i in 1 2 3; do node_start "$i"; done
+# One admin key for the cluster (in PostgreSQL), once every node has it.
+chorus_key "$RUN/ingest" --db "$CONNINFO"
+for i in 1 2 3; do key_wait "${N_URL[$i]}"; done
 hap_start
 stream_paths "${N_URL[1]}" "$RUN/chorus.paths" "$RUN/unused.paths"
 for i in 1 2 3; do
-	while read -r p; do "${CURL[@]}" -o /dev/null "${N_URL[$i]}$p"; done <"$RUN/chorus.paths"
+	while read -r p; do "${CURL[@]}" "${AUTH[@]}" -o /dev/null "${N_URL[$i]}$p"; done <"$RUN/chorus.paths"
 done
 for i in 1 2 3; do
-	log "node $i after warming: $("${CURL[@]}" "${N_URL[$i]}/api/v1/node" | $PY -c 'import json,sys; c=json.load(sys.stdin)["cache"]; print("cache", c["bytes"], "bytes,", c["hits"], "hits,", c["misses"], "misses")')"
+	log "node $i after warming: $("${CURL[@]}" "${AUTH[@]}" "${N_URL[$i]}/api/v1/node" | $PY -c 'import json,sys; c=json.load(sys.stdin)["cache"]; print("cache", c["bytes"], "bytes,", c["hits"], "hits,", c["misses"], "misses")')"
 done
 log "bench: $TRACKS tracks x $TRACK_BYTES bytes; binary $CHORUS_BIN; $(nproc) cores shared by wrk, haproxy and the nodes; $(haproxy -v | head -1); wrk -t 2 -d ${SECS}s"
 

@@ -6,9 +6,11 @@
 #   bench/plays.sh [--seconds S] [--conns N]
 #
 # chorus: a catalog of 3 tiny WAV tracks, `chorus serve` (one loop per
-# core), then
+# core), an admin API key (`chorus key create`: admins have no per-minute
+# play quota), then
 #
-#   wrk -t 2 -c 64 -d S -s bench/plays/post.lua   (batches of 100 unique events)
+#   wrk -t 2 -c 64 -d S -s bench/plays/post.lua -H 'Authorization: Bearer KEY'
+#                                                 (batches of 100 unique events)
 #
 # acknowledged plays/s = 2xx answers x 100 / seconds; afterwards plays.db
 # must hold at least that many rows.
@@ -96,11 +98,15 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 URL=http://127.0.0.1:$port
-tracks=$("${CURL[@]}" "$URL/api/v1/tracks" | $PY -c 'import json,sys; print(",".join(t["id"] for t in json.load(sys.stdin)["tracks"]))')
+key=$("$CHORUS_BIN" key create --role admin --name bench --data "$RUN/data" 2>"$RUN/key.err" | tail -1)
+case $key in chorus_*) ;; *) cat "$RUN/key.err" >&2; die "chorus key create failed" ;; esac
+AUTH=(-H "Authorization: Bearer $key")
+# ID:DURATION_MS: a play's ms_played must not pass its track's duration.
+tracks=$("${CURL[@]}" "${AUTH[@]}" "$URL/api/v1/tracks" | $PY -c 'import json,sys; print(",".join("%s:%d" % (t["id"], t["duration_ms"]) for t in json.load(sys.stdin)["tracks"]))')
 [ -n "$tracks" ] || die "no tracks served"
 log "bench: $(nproc) cores; binary $CHORUS_BIN; $CONNS connections x batches of 100 for ${SECS}s"
 line=$(PLAYS_TRACKS=$tracks PLAYS_RUN=$$ wrk -t 2 -c "$CONNS" -d "${SECS}s" --timeout 10s \
-	-s "$ROOT/bench/plays/post.lua" "$URL/api/v1/plays" | grep '^wrk ')
+	-s "$ROOT/bench/plays/post.lua" "${AUTH[@]}" "$URL/api/v1/plays" | grep '^wrk ')
 log "chorus: $line"
 reqs=$(kv "$line" requests) non2xx=$(kv "$line" non2xx) us=$(kv "$line" duration_us)
 acked=$(( (reqs - non2xx) * 100 ))
@@ -128,16 +134,18 @@ PSQL=(psql -X -q -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -v ON_ERROR_S
 	received_at BIGINT NOT NULL, shipped BOOLEAN NOT NULL DEFAULT false);"
 log "postgres: $("${PSQL[@]}" -At -c 'SELECT version()' | cut -c1-40); fsync=$("${PSQL[@]}" -At -c 'SHOW fsync') synchronous_commit=$("${PSQL[@]}" -At -c 'SHOW synchronous_commit')"
 # One transaction: a multi-row INSERT of 100 events, ids unique per client
-# and transaction (a random 53-bit base; ON CONFLICT would absorb a clash).
+# and transaction (a random 53-bit base; ON CONFLICT would absorb a clash),
+# started an hour or two ago, ms_played as post.lua sends it.
 first=${tracks%%,*}
-tid=$((16#$first))
+tid=$((16#${first%%:*})) dur=${first#*:}
+t0_ms=$(( ($(date +%s) / 3600 * 3600 - 2 * 3600) * 1000 ))
 {
 	echo '\set base random(1, 9000000000000000)'
 	printf 'INSERT INTO plays (event_id, track_id, started_at, ms_played, location, zone, device, offline, received_at) VALUES\n'
 	for i in $(seq 1 100); do
 		sep=","; [ "$i" = 100 ] && sep=""
 		printf "(:client_id || '-' || :base || '-%d', %d, %d, %d, 'Shop %d', 'Bar', 'pi-%d', false, %d)%s\n" \
-			"$i" "$tid" $((1748772000000 + i * 1000)) $((1000 + i)) $((i % 10)) $((i % 4)) 1748772000000 "$sep"
+			"$i" "$tid" $((t0_ms + i * 1000)) $((1000 + i < dur ? 1000 + i : dur)) $((i % 10)) $((i % 4)) $((t0_ms + 3600000)) "$sep"
 	done
 	echo 'ON CONFLICT (event_id) DO NOTHING;'
 } >"$RUN/insert.sql"

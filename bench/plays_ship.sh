@@ -11,8 +11,9 @@
 #    (`chorus serve --db CONNINFO --data EMPTY`, bootstrapped).
 # 2. Each repetition (default 2): TRUNCATE plays; stop PostgreSQL
 #    (pg_ctl -m fast); POST N plays (default 1,000,000) to the node in
-#    batches of 1,000 on 2 connections (bench/cluster/post_plays.py; every
-#    batch acknowledged, so N rows sit in the node's plays.db); start
+#    batches of 1,000 on 2 connections with an admin API key, which has no
+#    per-minute play quota (bench/cluster/post_plays.py; every batch
+#    acknowledged, so N rows sit in the node's plays.db); start
 #    PostgreSQL; from the moment pg_ctl says it accepts connections, poll
 #    GET /api/v1/node every 20 ms (bench/cluster/wait_shipped.py, one
 #    process) until plays_shipping.shipped reaches N and queued is 0. PostgreSQL must then hold exactly N rows, all of the
@@ -53,7 +54,8 @@ chorus_schema
 catalog_load 1000 "$BENCH_DIR/catalog-1000"
 node_start node "$WORK/node"
 log "node: serving on 127.0.0.1:$NODE_PORT (PostgreSQL on $PGPORT)"
-TRACK_IDS=$(pgval "SELECT string_agg(lpad(to_hex(id), 16, '0'), ',') FROM (SELECT id FROM tracks ORDER BY id LIMIT 100) t")
+# ID:DURATION_MS: a play's ms_played must not pass its track's duration.
+TRACK_IDS=$(pgval "SELECT string_agg(lpad(to_hex(id), 16, '0') || ':' || duration_ms, ',') FROM (SELECT id, duration_ms FROM tracks ORDER BY id LIMIT 100) t")
 
 ship() { node_json "$NODE_PORT" | "$PY" -c 'import json, sys
 s = json.load(sys.stdin)["plays_shipping"]
@@ -65,7 +67,7 @@ for rep in $(seq 1 "$REPS"); do
 	psqlq -c "TRUNCATE plays" -c "DROP TABLE IF EXISTS plays_ref"
 	read -r _ shipped0 _ _ <<<"$(ship)"
 	pg_stop
-	post=$("$PY" "$ROOT/bench/cluster/post_plays.py" --port "$NODE_PORT" --n "$N" \
+	post=$("$PY" "$ROOT/bench/cluster/post_plays.py" --port "$NODE_PORT" --key "$CHORUS_KEY" --n "$N" \
 		--tracks "$TRACK_IDS" --prefix "r$rep-$RANDOM") || exit 1
 	post_s=$(echo "$post" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')
 	q=$(sqlite3 "$WORK/node/plays.db" "SELECT count(*) FROM plays")
@@ -73,7 +75,7 @@ for rep in $(seq 1 "$REPS"); do
 
 	pg_start
 	t0=$(now)
-	w=$("$PY" "$ROOT/bench/cluster/wait_shipped.py" --port "$NODE_PORT" --n "$N" --shipped0 "$shipped0" \
+	w=$("$PY" "$ROOT/bench/cluster/wait_shipped.py" --port "$NODE_PORT" --key "$CHORUS_KEY" --n "$N" --shipped0 "$shipped0" \
 		--since "$t0") || exit 1
 	total=$(echo "$w" | sed -n 's/.*done_s=\([0-9.]*\).*/\1/p')
 	wait_s=$(echo "$w" | sed -n 's/.*first_s=\([0-9.]*\).*/\1/p')

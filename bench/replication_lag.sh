@@ -18,10 +18,10 @@
 #    triggers: not `chorus ingest`, whose commit time is not visible from
 #    outside. Per track it records the clock just before COMMIT is sent
 #    (c0) and when it returns (c1), then polls GET /api/v1/tracks/{id} on
-#    the node every 0.5 ms until it answers 200. The reference: a second
-#    process LISTENing on chorus_catalog, timing the arrival of each
-#    commit's notification: the floor for any replica that learns of
-#    changes by NOTIFY.
+#    the node (with an admin API key) every 0.5 ms until it answers 200.
+#    The reference: a second process LISTENing on chorus_catalog, timing
+#    the arrival of each commit's notification: the floor for any replica
+#    that learns of changes by NOTIFY.
 # 3. Checks: every track visible (none missing), the node's track count
 #    equals PostgreSQL's at the end.
 #
@@ -75,7 +75,7 @@ for rate in $RATES; do
 	[ $# -gt 0 ] && shift
 	log ""
 	mark=$(wc -l <"$WORK/node.err")
-	out=$("$PY" "$ROOT/bench/cluster/lag.py" --conninfo "$CONNINFO" --port "$NODE_PORT" \
+	out=$("$PY" "$ROOT/bench/cluster/lag.py" --conninfo "$CONNINFO" --port "$NODE_PORT" --key "$CHORUS_KEY" \
 		--rate "$rate" --seconds "$secs" --tag "r$rate" --samples "$WORK/samples-$rate.tsv") ||
 		{ log "replication_lag: lag.py failed: $out"; exit 1; }
 	# The node's passes during this run: rows applied and time per pass.

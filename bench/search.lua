@@ -3,7 +3,10 @@
 -- file (tier<TAB>query<TAB>target).
 --
 --   SEARCH_QUERIES=q.tsv SEARCH_FIRST=1 SEARCH_LAST=10000 SEARCH_LIMIT=10 \
---   SEARCH_UNIQUE=0 wrk -t1 -c16 -d30s -s bench/search.lua http://127.0.0.1:PORT
+--   SEARCH_UNIQUE=0 wrk -t1 -c16 -d30s -s bench/search.lua \
+--   -H 'Authorization: Bearer KEY' http://127.0.0.1:PORT
+--
+-- (wrk.format sends wrk's -H headers: chorus wants an API key.)
 --
 -- SEARCH_UNIQUE=1 adds &_=N, different on every request, so chorus's memo
 -- of rendered answers (keyed by request target) never hits.

@@ -26,7 +26,8 @@
 #    CONNS connections (default 16) for SECONDS (default 30) each: wrk (one
 #    thread, bench/search.lua) against chorus's HTTP API, pgbench (one
 #    thread, -M prepared) against a PL/pgSQL function. Then each tier on its
-#    own for TIER_SECONDS (default 5). The machine's 2 cores are shared by
+#    own for TIER_SECONDS (default 5). chorus's requests carry an admin API
+#    key (`chorus key create`). The machine's 2 cores are shared by
 #    server and client on both sides. Also reported: server CPU per query
 #    (from /proc), and how often the target name is in the answer (recall,
 #    on a sample).
@@ -521,7 +522,7 @@ run_chorus() {
 	c0=$(cpu_s "$CHORUS_PID")
 	out=$(SEARCH_QUERIES=$Q SEARCH_FIRST=$1 SEARCH_LAST=$2 SEARCH_LIMIT=$LIMIT SEARCH_UNIQUE=$4 \
 		wrk -t1 -c"$CONNS" -d"$3"s --timeout 10s -s "$ROOT/bench/search.lua" \
-		"http://127.0.0.1:$CHORUS_PORT" | grep '^wrk_result')
+		-H "Authorization: Bearer $KEY" "http://127.0.0.1:$CHORUS_PORT" | grep '^wrk_result')
 	c1=$(cpu_s "$CHORUS_PID")
 	echo "$out" | awk -v c="$(awk "BEGIN{print $c1 - $c0}")" '{
 		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -553,9 +554,13 @@ run_pg() {
 
 start_chorus
 log "chorus: serving on 127.0.0.1:$CHORUS_PORT"
+# Every request to chorus carries an admin key (written to the catalog the
+# node reads: good at once).
+KEY=$("$CHORUS_BIN" key create --role admin --name bench --data "$DATA" 2>"$BENCH_DIR/key.log" | tail -1)
+case $KEY in chorus_*) ;; *) cat "$BENCH_DIR/key.log" >&2; log "search: chorus key create failed"; exit 1 ;; esac
 cat "$DATA/catalog.db" >/dev/null
 # The answers must be search answers before anything is measured.
-probe=$(curl -s "http://127.0.0.1:$CHORUS_PORT/api/v1/search?q=the&limit=$LIMIT")
+probe=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$CHORUS_PORT/api/v1/search?q=the&limit=$LIMIT")
 case $probe in *'"tracks"'*) ;; *) log "search: chorus answered: $probe"; exit 1 ;; esac
 
 log "warm-up: ${TIER_SECONDS} s each"
@@ -596,7 +601,7 @@ done <"$Q.tiers"
 # Recall: is the name being typed among the answer's names? (A sample.)
 log ""
 log "recall on every 10th query (target name in the answer's lists):"
-"$PY" "$ROOT/bench/search_recall.py" --queries "$Q" --every 10 --limit "$LIMIT" \
+"$PY" "$ROOT/bench/search_recall.py" --queries "$Q" --every 10 --limit "$LIMIT" --key "$KEY" \
 	--chorus "127.0.0.1:$CHORUS_PORT" --psql "psql -X -At -h 127.0.0.1 -p $PGPORT -U postgres -d bench" >&2
 
 read -r ch_qps ch_p50 ch_p99 ch_cpu ch_err <<<"$CH"

@@ -3,6 +3,7 @@
 
     bench/search_recall.py --queries Q.tsv --every 10 --limit 10
         --chorus 127.0.0.1:PORT --psql "psql -X -At -h 127.0.0.1 -p P -U postgres -d bench"
+        [--key KEY]
 
 For every EVERY-th query (line numbers = ids of PostgreSQL's bench_queries),
 asks chorus (GET /api/v1/search) and PostgreSQL (search(q, limit)) and
@@ -14,6 +15,7 @@ names are unique enough; a same-named other entity counts as found).
 import argparse
 import http.client
 import json
+import os
 import subprocess
 import sys
 import urllib.parse
@@ -37,6 +39,8 @@ def main():
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--chorus", required=True)
     ap.add_argument("--psql", required=True)
+    ap.add_argument("--key", default=os.environ.get("CHORUS_KEY"),
+                    help="an admin API key (default: $CHORUS_KEY)")
     a = ap.parse_args()
 
     sample = []
@@ -50,9 +54,12 @@ def main():
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     ch = {}
     for i, tier, q, target in sample:
-        conn.request("GET", "/api/v1/search?q=%s&limit=%d&_=recall" % (urllib.parse.quote(q), a.limit))
+        conn.request("GET", "/api/v1/search?q=%s&limit=%d&_=recall" % (urllib.parse.quote(q), a.limit),
+                     headers={"Authorization": "Bearer %s" % a.key} if a.key else {})
         r = conn.getresponse()
         body = r.read()
+        if r.status in (401, 403):
+            sys.exit("search_recall: chorus answered %d: %s" % (r.status, body[:200]))
         ch[i] = json.loads(body) if r.status == 200 else None
 
     ids = ",".join(str(s[0]) for s in sample)

@@ -35,15 +35,15 @@ done
 make_library
 ingest_library "$RUN/data"
 start_chorus "$RUN/data"
-album=$("${CURL[@]}" "$CHORUS_URL/api/v1/tracks?limit=1" | $PY -c 'import json,sys; print(json.load(sys.stdin)["tracks"][0]["album_id"])')
+album=$("${CURL[@]}" "${AUTH[@]}" "$CHORUS_URL/api/v1/tracks?limit=1" | $PY -c 'import json,sys; print(json.load(sys.stdin)["tracks"][0]["album_id"])')
 mkdir -p "$RUN/www/albums"
-"${CURL[@]}" -o "$RUN/www/albums/$album.json" "$CHORUS_URL/api/v1/albums/$album"
+"${CURL[@]}" "${AUTH[@]}" -o "$RUN/www/albums/$album.json" "$CHORUS_URL/api/v1/albums/$album"
 body=$(stat -c %s "$RUN/www/albums/$album.json")
 [ "$body" -gt 100 ] || die "album body of $body bytes"
 start_nginx "$RUN/www"
 echo "/api/v1/albums/$album" >"$RUN/chorus.paths"
 echo "/albums/$album.json" >"$RUN/nginx.paths"
-cmp -s <("${CURL[@]}" "$CHORUS_URL/api/v1/albums/$album") <("${CURL[@]}" "$NGINX_URL/albums/$album.json") || die "bodies differ"
+cmp -s <("${CURL[@]}" "${AUTH[@]}" "$CHORUS_URL/api/v1/albums/$album") <("${CURL[@]}" "$NGINX_URL/albums/$album.json") || die "bodies differ"
 log "bench: album $album, $body bytes of JSON ($TRACKS tracks); binary $CHORUS_BIN; $(nproc) cores; wrk -t 2 -c $CONNS -d ${SECS}s"
 
 printf '%-4s %-7s %9s %8s %10s %7s %9s\n' rep server req/s cpu_s req/cpu_s errors p99_ms >&2

@@ -43,7 +43,7 @@ done
 . "$(dirname "$0")/serve/lib.sh"
 
 start_both_warm
-node=$("${CURL[@]}" "$CHORUS_URL/api/v1/node")
+node=$("${CURL[@]}" "${AUTH[@]}" "$CHORUS_URL/api/v1/node")
 log "chorus node after warming: $node"
 log "bench: $TRACKS tracks x $TRACK_BYTES bytes; binary $CHORUS_BIN; $(nproc) cores; wrk -t 2 -d ${SECS}s (${SECS_BIG}s from 1000 connections)"
 

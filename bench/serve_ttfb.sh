@@ -76,12 +76,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		if [ "$state" = warm ]; then warm_origin; else evict_origin; fi
 		$PY "$SB/ttfb.py" origin x 0 "${CHUNK0[@]:0:$half}" >>"$RUN/origin.$state"
 		[ "$state" = cold ] && evict_origin
-		$PY "$SB/ttfb.py" http 127.0.0.1 "$port" "${P[@]}" >"$RUN/ttfb.$r"
+		CHORUS_KEY=$CHORUS_KEY $PY "$SB/ttfb.py" http 127.0.0.1 "$port" "${P[@]}" >"$RUN/ttfb.$r"
 		[ "$state" = cold ] && evict_origin
 		$PY "$SB/ttfb.py" origin x 0 "${CHUNK0[@]:$half}" >>"$RUN/origin.$state"
 		bad=$(awk '$2 != 200' "$RUN/ttfb.$r" | wc -l)
 		[ "$bad" = 0 ] || die "round $r: $bad answers were not 200"
-		node=$("${CURL[@]}" "$CHORUS_URL/api/v1/node")
+		node=$("${CURL[@]}" "${AUTH[@]}" "$CHORUS_URL/api/v1/node")
 		stop_pid "$CHORUS_PID"
 		log "round $r $state: chorus ttfb median $(median $(awk '{print $1 * 1000}' "$RUN/ttfb.$r")) ms; node: $node"
 		cat "$RUN/ttfb.$r" >>"$RUN/ttfb.$state"

@@ -3,7 +3,7 @@
 bench/replication_lag.sh, against PostgreSQL's own LISTEN/NOTIFY.
 
     bench/cluster/lag.py --conninfo CONNINFO --port NODE_PORT --rate 10 --seconds 60
-                         [--warmup 20] [--poll-ms 0.5] [--seed 2] [--tag T]
+                         [--warmup 20] [--poll-ms 0.5] [--seed 2] [--tag T] [--key KEY]
 
 The ingest: new tracks go into PostgreSQL's catalog tables at a fixed rate
 (the schedule is absolute: a late commit does not shift the next ones; the
@@ -18,7 +18,8 @@ Per track, on CLOCK_MONOTONIC (shared by the processes):
   c0  just before COMMIT is sent,  c1  when COMMIT is acknowledged;
   vis when GET /api/v1/tracks/{id} on the node first answers 200 (the
       answer's arrival; the node is polled on one keep-alive connection
-      every POLL_MS from c1 on, the tracks in commit order);
+      every POLL_MS from c1 on, the tracks in commit order, each request
+      with the admin key --key);
   ntf when a separate process LISTENing on chorus_catalog (psycopg2,
       select() on its socket) receives the notification of that commit:
       the floor for any replica that learns of changes by NOTIFY.
@@ -78,6 +79,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--conninfo", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--key", default=os.environ.get("CHORUS_KEY"),
+                    help="an admin API key (default: $CHORUS_KEY)")
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--warmup", type=int, default=20)
@@ -105,6 +108,7 @@ def main():
     cur = db.cursor()
     node = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
     poll_s = a.poll_ms / 1000.0
+    auth = {"Authorization": "Bearer %s" % a.key} if a.key else {}
 
     state = {"artist": None, "album": None, "tn": 0, "year": 2024}
 
@@ -148,7 +152,7 @@ def main():
         path = "/api/v1/tracks/%016x" % tid
         polls = 0
         while True:
-            node.request("GET", path)
+            node.request("GET", path, headers=auth)
             r = node.getresponse()
             r.read()
             polls += 1

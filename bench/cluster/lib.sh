@@ -1,10 +1,11 @@
 # Shared by bench/bootstrap.sh, bench/replication_lag.sh and bench/plays_ship.sh:
 # a throwaway PostgreSQL cluster (Debian's 15, run as user postgres on a
 # loopback port, fully detached), chorus cluster nodes (`chorus serve --db`,
-# detached, stopped by pid) and small helpers. Source it after setting
-# BENCH_NAME; it sets ROOT, PY, CHORUS_BIN (building build/release/chorus
-# when unset), WORK (a scratch directory removed at exit) and installs the
-# cleanup trap.
+# detached, stopped by pid), an admin API key they accept (every endpoint
+# but /health, / and POST /api/v1/session wants one) and small helpers.
+# Source it after setting BENCH_NAME; it sets ROOT, PY, CHORUS_BIN
+# (building build/release/chorus when unset), WORK (a scratch directory
+# removed at exit) and installs the cleanup trap.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PY=/usr/bin/python3
@@ -91,17 +92,42 @@ psqlq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP
 pgval() { psqlq -At -c "$1"; }
 
 # chorus_schema: the cluster schema as this binary makes it (tables,
-# triggers), by running a command that connects once.
+# triggers), by running a command that connects once. A new database has
+# no keys: the next node_start makes one.
 chorus_schema() {
 	"$CHORUS_BIN" report --db "$CONNINFO" --data "$WORK/schema-node" >/dev/null 2>"$WORK/schema.log" ||
 		{ cat "$WORK/schema.log" >&2; exit 1; }
 	rm -rf "$WORK/schema-node"
+	CHORUS_KEY=
+}
+
+# node_key PORT: CHORUS_KEY, an admin API key in the cluster's database
+# (`chorus key create --db`, its last stdout line; made once per database),
+# once the node on PORT accepts it (GET /api/v1/session answers 200: a new
+# key reaches a node's read model within about a second).
+CHORUS_KEY=
+node_key() {
+	local out code=
+	if [ -z "$CHORUS_KEY" ]; then
+		out=$("$CHORUS_BIN" key create --role admin --name bench --db "$CONNINFO" --data "$WORK/key-node" 2>"$WORK/key.log") ||
+			{ cat "$WORK/key.log" >&2; exit 1; }
+		rm -rf "$WORK/key-node"
+		CHORUS_KEY=$(printf '%s\n' "$out" | tail -1)
+	fi
+	for _ in $(seq 1 200); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CHORUS_KEY" \
+			"http://127.0.0.1:$1/api/v1/session") || true
+		[ "$code" = 200 ] && return 0
+		sleep 0.05
+	done
+	log "$BENCH_NAME: the node on port $1 does not accept the admin key (GET /api/v1/session: $code)"
+	exit 1
 }
 
 # node_start NAME DATADIR [extra serve args...]: a cluster node, detached;
-# returns once it printed its "serving" line (after the bootstrap). Sets
-# NODE_PID, NODE_PORT and NODE_START_S (seconds from exec to "serving",
-# 20 ms resolution).
+# returns once it printed its "serving" line (after the bootstrap) and
+# accepts CHORUS_KEY (node_key, not timed). Sets NODE_PID, NODE_PORT and
+# NODE_START_S (seconds from exec to "serving", 20 ms resolution).
 node_start() {
 	local name=$1 dir=$2 i t0
 	shift 2
@@ -115,6 +141,7 @@ node_start() {
 		NODE_PORT=$(sed -n 's|.*serving .* on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$WORK/$name.out")
 		if [ -n "$NODE_PORT" ]; then
 			NODE_START_S=$(since "$t0")
+			node_key "$NODE_PORT"
 			return 0
 		fi
 		kill -0 "$NODE_PID" 2>/dev/null || break
@@ -128,7 +155,7 @@ node_stop() {
 	kill "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
 }
-node_json() { curl -s "http://127.0.0.1:$1/api/v1/node"; }
+node_json() { curl -s -H "Authorization: Bearer $CHORUS_KEY" "http://127.0.0.1:$1/api/v1/node"; }
 
 # catalog_load N DIR: fills PostgreSQL's catalog tables with the synthetic
 # catalog of N tracks (bench/cluster/catalog_gen.py, made once into DIR and

@@ -2,15 +2,19 @@
 """Queues N plays on a node: POST /api/v1/plays in batches (default 1,000,
 the API's maximum), for bench/plays_ship.sh.
 
-    bench/cluster/post_plays.py --port P --n N --tracks ID,ID,... [--batch 1000]
-                                [--conns 2] [--prefix RUN]
+    bench/cluster/post_plays.py --port P --n N --tracks ID[:MS],ID[:MS],...
+                                [--batch 1000] [--conns 2] [--prefix RUN] [--key KEY]
 
 Plays look like bench/plays/post.lua's (event ids unique per run, prefix-i;
-location, zone, device set; started_at spread over a day). Every batch must
-be acknowledged (2xx). Prints `posted n=N seconds=S` on stdout.
+location, zone, device set; started_at spread over a day, the day before
+the last two hours, as the API takes plays of the last 30 days only;
+ms_played at most the track's duration MS when given). They are posted
+with --key, an admin API key (admins have no per-minute play quota). Every
+batch must be acknowledged (2xx). Prints `posted n=N seconds=S` on stdout.
 """
 import argparse
 import http.client
+import os
 import sys
 import threading
 import time
@@ -24,8 +28,17 @@ def main():
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--conns", type=int, default=2)
     ap.add_argument("--prefix", default="ship")
+    ap.add_argument("--key", default=os.environ.get("CHORUS_KEY"),
+                    help="an admin API key (default: $CHORUS_KEY)")
     a = ap.parse_args()
-    tracks = a.tracks.split(",")
+    tracks = [t.partition(":")[0] for t in a.tracks.split(",")]
+    durations = [int(t.partition(":")[2] or 1 << 62) for t in a.tracks.split(",")]
+    # One stamp per second of a day ending two hours ago (on the hour).
+    day0 = int(time.time()) // 3600 * 3600 - 2 * 3600 - 86400
+    stamps = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day0 + s)) for s in range(86400)]
+    headers = {"Content-Type": "application/json"}
+    if a.key:
+        headers["Authorization"] = "Bearer " + a.key
     nb = (a.n + a.batch - 1) // a.batch
     lock = threading.Lock()
     state = {"next": 0, "posted": 0, "error": None}
@@ -34,11 +47,12 @@ def main():
         first = b * a.batch
         items = []
         for i in range(first, min(a.n, first + a.batch)):
-            items.append('{"track_id":"%s","started_at":"2025-06-01T%02d:%02d:%02dZ",'
+            t = i % len(tracks)
+            items.append('{"track_id":"%s","started_at":"%s",'
                          '"ms_played":%d,"event_id":"%s-%d","location":"Shop %d","zone":"Bar",'
                          '"device":"pi-%d","offline":%s}' %
-                         (tracks[i % len(tracks)], (i // 3600) % 24, (i // 60) % 60, i % 60,
-                          1000 + i % 300000, a.prefix, i, i % 50, i % 8,
+                         (tracks[t], stamps[i % 86400],
+                          min(1000 + i % 300000, durations[t]), a.prefix, i, i % 50, i % 8,
                           "true" if i % 10 == 0 else "false"))
         return "[" + ",".join(items) + "]", len(items)
 
@@ -51,7 +65,7 @@ def main():
             if b >= nb or state["error"]:
                 return
             data, k = body(b)
-            c.request("POST", "/api/v1/plays", data, {"Content-Type": "application/json"})
+            c.request("POST", "/api/v1/plays", data, headers)
             r = c.getresponse()
             text = r.read()
             if r.status // 100 != 2:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Spot checks of a cluster node against PostgreSQL, for bench/bootstrap.sh.
 
-    bench/cluster/spot_check.py --port P --conninfo CONNINFO [--n 5] [--seed 1]
+    bench/cluster/spot_check.py --port P --conninfo CONNINFO [--n 5] [--seed 1] [--key KEY]
 
 Picks n random tracks in PostgreSQL; each must answer GET /api/v1/tracks/{id}
 with the same title, artist, album and duration, and a search for its
@@ -11,6 +11,7 @@ when any check fails.
 """
 import argparse
 import json
+import os
 import random
 import sys
 import urllib.parse
@@ -19,8 +20,10 @@ import urllib.request
 import psycopg2
 
 
-def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
+def get(port, path, key):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 headers={"Authorization": "Bearer %s" % key} if key else {})
+    with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
 
 
@@ -30,6 +33,8 @@ def main():
     ap.add_argument("--conninfo", required=True)
     ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--key", default=os.environ.get("CHORUS_KEY"),
+                    help="an admin API key (default: $CHORUS_KEY)")
     a = ap.parse_args()
     db = psycopg2.connect(a.conninfo)
     cur = db.cursor()
@@ -46,10 +51,10 @@ def main():
         rows += cur.fetchall()
     ok = 0
     for tid, title, artist, album, dur in rows:
-        t = get(a.port, "/api/v1/tracks/" + tid)
+        t = get(a.port, "/api/v1/tracks/" + tid, a.key)
         good = (t.get("title"), t.get("artist"), t.get("album"), t.get("duration_ms")) == \
             (title, artist, album, dur)
-        s = get(a.port, "/api/v1/search?limit=20&q=" + urllib.parse.quote(title))
+        s = get(a.port, "/api/v1/search?limit=20&q=" + urllib.parse.quote(title), a.key)
         found = any(x.get("id") == tid for x in s.get("tracks", []))
         print("spot: %s %r by %r: fields %s, search %s" %
               (tid, title, artist, "ok" if good else "DIFFER: %r" % t,

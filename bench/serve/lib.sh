@@ -1,7 +1,7 @@
 # Shared by bench/serve_*.sh (sourced, not run): the binary, the library of
-# 4 MiB tracks, chorus and nginx started and stopped by pid, CPU and RSS
-# readings, wrk runs. Not a benchmark itself (bench/run.sh runs bench/*.sh
-# only).
+# 4 MiB tracks, chorus and nginx started and stopped by pid, an admin API
+# key for chorus, CPU and RSS readings, wrk runs. Not a benchmark itself
+# (bench/run.sh runs bench/*.sh only).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SB=$ROOT/bench/serve
@@ -64,12 +64,47 @@ make_library() {
 }
 ingest_library() { # DATA
 	rm -rf "$1"
+	unset "KEYS[$1]"
 	"$CHORUS_BIN" ingest --no-progress --data "$1" "$LIB" >"$RUN/ingest.log" 2>&1 ||
 		{ cat "$RUN/ingest.log" >&2; die "ingest failed"; }
 	grep -q "^ingest: $TRACKS added" "$RUN/ingest.log" || { cat "$RUN/ingest.log" >&2; die "ingest did not add every track"; }
 }
 
-# start_chorus DATA [extra serve args]: sets CHORUS_PID, CHORUS_URL.
+# Every chorus endpoint but /health, / and POST /api/v1/session wants
+# credentials: the requests to chorus (never those to nginx) carry an admin
+# key, "${AUTH[@]}" in curl's and wrk's arguments.
+declare -A KEYS=()
+AUTH=()
+# chorus_key DATA [--db CONNINFO]: an admin API key in the catalog DATA
+# (or the cluster's database) uses, made once per data directory with
+# `chorus key create` (the key is its last stdout line); sets CHORUS_KEY
+# and AUTH.
+chorus_key() {
+	local data=$1 out
+	shift
+	if [ -z "${KEYS[$data]:-}" ]; then
+		out=$("$CHORUS_BIN" key create --role admin --name bench --data "$data" "$@" 2>"$RUN/key.err") ||
+			{ cat "$RUN/key.err" >&2; die "chorus key create failed"; }
+		KEYS[$data]=$(printf '%s\n' "$out" | tail -1)
+	fi
+	CHORUS_KEY=${KEYS[$data]}
+	AUTH=(-H "Authorization: Bearer $CHORUS_KEY")
+}
+# key_wait URL: until the node at URL accepts CHORUS_KEY (GET
+# /api/v1/session answers 200: at once for one node; a cluster's nodes
+# learn of a new key from PostgreSQL within about a second).
+key_wait() {
+	local code
+	for _ in $(seq 200); do
+		code=$("${CURL[@]}" "${AUTH[@]}" -o /dev/null -w '%{http_code}' "$1/api/v1/session") || true
+		[ "$code" = 200 ] && return 0
+		sleep 0.05
+	done
+	die "$1 does not accept the admin key (GET /api/v1/session: $code)"
+}
+
+# start_chorus DATA [extra serve args]: sets CHORUS_PID, CHORUS_URL, and
+# CHORUS_KEY and AUTH (chorus_key DATA, accepted by the node).
 start_chorus() {
 	local data=$1 port
 	shift
@@ -80,7 +115,11 @@ start_chorus() {
 	PIDS+=("$CHORUS_PID")
 	CHORUS_URL=http://127.0.0.1:$port
 	for _ in $(seq 100); do
-		grep -q "serving .* on http://127.0.0.1:$port/" "$RUN/chorus.out" 2>/dev/null && return 0
+		if grep -q "serving .* on http://127.0.0.1:$port/" "$RUN/chorus.out" 2>/dev/null; then
+			chorus_key "$data"
+			key_wait "$CHORUS_URL"
+			return 0
+		fi
 		kill -0 "$CHORUS_PID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -168,22 +207,25 @@ rss_kib() { # chorus|nginx
 }
 
 # stream_paths URL OUT: the tracks' stream paths, one a line, in the
-# library's order (track001...), and a matching list of nginx paths.
+# library's order (track001...), and a matching list of nginx paths. The
+# paths drop the stream links' ?exp=..&sig=..: the requests send the key
+# (a signed link is for players that cannot send a header).
 stream_paths() { # CHORUS_URL OUT_CHORUS OUT_NGINX
-	"${CURL[@]}" "$1/api/v1/tracks?limit=500" | $PY -c '
+	"${CURL[@]}" "${AUTH[@]}" "$1/api/v1/tracks?limit=500" | $PY -c '
 import json, sys
 ts = sorted(json.load(sys.stdin)["tracks"], key=lambda t: t["title"])
 with open(sys.argv[1], "w") as a, open(sys.argv[2], "w") as b:
     for t in ts:
-        a.write(t["stream_url"] + "\n")
+        a.write(t["stream_url"].split("?", 1)[0] + "\n")
         b.write("/" + t["title"] + ".wav\n")
 ' "$2" "$3"
 	[ "$(wc -l <"$2")" = "$TRACKS" ] || die "chorus lists $(wc -l <"$2") tracks, not $TRACKS"
 }
 
 # run_wrk NAME URL PATHS CONNS SECONDS [wrk args]: runs wrk with the
-# round-robin script; prints the done() summary line (key=value pairs)
-# after "cpu_s=" for the server NAME (chorus|nginx).
+# round-robin script, with the admin key unless NAME is nginx; prints the
+# done() summary line (key=value pairs) and "cpu_s=" for the server NAME
+# (chorus|nginx).
 # start_both_warm: the library ingested, chorus and nginx started, the
 # stream paths in $RUN/chorus.paths and $RUN/nginx.paths, and every track
 # fetched once from each (chorus's cache and the page cache warm).
@@ -193,15 +235,16 @@ start_both_warm() {
 	start_chorus "$RUN/data"
 	start_nginx "$LIB"
 	stream_paths "$CHORUS_URL" "$RUN/chorus.paths" "$RUN/nginx.paths"
-	while read -r p; do "${CURL[@]}" -o /dev/null "$CHORUS_URL$p"; done <"$RUN/chorus.paths"
+	while read -r p; do "${CURL[@]}" "${AUTH[@]}" -o /dev/null "$CHORUS_URL$p"; done <"$RUN/chorus.paths"
 	while read -r p; do "${CURL[@]}" -o /dev/null "$NGINX_URL$p"; done <"$RUN/nginx.paths"
 }
 
 run_wrk() {
-	local name=$1 url=$2 paths=$3 conns=$4 secs=$5 c0 c1 line
+	local name=$1 url=$2 paths=$3 conns=$4 secs=$5 c0 c1 line auth=()
 	shift 5
+	[ "$name" = nginx ] || auth=("${AUTH[@]}")
 	c0=$(cpu_seconds "$name")
-	WRK_PATHS=$paths wrk -t 2 -c "$conns" -d "${secs}s" --timeout 60s -s "$SB/paths.lua" "$@" "$url" \
+	WRK_PATHS=$paths wrk -t 2 -c "$conns" -d "${secs}s" --timeout 60s -s "$SB/paths.lua" "${auth[@]}" "$@" "$url" \
 		>"$RUN/wrk-$name-$conns.out" 2>&1 || { cat "$RUN/wrk-$name-$conns.out" >&2; die "wrk failed"; }
 	c1=$(cpu_seconds "$name")
 	line=$(grep '^WRK ' "$RUN/wrk-$name-$conns.out" | tail -1)

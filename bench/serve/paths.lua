@@ -1,5 +1,6 @@
 -- wrk script: GETs the paths listed in the file $WRK_PATHS (one a line),
--- round-robin, each thread starting at a different place; done() prints one
+-- round-robin, each thread starting at a different place, with wrk's -H
+-- headers (bench/serve/lib.sh sends chorus an API key); done() prints one
 -- machine-readable line:
 --   WRK requests=N bytes=N duration_s=S rps=R mbps=M errors_connect=N
 --       errors_read=N errors_write=N errors_timeout=N non2xx=N

@@ -8,7 +8,8 @@ ttfb.py evict HOST PORT FILE...    drops the FILEs' pages from the page
 ttfb.py http HOST PORT PATH...     prints one line per PATH: seconds from
     connect() to the first byte of the answer (TCP connect, request, wait),
     then the status; reads the whole body before the next PATH, so no fill
-    is still running when the next sample starts.
+    is still running when the next sample starts. With $CHORUS_KEY set,
+    every request sends it (Authorization: Bearer).
 """
 import os, socket, sys, time
 
@@ -32,8 +33,9 @@ if mode == "origin":
     sys.exit(0)
 
 buf = bytearray(1 << 20)
+auth = "Authorization: Bearer %s\r\n" % os.environ["CHORUS_KEY"] if os.environ.get("CHORUS_KEY") else ""
 for p in items:
-    req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n" % (p, host, port)).encode()
+    req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n%sConnection: close\r\n\r\n" % (p, host, port, auth)).encode()
     s = socket.socket()
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     t0 = time.perf_counter()
