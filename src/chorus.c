@@ -33,7 +33,7 @@ static const char usage_text[] =
 	"[--access-log FILE|-]\n"
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
 	"        [--join MEMBER-URL --token TOKEN] [--tls-cert FILE --tls-key FILE]\n"
-	"        [--public-read] [--plays-per-minute N]\n"
+	"        [--public-read] [--plays-per-minute N] [--metrics-listen ADDR:PORT]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080, cache\n"
 	"        1G; SIZE takes K, M, G suffixes); with --db, URL is where the other\n"
 	"        nodes reach this one (default http://LISTEN-ADDRESS:PORT, https://\n"
@@ -45,7 +45,8 @@ static const char usage_text[] =
 	"        SIGHUP (a pair that does not load then keeps the old one);\n"
 	"        --public-read lets anonymous clients read the catalog and stream\n"
 	"        (never write); N bounds the plays one key or user posts per minute\n"
-	"        (default 600)\n"
+	"        (default 600); --metrics-listen serves /metrics alone there, with no\n"
+	"        credentials (a private address for Prometheus)\n"
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
@@ -219,6 +220,7 @@ static int cmd_serve(int argc, char **argv)
 		{"plays-per-minute", required_argument, NULL, 'Q'},
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'Y'},
+		{"metrics-listen", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -321,6 +323,9 @@ static int cmd_serve(int argc, char **argv)
 		case 'Y':
 			o.tls_key = optarg;
 			break;
+		case 'M':
+			o.metrics_listen = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -350,6 +355,17 @@ static int cmd_serve(int argc, char **argv)
 	if (http_listen_check_free(&ss, sl, o.listen, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: serve: %s\n", err);
 		return 1;
+	}
+	if (o.metrics_listen) {
+		if (http_listen_parse(o.metrics_listen, &ss, &sl, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: serve: --metrics-listen \"%s\": %s\n",
+				o.metrics_listen, err);
+			return 2;
+		}
+		if (http_listen_check_free(&ss, sl, o.metrics_listen, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: serve: %s\n", err);
+			return 1;
+		}
 	}
 	/* Loaded again by the server; checked here so a bad pair leaves
 	 * nothing behind either. */

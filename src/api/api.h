@@ -1,6 +1,8 @@
 #ifndef CHORUS_API_API_H
 #define CHORUS_API_API_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -14,6 +16,38 @@
 #include "http/server.h"
 #include "auth/limit.h"
 #include "loop/pool.h"
+#include "metrics/series.h"
+#include "util/json.h"
+
+/* Route classes, for the figures (http_conn_set_class): what kind of
+ * request, never which track or who. API_OTHER: no route (404, 405) and
+ * requests refused before routing. */
+enum api_class {
+	API_OTHER,
+	API_CONSOLE,
+	API_HEALTH,
+	API_SESSION,
+	API_CATALOG,
+	API_SEARCH,
+	API_STREAM,
+	API_PLAYS,
+	API_REPORTS,
+	API_ADMIN,
+	API_CLUSTER,
+	API_INTERNAL,
+	API_METRICS,
+	API_NCLASSES
+};
+/* "other", "console", ... as /metrics labels them. */
+const char *api_class_name(int cls);
+
+/* A stream in flight, for the console's "playing now" (api/live.c). */
+struct api_live_stream {
+	struct api_live_stream *prev, *next;
+	int64_t track_id, started; /* Unix s */
+	char who[CATALOG_LABEL_MAX + 8];
+	char location[CATALOG_LABEL_MAX + 1], zone[CATALOG_LABEL_MAX + 1];
+};
 
 /*
  * The node's HTTP API: routing, the catalog endpoints, streams and the
@@ -38,7 +72,8 @@ struct api {
 	/* Peer fill (a cluster node): the key peer requests are signed with. */
 	uint8_t peer_key[32];
 	bool peer_key_set;
-	_Atomic uint64_t peer_served; /* chunks sent to peers */
+	_Atomic uint64_t peer_served;       /* chunks sent to peers */
+	_Atomic uint64_t peer_served_bytes; /* their sealed bytes */
 	/* What /internal/join hands a new node (api/join.c), prepared by
 	 * node/setup.c; NULL outside a cluster. */
 	const struct join_config *join_offer;
@@ -51,6 +86,12 @@ struct api {
 	auth_limit_t *login_by_user, *login_by_addr;
 	auth_limit_t *plays_quota; /* plays per principal */
 	int plays_per_minute;
+	/* The console (api/console.c, api/metrics.c, api/live.c): */
+	series_t *series;        /* the last hour, second by second; NULL: none */
+	atomic_bool drained;     /* /health fails and new streams are refused */
+	const char *origin_kind; /* "dir" or "s3" */
+	pthread_mutex_t live_lock;
+	struct api_live_stream live; /* list sentinel */
 };
 
 struct api_loop {
@@ -105,8 +146,49 @@ extern const size_t web_index_html_len;
 /* GET/HEAD /api/v1/search (api/search.c), after the memo missed. */
 void api_search(struct api_call *x);
 
-/* GET/HEAD /api/v1/tracks/{id}/stream */
-void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id);
+/* GET/HEAD /api/v1/tracks/{id}/stream, for who */
+void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id,
+		const struct principal *who);
+
+/* The streams in flight (api/live.c): the list's set-up, a stream's
+ * entry in it and out of it (any loop), and the list as JSON. */
+void api_live_init(struct api *api);
+void api_live_add(struct api *api, struct api_live_stream *e);
+void api_live_remove(struct api *api, struct api_live_stream *e);
+void api_live_json(struct api *api, json_t *j);
+
+/* GET /metrics (api/metrics.c), and the figures the series thread reads
+ * once a second (a series_sample_fn; ud: the api). */
+void api_metrics(struct api_call *x);
+void api_series_sample(void *ud, struct series_sample *out);
+/* The handler of serve --metrics-listen's server: /metrics, nothing
+ * else, no credentials (an http_handler_fn; ud: the api). */
+void api_metrics_listener(void *ud, http_conn_t *c, const struct http_request *req);
+/* The body of /metrics into b: 200, or 500 when it did not fit. */
+int api_metrics_text(struct api *api, buf_t *b);
+
+/* The console's endpoints (api/console.c): this node's figures, series,
+ * log, streams and drain; any node's through this one; the overview, the
+ * streams of all, join tokens. */
+void api_node(struct api_call *x);
+void api_node_series(struct api_call *x);
+void api_node_log(struct api_call *x);
+void api_node_live(struct api_call *x);
+void api_node_drain(struct api_call *x);
+void api_nodes_one(struct api_call *x);
+void api_node_internal(struct api_call *x);
+void api_overview(struct api_call *x);
+void api_live_all(struct api_call *x);
+void api_cluster_token(struct api_call *x);
+
+/* The principals' store, opened at the first need (api/principals.c);
+ * NULL while it cannot be (PostgreSQL down). Workers only: it may block. */
+struct principals *api_principals_store(struct api *api);
+
+/* Whether req carries a valid peer signature for method and path (the
+ * path without its query), /internal's rule (api/internal.c). */
+bool api_peer_signed(struct api *api, const struct http_request *req, const char *method,
+		     const char *path);
 
 /* GET /internal/chunks/BLOB/INDEX: a peer's request (api/internal.c). */
 void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,

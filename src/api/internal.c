@@ -66,6 +66,7 @@ static void answer(void *arg, http_conn_t *c)
 	http_send(c, 200, "application/octet-stream", "Cache-Control: no-store\r\n", a->sealed,
 		  a->ref.len + SEAL_TAG_LEN);
 	atomic_fetch_add(&a->api->peer_served, 1);
+	atomic_fetch_add(&a->api->peer_served_bytes, a->ref.len + SEAL_TAG_LEN);
 out:
 	if (a->fd >= 0)
 		close(a->fd);
@@ -140,15 +141,28 @@ static bool hex_ok(const char *s, size_t want)
 	return true;
 }
 
+bool api_peer_signed(struct api *api, const struct http_request *req, const char *method,
+		     const char *path)
+{
+	char node[64], when[32], sig[80], *end;
+	long long t;
+
+	if (!api->peer_key_set || !header(req, "X-Chorus-Node", node, sizeof(node)) ||
+	    !header(req, "X-Chorus-Time", when, sizeof(when)) ||
+	    !header(req, "X-Chorus-Signature", sig, sizeof(sig)) || !hex_ok(node, strlen(node)))
+		return false;
+	t = strtoll(when, &end, 10);
+	return *end == '\0' && sign_check(api->peer_key, method, path, t, node, sig, strlen(sig),
+					  (int64_t)time(NULL));
+}
+
 void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 		  const struct http_request *req)
 {
-	char path[128], node[64], when[24], sig[80], blob[BLOB_ID_LEN + 1], idx[9];
+	char path[128], blob[BLOB_ID_LEN + 1], idx[9];
 	struct catalog_stream info;
 	struct manifest m;
 	struct ask *a;
-	char *end;
-	long long t;
 	uint32_t index;
 	int rc;
 
@@ -173,12 +187,7 @@ void api_internal(struct api *api, struct api_loop *al, http_conn_t *c,
 	blob[BLOB_ID_LEN] = '\0';
 	memcpy(idx, path + 18 + BLOB_ID_LEN, 8);
 	idx[8] = '\0';
-	if (!header(req, "X-Chorus-Node", node, sizeof(node)) ||
-	    !header(req, "X-Chorus-Time", when, sizeof(when)) ||
-	    !header(req, "X-Chorus-Signature", sig, sizeof(sig)) || !hex_ok(node, strlen(node)) ||
-	    (t = strtoll(when, &end, 10), *end != '\0') ||
-	    !sign_check(api->peer_key, "GET", path, t, node, sig, strlen(sig),
-			(int64_t)time(NULL))) {
+	if (!api_peer_signed(api, req, "GET", path)) {
 		http_send_error(c, 401, "peer requests must be signed with the cluster key");
 		return;
 	}

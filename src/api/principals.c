@@ -68,7 +68,7 @@ static void job_free(struct admin_job *job)
 
 /* The principals' store: opened at the start, or at the first request
  * after a cluster node started with PostgreSQL down. */
-static principals_t *store_of(struct api *api)
+principals_t *api_principals_store(struct api *api)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	principals_t *p;
@@ -170,12 +170,13 @@ static void set_password(struct admin_job *job)
 		explicit_bzero(pw, sizeof(pw));
 		job->generated = true;
 	}
-	job->rc =
-		job->op == USER_ADD
-			? principals_user_add(store_of(job->api), job->actor, job->name, job->role,
-					      job->pw, job->pwlen, job->err, sizeof(job->err))
-			: principals_user_passwd(store_of(job->api), job->actor, job->name, job->pw,
-						 job->pwlen, job->err, sizeof(job->err));
+	job->rc = job->op == USER_ADD
+			  ? principals_user_add(api_principals_store(job->api), job->actor,
+						job->name, job->role, job->pw, job->pwlen, job->err,
+						sizeof(job->err))
+			  : principals_user_passwd(api_principals_store(job->api), job->actor,
+						   job->name, job->pw, job->pwlen, job->err,
+						   sizeof(job->err));
 	if (job->rc < 0)
 		return;
 	if (job->op == USER_PASSWD)
@@ -200,8 +201,8 @@ static void create_key(struct admin_job *job)
 				       .zone = job->zone[0] ? job->zone : NULL};
 	char key[AUTH_KEY_LEN + 1], id[AUTH_KEY_ID_LEN + 1];
 
-	job->rc = principals_key_create(store_of(job->api), job->actor, &s, key, id, job->err,
-					sizeof(job->err));
+	job->rc = principals_key_create(api_principals_store(job->api), job->actor, &s, key, id,
+					job->err, sizeof(job->err));
 	if (job->rc < 0)
 		return;
 	json_obj_begin(&job->j);
@@ -220,7 +221,7 @@ static void create_key(struct admin_job *job)
 static void admin_work(void *arg)
 {
 	struct admin_job *job = arg;
-	principals_t *p = store_of(job->api);
+	principals_t *p = api_principals_store(job->api);
 	json_t *j = &job->j;
 
 	if (!p) {

@@ -4,6 +4,7 @@
  * GET (or HEAD) answered from this node's catalog file.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,70 +141,6 @@ static void send_json(struct api_call *x, int status, buf_t *b)
 	http_send_error(x->c, status, status == 404 ? "not found" : "internal error");
 }
 
-static void node_json(struct api *api, http_conn_t *c)
-{
-	struct cache_stats cs;
-	buf_t b;
-	json_t j;
-
-	cache_get_stats(api->cache, &cs);
-	buf_init(&b, 4096);
-	json_init(&j, &b);
-	json_obj_begin(&j);
-	json_kstr(&j, "version", CHORUS_VERSION);
-	json_kint(&j, "uptime_s", (int64_t)(time(NULL) - api->started));
-	json_kint(&j, "connections", (int64_t)http_server_connections(api->server));
-	json_key(&j, "cache");
-	json_obj_begin(&j);
-	json_kint(&j, "bytes", (int64_t)cs.bytes);
-	json_kint(&j, "budget_bytes", (int64_t)cs.budget_bytes);
-	json_kint(&j, "chunks", (int64_t)cs.chunks);
-	json_kint(&j, "hits", (int64_t)cs.hits);
-	json_kint(&j, "misses", (int64_t)cs.misses);
-	json_kint(&j, "origin_reads", (int64_t)cs.origin_reads);
-	json_kint(&j, "origin_bytes", (int64_t)cs.origin_bytes);
-	json_kint(&j, "evictions", (int64_t)cs.evictions);
-	json_kint(&j, "peer_reads", (int64_t)cs.peer_reads);
-	json_kint(&j, "peer_bytes", (int64_t)cs.peer_bytes);
-	json_kint(&j, "peer_served", (int64_t)atomic_load(&api->peer_served));
-	json_obj_end(&j);
-	json_key(&j, "replication");
-	if (api->replica) {
-		struct replica_status rs;
-		replica_status(api->replica, &rs);
-		json_obj_begin(&j);
-		json_kint(&j, "last_seq", rs.last_seq);
-		json_key(&j, "lag_ms");
-		if (rs.lag_ms < 0)
-			json_nil(&j);
-		else
-			json_int(&j, rs.lag_ms);
-		json_kbool(&j, "connected", rs.connected);
-		json_kint(&j, "applied", (int64_t)rs.applied);
-		json_kint(&j, "bootstrap_ms", rs.bootstrap_ms);
-		json_obj_end(&j);
-	} else {
-		json_nil(&j);
-	}
-	if (api->shipper) {
-		struct plays_ship_stats ps;
-		plays_shipper_stats(api->shipper, &ps);
-		json_key(&j, "plays_shipping");
-		json_obj_begin(&j);
-		json_kint(&j, "queued", ps.queued);
-		json_kint(&j, "shipped", (int64_t)ps.shipped);
-		json_kint(&j, "batches", (int64_t)ps.batches);
-		json_kbool(&j, "connected", ps.connected);
-		json_obj_end(&j);
-	}
-	json_obj_end(&j);
-	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
-		http_send_error(c, 500, "internal error");
-	else
-		http_send(c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
-	buf_free(&b);
-}
-
 /* ---- the routes' handlers ---- */
 
 static void r_console(struct api_call *x)
@@ -214,12 +151,13 @@ static void r_console(struct api_call *x)
 
 static void r_health(struct api_call *x)
 {
-	http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", "{\"status\":\"ok\"}\n", 16);
-}
-
-static void r_node(struct api_call *x)
-{
-	node_json(x->api, x->c);
+	/* A drained node fails its check, so a balancer sends it nothing new. */
+	if (atomic_load(&x->api->drained))
+		http_send(x->c, 503, JSON_TYPE, "Cache-Control: no-store\r\n",
+			  "{\"status\":\"drained\"}\n", 21);
+	else
+		http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n",
+			  "{\"status\":\"ok\"}\n", 16);
 }
 
 static void r_cluster(struct api_call *x)
@@ -229,7 +167,7 @@ static void r_cluster(struct api_call *x)
 
 static void r_stream(struct api_call *x)
 {
-	api_stream(x->api, x->c, x->req, x->id);
+	api_stream(x->api, x->c, x->req, x->id, &x->who);
 }
 
 static void r_join(struct api_call *x)
@@ -350,7 +288,20 @@ static const struct api_route routes[] = {
 	{"/api/v1/search", GET, ACCESS_READ, MEMO, api_search},
 	{"/api/v1/plays", POST, ACCESS_PLAYS, 0, api_plays_post},
 	{"/api/v1/reports/plays", GET, ACCESS_REPORTS, 0, api_plays_report},
-	{"/api/v1/node", GET, ACCESS_ADMIN, 0, r_node},
+	{"/api/v1/node", GET, ACCESS_ADMIN, 0, api_node},
+	{"/api/v1/node/series", GET, ACCESS_ADMIN, 0, api_node_series},
+	{"/api/v1/node/log", GET, ACCESS_ADMIN, 0, api_node_log},
+	{"/api/v1/node/live", GET, ACCESS_ADMIN, 0, api_node_live},
+	{"/api/v1/node/drain", POST | DELETE, ACCESS_ADMIN, 0, api_node_drain},
+	{"/api/v1/nodes/{name}", GET, ACCESS_ADMIN, 0, api_nodes_one},
+	{"/api/v1/nodes/{name}/series", GET, ACCESS_ADMIN, 0, api_nodes_one},
+	{"/api/v1/nodes/{name}/log", GET, ACCESS_ADMIN, 0, api_nodes_one},
+	{"/api/v1/nodes/{name}/live", GET, ACCESS_ADMIN, 0, api_nodes_one},
+	{"/api/v1/nodes/{name}/drain", POST | DELETE, ACCESS_ADMIN, 0, api_nodes_one},
+	{"/api/v1/overview", GET, ACCESS_ADMIN, 0, api_overview},
+	{"/api/v1/live", GET, ACCESS_ADMIN, 0, api_live_all},
+	{"/api/v1/cluster/tokens", POST, ACCESS_ADMIN, 0, api_cluster_token},
+	{"/metrics", GET, ACCESS_ADMIN, 0, api_metrics},
 	{"/api/v1/cluster", GET, ACCESS_READ, 0, r_cluster}, /* players fail over with it */
 	{"/api/v1/users", GET, ACCESS_ADMIN, 0, api_users_list},
 	{"/api/v1/users", POST, ACCESS_ADMIN, 0, api_users_add},
@@ -362,6 +313,7 @@ static const struct api_route routes[] = {
 	{"/api/v1/audit", GET, ACCESS_ADMIN, 0, api_audit_list},
 	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
 	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
+	{"/internal/node/{name}", GET | POST | DELETE, ACCESS_PEER, 0, api_node_internal},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -386,6 +338,48 @@ void api_route_methods(unsigned methods, char *out, size_t len)
 		if ((methods & M(m)) && names[m] && at < len)
 			at += (size_t)snprintf(out + at, len - at, "%s%s", at ? ", " : "",
 					       names[m]);
+}
+
+static bool prefix(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* The route's class for the figures, from its path and rule. */
+static int class_of(const struct api_route *r)
+{
+	if (strcmp(r->path, "/") == 0)
+		return API_CONSOLE;
+	if (strcmp(r->path, "/health") == 0)
+		return API_HEALTH;
+	if (strcmp(r->path, "/metrics") == 0)
+		return API_METRICS;
+	if (prefix(r->path, "/internal/"))
+		return API_INTERNAL;
+	if (r->handler == r_stream)
+		return API_STREAM;
+	if (prefix(r->path, "/api/v1/session"))
+		return API_SESSION;
+	if (prefix(r->path, "/api/v1/search"))
+		return API_SEARCH;
+	if (prefix(r->path, "/api/v1/plays"))
+		return API_PLAYS;
+	if (prefix(r->path, "/api/v1/reports"))
+		return API_REPORTS;
+	if (prefix(r->path, "/api/v1/cluster"))
+		return API_CLUSTER;
+	if (r->rule == ACCESS_READ)
+		return API_CATALOG;
+	return API_ADMIN;
+}
+
+static int route_class[NROUTES];
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+
+static void classes_init(void)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		route_class[i] = class_of(&routes[i]);
 }
 
 /* Does path match pattern? Fills the {id} and {name} values. -1: it
@@ -474,6 +468,10 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		allow |= routes[i].methods;
 		if (routes[i].methods & M(req->method))
 			r = &routes[i];
+	}
+	if (r) {
+		pthread_once(&classes_once, classes_init);
+		http_conn_set_class(c, route_class[r - routes]);
 	}
 	if (!r) {
 		if (allow)

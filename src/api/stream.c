@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -46,6 +47,7 @@ struct stream {
 	int error;           /* a fill failed after the head: the body cannot go on */
 	int status;
 	char headers[512];
+	struct api_live_stream live; /* linked while a body is sent */
 };
 
 static const struct http_body_ops stream_ops;
@@ -61,6 +63,7 @@ static void set_cur(struct stream *s, struct cache_file *f, uint32_t index)
 
 static void stream_free(struct stream *s)
 {
+	api_live_remove(s->api, &s->live);
 	if (s->cur)
 		cache_file_release(s->al->files, s->cur);
 	free(s);
@@ -241,7 +244,8 @@ static bool if_range_matches(const struct http_str *v, const char *etag)
 	return v->len == n && memcmp(v->p, etag, n) == 0;
 }
 
-void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id)
+void api_stream(struct api *api, http_conn_t *c, const struct http_request *req, int64_t id,
+		const struct principal *who)
 {
 	struct api_loop *al = http_conn_loop_data(c);
 	const struct http_str *range, *if_range;
@@ -254,6 +258,16 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 	s = xcalloc(1, sizeof(*s));
 	s->fd = -1;
 	s->ready_fd = -1;
+	if (atomic_load_explicit(&api->drained, memory_order_relaxed)) {
+		/* A drained node finishes its streams and starts none: the
+		 * player moves to another node. */
+		static const char body[] = "{\"error\":{\"status\":503,\"message\":"
+					   "\"this node is drained; use another\"}}\n";
+		free(s);
+		http_send(c, 503, "application/json; charset=utf-8", "Retry-After: 5\r\n", body,
+			  sizeof(body) - 1);
+		return;
+	}
 	st = catalog_stream_info(al->reader, id, &s->info);
 	if (st != 200) {
 		free(s);
@@ -304,6 +318,12 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 		start_response(s); /* nothing to pull: done() frees s */
 		return;
 	}
+	s->live.track_id = id;
+	s->live.started = (int64_t)time(NULL);
+	snprintf(s->live.who, sizeof(s->live.who), "%s", who->actor);
+	snprintf(s->live.location, sizeof(s->live.location), "%s", who->location);
+	snprintf(s->live.zone, sizeof(s->live.zone), "%s", who->zone);
+	api_live_add(api, &s->live);
 	rc = need_chunk(s);
 	if (rc == 1) {
 		start_response(s);

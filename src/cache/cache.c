@@ -32,6 +32,9 @@ void cache_get_stats(cache_t *c, struct cache_stats *out)
 		.peer_bytes = c->peer_bytes,
 		.evictions = c->evictions,
 		.chunks = c->chunks,
+		.fills = c->filled,
+		.origin_errors = c->origin_errors,
+		.origin_failing = c->origin_failing,
 	};
 	pthread_mutex_unlock(&c->lock);
 }

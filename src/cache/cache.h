@@ -53,6 +53,9 @@ struct cache_stats {
 	uint64_t peer_bytes;          /* sealed bytes peers returned */
 	uint64_t evictions;           /* chunks evicted to keep to the budget */
 	uint64_t chunks;              /* chunks held now */
+	uint64_t fills;               /* chunks filled (from a peer or the origin) */
+	uint64_t origin_errors;       /* origin reads that failed */
+	bool origin_failing;          /* the last origin read failed */
 };
 
 /* fd >= 0: an open, read-only fd of the chunk's file, owned by the callee

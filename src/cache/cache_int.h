@@ -97,8 +97,10 @@ struct cache {
 	struct fqueue owner, demand, ahead;
 	uint64_t bytes, chunks, misses, origin_reads, origin_bytes, evictions;
 	uint64_t peer_reads, peer_bytes;
-	struct cache_peers peers;  /* fetch NULL: no peers (one node) */
-	atomic_uint_fast64_t hits; /* counted after the open, outside the lock */
+	uint64_t filled, origin_errors; /* fills completed; origin reads that failed */
+	bool origin_failing;            /* the last origin read failed */
+	struct cache_peers peers;       /* fetch NULL: no peers (one node) */
+	atomic_uint_fast64_t hits;      /* counted after the open, outside the lock */
 
 	pthread_t *threads;
 	int nthreads;

@@ -173,6 +173,11 @@ static void fill_complete(struct cache *c, struct fill *f, int rc, bool origin_r
 	pthread_mutex_lock(&c->lock);
 	c->origin_reads += origin_read;
 	c->origin_bytes += sealed_bytes;
+	c->filled += rc == 0;
+	if (origin_read) {
+		c->origin_errors += rc < 0;
+		c->origin_failing = rc < 0;
+	}
 	while (rc == 0 && f->waiters) {
 		w = fill_take_waiters(f);
 		pthread_mutex_unlock(&c->lock);

@@ -28,6 +28,7 @@
 #include "http/later.h"
 #include "http/listen.h"
 #include "http/tls.h"
+#include "metrics/hist.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -94,9 +95,12 @@ struct http_conn {
 	http_later_t *later; /* an answer or a fill on its way (http/later.h) */
 	uint64_t body_left;
 	struct http_segment seg;
-	/* for the access log */
+	/* for the access log and the figures */
 	int status;
 	uint64_t sent;
+	bool in_request;         /* dispatched or refused, not yet counted */
+	int cls;                 /* http_conn_set_class */
+	int64_t req_us, ttfb_us; /* mono_us at dispatch; first byte after it (0: none yet) */
 	int64_t started_ms;
 	char *logline;
 	struct in6_addr peer;
@@ -112,6 +116,14 @@ struct http_conn {
 
 /* One server thread: its loop, listener and connections. */
 struct http_loop {
+	struct http_loop_stats {
+		struct http_class_figures {
+			_Atomic uint64_t codes[5]; /* 1xx ... 5xx */
+			_Atomic uint64_t bytes;
+			struct hist duration, ttfb;
+		} cls[HTTP_CLASSES];
+		_Atomic uint64_t accepted;
+	} stats; /* written by this loop only */
 	struct http_server *server;
 	loop_t *loop;
 	int index;
@@ -383,6 +395,45 @@ bool http_conn_tls(http_conn_t *c)
 
 /* ---- the connection state machine ---- */
 
+/* One writer per loop: a load and a store, no locked instruction. */
+static void bump(_Atomic uint64_t *x, uint64_t n)
+{
+	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static void wrote(struct http_conn *c, uint64_t n)
+{
+	c->sent += n;
+	if (!c->ttfb_us && n)
+		c->ttfb_us = mono_us() - c->req_us + 1; /* never 0 once written */
+}
+
+/* The request's figures, once: when its answer is written or its
+ * connection closes under it. */
+static void account(struct http_conn *c)
+{
+	struct http_class_figures *f;
+	int code = c->status / 100;
+
+	if (!c->in_request)
+		return;
+	c->in_request = false;
+	f = &c->hl->stats.cls[c->cls];
+	if (code >= 1 && code <= 5)
+		bump(&f->codes[code - 1], 1);
+	bump(&f->bytes, c->sent);
+	hist_add(&f->duration, (uint64_t)(mono_us() - c->req_us));
+	if (c->ttfb_us)
+		hist_add(&f->ttfb, (uint64_t)c->ttfb_us);
+}
+
+void http_conn_set_class(http_conn_t *c, int cls)
+{
+	if (cls >= 0 && cls < HTTP_CLASSES)
+		c->cls = cls;
+}
+
 static void access_log(struct http_conn *c)
 {
 	struct http_server *s = c->hl->server;
@@ -417,6 +468,7 @@ static void end_body(struct http_conn *c, bool completed)
 
 static void response_done(struct http_conn *c)
 {
+	account(c);
 	access_log(c);
 	free(c->logline);
 	c->logline = NULL;
@@ -446,8 +498,13 @@ static void refuse(struct http_conn *c, int status, const char *why)
 	if (c->hl->server->cfg.access_log_fd >= 0 && !c->logline) {
 		c->logline = xstrdup("-");
 		c->started_ms = now_ms(c);
-		c->sent = 0;
 	}
+	/* Counted too: class 0, "other". */
+	c->sent = 0;
+	c->in_request = true;
+	c->cls = 0;
+	c->req_us = mono_us();
+	c->ttfb_us = 0;
 	c->keep_alive = false;
 	c->close_after = true;
 	c->head = false;
@@ -482,6 +539,10 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 	c->keep_alive = req->keep_alive && !atomic_load(&s->draining);
 	c->started_ms = now_ms(c);
 	c->sent = 0;
+	c->in_request = true;
+	c->cls = 0;
+	c->req_us = mono_us();
+	c->ttfb_us = 0;
 	if (s->cfg.access_log_fd >= 0) {
 		size_t n = req->method_str.len + req->target.len + 16;
 		c->logline = xmalloc(n);
@@ -650,7 +711,7 @@ static int tls_write_staged(struct http_conn *c, size_t *budget)
 			return -1;
 		}
 		c->tb_off += (size_t)n;
-		c->sent += (uint64_t)n;
+		wrote(c, (uint64_t)n);
 		*budget -= (size_t)n < *budget ? (size_t)n : *budget;
 		c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 	}
@@ -742,7 +803,7 @@ static void conn_flush(struct http_conn *c)
 			if (n < 0)
 				goto io_error;
 			c->out_off += (size_t)n;
-			c->sent += (uint64_t)n;
+			wrote(c, (uint64_t)n);
 			c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 			continue;
 		}
@@ -772,7 +833,7 @@ static void conn_flush(struct http_conn *c)
 			c->seg.offset += (uint64_t)n;
 			c->seg.len -= (uint64_t)n;
 			c->body_left -= (uint64_t)n;
-			c->sent += (uint64_t)n;
+			wrote(c, (uint64_t)n);
 			budget -= (size_t)n;
 			c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 		}
@@ -803,6 +864,7 @@ static void conn_close(struct http_conn *c)
 	if (c->state == C_CLOSED)
 		return;
 	end_body(c, false);
+	account(c);
 	if (c->logline)
 		access_log(c);
 	c->state = C_CLOSED;
@@ -953,6 +1015,7 @@ static void do_accept(struct loop_io *io, unsigned events)
 		l->head.next->prev = c;
 		l->head.next = c;
 		atomic_fetch_add(&s->conns, 1);
+		bump(&l->stats.accepted, 1);
 		if (loop_io_start(l->loop, &c->io, fd, LOOP_IN | LOOP_OUT | LOOP_EDGE, conn_event,
 				  c) < 0) {
 			c->io.fd = fd; /* conn_close closes it */
@@ -1186,6 +1249,26 @@ uint64_t http_server_connections(const http_server_t *s)
 	return atomic_load(&((http_server_t *)s)->conns);
 }
 
+void http_server_read_stats(const http_server_t *s, struct http_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < s->nloops; i++) {
+		const struct http_loop_stats *ls = &s->loops[i].stats;
+		out->accepted += atomic_load_explicit(&ls->accepted, memory_order_relaxed);
+		for (int k = 0; k < HTTP_CLASSES; k++) {
+			const struct http_class_figures *f = &ls->cls[k];
+			struct http_class_stats *o = &out->cls[k];
+			for (int j = 0; j < 5; j++)
+				o->codes[j] +=
+					atomic_load_explicit(&f->codes[j], memory_order_relaxed);
+			o->bytes += atomic_load_explicit(&f->bytes, memory_order_relaxed);
+			hist_read(&f->duration, &o->duration);
+			hist_read(&f->ttfb, &o->ttfb);
+		}
+	}
+	out->connections = http_server_connections(s);
+}
+
 void http_server_drain(http_server_t *s)
 {
 	atomic_store(&s->draining, true);
@@ -1213,6 +1296,8 @@ void http_server_close_all(http_server_t *s)
 
 void http_server_stop(http_server_t *s)
 {
+	if (!s)
+		return;
 	for (int i = 0; i < s->nloops; i++)
 		loop_post(s->loops[i].loop, stop_loop, &s->loops[i]);
 	for (int i = 0; i < s->nloops; i++) {

@@ -7,6 +7,7 @@
 
 #include "http/parser.h"
 #include "loop/loop.h"
+#include "metrics/hist.h"
 
 /*
  * The HTTP/1.1 server: one event loop (loop/loop.h) per thread, each
@@ -59,6 +60,31 @@ int http_server_start(const struct http_server_config *cfg, http_server_t **out,
 int http_server_port(const http_server_t *s);
 /* Connections open now, over all loops. */
 uint64_t http_server_connections(const http_server_t *s);
+/*
+ * The server's figures. A handler names its request's class (a route
+ * class of the application, < HTTP_CLASSES; 0 until named, and for
+ * requests refused before any handler) with http_conn_set_class; the
+ * server counts each request once, when its answer is written or its
+ * connection closes under it: the status class, the bytes written, the
+ * time from the complete request to the last byte, and to the first.
+ * Each loop keeps its own counts; reading sums them (any thread).
+ */
+#define HTTP_CLASSES 16
+
+struct http_class_stats {
+	uint64_t codes[5]; /* answers with status 1xx ... 5xx */
+	uint64_t bytes;    /* written, headers included */
+	struct hist_snap duration, ttfb;
+};
+
+struct http_stats {
+	struct http_class_stats cls[HTTP_CLASSES];
+	uint64_t accepted, connections;
+};
+
+void http_server_read_stats(const http_server_t *s, struct http_stats *out);
+void http_conn_set_class(http_conn_t *c, int cls);
+
 /* Stops accepting and ends keep-alive; requests in flight go on. */
 void http_server_drain(http_server_t *s);
 /* Waits until no connection is left or timeout_ms passed; returns the
@@ -69,7 +95,8 @@ uint64_t http_server_wait_idle(http_server_t *s, int timeout_ms);
  * After it, no handler or body pull runs until a new connection, which a
  * drained server no longer accepts. */
 void http_server_close_all(http_server_t *s);
-/* Stops the loops (closing what is left) and frees everything. */
+/* Stops the loops (closing what is left) and frees everything. NULL is
+ * a no-op. */
 void http_server_stop(http_server_t *s);
 /* HTTPS: reads the certificate and key again, for the connections
  * accepted from now on (those open keep theirs); a pair that does not

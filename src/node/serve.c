@@ -148,6 +148,7 @@ int serve_run(const struct serve_opts *opts)
 	struct join_config jc = {0}, offer = {0};
 	struct http_server_config cfg;
 	struct api api = {0};
+	http_server_t *metrics = NULL;
 	origin_t *origin = NULL;
 	peers_t *peers = NULL;
 	sqlite3 *db = NULL;
@@ -207,6 +208,8 @@ int serve_run(const struct serve_opts *opts)
 	}
 	api.started = time(NULL);
 	api.prefetch = 2;
+	api.origin_kind = o->origin && strncmp(o->origin, "s3://", 5) == 0 ? "s3" : "dir";
+	api_live_init(&api);
 	/* Blocking work off the loops: reports (slow) and peer reseals
 	 * (fast). Before the server: handlers submit from their first
 	 * request. */
@@ -239,6 +242,23 @@ int serve_run(const struct serve_opts *opts)
 	if (http_server_start(&cfg, &api.server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s: %s\n", o->listen, err);
 		goto out;
+	}
+	if (o->metrics_listen) {
+		/* A scrape-only listener: one loop, /metrics and nothing else. */
+		struct http_server_config mc;
+		http_server_config_defaults(&mc);
+		mc.listen = o->metrics_listen;
+		mc.threads = 1;
+		mc.max_conns = 64;
+		mc.handler = api_metrics_listener;
+		mc.handler_ud = &api;
+		if (http_server_start(&mc, &metrics, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: --metrics-listen %s: %s\n", o->metrics_listen,
+				err);
+			pool_stop(api.pool);
+			http_server_stop(api.server);
+			goto out;
+		}
 	}
 	if (api.db) {
 		/* Plays name the node that took them: host and port. */
@@ -306,6 +326,7 @@ int serve_run(const struct serve_opts *opts)
 		printf("chorus %s serving %s on %s/\n", CHORUS_VERSION, o->data_dir, url);
 		fflush(stdout);
 	}
+	api.series = series_start(api_series_sample, &api); /* the console's charts */
 	notify_ready(); /* systemd (Type=notify): listening, read model in place */
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
 		if (sig == SIGHUP) {
@@ -326,6 +347,11 @@ int serve_run(const struct serve_opts *opts)
 		 * closed cache. */
 		http_server_close_all(api.server);
 	}
+	/* The figures' readers before what they read. */
+	http_server_stop(metrics);
+	metrics = NULL;
+	series_stop(api.series);
+	api.series = NULL;
 	/* The pool first: running jobs (a reseal reads the cache) finish,
 	 * queued ones are cancelled, and their answers go to the loops, which
 	 * must be running to take them. From here a submission gets
@@ -347,6 +373,7 @@ int serve_run(const struct serve_opts *opts)
 	api.shipper = NULL;
 	status = 0;
 out:
+	http_server_stop(metrics);
 	/* After the server: no loop can submit any more (and the cache,
 	 * closed below, no longer may). */
 	if (api.cache)

@@ -27,6 +27,7 @@ struct serve_opts {
 	int plays_per_minute;       /* per principal */
 	const char *tls_cert;       /* with tls_key: HTTPS (URLs then https://); SIGHUP reloads */
 	const char *tls_key;
+	const char *metrics_listen; /* ADDR:PORT: /metrics alone, no credentials; NULL: none */
 };
 
 /* `chorus serve`; returns the exit status. */

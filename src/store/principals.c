@@ -539,6 +539,27 @@ int principals_key_revoke(principals_t *p, const char *actor, const char *id, ch
 	return rc;
 }
 
+/* ---- actions that change no table: drains, join tokens ---- */
+
+struct audit_row {
+	const char *actor, *action, *object, *detail;
+};
+
+static int audit_add_op(sql_t *db, void *arg)
+{
+	struct audit_row *o = arg;
+
+	return audit(db, o->actor, o->action, o->object, o->detail);
+}
+
+int principals_audit_add(principals_t *p, const char *actor, const char *action, const char *object,
+			 const char *detail)
+{
+	struct audit_row o = {actor, action, object, detail};
+
+	return tx(p, true, audit_add_op, &o);
+}
+
 static int key_list_op(sql_t *db, void *arg)
 {
 	struct list_op *o = arg;

@@ -101,6 +101,11 @@ struct principal_audit {
 	const char *detail;
 };
 
+/* An audit row for an action outside these tables (a node drained, a
+ * join token made); detail a JSON object or NULL. 0 or -EIO. */
+int principals_audit_add(principals_t *p, const char *actor, const char *action, const char *object,
+			 const char *detail);
+
 /* The newest limit rows with id < before (before <= 0: from the newest),
  * newest first; as principals_user_list. */
 int principals_audit_list(principals_t *p, int64_t before, int limit,

@@ -9,6 +9,8 @@
  * play's time, a heartbeat) uses the wall clock.
  */
 int64_t mono_ms(void);
+/* Microseconds, for latencies. */
+int64_t mono_us(void);
 int64_t wall_ms(void);
 /* Monotonic seconds with a fraction, for rates and progress lines. */
 double mono_s(void);

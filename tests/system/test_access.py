@@ -146,6 +146,8 @@ def _(tmp):
         check_eq(r.status, 201, f"POST /api/v1/users {name}", r)
     spare = node.request("POST", "/api/v1/keys", admin, json.dumps({"role": "listener"})).json()
 
+    me = node.request("GET", "/api/v1/node", admin).json()["id"]
+
     def plays_body(role):
         return json.dumps([a_play(tid, "Shop A")])
 
@@ -189,6 +191,34 @@ def _(tmp):
         # Players keep the member list to fail over by themselves.
         ("GET", "/api/v1/cluster"): ("read", "/api/v1/cluster", None, 200),
         ("HEAD", "/api/v1/cluster"): ("read", "/api/v1/cluster", None, 200),
+        # The console's: a node's own figures, any node's through this one
+        # (a drain is undone by the DELETE row after it).
+        ("GET", "/api/v1/node/series"): ("admin", "/api/v1/node/series", None, 200),
+        ("GET", "/api/v1/node/log"): ("admin", "/api/v1/node/log", None, 200),
+        ("GET", "/api/v1/node/live"): ("admin", "/api/v1/node/live", None, 200),
+        ("HEAD", "/api/v1/node/series"): ("admin", "/api/v1/node/series", None, 200),
+        ("HEAD", "/api/v1/node/log"): ("admin", "/api/v1/node/log", None, 200),
+        ("HEAD", "/api/v1/node/live"): ("admin", "/api/v1/node/live", None, 200),
+        ("POST", "/api/v1/node/drain"): ("admin", "/api/v1/node/drain", None, 200),
+        ("DELETE", "/api/v1/node/drain"): ("admin", "/api/v1/node/drain", None, 200),
+        ("GET", "/api/v1/nodes/{name}"): ("admin", f"/api/v1/nodes/{me}", None, 200),
+        ("GET", "/api/v1/nodes/{name}/series"): ("admin", f"/api/v1/nodes/{me}/series", None, 200),
+        ("GET", "/api/v1/nodes/{name}/log"): ("admin", f"/api/v1/nodes/{me}/log", None, 200),
+        ("GET", "/api/v1/nodes/{name}/live"): ("admin", f"/api/v1/nodes/{me}/live", None, 200),
+        ("HEAD", "/api/v1/nodes/{name}"): ("admin", f"/api/v1/nodes/{me}", None, 200),
+        ("HEAD", "/api/v1/nodes/{name}/series"): ("admin", f"/api/v1/nodes/{me}/series", None, 200),
+        ("HEAD", "/api/v1/nodes/{name}/log"): ("admin", f"/api/v1/nodes/{me}/log", None, 200),
+        ("HEAD", "/api/v1/nodes/{name}/live"): ("admin", f"/api/v1/nodes/{me}/live", None, 200),
+        ("POST", "/api/v1/nodes/{name}/drain"): ("admin", f"/api/v1/nodes/{me}/drain", None, 200),
+        ("DELETE", "/api/v1/nodes/{name}/drain"): ("admin", f"/api/v1/nodes/{me}/drain", None, 200),
+        ("GET", "/api/v1/overview"): ("admin", "/api/v1/overview", None, 200),
+        ("GET", "/api/v1/live"): ("admin", "/api/v1/live", None, 200),
+        ("GET", "/metrics"): ("admin", "/metrics", None, 200),
+        ("HEAD", "/api/v1/overview"): ("admin", "/api/v1/overview", None, 200),
+        ("HEAD", "/api/v1/live"): ("admin", "/api/v1/live", None, 200),
+        ("HEAD", "/metrics"): ("admin", "/metrics", None, 200),
+        # A standalone node has no cluster to join: 409 is its answer.
+        ("POST", "/api/v1/cluster/tokens"): ("admin", "/api/v1/cluster/tokens", None, 409),
         ("GET", "/api/v1/users"): ("admin", "/api/v1/users", None, 200),
         ("HEAD", "/api/v1/users"): ("admin", "/api/v1/users", None, 200),
         ("POST", "/api/v1/users"): ("admin", "/api/v1/users",
@@ -209,6 +239,10 @@ def _(tmp):
         ("GET", "/internal/chunks/{name}/{name}"): ("peer", "/internal/chunks/aa/0", None, None),
         ("HEAD", "/internal/chunks/{name}/{name}"): ("peer", "/internal/chunks/aa/0", None,
                                                      None),
+        ("GET", "/internal/node/{name}"): ("peer", "/internal/node/node", None, None),
+        ("HEAD", "/internal/node/{name}"): ("peer", "/internal/node/node", None, None),
+        ("POST", "/internal/node/{name}"): ("peer", "/internal/node/drain", None, None),
+        ("DELETE", "/internal/node/{name}"): ("peer", "/internal/node/drain", None, None),
     }
     listed = routes()
     keys = {(m, p) for m, p, _ in listed}
