@@ -432,7 +432,7 @@ static size_t members(struct api *api, struct member_info **out)
 	return 1;
 }
 
-enum job_kind { J_ONE, J_OVERVIEW, J_LIVE, J_DRAIN_AUDIT, J_TOKEN };
+enum job_kind { J_ONE, J_OVERVIEW, J_LIVE, J_TOKEN };
 
 struct job {
 	struct api *api;
@@ -455,26 +455,53 @@ static const char *method_name(enum http_method m)
 	return m == HTTP_POST ? "POST" : m == HTTP_DELETE ? "DELETE" : "GET";
 }
 
-/* An audit row for a drain or a token, best effort: the action stands
- * even while the database cannot take its row (the log says so). */
-static bool audit(struct api *api, const char *actor, const char *action, const char *object,
-		  const char *detail)
-{
-	principals_t *p = api_principals_store(api);
+/* An audit row for a drain or a token, written after the answer on a
+ * slow worker: the action stands, and is answered, even while the
+ * database cannot take its row (then the log says so). */
+struct audit_job {
+	struct api *api;
+	char actor[sizeof(((struct principal *)0)->actor)];
+	char action[32], object[17], detail[96];
+};
 
-	if (p && principals_audit_add(p, actor, action, object, detail) == 0)
-		return true;
-	log_warn("console: %s of %s by %s is not in the audit trail (the database did not take "
-		 "it)",
-		 action, object, actor);
-	return false;
+static void audit_work(void *arg)
+{
+	struct audit_job *a = arg;
+	principals_t *p = api_principals_store(a->api);
+
+	if (!p || principals_audit_add(p, a->actor, a->action, a->object,
+				       a->detail[0] ? a->detail : NULL) < 0)
+		log_warn("console: %s of %s by %s is not in the audit trail (the database did not "
+			 "take it)",
+			 a->action, a->object, a->actor);
 }
 
-static void drain_audit(struct job *job)
+static void audit_free(void *arg, int status)
 {
-	const char *action = job->method == HTTP_POST ? "node.drain" : "node.undrain";
+	(void)status;
+	free(arg);
+}
 
-	audit(job->api, job->actor, action, job->target, NULL);
+static void audit_later(struct api *api, const char *actor, const char *action, const char *object,
+			const char *detail)
+{
+	struct audit_job *a = xcalloc(1, sizeof(*a));
+
+	a->api = api;
+	snprintf(a->actor, sizeof(a->actor), "%s", actor);
+	snprintf(a->action, sizeof(a->action), "%s", action);
+	snprintf(a->object, sizeof(a->object), "%s", object);
+	snprintf(a->detail, sizeof(a->detail), "%s", detail ? detail : "");
+	if (pool_submit(api->pool, NULL, POOL_SLOW, audit_work, audit_free, a) < 0) {
+		log_warn("console: %s of %s by %s is not in the audit trail (no worker for it)",
+			 action, object, actor);
+		free(a);
+	}
+}
+
+static void drain_audit(struct api *api, const char *actor, enum http_method m, const char *id)
+{
+	audit_later(api, actor, m == HTTP_POST ? "node.drain" : "node.undrain", id, NULL);
 }
 
 static void work_one(struct job *job)
@@ -488,8 +515,6 @@ static void work_one(struct job *job)
 	if (a->status && buf_append(&job->b, a->body.data, a->body.len) < 0)
 		job->status = 500;
 	asks_free(a, 1);
-	if (job->what == W_DRAIN && job->status == 200)
-		drain_audit(job);
 }
 
 static void overview_node(json_t *j, const struct member_info *mi, const struct node_figures *f)
@@ -702,7 +727,7 @@ static void work_token(struct job *job)
 	if (job->status == 201) {
 		/* The expiry, never the token. */
 		snprintf(detail, sizeof(detail), "{\"expires\":\"%s\"}", when);
-		audit(api, job->actor, "token.create", api->self.id, detail);
+		audit_later(api, job->actor, "token.create", api->self.id, detail);
 	}
 }
 
@@ -719,9 +744,6 @@ static void job_work(void *arg)
 		break;
 	case J_LIVE:
 		work_live(job);
-		break;
-	case J_DRAIN_AUDIT:
-		drain_audit(job);
 		break;
 	case J_TOKEN:
 		work_token(job);
@@ -744,6 +766,8 @@ static void job_done(void *arg, int status)
 	struct job *job = arg;
 	http_conn_t *c = http_later_end(job->later);
 
+	if (job->kind == J_ONE && job->what == W_DRAIN && job->status == 200)
+		drain_audit(job->api, job->actor, job->method, job->target);
 	if (c) {
 		if (status < 0)
 			http_send_error(c, 503, "the node is stopping");
@@ -793,13 +817,8 @@ void api_node_drain(struct api_call *x)
 	/* The drain itself at once; its audit row after, off the loop. */
 	buf_init(&b, ANSWER_MAX);
 	st = node_answer(x->api, W_DRAIN, x->req->method, x->req, &b);
-	if (st == 200) {
-		struct job *job = job_new(x, J_DRAIN_AUDIT);
-		snprintf(job->target, sizeof(job->target), "%s", self_id(x->api));
-		/* No loop: job_free runs on the worker after the row. */
-		if (pool_submit(x->api->pool, NULL, POOL_FAST, job_work, job_free, job) < 0)
-			job_free(job, 0);
-	}
+	if (st == 200)
+		drain_audit(x->api, x->who.actor, x->req->method, self_id(x->api));
 	send_answer(x->c, st, &b);
 	buf_free(&b);
 }

@@ -27,6 +27,7 @@
 #include "origin/origin.h"
 #include "store/principals.h"
 #include "plays/plays.h"
+#include "sql/sql.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/notify.h"
@@ -347,6 +348,9 @@ int serve_run(const struct serve_opts *opts)
 		 * closed cache. */
 		http_server_close_all(api.server);
 	}
+	/* Jobs waiting for a PostgreSQL that is down (an admin's write, an
+	 * audit row) give up now rather than hold the stop for a minute. */
+	sql_stop_waiting();
 	/* The figures' readers before what they read. */
 	http_server_stop(metrics);
 	metrics = NULL;

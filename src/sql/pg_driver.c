@@ -19,6 +19,7 @@
  * whether some session holds it.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +305,21 @@ static int connect_db(struct pg_db *db, char *err, size_t errlen)
 	return 0;
 }
 
+static atomic_bool stop_waiting;
+
+void sql_stop_waiting(void)
+{
+	atomic_store(&stop_waiting, true);
+}
+
+/* Sleeps ms in steps, false at once when waiting should stop. */
+static bool wait_ms(int ms)
+{
+	for (; ms > 0 && !atomic_load(&stop_waiting); ms -= 100)
+		usleep((useconds_t)(ms < 100 ? ms : 100) * 1000);
+	return !atomic_load(&stop_waiting);
+}
+
 static int pg_tx(sql_t *base, bool write, sql_tx_fn fn, void *arg)
 {
 	struct pg_db *db = (struct pg_db *)base;
@@ -316,12 +332,13 @@ static int pg_tx(sql_t *base, bool write, sql_tx_fn fn, void *arg)
 			PQfinish(db->conn);
 			db->conn = NULL;
 			if (connect_db(db, err, sizeof(err)) < 0) {
-				if (time(NULL) >= deadline) {
+				if (time(NULL) >= deadline || atomic_load(&stop_waiting)) {
 					log_error("postgres: %s", err);
 					return -EIO;
 				}
 				log_warn("postgres: %s; retrying", err);
-				usleep((useconds_t)delay_ms * 1000);
+				if (!wait_ms(delay_ms))
+					return -EIO;
 				delay_ms = delay_ms < 2000 ? delay_ms * 2 : 2000;
 				continue;
 			}
@@ -341,7 +358,7 @@ static int pg_tx(sql_t *base, bool write, sql_tx_fn fn, void *arg)
 		}
 		if (rc != -ENOTCONN)
 			return rc;
-		if (time(NULL) >= deadline)
+		if (time(NULL) >= deadline || atomic_load(&stop_waiting))
 			return -EIO;
 		log_warn("postgres: lost the connection; reconnecting");
 	}

@@ -115,4 +115,9 @@ typedef int (*sql_tx_fn)(sql_t *db, void *arg);
  */
 int sql_tx(sql_t *db, bool write, sql_tx_fn fn, void *arg);
 
+/* From now on, a transaction waiting for PostgreSQL to come back gives up
+ * (-EIO) at its next try, within a second or so: a stopping node must
+ * not wait a minute for a database that is down. Any thread; for good. */
+void sql_stop_waiting(void);
+
 #endif
