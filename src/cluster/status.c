@@ -25,7 +25,7 @@
 #include "util/fsutil.h"
 
 #define ANSWER_MAX ((size_t)16 << 20)
-#define NCOLS 8
+#define NCOLS 14
 
 /* GET url into body, with $CHORUS_KEY (an API key) when set: the member
  * list is for principals. The key goes in a header, never in argv, where
@@ -72,12 +72,19 @@ static const char *str_of(json_t *o, const char *key)
 	return s ? s : "";
 }
 
-/* An integer member, or -1 when absent or null. */
+/* A number member, or -1 when absent or null. */
 static long long int_of(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
-	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+	return json_is_number(v) ? (long long)json_number_value(v) : -1;
+}
+
+static double num_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : -1;
 }
 
 static void human_bytes(long long v, char *out, size_t outlen)
@@ -112,13 +119,16 @@ static void human_ms(long long ms, char *out, size_t outlen)
 		snprintf(out, outlen, "%lld days", ms / 86400000);
 }
 
-/* One node's cells. */
+/* One node's cells, from its row of /api/v1/overview. */
 static void cells(json_t *node, char cell[NCOLS][300])
 {
-	json_t *cache = json_object_get(node, "cache");
-	long long hits = int_of(cache, "hits"), misses = int_of(cache, "misses");
+	double ratio = num_of(node, "cache_hit_ratio"), rps = num_of(node, "requests_per_s");
+	double bps = num_of(node, "bytes_out_per_s");
+	long long queued = int_of(node, "plays_queued");
 	char a[64], b[64];
 
+	for (int c = 0; c < NCOLS; c++)
+		snprintf(cell[c], 300, "-");
 	snprintf(cell[0], 300, "%s%s", json_is_true(json_object_get(node, "self")) ? "*" : " ",
 		 str_of(node, "id"));
 	printable(str_of(node, "address"), cell[1], 300);
@@ -126,23 +136,32 @@ static void cells(json_t *node, char cell[NCOLS][300])
 	if (!cell[2][0])
 		snprintf(cell[2], 300, "-");
 	printable(str_of(node, "state"), cell[3], 300);
+	if (json_is_true(json_object_get(node, "drained")))
+		strcat(cell[3], ", drained");
 	human_ms(int_of(node, "heartbeat_age_ms"), cell[4], 290);
 	if (strcmp(cell[4], "-") != 0)
 		strcat(cell[4], " ago");
-	if (json_is_object(cache)) {
-		human_bytes(int_of(cache, "bytes"), a, sizeof(a));
-		human_bytes(int_of(cache, "budget_bytes"), b, sizeof(b));
-		snprintf(cell[5], 300, "%s of %s", a, b);
-		if (hits >= 0 && misses >= 0 && hits + misses > 0)
-			snprintf(cell[6], 300, "%.0f%%",
-				 100.0 * (double)hits / (double)(hits + misses));
-		else
-			snprintf(cell[6], 300, "-");
-	} else {
-		snprintf(cell[5], 300, "-");
-		snprintf(cell[6], 300, "-");
+	if (!json_is_true(json_object_get(node, "answered")))
+		return; /* the rest are its own figures: none came */
+	printable(str_of(node, "version"), cell[5], 300);
+	human_ms(int_of(node, "uptime_s") * 1000, cell[6], 300);
+	snprintf(cell[7], 300, "%lld", int_of(node, "connections"));
+	if (rps >= 0)
+		snprintf(cell[8], 300, "%.1f", rps);
+	if (bps >= 0) {
+		human_bytes((long long)bps, a, sizeof(a));
+		snprintf(cell[9], 300, "%s/s", a);
 	}
-	human_ms(int_of(node, "replication_lag_ms"), cell[7], 300);
+	if (int_of(node, "cache_bytes") >= 0) {
+		human_bytes(int_of(node, "cache_bytes"), a, sizeof(a));
+		human_bytes(int_of(node, "cache_budget_bytes"), b, sizeof(b));
+		snprintf(cell[10], 300, "%s of %s", a, b);
+	}
+	if (ratio >= 0)
+		snprintf(cell[11], 300, "%.0f%%", 100.0 * ratio);
+	human_ms(int_of(node, "replication_lag_ms"), cell[12], 300);
+	if (queued >= 0)
+		snprintf(cell[13], 300, "%lld", queued);
 }
 
 static bool is_http_url(const char *s)
@@ -202,14 +221,16 @@ static int recorded_url(const char *data_dir, char *out, size_t outlen, char *pa
 
 int cluster_status_run(const char *url, const char *data_dir)
 {
-	static const char *const heads[NCOLS] = {" NODE", "ADDRESS", "SITE", "STATE",
-						 "HEARD", "CACHE",   "HITS", "LAG"};
+	static const char *const heads[NCOLS] = {" NODE",   "ADDRESS", "SITE",  "STATE",  "HEARD",
+						 "VERSION", "UP",      "CONNS", "REQ/S",  "OUT/S",
+						 "CACHE",   "HITS",    "LAG",   "TO SHIP"};
 	char full[2200], err[CURL_ERROR_SIZE + 64], (*cell)[NCOLS][300] = NULL;
 	char recorded[2048], path[4200], from[4300] = "";
 	const char *env = getenv("CHORUS_URL");
 	size_t base, n, counts[3] = {0, 0, 0};
 	int width[NCOLS], rc = 1;
-	json_t *root = NULL, *nodes, *pg;
+	json_t *root = NULL, *nodes, *health, *dbh, *orig;
+	long long lag;
 	long status = 0;
 	buf_t body;
 
@@ -237,7 +258,7 @@ int cluster_status_run(const char *url, const char *data_dir)
 		fprintf(stderr, "chorus: status: the URL is too long\n");
 		return 1;
 	}
-	snprintf(full, sizeof(full), "%.*s/api/v1/cluster", (int)base, url);
+	snprintf(full, sizeof(full), "%.*s/api/v1/overview", (int)base, url);
 	buf_init(&body, ANSWER_MAX);
 	if (fetch(full, &body, &status, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: status: cannot reach the node at %.*s%s: %s\n", (int)base,
@@ -246,8 +267,8 @@ int cluster_status_run(const char *url, const char *data_dir)
 	}
 	if (status == 401 || status == 403) {
 		fprintf(stderr,
-			"chorus: status: %s answered HTTP %ld: set CHORUS_KEY to an API key"
-			" (chorus key create)\n",
+			"chorus: status: %s answered HTTP %ld: set CHORUS_KEY to an admin's API key"
+			" (chorus key create --role admin)\n",
 			full, status);
 		goto out;
 	}
@@ -286,11 +307,26 @@ int cluster_status_run(const char *url, const char *data_dir)
 			       c == NCOLS - 1 ? "\n" : "  ");
 	printf("%zu node%s: %zu alive, %zu suspect, %zu dead", n, n == 1 ? "" : "s", counts[0],
 	       counts[1], counts[2]);
-	pg = json_object_get(root, "postgres_connected");
-	if (json_is_false(pg))
-		printf(" (PostgreSQL unreachable from this node: states from direct probes)");
-	else if (json_is_null(pg))
+	health = json_object_get(root, "health");
+	dbh = json_object_get(health, "database");
+	orig = json_object_get(health, "origin");
+	if (strcmp(str_of(dbh, "kind"), "sqlite") == 0)
 		printf(" (a standalone node)");
+	else if (json_is_false(json_object_get(dbh, "reachable")))
+		printf(" (PostgreSQL unreachable from this node: states from direct probes)");
+	printf("\n");
+	/* The health line the console shows first. */
+	printf("database %s %s; origin %s %s", str_of(dbh, "kind"),
+	       json_is_false(json_object_get(dbh, "reachable")) ? "UNREACHABLE" : "reachable",
+	       str_of(orig, "kind"),
+	       json_is_false(json_object_get(orig, "reachable"))  ? "FAILING"
+	       : json_is_true(json_object_get(orig, "reachable")) ? "reachable"
+								  : "not read yet");
+	if ((lag = int_of(health, "replication_lag_ms")) >= 0) {
+		char l[64];
+		human_ms(lag, l, sizeof(l));
+		printf("; replication lag %s", l);
+	}
 	printf("\n");
 	rc = fflush(stdout) == 0 ? 0 : 1;
 out:

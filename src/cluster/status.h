@@ -7,8 +7,9 @@
 #define STATUS_NODE_FILE "node.json"
 
 /*
- * `chorus status`: GET URL/api/v1/cluster from one node and print the
- * cluster as that node sees it, one line per node, on stdout. URL is url
+ * `chorus status`: GET URL/api/v1/overview from one node (an admin's key
+ * in $CHORUS_KEY) and print the console's overview: one line per node
+ * with its figures, then the health line, on stdout. URL is url
  * (--url) when not NULL, else $CHORUS_URL, else the one in
  * data_dir/node.json (written by the node serving data_dir), else
  * http://127.0.0.1:8080. Returns the exit status: 0, or 1 (with

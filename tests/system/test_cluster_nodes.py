@@ -112,7 +112,7 @@ def _(tmp):
 
         r = run_chorus(["status", "--url", f"http://127.0.0.1:{n2.port}/"])
         check_eq(r.rc, 1, "chorus status without a key", r)
-        check("set CHORUS_KEY to an API key" in r.err, "says what it needs", r)
+        check("set CHORUS_KEY to an admin" in r.err, "says what it needs", r)
         r = run_chorus(["status", "--url", f"http://127.0.0.1:{n2.port}/"],
                        env={"CHORUS_KEY": n2.key})
         check_eq(r.rc, 0, "chorus status", r)
