@@ -103,8 +103,9 @@ static bool by_key(struct api_loop *al, const struct http_str *h, struct princip
 		while (sp < h->len && h->p[sp] != ' ')
 			sp++;
 		return deny(why, 401,
-			    sp < h->len ? "unsupported authorization scheme; use Bearer"
-					: "malformed Authorization header");
+			    sp < h->len
+				    ? "unsupported authorization scheme; use Bearer (or Session)"
+				    : "malformed Authorization header");
 	}
 	if (auth_bearer(h->p, h->len, &tok, &toklen) < 0 ||
 	    auth_key_parse(tok, toklen, id, hash) < 0)
@@ -126,7 +127,7 @@ static bool by_key(struct api_loop *al, const struct http_str *h, struct princip
 }
 
 static bool by_session(struct api *api, struct api_loop *al, const char *v, size_t len,
-		       struct principal *who, struct access_denial *why)
+		       enum access_via via, struct principal *who, struct access_denial *why)
 {
 	int64_t uid, gen;
 	struct catalog_user u;
@@ -148,7 +149,7 @@ static bool by_session(struct api *api, struct api_loop *al, const char *v, size
 	explicit_bzero(u.password, sizeof(u.password));
 	if (u.generation != gen)
 		return deny(why, 401, "session ended; log in again");
-	who->via = VIA_SESSION;
+	who->via = via;
 	user_principal(who, &u);
 	memcpy(who->session, v, len);
 	who->session[len] = '\0';
@@ -212,10 +213,17 @@ static bool identify(struct api *api, struct api_loop *al, const struct http_req
 	const char *cookie;
 	size_t len;
 
+	if (h && h->len > 8 && strncasecmp(h->p, "Session ", 8) == 0) {
+		size_t skip = 8;
+		while (skip < h->len && h->p[skip] == ' ')
+			skip++;
+		return by_session(api, al, h->p + skip, h->len - skip, VIA_SESSION_HEADER, who,
+				  why);
+	}
 	if (h)
 		return by_key(al, h, who, why);
 	if ((cookie = access_cookie(req, &len)))
-		return by_session(api, al, cookie, len, who, why);
+		return by_session(api, al, cookie, len, VIA_SESSION, who, why);
 	if (track_id && (http_query_has(req->query, "sig") || http_query_has(req->query, "exp")))
 		return by_url(api, al, req, track_id, who, why);
 	return true; /* anonymous */

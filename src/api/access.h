@@ -15,7 +15,8 @@
  * authenticates with PostgreSQL down.
  *
  * Credentials, in order: "Authorization: Bearer chorus_<id>_<secret>" (an
- * API key), the chorus_session cookie (a user logged in at POST
+ * API key) or "Authorization: Session S" (a console's session, where its
+ * cookie does not go), the chorus_session cookie (a user logged in at POST
  * /api/v1/session), and, on a stream only, ?exp=T&sig=S (a signed URL).
  * A credential that is present but not good is refused (401) rather than
  * read as anonymous: a client with a broken key must be told.
@@ -36,7 +37,11 @@ enum access_rule {
 /* "open", "read", "plays", "reports", "self", "admin", "peer". */
 const char *access_rule_name(enum access_rule r);
 
-enum access_via { VIA_NONE, VIA_KEY, VIA_SESSION, VIA_URL };
+/* VIA_SESSION: the cookie (writes need the CSRF token); VIA_SESSION_HEADER:
+ * the same session sent as "Authorization: Session S" by a console that
+ * moved to another node (no cookie goes there, and a header is not sent
+ * by the browser on its own, so no CSRF token is needed). */
+enum access_via { VIA_NONE, VIA_KEY, VIA_SESSION, VIA_SESSION_HEADER, VIA_URL };
 
 #define ACCESS_ID_MAX (2 + AUTH_KEY_ID_LEN + 16)
 

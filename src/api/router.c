@@ -446,6 +446,33 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
 	buf_free(&key);
 }
 
+/*
+ * Cross-origin requests to the API: a console that moved to another node
+ * of the member list (its own node gone) calls it from the old page's
+ * origin. Any origin may: the credential such a request carries is a
+ * header the page adds ("Authorization: Session" or "Bearer"), never a
+ * cookie (a wildcard origin makes the browser send and expose none), so
+ * another site gains nothing by it.
+ */
+#define CORS "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After\r\n"
+
+static bool preflight(http_conn_t *c, const struct http_request *req, unsigned allow)
+{
+	char methods[64], hdr[400];
+
+	if (req->method != HTTP_OPTIONS || !allow ||
+	    !http_header_get(req, "Access-Control-Request-Method"))
+		return false;
+	api_route_methods(allow, methods, sizeof(methods));
+	snprintf(hdr, sizeof(hdr),
+		 "Access-Control-Allow-Methods: %s\r\n"
+		 "Access-Control-Allow-Headers: Authorization, Content-Type, X-CSRF-Token\r\n"
+		 "Access-Control-Max-Age: 600\r\nCache-Control: no-store\r\n",
+		 methods);
+	http_send(c, 204, NULL, hdr, NULL, 0);
+	return true;
+}
+
 void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 {
 	struct api_call x = {.api = ud, .al = http_conn_loop_data(c), .c = c, .req = req};
@@ -459,6 +486,8 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		http_send_error(c, 404, "no such resource");
 		return;
 	}
+	if (n >= 2 && seg_is(seg[0], "api") && http_header_get(req, "Origin"))
+		http_conn_also(c, CORS);
 	for (size_t i = 0; i < NROUTES && !r; i++) {
 		int m = route_match(routes[i].path, seg, n, &x.id, &x.name);
 		if (m < 0)
@@ -474,6 +503,8 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		http_conn_set_class(c, route_class[r - routes]);
 	}
 	if (!r) {
+		if (preflight(c, req, allow))
+			return;
 		if (allow)
 			send_405(c, allow);
 		else

@@ -67,6 +67,9 @@ static int session_body(struct api *api, const char *session, const char *name, 
 	json_kstr(&j, "user", name);
 	json_kstr(&j, "role", auth_role_name(role));
 	json_kstr(&j, "csrf_token", csrf);
+	/* For "Authorization: Session" on another node of the member list,
+	 * should this one go away: its cookie does not go there. */
+	json_kstr(&j, "token", session);
 	if (expires)
 		json_kint(&j, "expires_at", expires);
 	json_obj_end(&j);
@@ -200,7 +203,7 @@ void api_session_get(struct api_call *x)
 	json_t j;
 
 	buf_init(&b, 4096);
-	if (w->via == VIA_SESSION) {
+	if (w->via == VIA_SESSION || w->via == VIA_SESSION_HEADER) {
 		struct catalog_user u;
 		const char *name = catalog_user_find_id(x->al->principals, w->user_id, &u) == 0
 					   ? u.name

@@ -101,6 +101,7 @@ struct http_conn {
 	bool in_request;         /* dispatched or refused, not yet counted */
 	int cls;                 /* http_conn_set_class */
 	int64_t req_us, ttfb_us; /* mono_us at dispatch; first byte after it (0: none yet) */
+	const char *also;        /* http_conn_also's header lines, for this response */
 	int64_t started_ms;
 	char *logline;
 	struct in6_addr peer;
@@ -291,6 +292,8 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 		rc = buf_printf(&c->out, "Content-Type: %s\r\n", content_type);
 	if (rc == 0 && extra)
 		rc = buf_appends(&c->out, extra);
+	if (rc == 0 && c->also)
+		rc = buf_appends(&c->out, c->also);
 	if (rc == 0 && !c->keep_alive)
 		rc = buf_appends(&c->out, "Connection: close\r\n");
 	if (rc == 0)
@@ -428,6 +431,11 @@ static void account(struct http_conn *c)
 		hist_add(&f->ttfb, (uint64_t)c->ttfb_us);
 }
 
+void http_conn_also(http_conn_t *c, const char *lines)
+{
+	c->also = lines;
+}
+
 void http_conn_set_class(http_conn_t *c, int cls)
 {
 	if (cls >= 0 && cls < HTTP_CLASSES)
@@ -505,6 +513,7 @@ static void refuse(struct http_conn *c, int status, const char *why)
 	c->cls = 0;
 	c->req_us = mono_us();
 	c->ttfb_us = 0;
+	c->also = NULL;
 	c->keep_alive = false;
 	c->close_after = true;
 	c->head = false;
@@ -543,6 +552,7 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 	c->cls = 0;
 	c->req_us = mono_us();
 	c->ttfb_us = 0;
+	c->also = NULL;
 	if (s->cfg.access_log_fd >= 0) {
 		size_t n = req->method_str.len + req->target.len + 16;
 		c->logline = xmalloc(n);

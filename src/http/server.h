@@ -105,6 +105,11 @@ void http_server_tls_reload(http_server_t *s);
 
 /* ---- answering ---- */
 
+/* Header lines ("Name: value\r\n"..., a string that outlives the
+ * response: a literal) for the answer to the request in hand, whichever
+ * call sends it: what a router decides for every route alike (CORS). */
+void http_conn_also(http_conn_t *c, const char *lines);
+
 /* A whole response from memory (copied). For HEAD the body is left out
  * but Content-Length stays. extra_headers: "Name: value\r\n"... or NULL. */
 void http_send(http_conn_t *c, int status, const char *content_type, const char *extra_headers,

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import os
-import socket
+import subprocess
 import sys
 import time
 
@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, RawConn, bearer, check, check_eq, fail, ingest_ok, main, make_key, sha256_file, test,
-    wait_for, wav_library)
+    CHORUS_BIN, Node, RawConn, bearer, check, check_eq, chorus_env, ingest_ok, main, make_key,
+    sha256_file, test, wait_for, wav_library)
 
 BIG = 1_500_000  # frames: 6 MB tracks, more than the sockets buffer
 
@@ -303,6 +303,54 @@ def _(tmp):
     check_eq(n.request("DELETE", "/api/v1/node/drain").json()["drained"], False, "undrain")
     check_eq(n.request("GET", "/health", auth=False).status, 200, "health back")
     n.stop()
+
+
+@test("a console that moves: its login's token is a session on another node, cross-origin (CORS), with no CSRF token; a cookie still needs one")
+def _(tmp):
+    with pg.server() as db:
+        c = Cluster(tmp, db, n=2)
+        a, b = c.nodes
+        p = subprocess.run([CHORUS_BIN, "user", "add", "olga", "--role", "admin", "--data",
+                            str(tmp / "cli"), "--db", db.conninfo], input=b"olga-pass-123\n",
+                           capture_output=True, env=chorus_env(), timeout=60)
+        check_eq(p.returncode, 0, f"user add olga: {p.stderr!r}")
+        ct = {"Content-Type": "application/json"}
+        body = json.dumps({"user": "olga", "password": "olga-pass-123"})
+        wait_for("olga on node 0", lambda: a.request("POST", "/api/v1/session", ct, body,
+                                                     auth=False).status == 200, 5)
+        r = a.request("POST", "/api/v1/session", ct, body, auth=False)
+        s = r.json()
+        check(s["token"] and s["token"] in r.header("set-cookie"), "the token is the session", s)
+        origin = {"Origin": f"http://127.0.0.1:{a.port}"}
+        # The browser's preflight for a write with the header, to node 1.
+        r = b.request("OPTIONS", f"/api/v1/nodes/{c.ids[1]}/drain",
+                      {**origin, "Access-Control-Request-Method": "POST",
+                       "Access-Control-Request-Headers": "authorization"}, auth=False)
+        check_eq(r.status, 204, "the preflight", r)
+        check_eq(r.header("access-control-allow-origin"), "*", "any origin", r)
+        check("POST" in r.header("access-control-allow-methods", "")
+              and "Authorization" in r.header("access-control-allow-headers", ""),
+              "the methods and headers", r)
+        sess = {"Authorization": "Session " + s["token"]}
+        r = b.request("GET", "/api/v1/overview", {**origin, **sess})
+        check_eq(r.status, 200, "the overview from node 1 with the session header", r)
+        check_eq(r.header("access-control-allow-origin"), "*", "CORS on the answer", r)
+        check_eq(b.request("GET", "/api/v1/session", sess).json()["user"], "olga", "who")
+        r = b.request("POST", f"/api/v1/nodes/{c.ids[0]}/drain", {**origin, **sess})
+        check_eq(r.status, 200, "a write with the session header needs no CSRF token", r)
+        check_eq(a.request("GET", "/health", auth=False).status, 503, "node 0 drained")
+        cookie = {"Cookie": "chorus_session=" + s["token"]}
+        r = b.request("DELETE", f"/api/v1/nodes/{c.ids[0]}/drain", cookie, auth=False)
+        check_eq(r.status, 403, "the same session as a cookie without its CSRF token", r)
+        r = b.request("DELETE", f"/api/v1/nodes/{c.ids[0]}/drain",
+                      {**cookie, "X-CSRF-Token": s["csrf_token"]}, auth=False)
+        check_eq(r.status, 200, "with it", r)
+        r = b.request("GET", "/api/v1/overview", {"Authorization": "Session x.y.z"})
+        check_eq(r.status, 401, "a forged session header", r)
+        check("access-control-allow-origin" not in r.headers, "no CORS without an Origin", r)
+        check_eq(b.request("GET", "/health", {**origin}, auth=False)
+                 .header("access-control-allow-origin"), None, "none outside /api/")
+        c.stop()
 
 
 if __name__ == "__main__":
