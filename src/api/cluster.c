@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "catalog/replica.h"
 #include "cluster/membership.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/xalloc.h"
 
@@ -40,22 +41,11 @@ void api_cluster_stats(void *ud, struct member_stats *out)
 	}
 }
 
-/* RFC 3339, UTC, milliseconds. */
-static void rfc3339_ms(int64_t ms, char out[64])
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static void member_json(json_t *j, const struct member_info *mi)
 {
 	const struct member *m = &mi->m;
 	const struct member_stats *s = &mi->stats;
-	char when[64];
+	char when[CLOCK_UTC_LEN];
 
 	json_obj_begin(j);
 	json_kstr(j, "id", m->id);
@@ -64,7 +54,7 @@ static void member_json(json_t *j, const struct member_info *mi)
 	json_kstr(j, "state", membership_state_name(m->state));
 	json_key(j, "last_heartbeat");
 	if (mi->last_heartbeat_ms > 0) {
-		rfc3339_ms(mi->last_heartbeat_ms, when);
+		clock_utc_ms(mi->last_heartbeat_ms, when);
 		json_str(j, when);
 	} else {
 		json_nil(j);

@@ -207,22 +207,12 @@ static void node_series(struct api *api, int64_t since, json_t *j)
 	free(p);
 }
 
-static void rfc3339_ms(int64_t ms, char out[64])
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static void node_log(struct api *api, int64_t since, json_t *j)
 {
 	struct log_entry *e = xcalloc(LOG_PAGE, sizeof(*e));
 	size_t n = log_recent(since > 0 ? (uint64_t)since : 0, e, LOG_PAGE);
 	uint64_t next = since > 0 ? (uint64_t)since : 0;
-	char when[64];
+	char when[CLOCK_UTC_LEN];
 
 	json_obj_begin(j);
 	json_kstr(j, "node", self_id(api));
@@ -231,7 +221,7 @@ static void node_log(struct api *api, int64_t since, json_t *j)
 	for (size_t i = 0; i < n; i++) {
 		json_obj_begin(j);
 		json_kint(j, "seq", (int64_t)e[i].seq);
-		rfc3339_ms(e[i].time_ms, when);
+		clock_utc_ms(e[i].time_ms, when);
 		json_kstr(j, "time", when);
 		json_kstr(j, "level", e[i].level == LOG_ERROR ? "error" : "warn");
 		json_kstr(j, "message", e[i].message);
@@ -688,26 +678,17 @@ static void work_live(struct job *job)
 	free(mi);
 }
 
-static void utc(int64_t s, char out[32])
-{
-	time_t t = (time_t)s;
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void work_token(struct job *job)
 {
 	struct api *api = job->api;
 	struct join_token tok;
-	char text[JOIN_TOKEN_LEN + 1], when[32], detail[96];
+	char text[JOIN_TOKEN_LEN + 1], when[CLOCK_UTC_LEN], detail[96];
 	int64_t expires = (int64_t)time(NULL) + (int64_t)job->ttl_hours * 3600;
 	json_t j;
 
 	join_token_make(api->peer_key, expires, &tok, text);
 	explicit_bzero(&tok, sizeof(tok));
-	utc(expires, when);
+	clock_utc(expires, when);
 	json_init(&j, &job->b);
 	json_obj_begin(&j);
 	json_kstr(&j, "token", text);

@@ -32,6 +32,7 @@
 #include "crypto/seal.h"
 #include "sql/sqlite.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/text.h"
 #include "util/xalloc.h"
@@ -522,23 +523,12 @@ static int post(const char *url, const char *body, long *status, buf_t *answer, 
 	return rc < 0 ? -EHOSTUNREACH : 0;
 }
 
-static void utc(int64_t s, char out[32])
-{
-	time_t tt = (time_t)s;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm))
-		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
-		snprintf(out, 32, "%" PRId64, s);
-}
-
 int join_run(const char *url, const char *token, int port, struct join_config *out, char *err,
 	     size_t errlen)
 {
 	struct join_token tok;
 	struct join_request req;
-	char full[2200], why[CURL_ERROR_SIZE + 64], when[32], *body = NULL;
+	char full[2200], why[CURL_ERROR_SIZE + 64], when[CLOCK_UTC_LEN], *body = NULL;
 	size_t base = strlen(url);
 	int64_t now = (int64_t)time(NULL);
 	long status = 0;
@@ -560,7 +550,7 @@ int join_run(const char *url, const char *token, int port, struct join_config *o
 		return -EINVAL;
 	}
 	if (join_token_expiry(tok.t) < now) {
-		utc(join_token_expiry(tok.t), when);
+		clock_utc(join_token_expiry(tok.t), when);
 		snprintf(err, errlen, "the token expired at %s; make a new one on a member", when);
 		explicit_bzero(&tok, sizeof(tok));
 		return -EKEYEXPIRED;
@@ -660,7 +650,7 @@ int join_token_command(const char *data_dir, int ttl_hours)
 {
 	uint8_t key[JOIN_KEY_LEN];
 	struct join_token tok;
-	char text[JOIN_TOKEN_LEN + 1], err[600], when[32];
+	char text[JOIN_TOKEN_LEN + 1], err[600], when[CLOCK_UTC_LEN];
 	int64_t expires = (int64_t)time(NULL) + (int64_t)ttl_hours * 3600;
 
 	if (read_cluster_key(data_dir, key, err, sizeof(err)) < 0) {
@@ -670,7 +660,7 @@ int join_token_command(const char *data_dir, int ttl_hours)
 	join_token_make(key, expires, &tok, text);
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(&tok, sizeof(tok));
-	utc(expires, when);
+	clock_utc(expires, when);
 	printf("A join token, valid until %s. Keep it secret: it lets a server into the cluster.\n"
 	       "On the new server: chorus serve --join http://THIS-NODE:PORT --token TOKEN\n"
 	       "%s\n",

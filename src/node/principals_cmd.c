@@ -20,6 +20,7 @@
 #include "auth/auth.h"
 #include "catalog/db.h"
 #include "store/principals.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -91,20 +92,17 @@ static void forget_admin_password(const char *data_dir, const char *user)
 		fprintf(stderr, "chorus: cannot remove %s: %s\n", path, strerror(errno));
 }
 
-static void format_time(int64_t t, char out[32])
+static void format_time(int64_t t, char out[CLOCK_UTC_LEN])
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (t <= 0 || !gmtime_r(&tt, &tm))
-		snprintf(out, 32, "-");
+	if (t <= 0)
+		snprintf(out, CLOCK_UTC_LEN, "-");
 	else
-		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		clock_utc(t, out);
 }
 
 static int print_user(void *ud, const struct principal_user *u)
 {
-	char created[32], updated[32];
+	char created[CLOCK_UTC_LEN], updated[CLOCK_UTC_LEN];
 
 	format_time(u->created_at, created);
 	format_time(u->updated_at, updated);
@@ -202,7 +200,7 @@ static const char *or_dash(const char *s)
 
 static int print_key(void *ud, const struct principal_key *k)
 {
-	char created[32], revoked[32];
+	char created[CLOCK_UTC_LEN], revoked[CLOCK_UTC_LEN];
 
 	format_time(k->created_at, created);
 	format_time(k->revoked_at, revoked);

@@ -1,5 +1,8 @@
 #include "util/clock.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t mono_ms(void)
@@ -32,4 +35,28 @@ double mono_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void clock_utc(int64_t s, char out[CLOCK_UTC_LEN])
+{
+	time_t t = (time_t)s;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) && strftime(out, CLOCK_UTC_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return;
+	snprintf(out, CLOCK_UTC_LEN, "%" PRId64, s);
+}
+
+void clock_utc_ms(int64_t ms, char out[CLOCK_UTC_LEN])
+{
+	int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+	time_t t = (time_t)s;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) && strftime(out, CLOCK_UTC_LEN, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		size_t n = strlen(out);
+		snprintf(out + n, CLOCK_UTC_LEN - n, ".%03dZ", (int)(ms - s * 1000));
+		return;
+	}
+	snprintf(out, CLOCK_UTC_LEN, "%" PRId64, ms);
 }

@@ -15,4 +15,10 @@ int64_t wall_ms(void);
 /* Monotonic seconds with a fraction, for rates and progress lines. */
 double mono_s(void);
 
+/* Unix time as RFC 3339 in UTC: "2026-12-07T11:44:22Z", and with
+ * milliseconds, "2026-12-07T11:44:22.123Z". */
+#define CLOCK_UTC_LEN 32
+void clock_utc(int64_t s, char out[CLOCK_UTC_LEN]);
+void clock_utc_ms(int64_t ms, char out[CLOCK_UTC_LEN]);
+
 #endif

@@ -7,6 +7,7 @@
 #include "metrics/hist.h"
 #include "metrics/prom.h"
 #include "metrics/series.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "unit.h"
 
@@ -191,8 +192,23 @@ static void test_log_ring(void)
 	free(e);
 }
 
+static void test_clock_utc(void)
+{
+	char out[CLOCK_UTC_LEN];
+
+	clock_utc(0, out);
+	CHECK_STR(out, "1970-01-01T00:00:00Z");
+	clock_utc(1796643862, out);
+	CHECK_STR(out, "2026-12-07T11:44:22Z");
+	clock_utc_ms(1796643862123, out);
+	CHECK_STR(out, "2026-12-07T11:44:22.123Z");
+	clock_utc_ms(-1, out); /* before the epoch: the second before it */
+	CHECK_STR(out, "1969-12-31T23:59:59.999Z");
+}
+
 int main(void)
 {
+	TEST_RUN(test_clock_utc);
 	TEST_RUN(test_bounds);
 	TEST_RUN(test_add_and_quantiles);
 	TEST_RUN(test_series_point);
