@@ -543,14 +543,35 @@ static void overview_node(json_t *j, const struct member_info *mi, const struct 
 	json_obj_end(j);
 }
 
+/* The members (into *mi, n of them), and every one not dead nor this
+ * node asked for what at once (into *a, *na of them). */
+static size_t ask_members(struct api *api, enum node_what what, struct member_info **mi,
+			  struct ask **a, size_t *na)
+{
+	size_t n = members(api, mi);
+
+	*a = xcalloc(n ? n : 1, sizeof(**a));
+	*na = 0;
+	for (size_t i = 0; i < n; i++) {
+		if ((*mi)[i].m.self || (*mi)[i].m.state == MEMBER_DEAD)
+			continue;
+		snprintf((*a)[*na].id, sizeof((*a)[*na].id), "%s", (*mi)[i].m.id);
+		snprintf((*a)[*na].url, sizeof((*a)[*na].url), "%s", (*mi)[i].m.address);
+		(*na)++;
+	}
+	if (*na)
+		ask_all(api, *a, *na, "GET", what, NULL);
+	return n;
+}
+
 /* The overview: every member not dead asked for its figures (this node
  * answers from memory), then the health line over what came back. */
 static void work_overview(struct job *job)
 {
 	struct api *api = job->api;
 	struct member_info *mi;
-	size_t n = members(api, &mi), na = 0;
-	struct ask *a = xcalloc(n ? n : 1, sizeof(*a));
+	struct ask *a;
+	size_t na, n = ask_members(api, W_NODE, &mi, &a, &na);
 	struct node_figures *fig = xcalloc(n ? n : 1, sizeof(*fig));
 	bool *got = xcalloc(n ? n : 1, sizeof(*got));
 	size_t by_state[3] = {0, 0, 0};
@@ -559,17 +580,9 @@ static void work_overview(struct job *job)
 	json_t j;
 	buf_t self;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (mi[i].m.state >= 0 && mi[i].m.state < 3)
 			by_state[mi[i].m.state]++;
-		if (mi[i].m.self || mi[i].m.state == MEMBER_DEAD)
-			continue;
-		snprintf(a[na].id, sizeof(a[na].id), "%s", mi[i].m.id);
-		snprintf(a[na].url, sizeof(a[na].url), "%s", mi[i].m.address);
-		na++;
-	}
-	if (na)
-		ask_all(api, a, na, "GET", W_NODE, NULL);
 	buf_init(&self, ANSWER_MAX);
 	for (size_t i = 0; i < n; i++) {
 		if (mi[i].m.self) {
@@ -626,7 +639,7 @@ static void work_overview(struct job *job)
 	job->status = json_failed(&j) || buf_append(&job->b, "\n", 1) < 0 ? 500 : 200;
 	free(fig);
 	free(got);
-	asks_free(a, na ? na : 1);
+	asks_free(a, na);
 	free(mi);
 }
 
@@ -636,20 +649,12 @@ static void work_live(struct job *job)
 {
 	struct api *api = job->api;
 	struct member_info *mi;
-	size_t n = members(api, &mi), na = 0;
-	struct ask *a = xcalloc(n ? n : 1, sizeof(*a));
+	struct ask *a;
+	size_t na;
 	json_t j;
 	buf_t self;
 
-	for (size_t i = 0; i < n; i++) {
-		if (mi[i].m.self || mi[i].m.state == MEMBER_DEAD)
-			continue;
-		snprintf(a[na].id, sizeof(a[na].id), "%s", mi[i].m.id);
-		snprintf(a[na].url, sizeof(a[na].url), "%s", mi[i].m.address);
-		na++;
-	}
-	if (na)
-		ask_all(api, a, na, "GET", W_LIVE, NULL);
+	ask_members(api, W_LIVE, &mi, &a, &na);
 	buf_init(&self, ANSWER_MAX);
 	json_init(&j, &job->b);
 	json_obj_begin(&j);
@@ -674,7 +679,7 @@ static void work_live(struct job *job)
 	json_obj_end(&j);
 	job->status = json_failed(&j) || buf_append(&job->b, "\n", 1) < 0 ? 500 : 200;
 	buf_free(&self);
-	asks_free(a, na ? na : 1);
+	asks_free(a, na);
 	free(mi);
 }
 

@@ -412,6 +412,18 @@ static void wrote(struct http_conn *c, uint64_t n)
 		c->ttfb_us = mono_us() - c->req_us + 1; /* never 0 once written */
 }
 
+/* A request from here on: its figures start, its answer has no extra
+ * lines yet. */
+static void begin_request(struct http_conn *c)
+{
+	c->sent = 0;
+	c->in_request = true;
+	c->cls = 0;
+	c->req_us = mono_us();
+	c->ttfb_us = 0;
+	c->also = NULL;
+}
+
 /* The request's figures, once: when its answer is written or its
  * connection closes under it. */
 static void account(struct http_conn *c)
@@ -507,13 +519,7 @@ static void refuse(struct http_conn *c, int status, const char *why)
 		c->logline = xstrdup("-");
 		c->started_ms = now_ms(c);
 	}
-	/* Counted too: class 0, "other". */
-	c->sent = 0;
-	c->in_request = true;
-	c->cls = 0;
-	c->req_us = mono_us();
-	c->ttfb_us = 0;
-	c->also = NULL;
+	begin_request(c); /* counted too: class 0, "other" */
 	c->keep_alive = false;
 	c->close_after = true;
 	c->head = false;
@@ -547,12 +553,7 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 	c->head = req->method == HTTP_HEAD;
 	c->keep_alive = req->keep_alive && !atomic_load(&s->draining);
 	c->started_ms = now_ms(c);
-	c->sent = 0;
-	c->in_request = true;
-	c->cls = 0;
-	c->req_us = mono_us();
-	c->ttfb_us = 0;
-	c->also = NULL;
+	begin_request(c);
 	if (s->cfg.access_log_fd >= 0) {
 		size_t n = req->method_str.len + req->target.len + 16;
 		c->logline = xmalloc(n);
