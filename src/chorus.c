@@ -59,7 +59,7 @@ static const char usage_text[] =
 	"        every endpoint of the API with who may call it\n"
 	"  report [--data DIR] [--db CONNINFO] [--from TIME] [--to TIME] [--group G] [--format "
 	"json|csv]\n"
-	"        plays and time played per track, artist, album, location or day\n"
+	"        plays and time played per track, artist, album, location, day or hour\n"
 	"        (G; default track), or one line per play (none: the census report);\n"
 	"        TIME is RFC 3339 (2024-05-01T00:00:00Z), from inclusive, to exclusive\n"
 	"  user add NAME --role ROLE | list | passwd NAME | remove NAME [--data DIR] [--db "

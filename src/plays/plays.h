@@ -22,7 +22,7 @@
  *     transaction and one fsync for everything queued); each submitter's
  *     callback runs after the commit returned.
  *   - plays_report: the report queries (per track, artist, album,
- *     location, UTC day, or one line per play), JSON or CSV.
+ *     location, UTC day or hour, or one line per play), JSON or CSV.
  */
 
 /* ---- one play, and a batch of them ---- */
@@ -177,7 +177,8 @@ enum plays_group {
 	PLAYS_GROUP_ARTIST,
 	PLAYS_GROUP_ALBUM,
 	PLAYS_GROUP_LOCATION,
-	PLAYS_GROUP_DAY, /* UTC date of started_at */
+	PLAYS_GROUP_DAY,  /* UTC date of started_at */
+	PLAYS_GROUP_HOUR, /* UTC hour of started_at: "2026-12-07T11" */
 };
 
 enum plays_format { PLAYS_FORMAT_JSON, PLAYS_FORMAT_CSV };
@@ -209,7 +210,7 @@ typedef int (*plays_write_fn)(void *ud, const void *p, size_t n);
  * JSON: {"from":T|null,"to":T|null,"group":G,"rows":[{"id","name","plays",
  * "ms_played"}]} (group=none: one row per play with its fields). CSV: a
  * header row, RFC 4180 quoting, CRLF line ends. Grouped rows come by plays
- * (most first), then time played, then id; day rows by date.
+ * (most first), then time played, then id; day and hour rows by time.
  * 0, -EIO (message in err), or the writer's error.
  */
 int plays_report(const char *data_dir, const char *conninfo, const struct plays_query *q,

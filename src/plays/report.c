@@ -1,5 +1,5 @@
 /*
- * Play reports: per track, artist, album, location or UTC day, or one line
+ * Play reports: per track, artist, album, location, UTC day or hour, or one line
  * per play (the census), as JSON or CSV.
  *
  * One node reads DATA_DIR/plays.db with the catalog attached; a cluster
@@ -26,6 +26,7 @@ static const char *const group_names[] = {
 	[PLAYS_GROUP_NONE] = "none",         [PLAYS_GROUP_TRACK] = "track",
 	[PLAYS_GROUP_ARTIST] = "artist",     [PLAYS_GROUP_ALBUM] = "album",
 	[PLAYS_GROUP_LOCATION] = "location", [PLAYS_GROUP_DAY] = "day",
+	[PLAYS_GROUP_HOUR] = "hour",
 };
 
 int plays_query_parse(const char *from, const char *to, const char *group, const char *format,
@@ -56,7 +57,7 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 				break;
 		if (g == sizeof(group_names) / sizeof(group_names[0])) {
 			snprintf(err, errlen,
-				 "group must be track, artist, album, location, day or none");
+				 "group must be track, artist, album, location, day, hour or none");
 			return -EINVAL;
 		}
 		q->group = (enum plays_group)g;
@@ -87,7 +88,7 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 	" p.location = " P3 ")"
 
 /* Grouped: key, name, plays, ms_played. */
-#define GROUP_SQL(CAT, P1, P2, P3, DAY)                                                            \
+#define GROUP_SQL(CAT, P1, P2, P3, DAY, HOUR)                                                      \
 	{                                                                                          \
 		[PLAYS_GROUP_NONE] = NULL,                                                         \
 		[PLAYS_GROUP_TRACK] =                                                              \
@@ -111,6 +112,9 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 				P3) " GROUP BY p.location ORDER BY 3 DESC, 4 DESC, 1",             \
 		[PLAYS_GROUP_DAY] = "SELECT " DAY ", " DAY ", COUNT(*), SUM(p.ms_played)" JOINS(   \
 			CAT, P1, P2, P3) " GROUP BY 1 ORDER BY 1",                                 \
+		[PLAYS_GROUP_HOUR] =                                                               \
+			"SELECT " HOUR ", " HOUR ", COUNT(*), SUM(p.ms_played)" JOINS(             \
+				CAT, P1, P2, P3) " GROUP BY 1 ORDER BY 1",                         \
 	}
 
 /* One line per play, for royalty societies. */
@@ -121,10 +125,14 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 
 #define SQLITE_DAY "strftime('%Y-%m-%d', p.started_at / 1000, 'unixepoch')"
 #define PG_DAY "to_char(to_timestamp(p.started_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+#define SQLITE_HOUR "strftime('%Y-%m-%dT%H', p.started_at / 1000, 'unixepoch')"
+#define PG_HOUR                                                                                    \
+	"to_char(to_timestamp(p.started_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
 
-static const char *const sqlite_group_sql[] = GROUP_SQL("cat.", "?1", "?2", "?3", SQLITE_DAY);
+static const char *const sqlite_group_sql[] =
+	GROUP_SQL("cat.", "?1", "?2", "?3", SQLITE_DAY, SQLITE_HOUR);
 static const char *const pg_group_sql[] =
-	GROUP_SQL("", "$1::bigint", "$2::bigint", "$3::text", PG_DAY);
+	GROUP_SQL("", "$1::bigint", "$2::bigint", "$3::text", PG_DAY, PG_HOUR);
 static const char sqlite_census_sql[] = CENSUS_SQL("cat.", "?1", "?2", "?3", "p.offline");
 static const char pg_census_sql[] =
 	CENSUS_SQL("", "$1::bigint", "$2::bigint", "$3::text", "p.offline::int");

@@ -292,6 +292,9 @@ def _(tmp):
     check_eq(rows(group="location", **rng),
              [("Shop 1", "Shop 1", 2, 4000), ("Shop 2", "Shop 2", 1, 2000)], "location")
     check_eq(rows(group="day", **rng), [(f"{D1}", f"{D1}", 3, 6000)], "day")
+    # By UTC hour: p1 at 00, p3 (01:00+02:00) at 23 the same day, p2 at 23:59.
+    check_eq(rows(group="hour", **rng), [(f"{D1}T00", f"{D1}T00", 1, 1000),
+                                         (f"{D1}T23", f"{D1}T23", 2, 5000)], "hour")
     # Everything: no bounds.
     check_eq(rows(group="day"), [(f"{D1}", f"{D1}", 3, 6000),
                                  (f"{D2}", f"{D2}", 1, 4000),
