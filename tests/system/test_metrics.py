@@ -722,9 +722,10 @@ def _(tmp):
         check_eq(d.get(K("chorus_plays_shipped_total"), 0), 5, "plays shipped")
         check_eq(s.get("chorus_plays_queued"), 0.0, "plays queued after shipping")
         check_eq(int(db.value("SELECT count(*) FROM plays")), 5, "plays in PostgreSQL")
+        seq = a.get_json("/api/v1/node/log")["next"]
+        b1 = figs(a)
         db.stop()
         try:
-            b1 = figs(a)
             check_eq(post_plays(a, [play(t) for t in tracks[:3]]), {"accepted": 3, "duplicates": 0},
                      "3 plays with PostgreSQL down")
             wait_for("chorus_plays_queued 3", lambda: figs(a).get("chorus_plays_queued") == 3, 5,
@@ -732,11 +733,24 @@ def _(tmp):
             _, took = wait_for("chorus_replication_connected 0",
                                lambda: figs(a).get("chorus_replication_connected") == 0, 10,
                                step=0.1)
+            # The outage is logged (the replica's "retrying", the shipper's
+            # "plays stay queued"), and counted as the node's log has it.
+            warn = K("chorus_log_messages_total", level="warn")
+            _, wtook = wait_for("a warning with PostgreSQL down",
+                                lambda: delta(b1, figs(a)).get(warn, 0) >= 1, 10, step=0.1)
+            lo = delta(b1, figs(a))
+            log = a.get_json(f"/api/v1/node/log?since={seq}")["entries"]
             d = delta(b1, figs(a))
+            for level in ("warn", "error"):
+                n_log = sum(e["level"] == level for e in log)
+                k = K("chorus_log_messages_total", level=level)
+                check(lo.get(k, 0) <= n_log <= d.get(k, 0),
+                      f"{level}: {n_log} in the node's log, counted {lo.get(k, 0):g} before"
+                      f" reading it and {d.get(k, 0):g} after", log)
             check_eq(d.get(K("chorus_plays_shipped_total"), 0), 0, "shipped with PostgreSQL down")
             check_eq(d.get(K("chorus_plays_accepted_total"), 0), 3, "accepted with it down")
             print(f"# PostgreSQL down: 3 plays queued, replication_connected 0 after {took:.2f} s,"
-                  f" {d.get(K('chorus_log_messages_total', level='warn'), 0):g} warnings")
+                  f" a warning after {wtook:.2f} s; log: {[e['message'][:70] for e in log]}")
         finally:
             db.start()
         _, took = wait_for("3 more plays shipped",
