@@ -40,11 +40,14 @@ ffmpeg"
 #   patroni etcd-server etcd-client  test_patroni_deploy, test_cluster_db
 #   awscli                    tests/system/s3.py (aws s3api)
 #   haproxy                   test_deploy_cluster, bench/cluster_hit.sh
+#   prometheus                test_metrics: promtool check metrics on every
+#                             node's /metrics, and a real Prometheus scraping
+#                             --metrics-listen and a bearer-token target
 #   nginx wrk wamerican       bench (the reference server, the load, words)
 #   ca-certificates           npm's downloads (only Recommended by nodejs)
 #   nodejs npm                s3rver, below (any npm will do)
 TEST_PKGS="clang libclang-rt-14-dev clang-format python3 sqlite3 curl procps iproute2 strace systemd
-postgresql patroni etcd-server etcd-client awscli haproxy nginx wrk wamerican ca-certificates"
+postgresql patroni etcd-server etcd-client awscli haproxy prometheus nginx wrk wamerican ca-certificates"
 
 case $set_name in
 run) pkgs=$RUN_PKGS ;;
