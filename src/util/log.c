@@ -10,6 +10,20 @@
 
 static int debug_enabled = -1;
 
+/* A message is one line: what a library ends with a newline (libpq's
+ * errors do) loses it, and a newline or tab inside becomes a space, so
+ * neither stderr nor the console's ring holds a line broken in two. */
+static void one_line(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+}
+
 /* The ring of recent warnings and errors: rare, so one mutex is enough. */
 static struct {
 	pthread_mutex_t lock;
@@ -78,6 +92,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
+	one_line(line + n);
 	if (level >= LOG_WARN)
 		remember(level, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, line + n);
 	n = strlen(line);

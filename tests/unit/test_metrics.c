@@ -182,6 +182,11 @@ static void test_log_ring(void)
 	CHECK_STR(e[n - 1].message, "unit: failed 2");
 	CHECK(e[n - 1].seq == e[n - 2].seq + 1);
 	CHECK(log_recent(e[n - 1].seq, e, LOG_RECENT_MAX) == 0);
+	/* One line each: a library's trailing newline dropped, inner ones
+	 * and tabs made spaces. */
+	log_warn("unit: two\n\tlines\n");
+	n = log_recent(0, e, LOG_RECENT_MAX);
+	CHECK_STR(e[n - 1].message, "unit: two  lines");
 	/* The ring keeps the newest LOG_RECENT_MAX. */
 	for (int i = 0; i < LOG_RECENT_MAX + 5; i++)
 		log_warn("unit: many %d", i);
