@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the Debian 12 packages chorus needs, in two sets:
 #
-#   scripts/deps.sh run    what `make run` needs: build chorus, make the demo
-#                          library (ffmpeg), ingest and serve it
+#   scripts/deps.sh run    what `make run` needs: build chorus (with the
+#                          console's npm packages, into build/npm), make the
+#                          demo library (ffmpeg), ingest and serve it
 #   scripts/deps.sh test   the run set and everything the tests and the
 #                          benchmarks use, and the npm packages the tests
-#                          use (into build/npm); the default
+#                          use (into build/npm too); the default
 #
-# Idempotent: does nothing (not even apt-get update) when all are present.
+# Idempotent: does nothing (not even apt-get update, nor npm install) when
+# all are present.
 set -eu
 
 usage() {
@@ -17,13 +19,15 @@ usage() {
 [ $# -le 1 ] || usage
 set_name=${1:-test}
 
-# Building (Makefile: cc, make, pkg-config and the libraries it names) and
-# scripts/demo-library.sh (ffmpeg). scripts/demo.sh and scripts/embed.sh
-# need nothing else that a Debian system lacks (sh, od, sed, nproc).
+# Building (Makefile: cc, make, pkg-config and the libraries it names; npm
+# for the console's uPlot, which the binary embeds, and ca-certificates for
+# its downloads, only Recommended by nodejs) and scripts/demo-library.sh
+# (ffmpeg). scripts/demo.sh, scripts/embed.sh and scripts/web-bundle.sh
+# need nothing else that a Debian system lacks (sh, od, sed, awk, nproc).
 RUN_PKGS="build-essential pkg-config
 libsqlite3-dev libssl-dev libavformat-dev libavcodec-dev libavutil-dev
 libcurl4-openssl-dev libpq-dev libjansson-dev libargon2-dev
-ffmpeg"
+ffmpeg ca-certificates"
 
 # Who uses what (so the list can be checked against the tests):
 #   clang libclang-rt-14-dev  tests/run.sh's clang and libFuzzer builds
@@ -44,10 +48,12 @@ ffmpeg"
 #                             node's /metrics, and a real Prometheus scraping
 #                             --metrics-listen and a bearer-token target
 #   nginx wrk wamerican       bench (the reference server, the load, words)
-#   ca-certificates           npm's downloads (only Recommended by nodejs)
-#   nodejs npm                s3rver, below (any npm will do)
+#   chromium                  test_console: the console in a real browser,
+#                             driven by playwright-core (npm, below)
+#   (npm, devDependencies)    s3rver (tests/system/s3.py), playwright-core
+#                             (tests/system/console_browser.mjs)
 TEST_PKGS="clang libclang-rt-14-dev clang-format python3 sqlite3 curl procps iproute2 strace systemd
-postgresql patroni etcd-server etcd-client awscli haproxy prometheus nginx wrk wamerican ca-certificates"
+postgresql patroni etcd-server etcd-client awscli haproxy prometheus nginx wrk wamerican chromium"
 
 case $set_name in
 run) pkgs=$RUN_PKGS ;;
@@ -60,8 +66,9 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
-# Node.js may come from elsewhere than Debian; any npm will do.
-if [ "$set_name" = test ] && ! command -v npm >/dev/null 2>&1; then
+# Node.js may come from elsewhere than Debian; any npm will do. Both sets
+# need it: the build bundles uPlot from build/npm into the binary.
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi
 
@@ -77,14 +84,37 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-[ "$set_name" = test ] || exit 0
-
-# The S3 protocol server the tests run on loopback, pinned.
+# The npm packages, pinned in scripts/package.json, into build/npm: its
+# "dependencies" are the run set's (built into the binary: uPlot), its
+# "devDependencies" only the test set's. npm runs only when one of the
+# set's packages is absent or at another version than the pinned one.
 root=$(cd "$(dirname "$0")/.." && pwd)
 npmdir="$root/build/npm"
-if [ ! -x "$npmdir/node_modules/.bin/s3rver" ]; then
-	echo "deps: installing s3rver into $npmdir" >&2
+case $set_name in
+run) fields=dependencies omit="--omit=dev" ;;
+*) fields="dependencies devDependencies" omit="" ;;
+esac
+# shellcheck disable=SC2086
+npm_missing=$(node -e '
+	const fs = require("fs"), path = require("path");
+	const [pkg, dir, ...fields] = process.argv.slice(1);
+	const want = JSON.parse(fs.readFileSync(pkg, "utf8"));
+	const miss = [];
+	for (const f of fields)
+		for (const [name, version] of Object.entries(want[f] || {})) {
+			let got = null;
+			try {
+				got = JSON.parse(fs.readFileSync(
+					path.join(dir, "node_modules", name, "package.json"), "utf8")).version;
+			} catch (e) { /* not installed */ }
+			if (got !== version) miss.push(name + "@" + version);
+		}
+	process.stdout.write(miss.join(" "));
+' "$root/scripts/package.json" "$npmdir" $fields)
+if [ -n "$npm_missing" ]; then
+	echo "deps: installing $npm_missing into $npmdir (npm)" >&2
 	mkdir -p "$npmdir"
 	cp "$root/scripts/package.json" "$npmdir/package.json"
-	(cd "$npmdir" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	# shellcheck disable=SC2086
+	(cd "$npmdir" && npm install $omit --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -139,7 +139,8 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
 void *api_loop_data_new(void *ud, int index);
 void api_loop_data_free(void *ud, void *data);
 
-/* The dashboard page, embedded at build time from web/index.html. */
+/* The console page, embedded at build time from web/console/ with uPlot
+ * (Makefile: scripts/web-bundle.sh, then scripts/embed.sh). */
 extern const unsigned char web_index_html[];
 extern const size_t web_index_html_len;
 

@@ -1,0 +1,132 @@
+// A headless Chromium (Debian's /usr/bin/chromium) that test_console.py
+// drives step by step, through playwright-core (scripts/package.json;
+// scripts/deps.sh installs it into build/npm, and no browser of its own).
+//
+//   node tests/system/console_browser.mjs PROFILE_DIR
+//
+// One JSON request a line on stdin, one JSON answer a line on stdout:
+//   {"id": N, "cmd": "...", ...}  ->  {"id": N, "ok": true, "value": ...}
+//                                     {"id": N, "ok": false, "error": "..."}
+// Commands (each on the page named `page`, made by "page"):
+//   page {page, width, height}        a new page in a browser of its own (its own
+//                                     profile, PROFILE_DIR/PAGE, so its own cookies)
+//   close {page}
+//   viewport {page, width, height}
+//   goto {page, url}
+//   fill {page, selector, value}      click {page, selector}
+//   wait {page, selector, state?, timeout?}
+//   until {page, expr, timeout?}      waits for the expression to be truthy: its value
+//   eval {page, expr}                 the expression's value
+//   shot {page, path, full?}          a PNG screenshot
+//   events {page}                     the page's JavaScript errors and console errors so
+//                                     far, and the origins it sent requests to
+//   quit
+import { createRequire } from "node:module";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, "..", "..", "build", "npm", "package.json"));
+const { chromium } = require("playwright-core");
+
+const profile = process.argv[2];
+if (!profile) {
+  process.stderr.write("usage: console_browser.mjs PROFILE_DIR\n");
+  process.exit(2);
+}
+
+// Chromium takes its profile directory from playwright only through a
+// persistent context, and a persistent context is one browser's only
+// context: each page is a browser of its own, with a fresh profile.
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const pages = new Map(); // name -> {page, errors, origins}
+
+async function closeAll() {
+  for (const [name, p] of pages) {
+    pages.delete(name);
+    await p.ctx.close().catch(() => {});
+  }
+}
+
+async function run(m) {
+  const p = m.page !== undefined ? pages.get(m.page) : null;
+  if (m.cmd !== "page" && m.cmd !== "quit" && !p) throw new Error(`no page ${m.page}`);
+  const timeout = m.timeout ?? 10000;
+  switch (m.cmd) {
+    case "page": {
+      const ctx = await chromium.launchPersistentContext(path.join(profile, m.page), {
+        executablePath: "/usr/bin/chromium", headless: true, args: ARGS,
+        viewport: { width: m.width, height: m.height },
+      });
+      const page = ctx.pages()[0] || await ctx.newPage();
+      const rec = { ctx, page, errors: [], origins: new Set() };
+      page.on("pageerror", (e) => rec.errors.push(`pageerror: ${e.message}`));
+      page.on("console", (msg) => {
+        if (msg.type() === "error") rec.errors.push(`console: ${msg.text()}`);
+      });
+      page.on("request", (r) => rec.origins.add(new URL(r.url()).origin));
+      pages.set(m.page, rec);
+      return true;
+    }
+    case "close":
+      await p.ctx.close();
+      pages.delete(m.page);
+      return true;
+    case "viewport":
+      await p.page.setViewportSize({ width: m.width, height: m.height });
+      return true;
+    case "goto":
+      await p.page.goto(m.url, { waitUntil: "load", timeout });
+      return true;
+    case "fill":
+      await p.page.fill(m.selector, m.value, { timeout });
+      return true;
+    case "click":
+      await p.page.click(m.selector, { timeout });
+      return true;
+    case "wait":
+      await p.page.waitForSelector(m.selector, { state: m.state ?? "visible", timeout });
+      return true;
+    case "until": {
+      const h = await p.page.waitForFunction(m.expr, null, { timeout, polling: 50 });
+      return await h.jsonValue();
+    }
+    case "eval":
+      return await p.page.evaluate(m.expr);
+    case "shot":
+      await p.page.screenshot({ path: m.path, fullPage: !!m.full });
+      return m.path;
+    case "events":
+      return { errors: p.errors, origins: [...p.origins].sort() };
+    case "quit":
+      await closeAll();
+      return true;
+    default:
+      throw new Error(`unknown command ${m.cmd}`);
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  let m;
+  try {
+    m = JSON.parse(line);
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ id: null, ok: false, error: `bad request: ${e.message}` }) + "\n");
+    continue;
+  }
+  let answer;
+  try {
+    answer = { id: m.id, ok: true, value: (await run(m)) ?? null };
+  } catch (e) {
+    answer = { id: m.id, ok: false, error: String(e && e.message ? e.message : e).split("\n")[0] };
+  }
+  process.stdout.write(JSON.stringify(answer) + "\n");
+  if (m.cmd === "quit") break;
+}
+await closeAll();
+process.exit(0);
