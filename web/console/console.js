@@ -190,6 +190,8 @@
         }
         if (!(e instanceof NetError)) throw e;
         tried.add(S.base);
+        // The page's origin is in the member list under its own address.
+        if (S.base === "") tried.add(location.origin);
         const next = nextBase(tried);
         if (next === null) {
           const b = $("banner");
@@ -473,9 +475,9 @@
       lines: [["requests", "requests", C.blue]] },
     { id: "bandwidth", title: "Bandwidth out", fmt: (v) => bytes(v) + "/s", now: "mean",
       lines: [["bytes/s", "bytes_out", C.green]] },
-    { id: "latency", title: "Latency (not streams), ms", fmt: (v) => ms(v), now: "last",
+    { id: "latency", title: "Latency (not streams), ms", fmt: (v) => ms(v), now: "last", gappy: true,
       lines: [["p50", "latency_p50_ms", C.blue], ["p95", "latency_p95_ms", C.amber], ["p99", "latency_p99_ms", C.red]] },
-    { id: "ttfb", title: "Stream time to first byte, ms", fmt: (v) => ms(v), now: "last",
+    { id: "ttfb", title: "Stream time to first byte, ms", fmt: (v) => ms(v), now: "last", gappy: true,
       lines: [["p50", "ttfb_p50_ms", C.blue], ["p95", "ttfb_p95_ms", C.amber], ["p99", "ttfb_p99_ms", C.red]] },
     { id: "errors", title: "Errors/s", fmt: (v) => rate(v), now: "mean",
       lines: [["4xx", "errors_4xx", C.amber], ["5xx", "errors_5xx", C.red]] },
@@ -546,6 +548,9 @@
         axes: [AXIS, { ...AXIS, size: axisWidth, values: (u, vals) => vals.map((v) => c.fmt(v)) }],
         series: [{}].concat(c.lines.map(([label, , color]) => ({
           label, stroke: color, width: 1.5, spanGaps: false, value: (u, v) => v === null ? dash : c.fmt(v),
+          // Percentiles are null in a second without such requests: a
+          // lone second between gaps is a point, which a line would not show.
+          points: c.gappy ? { show: true, size: 4, fill: color } : undefined,
         }))),
       }, [[], ...c.lines.map(() => [])], plot);
       new ResizeObserver(() => {
@@ -615,6 +620,15 @@
     return titles.get(id);
   }
 
+  // Key ids by their names, for "who" in the streams (people are named already).
+  const keyNames = new Map();
+  async function loadKeyNames() {
+    try {
+      const r = await api("GET", "/api/v1/keys");
+      for (const k of r.keys) keyNames.set(`key:${k.id}`, k.name ? `${k.name} (key ${k.id})` : `key ${k.id}`);
+    } catch (e) { /* the ids stay */ }
+  }
+
   async function pollLive() {
     const box = $("live");
     let r;
@@ -626,6 +640,7 @@
     }
     const streams = [];
     for (const n of r.nodes) for (const s of n.streams) streams.push({ ...s, node: n.node });
+    if (streams.some((s) => s.who.startsWith("key:") && !keyNames.has(s.who))) await loadKeyNames();
     const names = await Promise.all(streams.map((s) => trackTitle(s.track_id)));
     streams.forEach((s, i) => { s.title = names[i]; });
     const byLoc = new Map();
@@ -642,7 +657,7 @@
       table(wrap, [
         { label: "Zone", value: (s) => s.zone || dash },
         { label: "Track", value: (s) => s.title },
-        { label: "Who", value: (s) => s.who },
+        { label: "Who", value: (s) => keyNames.get(s.who) || s.who },
         { label: "Node", value: (s) => nodeName(nodeById(s.node)) },
         { label: "Since", cls: "n", value: (s) => ago(s.started) },
       ], rows, (s) => `${s.node}|${s.who}|${s.track_id}|${s.started}`);
@@ -906,7 +921,10 @@
         { label: "When", value: (a) => when(a.at > 1e11 ? a.at / 1000 : a.at) },
         { label: "Who", value: (a) => a.actor },
         { label: "Did", value: (a) => a.action },
-        { label: "To", value: (a) => a.object || dash },
+        { label: "To", value: (a) => {
+            const n = nodeById(a.object);
+            return n ? `${a.object} (${nodeName(n)})` : a.object || dash;
+          } },
         { label: "Detail", value: (a) => a.detail === null ? dash : el("span", { class: "mono small", text: JSON.stringify(a.detail) }),
           sig: (a) => JSON.stringify(a.detail) },
       ], audit.rows, (a) => a.id);
