@@ -668,6 +668,9 @@ def _():
             time.sleep(0.4)  # the charts take their width from a resize
             over, bad = overflow_and_controls(p, controls)
             p.screenshot(f"07-{view}-{size[0]}x{size[1]}")
+            if size == PHONE:  # the first screen, as the phone shows it
+                p.js("window.scrollTo(0, 0)")
+                p.screenshot(f"07-{view}-{size[0]}x{size[1]}-screen", full=False)
             check(over <= 0, f"{view} at {size[0]}x{size[1]}: {over} px of horizontal overflow")
             check(not bad, f"{view} at {size[0]}x{size[1]}: controls not visible: {bad}")
     p.viewport(width=DESKTOP[0], height=DESKTOP[1])

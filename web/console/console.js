@@ -694,7 +694,9 @@
         playsPlot = new uPlot({
           width: Math.max(200, hourly.clientWidth || 600), height: 220,
           legend: { show: false }, cursor: { drag: { x: false, y: false } },
-          scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } },
+          // Half an hour either side: the first and last bars whole.
+          scales: { x: { time: true, range: (u, lo, hi) => [lo - 1800, hi + 1800] },
+            y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } },
           axes: [AXIS, { ...AXIS, size: axisWidth }],
           series: [{}, { label: "plays", stroke: C.blue, fill: "#4ea1ff55", paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
         }, [t, v], hourly);
