@@ -770,8 +770,12 @@ static void probe_all(CURLM *multi, struct target *t, size_t n)
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&tg);
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+			/* A drained node answers 503 {"status":"drained"}: it is
+			 * up and serves everything but new streams, so it is
+			 * alive (haproxy's check is the one that takes it out). */
 			if (tg)
-				tg->ok = msg->data.result == CURLE_OK && code == 200;
+				tg->ok = msg->data.result == CURLE_OK &&
+					 (code == 200 || code == 503);
 		}
 		if (running && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
 			break;
