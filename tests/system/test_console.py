@@ -707,6 +707,49 @@ def _():
     c.close_page("listener")
 
 
+@test("PostgreSQL down: the page goes on, the database unreachable in the health line, the nodes alive and live")
+def _():
+    c = cluster()
+    p = admin_page()
+    p.view("overview")
+    alive = [i for i, n in zip(c.ids, c.nodes) if n.running()]
+    c.db.stop()
+    try:
+        t0 = time.monotonic()
+        p.until("the health line says the database is unreachable",
+                "document.querySelector('#health').innerText.includes('database postgres unreachable')",
+                15)
+        print(f"# database unreachable on the page {time.monotonic() - t0:.2f} s after "
+              f"PostgreSQL stopped")
+        up = p.js(f"document.querySelector('#nodes tr[data-key=\"{alive[0]}\"]').cells[3].innerText")
+        p.until("the figures still move", f"document.querySelector('#nodes tr[data-key="
+                f"\"{alive[0]}\"]').cells[3].innerText !== {json.dumps(up)}", 5)
+        time.sleep(2.5)  # past the dead interval: nobody is judged dead for want of heartbeats
+        states = p.js("Object.fromEntries([...document.querySelectorAll('#nodes tbody tr')]"
+                      ".map(tr => [tr.dataset.key, tr.querySelector('td.state .badge').textContent]))")
+        names = {i: n.data.name for i, n in zip(c.ids, c.nodes)}
+        check(all(states.get(i) == "alive" for i in alive),
+              "the running nodes alive with PostgreSQL down: "
+              f"{ {names[i]: s for i, s in states.items()} }")
+        p.screenshot("09-postgres-down")
+        # Reports read PostgreSQL: the page says why there are none.
+        p.view("plays")
+        msg, _ = p.until("the plays view's error", "(document.querySelector('#plays-hourly .err')"
+                         " || {}).textContent", 10)
+        print(f"# plays view with PostgreSQL down: {msg}")
+        p.screenshot("09-plays-postgres-down", full=False)
+    finally:
+        c.db.start()
+    p.view("overview")
+    p.until("the database reachable again",
+            "document.querySelector('#health').innerText.includes('database postgres reachable')",
+            15)
+    # And the reports are back: plays per hour drawn again in the error's place.
+    p.view("plays")
+    p.until("plays per hour again", "((document.querySelector('#plays-total') || {}).textContent"
+            " || '').startsWith('12 plays')", 15)
+
+
 @test("no page error, no request outside the cluster; every node stops cleanly")
 def _():
     c = cluster()

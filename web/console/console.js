@@ -671,7 +671,7 @@
 
   /* ---------------------------------------------------------------- plays */
 
-  let playsPlot = null;
+  let playsPlot = null, playsResize = null;
   async function loadPlays() {
     const hours = Number($("plays-period").value);
     const now = Date.now();
@@ -700,10 +700,12 @@
           axes: [AXIS, { ...AXIS, size: axisWidth }],
           series: [{}, { label: "plays", stroke: C.blue, fill: "#4ea1ff55", paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
         }, [t, v], hourly);
-        new ResizeObserver(() => {
+        const u = playsPlot;
+        playsResize = new ResizeObserver(() => {
           const w = hourly.clientWidth;
-          if (w > 0 && Math.abs(w - playsPlot.width) > 2) playsPlot.setSize({ width: w, height: 220 });
-        }).observe(hourly);
+          if (w > 0 && Math.abs(w - u.width) > 2) u.setSize({ width: w, height: 220 });
+        });
+        playsResize.observe(hourly);
         hourly.append(el("p", { class: "muted small", id: "plays-total" }));
       } else if (playsPlot) {
         playsPlot.setData([t, v]);
@@ -711,7 +713,12 @@
       const tot = $("plays-total");
       if (tot) tot.textContent = `${num(total)} plays in the period (UTC hours, local time on the axis).`;
     } catch (e) {
-      playsPlot = null;
+      // The chart goes with the error in its place; the next answer makes another.
+      if (playsPlot) {
+        playsResize.disconnect();
+        playsPlot.destroy();
+        playsPlot = null;
+      }
       errorBox(hourly, "Plays per hour could not be read", e);
     }
     try {
