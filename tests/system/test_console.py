@@ -732,6 +732,14 @@ def _():
               "the running nodes alive with PostgreSQL down: "
               f"{ {names[i]: s for i, s in states.items()} }")
         p.screenshot("09-postgres-down")
+        # A node's log is one click away: its warnings about the outage.
+        p.click(selector=f"#nodes tr[data-key=\"{alive[0]}\"] td.actions button")
+        p.wait(selector="#view-log.on")
+        check_eq(p.js("document.querySelector('#log-node').value"), alive[0], "the log's node")
+        warn, _ = p.until("a warning in the node's log", "[...document.querySelectorAll("
+                          "'#log .lvl-warn, #log .lvl-error')].map(d => d.textContent)[0]", 10)
+        print(f"# the node's log, one click from its row: {warn[:160]}")
+        p.screenshot("09-log-postgres-down", full=False)
         # Reports read PostgreSQL: the page says why there are none.
         p.view("plays")
         msg, _ = p.until("the plays view's error", "(document.querySelector('#plays-hourly .err')"
