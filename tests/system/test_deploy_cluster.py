@@ -224,6 +224,18 @@ class Wrapped(Background):
         _BACKGROUND.append(self)
 
 
+def node_warnings(cl):
+    """Each node's warnings and errors, for a failure's context."""
+    out = []
+    for n in cl.nodes:
+        if n.bg is None:
+            continue
+        lines = [ln for ln in n.bg.err_path.read_text(errors="replace").splitlines()
+                 if " warn: " in ln or " error: " in ln]
+        out.append(f"node{n.i}: " + ("\n  ".join(lines[-30:]) or "no warning"))
+    return out
+
+
 class DeployedNode:
     """One server's chorus: chorus.env rendered, the unit's ExecStart run
     with its variables and a notify socket."""
@@ -703,8 +715,10 @@ def _(tmp):
             time.sleep(2.0)
             victim = cl.nodes[2]
             busy = hap.stat()["node3"]["scur"]
-            victim.kill9()
+            # Before the signal: kill9 returns once the process is reaped,
+            # and the streams it cut are retried by then.
             t_kill = time.monotonic()
+            victim.kill9()
             took = hap.wait_states({"node3": "DOWN"}, 5)
             print(f"# haproxy marked the killed node DOWN {took:.2f} s after kill -9 "
                   f"({busy} streams were on it)")
@@ -724,7 +738,7 @@ def _(tmp):
             check(not ls.failed, f"{len(ls.failed)} failed listens: {ls.failed[:3]}")
             check(ls.listens >= LISTENERS, f"only {ls.listens} listens")
             check(not [t for t, _ in ls.retries if t < t_kill],
-                  f"retries before the kill: {ls.retries[:3]}")
+                  f"retries before the kill: {ls.retries[:3]}", *node_warnings(cl))
 
             # Back: the same data directory and port; haproxy puts it back.
             victim.start()
