@@ -545,6 +545,15 @@ class Catalog:
             out.append(row)
         return out
 
+    def has_schema(self):
+        """Whether the catalog's tables exist (a process killed while it
+        created the file leaves it empty)."""
+        return self.value("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                          " AND name = 'tracks'") == 1
+
+    def track_count(self):
+        return self.value("SELECT count(*) FROM tracks") if self.has_schema() else 0
+
     def value(self, sql, params=()):
         r = self.db.execute(sql, params).fetchone()
         return r[0] if r else None
@@ -649,10 +658,15 @@ def consistency_problems(data_dir, origin_dir=None, final=True, sources=None):
         fk = cat.rows("PRAGMA foreign_key_check")
         if fk:
             problems.append(f"foreign_key_check: {fk}")
-        tracks = cat.rows("SELECT id, blob, size, chunk_size, chunk_count, content_hash,"
-                          " source_path, source_size, length(key) AS keylen FROM tracks")
-        pending = cat.rows("SELECT blob, content_hash, chunk_count FROM pending")
-        garbage = cat.rows("SELECT blob, chunk_count FROM garbage")
+        if cat.has_schema():
+            tracks = cat.rows("SELECT id, blob, size, chunk_size, chunk_count, content_hash,"
+                              " source_path, source_size, length(key) AS keylen FROM tracks")
+            pending = cat.rows("SELECT blob, content_hash, chunk_count FROM pending")
+            garbage = cat.rows("SELECT blob, chunk_count FROM garbage")
+        else:
+            # Killed before its first migration committed: an empty file,
+            # which the next run migrates. Nothing in it, nothing missing.
+            tracks, pending, garbage = [], [], []
     expected = set()
     for kind in ("content_hash", "blob", "source_path"):
         vals = [t[kind] for t in tracks if t[kind] is not None]

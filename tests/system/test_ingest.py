@@ -651,7 +651,7 @@ def _(tmp):
     for rnd_i in range(12):
         d = delays[rnd_i] if rnd_i < len(delays) else rnd.uniform(0.02, 1.1) * est
         with Catalog(data) if (data / "catalog.db").exists() else _null() as cat:
-            before = cat.value("SELECT count(*) FROM tracks") if cat else 0
+            before = cat.track_count() if cat else 0
         bg = start_chorus(["ingest", "--data", data, lib], tmp / "logs", tag="killed")
         time.sleep(d)
         res = bg.kill()
@@ -662,7 +662,7 @@ def _(tmp):
             # Even mid-way: every track that exists has all its chunks.
             check_consistent(data, final=False, context="after a kill:\n" + "\n".join(log))
             with Catalog(data) as cat:
-                after = cat.value("SELECT count(*) FROM tracks")
+                after = cat.track_count()
         log.append(f"delay {d:.3f}s: rc {res.rc}, tracks {before} -> {after}"
                    f" {res.out.strip()}")
         if res.rc == 0:
