@@ -122,6 +122,13 @@ struct catalog_reader {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	const struct catalog_signer *signer; /* for the request being answered */
+	/* The library's figures, kept while the catalog's data_version stays
+	 * what it was before they were summed: their scan of the tracks took
+	 * 0.13 s on 1M tracks, on the event loop. */
+	struct {
+		int64_t artists, albums, tracks, duration_ms, origin_bytes;
+	} figures;
+	int64_t figures_version; /* -1: none kept */
 };
 
 /* Readers run on event-loop threads: a rare SQLITE_BUSY (WAL recovery after
@@ -138,6 +145,7 @@ int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, 
 		free(r);
 		return rc;
 	}
+	r->figures_version = -1;
 	sqlite3_busy_timeout(r->db, READER_BUSY_MS);
 	/* Pages straight from the OS cache: without mmap every page a search
 	 * reads beyond the connection's small page cache is a pread copy, and
@@ -610,20 +618,32 @@ static char *column_dup(sqlite3_stmt *st, int col)
 int catalog_library(catalog_reader_t *r, struct catalog_library *out)
 {
 	struct catalog_library l = {0};
+	/* Read before the snapshot begins: a commit in between only makes
+	 * the figures kept newer than their version says, and the next call
+	 * sums them again. */
+	int64_t version = catalog_reader_version(r);
 	sqlite3_stmt *st;
 	int rc = SQLITE_DONE;
 
 	if (begin(r) < 0)
 		goto fail;
-	st = stmt(r, ST_LIBRARY);
-	sqlite3_bind_int(st, 1, SEAL_TAG_LEN);
-	if (step(r, st) != SQLITE_ROW)
-		goto fail;
-	l.artists = sqlite3_column_int64(st, 0);
-	l.albums = sqlite3_column_int64(st, 1);
-	l.tracks = sqlite3_column_int64(st, 2);
-	l.duration_ms = sqlite3_column_int64(st, 3);
-	l.origin_bytes = sqlite3_column_int64(st, 4);
+	if (version < 0 || version != r->figures_version) {
+		st = stmt(r, ST_LIBRARY);
+		sqlite3_bind_int(st, 1, SEAL_TAG_LEN);
+		if (step(r, st) != SQLITE_ROW)
+			goto fail;
+		r->figures.artists = sqlite3_column_int64(st, 0);
+		r->figures.albums = sqlite3_column_int64(st, 1);
+		r->figures.tracks = sqlite3_column_int64(st, 2);
+		r->figures.duration_ms = sqlite3_column_int64(st, 3);
+		r->figures.origin_bytes = sqlite3_column_int64(st, 4);
+		r->figures_version = version;
+	}
+	l.artists = r->figures.artists;
+	l.albums = r->figures.albums;
+	l.tracks = r->figures.tracks;
+	l.duration_ms = r->figures.duration_ms;
+	l.origin_bytes = r->figures.origin_bytes;
 	st = stmt(r, ST_INGESTS);
 	sqlite3_bind_int(st, 1, CATALOG_INGESTS_SHOWN);
 	while (l.ningests < CATALOG_INGESTS_SHOWN && (rc = step(r, st)) == SQLITE_ROW) {

@@ -114,6 +114,15 @@ def _(tmp):
     runs = node.get_json("/api/v1/library")["ingests"]
     check_eq(len(runs), 20, "runs shown")
     check(all(r["unchanged"] == 1 for r in runs), "the 20 newest are the re-runs", runs)
+    # A track more: the figures follow the catalog (the reader keeps
+    # them only while nothing was committed).
+    make_audio(src / "d.m4a", None, 1.0, {"title": "Delta", "artist": "Cue", "album": "Third"})
+    ingest(data, [src])
+    lib = node.get_json("/api/v1/library")
+    check_eq((lib["artists"], lib["albums"], lib["tracks"]), (3, 3, 4), "after a track more")
+    check_figures(lib, data)
+    on_disk = sum(size for size, _ in origin_files(data / "origin").values())
+    check_eq(lib["origin_bytes"], on_disk, "origin_bytes after a track more")
     node.stop()
 
 
