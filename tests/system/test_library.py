@@ -222,6 +222,11 @@ def _(tmp):
         check_runs(lib["ingests"], [(3, 0, 0, 0, []), (0, 0, 3, 1, [str(bad)])])
         on_disk = sum(size for size, _ in origin_files(tmp / "origin").values())
         check_eq(lib["origin_bytes"], on_disk, "origin_bytes against the origin's chunk files")
+        # A node started now copies the runs with its bootstrap.
+        n2 = Node(tmp / "n2", tmp / "logs", args=["--db", db.conninfo, "--origin", origin],
+                  tag="n2")
+        check_eq(n2.get_json("/api/v1/library"), lib, "the library on a bootstrapped node")
+        n2.stop()
         # A table a newer binary added arrives whole on the first pass: a
         # model that lacks the rows (as one upgraded after they were
         # written) gets them back after a restart.
