@@ -23,9 +23,9 @@
 const char *access_rule_name(enum access_rule r)
 {
 	static const char *const names[] = {
-		[ACCESS_OPEN] = "open",       [ACCESS_READ] = "read", [ACCESS_PLAYS] = "plays",
-		[ACCESS_REPORTS] = "reports", [ACCESS_SELF] = "self", [ACCESS_ADMIN] = "admin",
-		[ACCESS_PEER] = "peer",
+		[ACCESS_OPEN] = "open",       [ACCESS_READ] = "read",     [ACCESS_PLAYS] = "plays",
+		[ACCESS_REPORTS] = "reports", [ACCESS_EDITOR] = "editor", [ACCESS_SELF] = "self",
+		[ACCESS_ADMIN] = "admin",     [ACCESS_PEER] = "peer",
 	};
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
@@ -265,6 +265,10 @@ bool access_check(struct api *api, struct api_loop *al, const struct http_reques
 		if (r == AUTH_STORE || r == AUTH_EDITOR || r == AUTH_ADMIN)
 			return true;
 		return deny(why, 403, "reports are for editors, admins and store keys");
+	case ACCESS_EDITOR:
+		if (r == AUTH_EDITOR || r == AUTH_ADMIN)
+			return true;
+		return deny(why, 403, "this needs an editor or an admin");
 	case ACCESS_ADMIN:
 		if (r == AUTH_ADMIN)
 			return true;

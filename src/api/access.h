@@ -29,12 +29,13 @@ enum access_rule {
 	ACCESS_READ,    /* the catalog and streams: any principal; anonymous under --public-read */
 	ACCESS_PLAYS,   /* posting plays: any principal (a store key for its own location) */
 	ACCESS_REPORTS, /* editors and admins; a store key for its own location */
+	ACCESS_EDITOR,  /* editors and admins: the library's figures and ingest runs */
 	ACCESS_SELF,    /* any principal, about itself: who am I, log out */
 	ACCESS_ADMIN,   /* users, keys, the audit trail, node and cluster state */
 	ACCESS_PEER,    /* /internal: the handler checks the peer's signature or join token */
 };
 
-/* "open", "read", "plays", "reports", "self", "admin", "peer". */
+/* "open", "read", "plays", "reports", "editor", "self", "admin", "peer". */
 const char *access_rule_name(enum access_rule r);
 
 /* VIA_SESSION: the cookie (writes need the CSRF token); VIA_SESSION_HEADER:

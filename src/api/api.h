@@ -226,4 +226,8 @@ void api_keys_create(struct api_call *x);
 void api_keys_revoke(struct api_call *x);
 void api_audit_list(struct api_call *x);
 
+/* GET /api/v1/library, for editors and admins (api/library.c): the
+ * catalog's figures and its latest ingest runs, from this loop's reader. */
+void api_library(struct api_call *x);
+
 #endif

@@ -311,6 +311,7 @@ static const struct api_route routes[] = {
 	{"/api/v1/keys", POST, ACCESS_ADMIN, 0, api_keys_create},
 	{"/api/v1/keys/{name}", DELETE, ACCESS_ADMIN, 0, api_keys_revoke},
 	{"/api/v1/audit", GET, ACCESS_ADMIN, 0, api_audit_list},
+	{"/api/v1/library", GET, ACCESS_EDITOR, 0, api_library},
 	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
 	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
 	{"/internal/node/{name}", GET | POST | DELETE, ACCESS_PEER, 0, api_node_internal},

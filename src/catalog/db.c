@@ -3,8 +3,9 @@
  * is the catalog tables as sql/schema.c defines them for both dialects,
  * version 2 the search index (SQLite only: FTS5), version 3 a cluster
  * node's replication state, version 4 the principals (users, API keys and
- * the audit trail, sql/schema.c's second set). Versions are PRAGMA
- * user_version, upgraded by sql_sqlite_migrate in one transaction.
+ * the audit trail, sql/schema.c's second set), version 5 the record of
+ * ingest runs (the third set). Versions are PRAGMA user_version, upgraded
+ * by sql_sqlite_migrate in one transaction.
  */
 #include "catalog/db.h"
 
@@ -99,7 +100,8 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 }
 
 /* One set of sql/schema.c's tables, with or without their indexes:
- * version 1 is the catalog's, version 4 the principals'. */
+ * version 1 is the catalog's, version 4 the principals', version 5 the
+ * ingest runs'. */
 static int schema_set(sqlite3 *db, enum sql_set set, bool tables, bool indexes, char *err,
 		      size_t errlen)
 {
@@ -139,8 +141,11 @@ static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 		return rc;
 	/* Version 4: the principals. IF NOT EXISTS: a replica's bootstrap
 	 * file has them already (catalog_db_create_base). */
-	if (from < 4)
-		rc = schema_set(db, SQL_SET_PRINCIPALS, true, true, err, errlen);
+	if (from < 4 && (rc = schema_set(db, SQL_SET_PRINCIPALS, true, true, err, errlen)) < 0)
+		return rc;
+	/* Version 5: the ingest runs, IF NOT EXISTS for the same reason. */
+	if (from < 5)
+		rc = schema_set(db, SQL_SET_INGESTS, true, true, err, errlen);
 	return rc;
 }
 
@@ -160,9 +165,11 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 	int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
 
 	/* Every set's tables: the bootstrap copies every feed table into it,
-	 * the principals' too, before the upgrade from version 1. */
+	 * the principals' and the ingest runs' too, before the upgrade from
+	 * version 1. */
 	if (rc == 0 && (rc = schema_v1(db, true, false, err, errlen)) == 0 &&
 	    (rc = schema_set(db, SQL_SET_PRINCIPALS, true, false, err, errlen)) == 0 &&
+	    (rc = schema_set(db, SQL_SET_INGESTS, true, false, err, errlen)) == 0 &&
 	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
 		return exec(db, "COMMIT", err, errlen);
 	exec(db, "ROLLBACK", err, 0);

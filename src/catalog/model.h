@@ -70,6 +70,19 @@ uint64_t manifest_chunk_offset(const struct manifest *m, uint32_t index);
 /* The chunk holding byte offset (offset < size). */
 uint32_t manifest_chunk_at(const struct manifest *m, uint64_t offset);
 
+/*
+ * The record of ingest runs (the ingests and ingest_errors tables): a run
+ * writes its row when it starts, every CATALOG_RUN_HEARTBEAT_MS while it
+ * goes, and when it ends, and keeps its first CATALOG_RUN_ERRORS_MAX
+ * failures. A row never finished whose last beat is older than
+ * CATALOG_RUN_STALE_MS by the reader's clock is a run that died (killed,
+ * crashed, its host gone): six beats missed, which leaves room for the
+ * clocks of two hosts to disagree by most of a minute.
+ */
+#define CATALOG_RUN_HEARTBEAT_MS 10000
+#define CATALOG_RUN_STALE_MS 60000
+#define CATALOG_RUN_ERRORS_MAX 20
+
 /* Deterministic ids (see above). */
 int64_t catalog_artist_id(const char *name_key);
 int64_t catalog_album_id(int64_t artist_id, const char *title_key);

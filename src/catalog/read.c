@@ -68,6 +68,9 @@ enum stmt {
 	ST_STREAM,
 	ST_STREAM_BLOB,
 	ST_DATA_VERSION,
+	ST_LIBRARY,
+	ST_INGESTS,
+	ST_INGEST_ERRORS,
 	ST_COUNT
 };
 
@@ -103,12 +106,29 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_STREAM_BLOB] = ("SELECT size, chunk_size, chunk_count, key, blob, content_hash,"
 			    " mime_type, id, duration_ms FROM tracks WHERE blob = ?1"),
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	/* The sums read the tracks_library index, not the rows; ?1 is
+	 * SEAL_TAG_LEN, what sealing adds to each chunk. */
+	[ST_LIBRARY] = ("SELECT (SELECT COUNT(*) FROM artists), (SELECT COUNT(*) FROM albums),"
+			" COUNT(*), IFNULL(SUM(duration_ms), 0),"
+			" IFNULL(SUM(size + chunk_count * ?1), 0) FROM tracks"),
+	[ST_INGESTS] = ("SELECT id, host, started_at, heartbeat_at, finished_at, added, updated,"
+			" unchanged, failed FROM ingests ORDER BY started_at DESC, id DESC"
+			" LIMIT ?1"),
+	[ST_INGEST_ERRORS] = ("SELECT path, message FROM ingest_errors WHERE ingest_id = ?1"
+			      " ORDER BY n LIMIT ?2"),
 };
 
 struct catalog_reader {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	const struct catalog_signer *signer; /* for the request being answered */
+	/* The library's figures, kept while the catalog's data_version stays
+	 * what it was before they were summed: their scan of the tracks took
+	 * 0.13 s on 1M tracks, on the event loop. */
+	struct {
+		int64_t artists, albums, tracks, duration_ms, origin_bytes;
+	} figures;
+	int64_t figures_version; /* -1: none kept */
 };
 
 /* Readers run on event-loop threads: a rare SQLITE_BUSY (WAL recovery after
@@ -125,6 +145,7 @@ int catalog_reader_open(const char *db_path, catalog_reader_t **out, char *err, 
 		free(r);
 		return rc;
 	}
+	r->figures_version = -1;
 	sqlite3_busy_timeout(r->db, READER_BUSY_MS);
 	/* Pages straight from the OS cache: without mmap every page a search
 	 * reads beyond the connection's small page cache is a pread copy, and
@@ -585,6 +606,93 @@ int catalog_stream_info(catalog_reader_t *r, int64_t track_id, struct catalog_st
 int catalog_stream_info_blob(catalog_reader_t *r, const char *blob, struct catalog_stream *out)
 {
 	return stream_info(r, 0, blob, out);
+}
+
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+	const char *s = (const char *)sqlite3_column_text(st, col);
+
+	return xstrdup(s ? s : "");
+}
+
+int catalog_library(catalog_reader_t *r, struct catalog_library *out)
+{
+	struct catalog_library l = {0};
+	/* Read before the snapshot begins: a commit in between only makes
+	 * the figures kept newer than their version says, and the next call
+	 * sums them again. */
+	int64_t version = catalog_reader_version(r);
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE;
+
+	if (begin(r) < 0)
+		goto fail;
+	if (version < 0 || version != r->figures_version) {
+		st = stmt(r, ST_LIBRARY);
+		sqlite3_bind_int(st, 1, SEAL_TAG_LEN);
+		if (step(r, st) != SQLITE_ROW)
+			goto fail;
+		r->figures.artists = sqlite3_column_int64(st, 0);
+		r->figures.albums = sqlite3_column_int64(st, 1);
+		r->figures.tracks = sqlite3_column_int64(st, 2);
+		r->figures.duration_ms = sqlite3_column_int64(st, 3);
+		r->figures.origin_bytes = sqlite3_column_int64(st, 4);
+		r->figures_version = version;
+	}
+	l.artists = r->figures.artists;
+	l.albums = r->figures.albums;
+	l.tracks = r->figures.tracks;
+	l.duration_ms = r->figures.duration_ms;
+	l.origin_bytes = r->figures.origin_bytes;
+	st = stmt(r, ST_INGESTS);
+	sqlite3_bind_int(st, 1, CATALOG_INGESTS_SHOWN);
+	while (l.ningests < CATALOG_INGESTS_SHOWN && (rc = step(r, st)) == SQLITE_ROW) {
+		struct catalog_ingest *in = &l.ingests[l.ningests++];
+
+		in->id = sqlite3_column_int64(st, 0);
+		in->host = column_dup(st, 1);
+		in->started_at = sqlite3_column_int64(st, 2);
+		in->heartbeat_at = sqlite3_column_int64(st, 3);
+		in->finished_at = sqlite3_column_int64(st, 4);
+		in->added = sqlite3_column_int64(st, 5);
+		in->updated = sqlite3_column_int64(st, 6);
+		in->unchanged = sqlite3_column_int64(st, 7);
+		in->failed = sqlite3_column_int64(st, 8);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		goto fail;
+	for (int i = 0; i < l.ningests; i++) {
+		struct catalog_ingest *in = &l.ingests[i];
+
+		st = stmt(r, ST_INGEST_ERRORS);
+		sqlite3_bind_int64(st, 1, in->id);
+		sqlite3_bind_int(st, 2, CATALOG_RUN_ERRORS_MAX);
+		while (in->nerrors < CATALOG_RUN_ERRORS_MAX && (rc = step(r, st)) == SQLITE_ROW) {
+			in->errors[in->nerrors].path = column_dup(st, 0);
+			in->errors[in->nerrors++].message = column_dup(st, 1);
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			goto fail;
+	}
+	end(r);
+	*out = l;
+	return 200;
+fail:
+	end(r);
+	catalog_library_free(&l);
+	return 500;
+}
+
+void catalog_library_free(struct catalog_library *l)
+{
+	for (int i = 0; i < l->ningests; i++) {
+		free(l->ingests[i].host);
+		for (int e = 0; e < l->ingests[i].nerrors; e++) {
+			free(l->ingests[i].errors[e].path);
+			free(l->ingests[i].errors[e].message);
+		}
+	}
+	l->ningests = 0;
 }
 
 int64_t catalog_reader_version(catalog_reader_t *r)

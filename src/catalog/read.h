@@ -129,6 +129,39 @@ struct catalog_signer {
 };
 void catalog_reader_sign(catalog_reader_t *r, const struct catalog_signer *s);
 
+/* What the library panel shows (GET /api/v1/library): the catalog's
+ * figures and its latest ingest runs (catalog/model.h), newest first. */
+#define CATALOG_INGESTS_SHOWN 20
+
+struct catalog_ingest_error {
+	char *path, *message;
+};
+
+struct catalog_ingest {
+	int64_t id;
+	char *host;
+	int64_t started_at, heartbeat_at, finished_at; /* ms; finished_at 0: not finished */
+	int64_t added, updated, unchanged, failed;
+	struct catalog_ingest_error errors[CATALOG_RUN_ERRORS_MAX]; /* in the order they came */
+	int nerrors;
+};
+
+struct catalog_library {
+	int64_t artists, albums, tracks, duration_ms;
+	/* The sealed bytes of the tracks' chunks in the origin: each track's
+	 * size plus a SEAL_TAG_LEN tag per chunk. Covers are not counted
+	 * (they live in the catalog, not the origin), nor blobs being
+	 * uploaded or waiting to be removed (ledgers a read model lacks). */
+	int64_t origin_bytes;
+	struct catalog_ingest ingests[CATALOG_INGESTS_SHOWN];
+	int ningests;
+};
+
+/* 200 with *out filled from one snapshot (catalog_library_free it), or
+ * 500 (logged; nothing to free). */
+int catalog_library(catalog_reader_t *r, struct catalog_library *out);
+void catalog_library_free(struct catalog_library *l);
+
 enum catalog_kind { CATALOG_ARTIST, CATALOG_ALBUM, CATALOG_TRACK };
 
 /*

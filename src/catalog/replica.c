@@ -48,12 +48,14 @@
  * from PostgreSQL and inserts them here, so they line up by position.
  * users and api_keys come too, so every node authenticates from its own
  * model, and a revocation (an update of api_keys) arrives like any change.
- * The audit trail stays in PostgreSQL. */
+ * The audit trail stays in PostgreSQL. The record of ingest runs comes
+ * too, so the console's library panel reads it here, PostgreSQL down or
+ * not. */
 static const struct feed_table {
 	const char *name;
 	const char *terms;
-} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL},
-	      {"tracks", "title"}, {"users", NULL},     {"api_keys", NULL}};
+} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL},  {"tracks", "title"},
+	      {"users", NULL},     {"api_keys", NULL},  {"ingests", NULL}, {"ingest_errors", NULL}};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* What the schema says of one replicated table. */
@@ -73,6 +75,12 @@ struct replica {
 	bool key_set;
 	bool bulk; /* bootstrapping: search is indexed afterwards, in bulk */
 	int64_t last_seq;
+	/* Tables the next pass reads whole (from seq 0), not from last_seq:
+	 * those empty here when the model was opened. A table a newer
+	 * binary's schema added (ingests) may have rows in PostgreSQL,
+	 * written while this node still ran an older binary, numbered below
+	 * the last_seq it had reached reading the others. */
+	bool from_start[NTABLES];
 	pthread_t thread;
 	int stop_pipe[2];
 
@@ -207,19 +215,19 @@ static int apply_deletion(struct replica *r, const PGresult *res, int64_t *max_s
 }
 
 /*
- * Streams the rows of sql (one parameter: last_seq) through fn, one at a
+ * Streams the rows of sql (one parameter: the seq to read above) through fn, one at a
  * time. 0, -ENOTCONN (the connection is gone) or -EIO. The result is
  * always drained, so the connection stays usable after an apply error.
  */
-static int stream(struct replica *r, PGconn *c, const char *sql, size_t t, bool deletions,
-		  int64_t *max_seq, uint64_t *rows)
+static int stream(struct replica *r, PGconn *c, const char *sql, int64_t since, size_t t,
+		  bool deletions, int64_t *max_seq, uint64_t *rows)
 {
 	char last[24];
 	const char *params[1] = {last};
 	PGresult *res;
 	int rc = 0;
 
-	snprintf(last, sizeof(last), "%" PRId64, r->last_seq);
+	snprintf(last, sizeof(last), "%" PRId64, since);
 	if (!PQsendQueryParams(c, sql, 1, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(c))
 		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
 	while ((res = PQgetResult(c)) != NULL) {
@@ -253,12 +261,13 @@ static int sync_once(struct replica *r, PGconn *c)
 		return pg_lost(c, NULL) ? -ENOTCONN : -EIO;
 	rc = exec(r->db, "BEGIN IMMEDIATE");
 	if (rc == 0)
-		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint", 0,
-			    true, &max_seq, &rows);
+		rc = stream(r, c, "SELECT seq, tbl, id FROM deletions WHERE seq > $1::bigint",
+			    r->last_seq, 0, true, &max_seq, &rows);
 	for (size_t t = 0; t < NTABLES && rc == 0; t++) {
 		snprintf(sql, sizeof(sql), "SELECT %s, seq FROM %s WHERE seq > $1::bigint",
 			 r->feed[t].cols, tables[t].name);
-		rc = stream(r, c, sql, t, false, &max_seq, &rows);
+		rc = stream(r, c, sql, r->from_start[t] ? 0 : r->last_seq, t, false, &max_seq,
+			    &rows);
 	}
 	if (rc == 0 && max_seq > r->last_seq) {
 		sqlite3_stmt *st = NULL;
@@ -281,6 +290,7 @@ static int sync_once(struct replica *r, PGconn *c)
 		log_debug("replica: applied %" PRIu64 " changes up to %" PRId64 " in %" PRId64
 			  " ms",
 			  rows, max_seq, mono_ms() - t0);
+	memset(r->from_start, 0, sizeof(r->from_start));
 	pthread_mutex_lock(&r->lock);
 	r->last_seq = max_seq;
 	r->applied += rows;
@@ -416,7 +426,7 @@ static int bootstrap(struct replica *r, PGconn *c, const char *db_path, char *er
 		snprintf(sql, sizeof(sql),
 			 "SELECT %s, seq FROM %s WHERE seq > $1::bigint ORDER BY %s",
 			 r->feed[t].cols, tables[t].name, r->feed[t].key);
-		rc = stream(r, c, sql, t, false, &max_seq, &rows);
+		rc = stream(r, c, sql, 0, t, false, &max_seq, &rows);
 	}
 	/* Tombstones matter only for their numbers: nothing is here to delete. */
 	res = rc == 0 ? PQexec(c, "SELECT coalesce(max(seq), 0) FROM deletions") : NULL;
@@ -635,6 +645,28 @@ static void replica_free(struct replica *r)
 	free(r);
 }
 
+/* Marks the tables this model has no row of, for the first pass to read
+ * whole (see from_start). */
+static int find_empty(struct replica *r, char *err, size_t errlen)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		char sql[128];
+		sqlite3_stmt *st = NULL;
+		int rc;
+
+		snprintf(sql, sizeof(sql), "SELECT EXISTS (SELECT 1 FROM %s)", tables[t].name);
+		rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+			r->from_start[t] = sqlite3_column_int(st, 0) == 0;
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW) {
+			snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 /* Reads the replication state; refuses a standalone node's catalog. */
 static int load_state(struct replica *r, char *err, size_t errlen)
 {
@@ -657,7 +689,7 @@ static int load_state(struct replica *r, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	if (r->cluster_id[0])
-		return 0;
+		return find_empty(r, err, errlen);
 	if (sqlite3_prepare_v2(
 		    r->db, "SELECT EXISTS (SELECT 1 FROM artists) OR EXISTS (SELECT 1 FROM tracks)",
 		    -1, &st, NULL) == SQLITE_OK &&

@@ -11,6 +11,12 @@
  * pending before its first chunk is written, so a run killed at any moment
  * leaves chunks the next run either reuses (same bytes: the pending row
  * gives back the key, and chunks with the right size are kept) or removes.
+ *
+ * Every run is recorded in the catalog (store_run_record): its row is
+ * written before the walk, beats with the counts so far while the workers
+ * go, and is finished after the summary's figures are known; its first
+ * failures are written as they happen (store_run_error). A run killed
+ * leaves its row unfinished, and its beats stop.
  */
 #include "ingest/ingest.h"
 
@@ -48,16 +54,19 @@ struct ingest {
 	struct walk_list list;
 	store_t *store;
 	origin_t *origin;
+	struct store_run run; /* this run's record; run.id 0 when it could not be written */
 	atomic_size_t next;
 	atomic_size_t added, updated, unchanged, failed, files_done;
 	atomic_uint_fast64_t bytes_done;
 	pthread_mutex_t lock;
-	pthread_cond_t done_cond;
+	pthread_cond_t done_cond, beat_cond;
 	int running;
+	bool beating; /* the beat thread goes on (guarded by lock) */
 	bool progress_shown;
 };
 
-/* A failure line; clears the progress line first so they do not mix. */
+/* A failure line (it clears the progress line first so they do not mix),
+ * counted, and among the run's first ones, recorded with the run. */
 static void fail(struct ingest *in, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -65,13 +74,43 @@ static void fail(struct ingest *in, const char *path, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	size_t n;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%schorus: ingest: %s: %s\n", in->opts->progress ? "\r\033[K" : "", path,
 		msg);
-	in->failed++;
+	n = in->failed++;
+	if (in->run.id && n < CATALOG_RUN_ERRORS_MAX &&
+	    store_run_error(in->store, in->run.id, (int)n, path, msg) < 0)
+		log_warn("ingest: cannot record the failure of %s with the run", path);
+}
+
+/* The walk's failures (walk_list.fail). */
+static void walk_failed(void *ud, const char *path, const char *why)
+{
+	fail(ud, path, "%s", why);
+}
+
+/* Writes the run's record with the counts so far; finished: as the run's
+ * last. A run whose first record failed is not recorded again. 0 or -EIO
+ * (warned). */
+static int record_run(struct ingest *in, bool finished)
+{
+	if (!in->run.id)
+		return 0;
+	in->run.heartbeat_at = wall_ms();
+	in->run.finished_at = finished ? in->run.heartbeat_at : 0;
+	in->run.added = in->added;
+	in->run.updated = in->updated;
+	in->run.unchanged = in->unchanged;
+	in->run.failed = in->failed;
+	if (store_run_record(in->store, &in->run) < 0) {
+		log_warn("ingest: cannot record this run in the catalog (see above)");
+		return -EIO;
+	}
+	return 0;
 }
 
 /* What a worker keeps between files: buffers that only grow, so a run
@@ -278,6 +317,31 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Beats the run's record every CATALOG_RUN_HEARTBEAT_MS until beating is
+ * cleared: a thread of its own, because the walk, the garbage sweeps and
+ * the search index's merge run on the main thread for as long as they
+ * take, and a run that goes quiet for CATALOG_RUN_STALE_MS reads as dead. */
+static void *beat_main(void *arg)
+{
+	struct ingest *in = arg;
+
+	pthread_mutex_lock(&in->lock);
+	while (in->beating) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += CATALOG_RUN_HEARTBEAT_MS / 1000;
+		if (pthread_cond_timedwait(&in->beat_cond, &in->lock, &ts) == ETIMEDOUT &&
+		    in->beating) {
+			pthread_mutex_unlock(&in->lock);
+			record_run(in, false);
+			pthread_mutex_lock(&in->lock);
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	return NULL;
+}
+
 static void show_progress(struct ingest *in, double started)
 {
 	double el = mono_s() - started;
@@ -309,14 +373,19 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	pthread_t *threads = NULL;
 	char path[4096], err[512];
 	double started = mono_s();
+	pthread_t beat;
+	bool beat_started = false;
 	int lockfd = -1, jobs, status = 1;
 
+	pthread_mutex_init(&in.lock, NULL);
+	pthread_cond_init(&in.done_cond, NULL);
+	pthread_cond_init(&in.beat_cond, NULL);
 	if (!getenv("CHORUS_DEBUG"))
 		av_log_set_level(AV_LOG_QUIET);
 	if (fs_mkdir_p(opts->data_dir, 0750) < 0) {
 		fprintf(stderr, "chorus: cannot create data directory %s: %s\n", opts->data_dir,
 			strerror(errno));
-		return 1;
+		goto out;
 	}
 	/* One ingest at a time per data directory: the pending ledger is
 	 * swept at the end of a run, which is only safe with no other run. */
@@ -333,11 +402,25 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 		fprintf(stderr, "chorus: %s\n", err);
 		goto out;
 	}
+	/* The run's row first: a run that dies from here on leaves it
+	 * unfinished. Recording is not the run's purpose, so a failure to
+	 * write it is a warning, and the files are ingested all the same. */
+	in.run.id = catalog_random_id();
+	in.run.started_at = wall_ms();
+	if (gethostname(in.run.host, sizeof(in.run.host) - 1) < 0)
+		snprintf(in.run.host, sizeof(in.run.host), "unknown");
+	if (record_run(&in, false) < 0)
+		in.run.id = 0;
+	in.beating = true;
+	if (thread_start(&beat, beat_main, &in) != 0)
+		die("cannot start the ingest's beat thread");
+	beat_started = true;
 	store_collect_garbage(in.store, in.origin, false);
 
+	in.list.fail = walk_failed;
+	in.list.ud = &in;
 	for (int i = 0; i < npaths; i++)
 		walk_path(paths[i], &in.list);
-	in.failed = in.list.errors;
 	/* Largest files first: the workers then finish together instead of
 	 * one of them ending the run alone on a big file picked up last. */
 	if (in.list.n > 1)
@@ -348,8 +431,6 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 		jobs = 1;
 	if ((size_t)jobs > in.list.n)
 		jobs = in.list.n ? (int)in.list.n : 1;
-	pthread_mutex_init(&in.lock, NULL);
-	pthread_cond_init(&in.done_cond, NULL);
 	threads = xcalloc((size_t)jobs, sizeof(*threads));
 	in.running = jobs;
 	for (int i = 0; i < jobs; i++)
@@ -391,9 +472,18 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 		fflush(stdout);
 	}
 	status = in.failed ? 1 : 0;
+out:
+	if (beat_started) {
+		pthread_mutex_lock(&in.lock);
+		in.beating = false;
+		pthread_cond_signal(&in.beat_cond);
+		pthread_mutex_unlock(&in.lock);
+		pthread_join(beat, NULL);
+		record_run(&in, true);
+	}
 	pthread_mutex_destroy(&in.lock);
 	pthread_cond_destroy(&in.done_cond);
-out:
+	pthread_cond_destroy(&in.beat_cond);
 	free(threads);
 	walk_list_free(&in.list);
 	origin_close(in.origin);

@@ -22,6 +22,7 @@ struct walker {
 	size_t ndirs, capdirs;
 };
 
+/* A notice about a path passed over; failures go to list->fail. */
 static void report(const char *path, const char *why)
 {
 	fprintf(stderr, "chorus: ingest: %s: %s\n", path, why);
@@ -59,8 +60,7 @@ static void walk_dir(struct walker *w, const char *path, const struct stat *st)
 			return; /* a symbolic link back up the tree */
 	d = opendir(path);
 	if (!d) {
-		report(path, strerror(errno));
-		w->list->errors++;
+		w->list->fail(w->list->ud, path, strerror(errno));
 		return;
 	}
 	if (w->ndirs == w->capdirs) {
@@ -103,8 +103,7 @@ static void walk(struct walker *w, const char *path, bool explicit)
 		/* A dangling link inside a tree is not worth a failure; a path
 		 * given on the command line is. */
 		if (explicit || errno != ENOENT) {
-			report(path, strerror(errno));
-			w->list->errors++;
+			w->list->fail(w->list->ud, path, strerror(errno));
 		}
 		return;
 	}
@@ -130,8 +129,7 @@ void walk_path(const char *path, struct walk_list *list)
 	char abs[PATH_MAX];
 
 	if (!realpath(path, abs)) {
-		report(path, strerror(errno));
-		list->errors++;
+		list->fail(list->ud, path, strerror(errno));
 		return;
 	}
 	walk(&w, abs, true);

@@ -15,14 +15,18 @@ struct walk_list {
 	struct walk_file *files;
 	size_t n, cap;
 	uint64_t total_bytes;
-	size_t errors; /* paths that could not be read (already reported) */
+	/* Called for each path that could not be read, with the reason: the
+	 * caller reports and counts it as a failure of its run. */
+	void (*fail)(void *ud, const char *path, const char *why);
+	void *ud;
 };
 
 /*
  * Adds every audio file (by name, see probe_is_audio_name) under path, or
  * path itself, to list: directories recursively in name order, symbolic
- * links followed, each directory visited once. Unreadable paths are
- * reported on stderr and counted in list->errors.
+ * links followed, each directory visited once. Unreadable paths go to
+ * list->fail; a file named on the command line that is not audio by its
+ * name is noted on stderr and skipped.
  */
 void walk_path(const char *path, struct walk_list *list);
 void walk_list_free(struct walk_list *list);

@@ -280,6 +280,10 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 		goto fail;
 	if (version < 3 && create_set(c, SQL_SET_PRINCIPALS, schema_v3, "schema v3") < 0)
 		goto fail;
+	/* Version 4: the record of ingest runs (sql/schema.c's third set),
+	 * feed tables keyed by bigint like the catalog's. */
+	if (version < 4 && create_set(c, SQL_SET_INGESTS, NULL, "schema v4") < 0)
+		goto fail;
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
 			 PG_SCHEMA_VERSION);

@@ -129,8 +129,40 @@ static const struct sql_column audit[] = {
 	{"object", SQL_TEXT, SQL_NOT_NULL, NULL}, {"detail", SQL_TEXT, 0, NULL},
 };
 
+/* One row per `chorus ingest` run, written when it starts, again every
+ * CATALOG_RUN_HEARTBEAT_MS with its counts so far (heartbeat_at), and when
+ * it ends (finished_at). A run killed or crashed keeps finished_at NULL
+ * and stops beating, which is how a reader tells it from one still going
+ * (catalog/model.h). Times are ms since the epoch by the ingest host's
+ * clock; rows are kept, one per run, as the library's history. */
+static const struct sql_column ingests[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"host", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"started_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"heartbeat_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"finished_at", SQL_INT64, 0, NULL},
+	{"added", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"unchanged", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"failed", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* A run's first CATALOG_RUN_ERRORS_MAX failures, n counting from 0 in the
+ * order they happened. A row per error rather than a JSON column: each is
+ * committed as it happens, so a run that crashes keeps the errors it had;
+ * readers render path and message as any text, escaped, with no stored
+ * JSON to trust or parse; and the change feed copies rows as they are. */
+static const struct sql_column ingest_errors[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"ingest_id", SQL_INT64, SQL_NOT_NULL, "ingests(id)"},
+	{"n", SQL_INT, SQL_NOT_NULL, NULL},
+	{"path", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"message", SQL_TEXT, SQL_NOT_NULL, NULL},
+};
+
 #define CAT SQL_SET_CATALOG
 #define PRN SQL_SET_PRINCIPALS
+#define ING SQL_SET_INGESTS
 
 const struct sql_table sql_catalog_tables[] = {
 	{"artists", artists, N(artists), NULL, "id", CAT},
@@ -142,6 +174,8 @@ const struct sql_table sql_catalog_tables[] = {
 	{"users", users, N(users), NULL, "id", PRN},
 	{"api_keys", api_keys, N(api_keys), NULL, "id", PRN},
 	{"audit", audit, N(audit), NULL, NULL, PRN},
+	{"ingests", ingests, N(ingests), NULL, "id", ING},
+	{"ingest_errors", ingest_errors, N(ingest_errors), "UNIQUE (ingest_id, n)", "id", ING},
 };
 const size_t sql_catalog_ntables = N(sql_catalog_tables);
 
@@ -172,6 +206,12 @@ static const struct {
 	{BOTH, CAT, "CREATE INDEX pending_hash ON pending(content_hash)"},
 	/* The audit trail is read by time. */
 	{BOTH, PRN, "CREATE INDEX IF NOT EXISTS audit_at ON audit(at)"},
+	/* The library panel reads the latest runs (an error's run is found
+	 * by the UNIQUE (ingest_id, n) index), and sums the tracks' durations
+	 * and sizes from this covering index rather than their wide rows. */
+	{BOTH, ING, "CREATE INDEX IF NOT EXISTS ingests_started ON ingests(started_at)"},
+	{ONLY(SQL_SQLITE), ING,
+	 "CREATE INDEX IF NOT EXISTS tracks_library ON tracks(duration_ms, size, chunk_count)"},
 };
 
 static const char *type_name(enum sql_dialect d, enum sql_type t)

@@ -562,6 +562,73 @@ int store_commit_track(store_t *s, const struct store_file *f, const struct trac
 	return sql_tx(s->db, true, commit_op, &a);
 }
 
+/* ---- the record of runs ---- */
+
+static int run_op(sql_t *db, void *arg)
+{
+	const struct store_run *run = arg;
+	sql_stmt_t *st = sql_prepare(
+		db, "INSERT INTO ingests (id, host, started_at, heartbeat_at, finished_at, added,"
+		    " updated, unchanged, failed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+		    " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
+		    " finished_at = excluded.finished_at, added = excluded.added,"
+		    " updated = excluded.updated, unchanged = excluded.unchanged,"
+		    " failed = excluded.failed");
+
+	sql_bind_int(st, 1, run->id);
+	sql_bind_text(st, 2, run->host);
+	sql_bind_int(st, 3, run->started_at);
+	sql_bind_int(st, 4, run->heartbeat_at);
+	sql_bind_int_or_null(st, 5, run->finished_at);
+	sql_bind_int(st, 6, (int64_t)run->added);
+	sql_bind_int(st, 7, (int64_t)run->updated);
+	sql_bind_int(st, 8, (int64_t)run->unchanged);
+	sql_bind_int(st, 9, (int64_t)run->failed);
+	return sql_run(st);
+}
+
+int store_run_record(store_t *s, const struct store_run *run)
+{
+	return sql_tx(s->db, true, run_op, (void *)run);
+}
+
+struct run_error_arg {
+	int64_t run_id;
+	int n;
+	const char *path, *message;
+};
+
+static int run_error_op(sql_t *db, void *arg)
+{
+	const struct run_error_arg *a = arg;
+	sql_stmt_t *st = sql_prepare(db, "INSERT INTO ingest_errors (id, ingest_id, n, path,"
+					 " message) VALUES (?1, ?2, ?3, ?4, ?5)"
+					 " ON CONFLICT DO NOTHING");
+
+	/* Drawn here: a retried transaction draws again (sql_tx). */
+	sql_bind_int(st, 1, catalog_random_id());
+	sql_bind_int(st, 2, a->run_id);
+	sql_bind_int(st, 3, a->n);
+	sql_bind_text(st, 4, a->path);
+	sql_bind_text(st, 5, a->message);
+	return sql_run(st);
+}
+
+int store_run_error(store_t *s, int64_t run_id, int n, const char *path, const char *message)
+{
+	/* For people to read: a file name that is not UTF-8, which
+	 * PostgreSQL's text refuses, is kept read as Latin-1. */
+	char *p = text_is_utf8(path, strlen(path)) ? NULL : text_clean(path, strlen(path));
+	char *m = text_is_utf8(message, strlen(message)) ? NULL
+							 : text_clean(message, strlen(message));
+	struct run_error_arg a = {run_id, n, p ? p : path, m ? m : message};
+	int rc = sql_tx(s->db, true, run_error_op, &a);
+
+	free(p);
+	free(m);
+	return rc;
+}
+
 int store_search_optimize(store_t *s)
 {
 	return s->optimize ? sql_tx(s->db, false, s->optimize, NULL) : 0;

@@ -86,6 +86,27 @@ int store_pending_abandon(store_t *s, const struct manifest *m);
 int store_commit_track(store_t *s, const struct store_file *f, const struct track_meta *meta,
 		       const struct manifest *m, struct store_result *res);
 
+/*
+ * The record of one ingest run (the ingests table; catalog/model.h says
+ * when a run writes it). id is the caller's, from catalog_random_id, and
+ * the same for every record of the run; times are ms since the epoch;
+ * finished_at 0 means not finished yet.
+ */
+struct store_run {
+	int64_t id;
+	char host[256];
+	int64_t started_at, heartbeat_at, finished_at;
+	uint64_t added, updated, unchanged, failed;
+};
+
+/* Writes run's row: inserted the first time, its times and counts
+ * updated after. 0 or -EIO. */
+int store_run_record(store_t *s, const struct store_run *run);
+
+/* Records failure n (0-based, below CATALOG_RUN_ERRORS_MAX) of run_id:
+ * the path that failed and why. 0 or -EIO. */
+int store_run_error(store_t *s, int64_t run_id, int n, const char *path, const char *message);
+
 /* Compacts the search index after a large ingest (see search_optimize). */
 int store_search_optimize(store_t *s);
 

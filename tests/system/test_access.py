@@ -122,6 +122,7 @@ RULES = {
     # Plays for Shop A: store B may not post them.
     "plays": {**{r: OK for r in ROLES}, "anonymous": 401, "store B": 403},
     "reports": {**{r: OK for r in ROLES}, "anonymous": 401, "listener": 403},
+    "editor": {**{r: 403 for r in ROLES}, "anonymous": 401, "editor": OK, "admin": OK},
     "admin": {**{r: 403 for r in ROLES}, "anonymous": 401, "admin": OK},
 }
 
@@ -233,6 +234,8 @@ def _(tmp):
         ("DELETE", "/api/v1/keys/{name}"): ("admin", f"/api/v1/keys/{spare['id']}", None, 200),
         ("GET", "/api/v1/audit"): ("admin", "/api/v1/audit", None, 200),
         ("HEAD", "/api/v1/audit"): ("admin", "/api/v1/audit", None, 200),
+        ("GET", "/api/v1/library"): ("editor", "/api/v1/library", None, 200),
+        ("HEAD", "/api/v1/library"): ("editor", "/api/v1/library", None, 200),
         # Peers prove themselves to the handler (a signature, a join
         # token): a user's credentials count for nothing there.
         ("POST", "/internal/join"): ("peer", "/internal/join", "{}", None),
