@@ -43,7 +43,7 @@
 #
 # The 2 cores are shared by the wrks, the nodes, PostgreSQL and the
 # pollers: what the pollers' own CPU takes from the others is printed
-# (poller_cpu_s) and is part of what "console" costs here; on a real
+# (poll_cpu_s) and is part of what "console" costs here; on a real
 # cluster the page runs in the operator's browser, elsewhere.
 #
 # After the runs, with no streams and the pollers paused, each console
@@ -68,7 +68,7 @@ while [ $# -gt 0 ]; do
 	--seconds) SECS=$2; shift ;;
 	--conns) CONNS=$2; shift ;;
 	--nodes) NODES=$2; shift ;;
-	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,59p' "$0"; exit 0 ;;
 	*) echo "serve_console.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
