@@ -92,6 +92,7 @@ struct api {
 	const char *origin_kind; /* "dir" or "s3" */
 	pthread_mutex_t live_lock;
 	struct api_live_stream live; /* list sentinel */
+	struct api_asker *asker;     /* the peer asks' connections (api/console.c) */
 };
 
 struct api_loop {
@@ -181,6 +182,10 @@ void api_node_internal(struct api_call *x);
 void api_overview(struct api_call *x);
 void api_live_all(struct api_call *x);
 void api_cluster_token(struct api_call *x);
+/* The connections the console's asks of other nodes keep open, shared
+ * by the workers; freed once no job can run (after the pool stops). */
+struct api_asker *api_asker_new(void);
+void api_asker_free(struct api_asker *k);
 
 /* The principals' store, opened at the first need (api/principals.c);
  * NULL while it cannot be (PostgreSQL down). Workers only: it may block. */

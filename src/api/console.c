@@ -6,8 +6,10 @@
  * once with a deadline of a second: there is no collector to lose, and
  * with PostgreSQL down the console still sees every node that answers.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +325,74 @@ void api_node_live(struct api_call *x)
 
 /* ---- asking other nodes ---- */
 
+/*
+ * The asks of every console call share one connection cache (and DNS
+ * and TLS sessions), so a node asks its peers on connections kept open
+ * rather than a new TCP connection, and its teardown, per ask: most of an
+ * overview's cost was the kernel opening and closing them
+ * (docs/benchmarks.md, "The console's cost"). The share is used from
+ * several pool workers at once: libcurl takes its locks, one per data.
+ */
+struct api_asker {
+	CURLSH *share;
+	bool global; /* holds libcurl's global state */
+	pthread_mutex_t lock[CURL_LOCK_DATA_LAST];
+};
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+	struct api_asker *k = ud;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&k->lock[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	struct api_asker *k = ud;
+
+	(void)h;
+	pthread_mutex_unlock(&k->lock[data]);
+}
+
+struct api_asker *api_asker_new(void)
+{
+	struct api_asker *k = xcalloc(1, sizeof(*k));
+
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&k->lock[i], NULL);
+	k->global = http_client_global_init() == 0;
+	if (!k->global || !(k->share = curl_share_init()) ||
+	    curl_share_setopt(k->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(k->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(k->share, CURLSHOPT_USERDATA, k) != CURLSHE_OK ||
+	    curl_share_setopt(k->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	    curl_share_setopt(k->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+	    curl_share_setopt(k->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+		    CURLSHE_OK) {
+		/* Asks still work, each on a connection of its own. */
+		log_warn("console: no shared connection cache for peer asks");
+		if (k->share)
+			curl_share_cleanup(k->share);
+		k->share = NULL;
+	}
+	return k;
+}
+
+void api_asker_free(struct api_asker *k)
+{
+	if (!k)
+		return;
+	if (k->share)
+		curl_share_cleanup(k->share);
+	if (k->global)
+		http_client_global_cleanup();
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&k->lock[i]);
+	free(k);
+}
+
 struct ask {
 	char id[17];
 	char url[512];
@@ -355,6 +425,8 @@ static void ask_all(struct api *api, struct ask *a, size_t n, const char *method
 		if (!(h[i] = curl_easy_init()))
 			continue;
 		http_client_setup(h[i], url, ASK_CONNECT_MS, ASK_TOTAL_MS);
+		if (api->asker && api->asker->share)
+			curl_easy_setopt(h[i], CURLOPT_SHARE, api->asker->share);
 		http_client_body_to(h[i], &a[i].body);
 		snprintf(line, sizeof(line), "X-Chorus-Node: %s", self_id(api));
 		hdrs[i] = curl_slist_append(hdrs[i], line);

@@ -211,6 +211,7 @@ int serve_run(const struct serve_opts *opts)
 	api.prefetch = 2;
 	api.origin_kind = o->origin && strncmp(o->origin, "s3://", 5) == 0 ? "s3" : "dir";
 	api_live_init(&api);
+	api.asker = api_asker_new();
 	/* Blocking work off the loops: reports (slow) and peer reseals
 	 * (fast). Before the server: handlers submit from their first
 	 * request. */
@@ -383,6 +384,7 @@ out:
 	if (api.cache)
 		cache_set_pool(api.cache, NULL);
 	pool_free(api.pool);
+	api_asker_free(api.asker); /* no job is left to use it */
 	membership_free(api.membership);
 	plays_shipper_stop(api.shipper, 0);
 	plays_free(api.plays);
