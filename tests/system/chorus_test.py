@@ -29,6 +29,7 @@ import inspect
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -175,6 +176,22 @@ def main(argv=None):
 
 
 # ---------------------------------------------------------------- temp dirs
+
+_PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
+
+
+def render(template, values):
+    """A deploy/ template with every @NAME@ replaced, as the README's sed
+    does; fails on a placeholder left or a value the template does not
+    use."""
+    template = pathlib.Path(template)
+    text = template.read_text()
+    check_eq(set(_PLACEHOLDER.findall(text)), set(values), f"placeholders of {template.name}")
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", v)
+    check(not _PLACEHOLDER.search(text), f"{template.name}: placeholder left after rendering")
+    return text
+
 
 @contextlib.contextmanager
 def tempdir(prefix="chorus-test-"):

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     Node, check, check_eq, fail, ingest_ok, main, test, wait_for)
-from cluster_lib import NTRACKS, library, sealed_size  # noqa: E402
+from cluster_lib import NTRACKS, library, score, sealed_size  # noqa: E402
 from s3 import S3Server  # noqa: E402
 
 class Cluster:
@@ -192,19 +192,6 @@ def _(tmp):
                 raise
         finally:
             cl.stop()
-
-
-def score(node_id, blob, index):
-    """cluster/peer.c's rendezvous score (FNV-1a, then splitmix64's finaliser)."""
-    m = (1 << 64) - 1
-    h = 0xcbf29ce484222325
-    for b in node_id.encode() + b"/" + blob.encode() + index.to_bytes(4, "little"):
-        h = ((h ^ b) * 0x100000001b3) & m
-    h ^= h >> 30
-    h = (h * 0xbf58476d1ce4e5b9) & m
-    h ^= h >> 27
-    h = (h * 0x94d049bb133111eb) & m
-    return h ^ (h >> 31)
 
 
 def flip_bit(path, offset):

@@ -30,7 +30,6 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,25 +42,18 @@ import chorus_test  # noqa: E402
 from chorus_test import (  # noqa: E402
     CHORUS_BIN, REPO, Node, RawConn, bearer, check, check_eq, chorus_env, fail, http_request,
     ingest_ok, main, make_key, sha256_file, test, wait_for, wav_library)
+from haproxy import HAPROXY, Haproxy, free_port  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 NODE_JS = shutil.which("node")
 PLAYWRIGHT = REPO / "build" / "npm" / "node_modules" / "playwright-core"
 DRIVER = pathlib.Path(__file__).with_name("console_browser.mjs")
-HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
-HAPROXY_IN = REPO / "deploy" / "haproxy" / "haproxy.cfg.in"
 OUT = pathlib.Path(os.environ.get("CHORUS_TEST_OUTPUT") or
                    REPO / "build" / "test-output" / "test_console")
 BIG = 1_500_000  # frames: 6 MB tracks, more than the sockets hold
 ADMIN, ADMIN_PW = "ops", "console-admin-pw-1"
 LISTENER, LISTENER_PW = "lena", "console-listener-pw-1"
 DESKTOP, PHONE = (1280, 800), (390, 844)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the browser
@@ -150,77 +142,6 @@ def row_state(node_id):
 
 
 # ---------------------------------------------------------------- haproxy
-
-class Haproxy:
-    """deploy/haproxy/haproxy.cfg.in, rendered with loopback addresses, in
-    the foreground (-db), its state read from its admin socket."""
-
-    def __init__(self, d, node_ports):
-        d.mkdir(parents=True, exist_ok=True)
-        self.port, self.stats_port = free_port(), free_port()
-        self.sock = d / "admin.sock"
-        text = HAPROXY_IN.read_text()
-        vals = {"BIND": f"127.0.0.1:{self.port}", "STATS_SOCKET": str(self.sock),
-                "STATS_BIND": f"127.0.0.1:{self.stats_port}"}
-        for i, p in enumerate(node_ports, 1):
-            vals[f"NODE{i}"] = f"127.0.0.1:{p}"
-        check_eq(set(re.findall(r"@([A-Z][A-Z0-9_]*)@", text)), set(vals),
-                 "haproxy.cfg.in's placeholders")
-        for k, v in vals.items():
-            text = text.replace(f"@{k}@", v)
-        (d / "haproxy.cfg").write_text(text)
-        self.log = open(d / "haproxy.log", "wb")
-        self.logpath = d / "haproxy.log"
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(d / "haproxy.cfg")],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def command(self, cmd):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(str(self.sock))
-            s.sendall(cmd.encode() + b"\n")
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    return out.decode()
-                out += d
-        finally:
-            s.close()
-
-    def stat(self):
-        """{server name: {column: value}} of backend chorus_nodes."""
-        try:
-            lines = [ln for ln in self.command("show stat").splitlines() if ln]
-        except OSError:
-            return {}
-        cols = lines[0].lstrip("# ").split(",")
-        res = {}
-        for ln in lines[1:]:
-            f = dict(zip(cols, ln.split(",")))
-            if f.get("pxname") == "chorus_nodes":
-                res[f["svname"]] = f
-        return res
-
-    def status(self):
-        return {k: v["status"].split()[0] for k, v in self.stat().items() if k.startswith("node")}
-
-    def streams_served(self):
-        """{server: requests it was sent} (stot)."""
-        return {k: int(v["stot"]) for k, v in self.stat().items() if k.startswith("node")}
-
-    def close(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
 
 # ---------------------------------------------------------------- the cluster, for every test
 

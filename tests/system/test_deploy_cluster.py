@@ -38,15 +38,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     _BACKGROUND, CHORUS_BIN, REPO, Background, _check_sanitizers, check, check_eq, chorus_env,
-    ingest_ok, main, run_chorus, skip, start_chorus, test, wait_for, wav_library)
+    ingest_ok, main, render, run_chorus, skip, start_chorus, test, wait_for, wav_library)
+from haproxy import HAPROXY, HAPROXY_IN, Haproxy, free_port  # noqa: E402
 from s3 import S3Server  # noqa: E402
 
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "chorus.service"
 ENV_IN = DEPLOY / "systemd" / "chorus.env.in"
-HAPROXY_IN = DEPLOY / "haproxy" / "haproxy.cfg.in"
 README = DEPLOY / "README.md"
-HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze", path="/usr/bin:/bin")
 STRACE = shutil.which("strace", path="/usr/bin:/bin")
 # The binary the unit runs is a release build; sanitizers make system calls
@@ -56,12 +55,6 @@ PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 NTRACKS = 10
 LISTENERS = 60
 _SERVING = re.compile(r"^chorus (\S+) serving (.*) on http://127\.0\.0\.1:(\d+)/$", re.M)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the files
@@ -87,18 +80,6 @@ def unit_value(unit, key, section="Service"):
     vals = unit.get(section, {}).get(key)
     check(vals, f"{UNIT.name}: no {key}= in [{section}]")
     return vals[-1]
-
-
-def render(template, values):
-    """The template with every @NAME@ replaced, as the README's sed does;
-    fails on a placeholder left or a value the template does not use."""
-    text = pathlib.Path(template).read_text()
-    used = set(PLACEHOLDER.findall(text))
-    check_eq(used, set(values), f"placeholders of {template.name}")
-    for k, v in values.items():
-        text = text.replace(f"@{k}@", v)
-    check(not PLACEHOLDER.search(text), f"{template.name}: placeholder left after rendering")
-    return text
 
 
 def parse_env(text):
@@ -338,94 +319,6 @@ def http_get(port, path, timeout=10):
         c.close()
 
 
-class Haproxy:
-    def __init__(self, cl, node_ports):
-        self.dir = cl.tmp / "haproxy"
-        self.dir.mkdir()
-        self.port = free_port()
-        self.stats_port = free_port()
-        self.sock = self.dir / "admin.sock"
-        vals = {"BIND": f"127.0.0.1:{self.port}", "STATS_SOCKET": str(self.sock),
-                "STATS_BIND": f"127.0.0.1:{self.stats_port}"}
-        for i, p in enumerate(node_ports, 1):
-            vals[f"NODE{i}"] = f"127.0.0.1:{p}"
-        self.cfg = self.dir / "haproxy.cfg"
-        self.cfg.write_text(render(HAPROXY_IN, vals))
-        r = subprocess.run([HAPROXY, "-c", "-f", self.cfg], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL)
-        check(r.returncode == 0, f"haproxy -c: {r.stdout} {r.stderr}")
-        self.log = open(self.dir / "haproxy.log", "wb")
-        # -db: in the foreground whatever "daemon" says, as under systemd (-Ws).
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.cfg)],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def command(self, cmd):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(str(self.sock))
-            s.sendall(cmd.encode() + b"\n")
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    return out.decode()
-                out += d
-        finally:
-            s.close()
-
-    def servers(self):
-        """{name: "UP"/"DOWN"/...} from `show servers state`: srv_op_state 2
-        is running (UP), 0 stopped (DOWN)."""
-        try:
-            out = self.command("show servers state chorus_nodes")
-        except OSError:
-            return {}
-        lines = out.splitlines()
-        hdr = next((ln for ln in lines if ln.startswith("# be_id")), None)
-        if not hdr:
-            return {}
-        cols = hdr[2:].split()
-        res = {}
-        for ln in lines:
-            if ln and not ln.startswith("#") and len(ln.split()) == len(cols):
-                f = dict(zip(cols, ln.split()))
-                res[f["srv_name"]] = {"2": "UP", "0": "DOWN", "1": "STARTING",
-                                      "3": "STOPPING"}.get(f["srv_op_state"], f["srv_op_state"])
-        return res
-
-    def stat(self):
-        """{svname: {column: value}} of backend chorus_nodes (`show stat`)."""
-        out = self.command("show stat")
-        lines = [ln for ln in out.splitlines() if ln]
-        cols = lines[0].lstrip("# ").split(",")
-        res = {}
-        for ln in lines[1:]:
-            f = dict(zip(cols, ln.split(",")))
-            if f.get("pxname") == "chorus_nodes":
-                res[f["svname"]] = f
-        return res
-
-    def wait_states(self, want, timeout):
-        """Seconds until haproxy's servers are in the states of want."""
-        return wait_for(f"haproxy: servers {want}",
-                        lambda: all(self.servers().get(k) == v for k, v in want.items()),
-                        timeout, step=0.05,
-                        context=lambda: f"servers {self.servers()}\n" +
-                        (self.dir / "haproxy.log").read_text(errors="replace")[-3000:])[1]
-
-    def close(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
 class Cluster:
     """deploy/README.md's three servers, on one machine."""
 
@@ -483,7 +376,7 @@ class Cluster:
         for t in self.tracks:
             self.want[t["id"]] = hashlib.sha256(by_size[t["size_bytes"]].read_bytes()).hexdigest()
         # Step 7.
-        self.hap = Haproxy(self, [n.port for n in self.nodes])
+        self.hap = Haproxy(self.tmp / "haproxy", [n.port for n in self.nodes])
         took = self.hap.wait_states({"node1": "UP", "node2": "UP", "node3": "UP"}, 10)
         print(f"# haproxy: three nodes UP {took:.2f} s after it started")
 

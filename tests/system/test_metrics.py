@@ -31,6 +31,7 @@ import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
     Node, audio_library, bearer, check, check_eq, fail, http_request, ingest_ok, main,
     test, wait_for)
+from cluster_lib import score  # noqa: E402
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -309,6 +310,14 @@ class Standalone:
     def figures(self):
         return scrape(self.mport)[1]
 
+    def settled(self):
+        """The figures once no connection is open on the main listener:
+        the server closes a client's connection a moment after the client
+        did, and that gauge must not move inside a delta."""
+        wait_for("no connection open on the main listener",
+                 lambda: self.figures().get("chorus_http_connections") == 0, 5, step=0.02)
+        return self.figures()
+
     def wait_delta(self, before, want, what, timeout=3):
         return wait_delta(self.figures, before, want, what, timeout)
 
@@ -401,7 +410,7 @@ def _(tmp):
     n = Standalone(tmp)
     port = n.node.port
     # A 404, exactly.
-    a = n.figures()
+    a = n.settled()
     status, body, nbytes = raw_get(port, "/no/such/path")
     check_eq(status, 404, "GET /no/such/path")
     d = n.wait_delta(a, {K("chorus_http_requests_total", route="other", code="4xx"): 1,
@@ -414,7 +423,7 @@ def _(tmp):
           f"{d[K('chorus_http_response_bytes_total', route='other')]:g}")
     # A stream, exactly.
     t = n.tracks[0]
-    a = n.figures()
+    a = n.settled()
     status, body, nbytes = n.stream_raw(t)
     check_eq(status, 200, "a stream")
     check_eq(len(body), t["size_bytes"], "stream body")
@@ -630,19 +639,6 @@ def _(tmp):
 
 
 # ---------------------------------------------------------------- a cluster
-
-def score(node_id, blob, index):
-    """cluster/peer.c's rendezvous score (as tests/system/test_cluster_peers.py has it)."""
-    m = (1 << 64) - 1
-    h = 0xcbf29ce484222325
-    for b in node_id.encode() + b"/" + blob.encode() + index.to_bytes(4, "little"):
-        h = ((h ^ b) * 0x100000001b3) & m
-    h ^= h >> 30
-    h = (h * 0xbf58476d1ce4e5b9) & m
-    h ^= h >> 27
-    h = (h * 0x94d049bb133111eb) & m
-    return h ^ (h >> 31)
-
 
 @test("a two-node cluster on PostgreSQL: promtool clean on both, 2 alive on each, peer reads and serves exact, replication lag present, plays queued while PostgreSQL is down and shipped after")
 def _(tmp):
