@@ -51,35 +51,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 . "$(dirname "$0")/serve/lib.sh"
-[ "$(id -u)" = 0 ] || die "runs PostgreSQL as user postgres: run as root"
+. "$(dirname "$0")/serve/pg.sh"
 command -v haproxy >/dev/null || die "haproxy is required (scripts/deps.sh installs it)"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/initdb" ] || die "PostgreSQL is required (scripts/deps.sh installs it)"
 
-# PostgreSQL's directory must be reachable by user postgres: not under build/.
-PGWORK=$(mktemp -d /tmp/chorus-cluster-hit.XXXXXX)
-chmod 755 "$PGWORK"
+pg_setup cluster-hit
 cleanup() {
 	stop_all
-	if [ -f "$PGWORK/pg/postmaster.pid" ]; then
-		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$PGWORK"
+	pg_cleanup
 	if [ "${BENCH_KEEP_RUN:-0}" = 1 ]; then log "kept $RUN"; else rm -rf "$RUN"; fi
-}
-
-pg_start() {
-	local port
-	port=$(free_port)
-	install -d -o postgres -g postgres -m 700 "$PGWORK/pg"
-	runuser -u postgres -- "$PGBIN/initdb" -D "$PGWORK/pg" -A trust --no-sync -E UTF8 \
-		--locale=C -U postgres >"$RUN/initdb.log" 2>&1 || { cat "$RUN/initdb.log" >&2; die "initdb failed"; }
-	printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" \
-		"$port" "$PGWORK/pg" >>"$PGWORK/pg/postgresql.conf"
-	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/pg" -l "$PGWORK/pg/log" -w -t 60 start >/dev/null ||
-		{ tail -20 "$PGWORK/pg/log" >&2; die "PostgreSQL did not start"; }
-	psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE chorus"
-	CONNINFO="host=127.0.0.1 port=$port dbname=chorus user=postgres"
 }
 
 # node_start I: node I (1-3) on a free port; sets N_PID[I], N_URL[I].

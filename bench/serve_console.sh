@@ -74,40 +74,18 @@ while [ $# -gt 0 ]; do
 	shift
 done
 . "$(dirname "$0")/serve/lib.sh"
-[ "$(id -u)" = 0 ] || die "runs PostgreSQL as user postgres: run as root"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/initdb" ] || die "PostgreSQL is required (scripts/deps.sh installs it)"
+. "$(dirname "$0")/serve/pg.sh"
 [ "$NODES" -ge 1 ] && [ "$CONNS" -ge "$NODES" ] || die "--conns must be at least --nodes"
 PER=$((CONNS / NODES))
 
-# PostgreSQL's directory must be reachable by user postgres: not under build/.
-PGWORK=$(mktemp -d /tmp/chorus-serve-console.XXXXXX)
-chmod 755 "$PGWORK"
+pg_setup serve-console
 POLL_PIDS=()
 cleanup() {
 	local p
 	for p in "${POLL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	stop_all
-	if [ -f "$PGWORK/pg/postmaster.pid" ]; then
-		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$PGWORK"
+	pg_cleanup
 	if [ "${BENCH_KEEP_RUN:-0}" = 1 ]; then log "kept $RUN"; else rm -rf "$RUN"; fi
-}
-
-pg_start() {
-	local port
-	port=$(free_port)
-	install -d -o postgres -g postgres -m 700 "$PGWORK/pg"
-	runuser -u postgres -- "$PGBIN/initdb" -D "$PGWORK/pg" -A trust --no-sync -E UTF8 \
-		--locale=C -U postgres >"$RUN/initdb.log" 2>&1 || { cat "$RUN/initdb.log" >&2; die "initdb failed"; }
-	printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" \
-		"$port" "$PGWORK/pg" >>"$PGWORK/pg/postgresql.conf"
-	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/pg" -l "$PGWORK/pg/log" -w -t 60 start >/dev/null ||
-		{ tail -20 "$PGWORK/pg/log" >&2; die "PostgreSQL did not start"; }
-	psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE chorus"
-	CONNINFO="host=127.0.0.1 port=$port dbname=chorus user=postgres"
-	PG_PID=$(head -1 "$PGWORK/pg/postmaster.pid")
 }
 
 # node_start I: node I on a free port; sets N_PID[I], N_URL[I].
