@@ -8,7 +8,7 @@
 #   make test            install deps (test set), build everything, run every test
 #   make bench           install deps (test set), run the benchmarks in bench/
 
-PKGS     := sqlite3 openssl libavformat libavcodec libavutil jansson libpq libcurl libargon2
+PKGS     := sqlite3 openssl libavformat libavcodec libavutil jansson libpq libcurl libargon2 libarchive
 VARIANT  ?= release
 BUILD    := build/$(VARIANT)
 CC       ?= cc

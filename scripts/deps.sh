@@ -26,7 +26,7 @@ set_name=${1:-test}
 # need nothing else that a Debian system lacks (sh, od, sed, awk, nproc).
 RUN_PKGS="build-essential pkg-config
 libsqlite3-dev libssl-dev libavformat-dev libavcodec-dev libavutil-dev
-libcurl4-openssl-dev libpq-dev libjansson-dev libargon2-dev
+libcurl4-openssl-dev libpq-dev libjansson-dev libargon2-dev libarchive-dev
 ffmpeg ca-certificates"
 
 # Who uses what (so the list can be checked against the tests):
@@ -50,7 +50,9 @@ ffmpeg ca-certificates"
 #   nginx wrk wamerican       bench (the reference server, the load, words)
 #   chromium                  test_console: the console in a real browser,
 #                             driven by playwright-core (npm, below)
-#   (npm, devDependencies)    s3rver (tests/system/s3.py), playwright-core
+#   (npm, devDependencies)    s3rver (tests/system/s3.py), playwright-core,
+#                             @tus/server + @tus/file-store (an independent
+#                             tus server for chorus upload, test_upload_cli)
 #                             (tests/system/console_browser.mjs)
 TEST_PKGS="clang libclang-rt-14-dev clang-format python3 sqlite3 curl procps iproute2 strace systemd
 postgresql patroni etcd-server etcd-client awscli haproxy prometheus nginx wrk wamerican chromium"
