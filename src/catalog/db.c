@@ -4,14 +4,17 @@
  * version 2 the search index (SQLite only: FTS5), version 3 a cluster
  * node's replication state, version 4 the principals (users, API keys and
  * the audit trail, sql/schema.c's second set), version 5 the record of
- * ingest runs (the third set). Versions are PRAGMA user_version, upgraded
- * by sql_sqlite_migrate in one transaction.
+ * ingest runs (the third set), version 6 catalog editing (the fourth:
+ * tracks' explicit and edited columns, the deleted tracks' tombstones).
+ * Versions are PRAGMA user_version, upgraded by sql_sqlite_migrate in one
+ * transaction.
  */
 #include "catalog/db.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sqlite3.h>
 
 #include "catalog/search_index.h"
 #include "sql/schema.h"
@@ -121,6 +124,43 @@ static int schema_set(sqlite3 *db, enum sql_set set, bool tables, bool indexes, 
 	return rc;
 }
 
+/* The columns set adds to older tables, each unless the table has it: a
+ * replica's bootstrap file has them from the start (catalog_db_create_base)
+ * and SQLite has no ADD COLUMN IF NOT EXISTS. */
+static int add_columns(sqlite3 *db, enum sql_set set, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < sql_catalog_ntables && rc == 0; i++) {
+		const struct sql_table *t = &sql_catalog_tables[i];
+
+		for (int c = 0; c < t->ncols && rc == 0; c++) {
+			sqlite3_stmt *st = NULL;
+			bool have = false;
+			char *sql;
+
+			if (sql_column_set(t, &t->cols[c], NULL) != set)
+				continue;
+			if (sqlite3_prepare_v2(db,
+					       "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2",
+					       -1, &st, NULL) != SQLITE_OK) {
+				snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(db));
+				return -EIO;
+			}
+			sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, t->cols[c].name, -1, SQLITE_STATIC);
+			have = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+			if (have)
+				continue;
+			sql = sql_schema_add_column(SQL_SQLITE, t, c);
+			rc = exec(db, sql, err, errlen);
+			free(sql);
+		}
+	}
+	return rc;
+}
+
 static int schema_v1(sqlite3 *db, bool tables, bool indexes, char *err, size_t errlen)
 {
 	return schema_set(db, SQL_SET_CATALOG, tables, indexes, err, errlen);
@@ -144,8 +184,11 @@ static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 	if (from < 4 && (rc = schema_set(db, SQL_SET_PRINCIPALS, true, true, err, errlen)) < 0)
 		return rc;
 	/* Version 5: the ingest runs, IF NOT EXISTS for the same reason. */
-	if (from < 5)
-		rc = schema_set(db, SQL_SET_INGESTS, true, true, err, errlen);
+	if (from < 5 && (rc = schema_set(db, SQL_SET_INGESTS, true, true, err, errlen)) < 0)
+		return rc;
+	/* Version 6: catalog editing; its columns only where missing. */
+	if (from < 6 && (rc = schema_set(db, SQL_SET_EDITS, true, true, err, errlen)) == 0)
+		rc = add_columns(db, SQL_SET_EDITS, err, errlen);
 	return rc;
 }
 
@@ -170,6 +213,8 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 	if (rc == 0 && (rc = schema_v1(db, true, false, err, errlen)) == 0 &&
 	    (rc = schema_set(db, SQL_SET_PRINCIPALS, true, false, err, errlen)) == 0 &&
 	    (rc = schema_set(db, SQL_SET_INGESTS, true, false, err, errlen)) == 0 &&
+	    (rc = schema_set(db, SQL_SET_EDITS, true, false, err, errlen)) == 0 &&
+	    (rc = add_columns(db, SQL_SET_EDITS, err, errlen)) == 0 &&
 	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
 		return exec(db, "COMMIT", err, errlen);
 	exec(db, "ROLLBACK", err, 0);

@@ -284,6 +284,16 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	 * feed tables keyed by bigint like the catalog's. */
 	if (version < 4 && create_set(c, SQL_SET_INGESTS, NULL, "schema v4") < 0)
 		goto fail;
+	/* Version 5: catalog editing (the fourth set): the deleted tracks'
+	 * tombstones, and the columns it adds to tracks. */
+	if (version < 5) {
+		char *cols = sql_schema_add_columns(SQL_PG, SQL_SET_EDITS);
+		int set_rc = create_set(c, SQL_SET_EDITS, cols, "schema v5");
+
+		free(cols);
+		if (set_rc < 0)
+			goto fail;
+	}
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
 			 PG_SCHEMA_VERSION);

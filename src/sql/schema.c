@@ -70,6 +70,29 @@ static const struct sql_column tracks[] = {
 	{"source_mtime_ns", SQL_INT64, 0, NULL},
 	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
 	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	/* Catalog editing (store/edit.c): explicit is 1, 0 or NULL (not
+	 * said); edited is a mask of STORE_EDIT_* bits, the fields a person
+	 * set, which a later ingest of the file keeps (store/store.c). */
+	{"explicit", SQL_INT, 0, NULL},
+	{"edited", SQL_INT, SQL_NOT_NULL, NULL},
+};
+
+/* A deleted track as reports still name it: plays keep its id, and the
+ * royalty census needs its title, artist, album, ISRC, label and length
+ * after the row is gone. Written in the deleting transaction; in the
+ * source of truth only (reports read there), not a feed table. */
+static const struct sql_column deleted_tracks[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"title", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"artist_id", SQL_INT64, 0, NULL},
+	{"artist", SQL_TEXT, 0, NULL},
+	{"album_id", SQL_INT64, 0, NULL},
+	{"album", SQL_TEXT, 0, NULL},
+	{"isrc", SQL_TEXT, 0, NULL},
+	{"label", SQL_TEXT, 0, NULL},
+	{"duration_ms", SQL_INT64, 0, NULL},
+	{"deleted_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"deleted_by", SQL_TEXT, SQL_NOT_NULL, NULL},
 };
 
 /* Blobs being uploaded: reused by a re-run after a crash, removed at the
@@ -163,6 +186,7 @@ static const struct sql_column ingest_errors[] = {
 #define CAT SQL_SET_CATALOG
 #define PRN SQL_SET_PRINCIPALS
 #define ING SQL_SET_INGESTS
+#define EDT SQL_SET_EDITS
 
 const struct sql_table sql_catalog_tables[] = {
 	{"artists", artists, N(artists), NULL, "id", CAT},
@@ -176,8 +200,35 @@ const struct sql_table sql_catalog_tables[] = {
 	{"audit", audit, N(audit), NULL, NULL, PRN},
 	{"ingests", ingests, N(ingests), NULL, "id", ING},
 	{"ingest_errors", ingest_errors, N(ingest_errors), "UNIQUE (ingest_id, n)", "id", ING},
+	{"deleted_tracks", deleted_tracks, N(deleted_tracks), NULL, NULL, EDT},
 };
 const size_t sql_catalog_ntables = N(sql_catalog_tables);
+
+/* Columns a later set adds to an older set's table: CREATE TABLE leaves
+ * them out and the set's migration adds them, so a table made fresh and
+ * one upgraded are the same. */
+static const struct {
+	const char *table, *column;
+	enum sql_set set;
+	const char *def;
+} added[] = {
+	{"tracks", "explicit", SQL_SET_EDITS, NULL},
+	{"tracks", "edited", SQL_SET_EDITS, "0"},
+};
+
+enum sql_set sql_column_set(const struct sql_table *t, const struct sql_column *col,
+			    const char **def)
+{
+	for (int i = 0; i < N(added); i++)
+		if (strcmp(added[i].table, t->name) == 0 && strcmp(added[i].column, col->name) == 0) {
+			if (def)
+				*def = added[i].def;
+			return added[i].set;
+		}
+	if (def)
+		*def = NULL;
+	return 0;
+}
 
 #define BOTH ((1u << SQL_SQLITE) | (1u << SQL_PG))
 #define ONLY(d) (1u << (d))
@@ -259,6 +310,8 @@ char *sql_schema_tables(enum sql_dialect d, enum sql_set set)
 		for (int c = 0; c < t->ncols; c++) {
 			const struct sql_column *col = &t->cols[c];
 
+			if (sql_column_set(t, col, NULL)) /* its set's migration adds it */
+				continue;
 			fprintf(f, "%s  %s %s%s%s%s", c ? "," : "", col->name,
 				type_name(d, col->type),
 				col->flags & SQL_PRIMARY_KEY ? " PRIMARY KEY" : "",
@@ -290,6 +343,48 @@ char *sql_schema_indexes(enum sql_dialect d, enum sql_set set)
 		if (sql_catalog_tables[i].feed_key && sql_catalog_tables[i].set == set)
 			fprintf(f, "CREATE INDEX %1$s_seq ON %1$s(seq);",
 				sql_catalog_tables[i].name);
+	return finish(f, &p);
+}
+
+/* "ALTER TABLE t ADD COLUMN [IF NOT EXISTS] c TYPE [NOT NULL] [DEFAULT x]
+ * [REFERENCES r];" */
+static void add_column(FILE *f, enum sql_dialect d, const struct sql_table *t, int c)
+{
+	const struct sql_column *col = &t->cols[c];
+	const char *def;
+
+	sql_column_set(t, col, &def);
+	fprintf(f, "ALTER TABLE %s ADD COLUMN %s%s %s%s", t->name,
+		d == SQL_PG ? "IF NOT EXISTS " : "", col->name, type_name(d, col->type),
+		col->flags & SQL_NOT_NULL ? " NOT NULL" : "");
+	if (def)
+		fprintf(f, " DEFAULT %s", def);
+	if (col->references)
+		fprintf(f, " REFERENCES %s", col->references);
+	fputs(";", f);
+}
+
+char *sql_schema_add_columns(enum sql_dialect d, enum sql_set set)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = stream(&p, &n);
+
+	for (size_t i = 0; i < sql_catalog_ntables; i++)
+		for (int c = 0; c < sql_catalog_tables[i].ncols; c++)
+			if (sql_column_set(&sql_catalog_tables[i], &sql_catalog_tables[i].cols[c],
+					   NULL) == set)
+				add_column(f, d, &sql_catalog_tables[i], c);
+	return finish(f, &p);
+}
+
+char *sql_schema_add_column(enum sql_dialect d, const struct sql_table *t, int c)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = stream(&p, &n);
+
+	add_column(f, d, t, c);
 	return finish(f, &p);
 }
 

@@ -16,8 +16,13 @@
  * SQL_SET_CATALOG is SQLite's version 1 and PostgreSQL's 1,
  * SQL_SET_PRINCIPALS (users, API keys, the audit trail) SQLite's 4 and
  * PostgreSQL's 3, SQL_SET_INGESTS (the record of ingest runs) SQLite's 5
- * and PostgreSQL's 4. A migration creates the tables and indexes of each set
- * its new version adds, on fresh and existing databases alike.
+ * and PostgreSQL's 4, SQL_SET_EDITS (catalog editing: columns added to
+ * tracks, the deleted tracks' tombstones) SQLite's 6 and PostgreSQL's 5.
+ * A migration creates the tables and indexes of each set its new version
+ * adds, on fresh and existing databases alike. A set may also add columns
+ * to an older set's table: such a column names its set, CREATE TABLE
+ * leaves it out, and the set's migration adds it (ALTER TABLE ... ADD
+ * COLUMN), so the table is the same whether it was made fresh or old.
  *
  * A small type vocabulary, rendered per dialect so that the meaning of a
  * column is the same in both: int64 is SQLite INTEGER / bigint, int is
@@ -31,7 +36,8 @@ enum sql_set {
 	SQL_SET_CATALOG = 1,    /* artists, albums, covers, tracks, pending, garbage */
 	SQL_SET_PRINCIPALS = 2, /* users, api_keys, audit */
 	SQL_SET_INGESTS = 3,    /* ingests, ingest_errors */
-	SQL_SET_LAST = SQL_SET_INGESTS,
+	SQL_SET_EDITS = 4,      /* tracks.explicit and .edited, deleted_tracks */
+	SQL_SET_LAST = SQL_SET_EDITS,
 };
 
 enum {
@@ -46,6 +52,7 @@ struct sql_column {
 	unsigned flags;
 	const char *references; /* "artists(id)", or NULL */
 };
+
 
 struct sql_table {
 	const char *name;
@@ -62,6 +69,12 @@ struct sql_table {
 extern const struct sql_table sql_catalog_tables[];
 extern const size_t sql_catalog_ntables;
 
+/* The set that added column col of table (0: the table's own, made by
+ * its CREATE TABLE), and its DEFAULT (SQL text, or NULL), which a NOT
+ * NULL column added to a table with rows needs. */
+enum sql_set sql_column_set(const struct sql_table *t, const struct sql_column *col,
+			    const char **def);
+
 /* The table named name, or NULL. */
 const struct sql_table *sql_catalog_table(const char *name);
 
@@ -75,6 +88,13 @@ char *sql_schema_tables(enum sql_dialect d, enum sql_set set);
  * feed table's seq). Apart from the tables so that a bulk load can build
  * them after its rows. malloc'd. */
 char *sql_schema_indexes(enum sql_dialect d, enum sql_set set);
+/* The ALTER TABLE ... ADD COLUMN statements of the columns set adds to
+ * older tables, ';'-separated; PostgreSQL's say IF NOT EXISTS. SQLite has
+ * no such words: its migration checks each column first (one statement
+ * per column, sql_schema_add_column). malloc'd. */
+char *sql_schema_add_columns(enum sql_dialect d, enum sql_set set);
+/* The one ALTER TABLE statement adding t's column c; malloc'd. */
+char *sql_schema_add_column(enum sql_dialect d, const struct sql_table *t, int c);
 /* "col1, col2, ..." of t, in order; malloc'd. */
 char *sql_schema_columns(const struct sql_table *t);
 

@@ -172,6 +172,12 @@ static char *detail_json(const char *role, const char *name, const char *locatio
 	return buf_steal(&b);
 }
 
+int principals_audit_in(struct sql *db, const char *actor, const char *action, const char *object,
+			const char *detail)
+{
+	return audit(db, actor, action, object, detail);
+}
+
 /* ---- users ---- */
 
 struct user_op {

@@ -108,6 +108,12 @@ int principals_audit_add(principals_t *p, const char *actor, const char *action,
 
 /* The newest limit rows with id < before (before <= 0: from the newest),
  * newest first; as principals_user_list. */
+/* The same row written inside a caller's own write transaction on db
+ * (sql/sql.h), so that a change of another store (a catalog edit,
+ * store/edit.c) commits with its audit row or not at all. */
+struct sql;
+int principals_audit_in(struct sql *db, const char *actor, const char *action, const char *object,
+			const char *detail);
 int principals_audit_list(principals_t *p, int64_t before, int limit,
 			  int (*fn)(void *ud, const struct principal_audit *a), void *ud);
 

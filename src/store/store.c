@@ -27,6 +27,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,18 +38,10 @@
 #include "catalog/db.h"
 #include "catalog/search_index.h"
 #include "sql/sql.h"
+#include "store/store_int.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/xalloc.h"
-
-struct store {
-	sql_t *db;
-	char run[33]; /* this process's run id, marks the pending rows it claimed */
-	/* Inside a track's write transaction, after its row: NULL for none. */
-	int (*track_written)(sql_t *db, const struct track_meta *meta);
-	/* store_search_optimize's fn: NULL for none. */
-	sql_tx_fn optimize;
-};
 
 /* Statements that name the dialect's run-alive test are formatted with
  * it into a buffer of this size. */
@@ -149,8 +142,7 @@ static int pending_to_garbage(sql_t *db, const char *blob)
 	return sql_run(st);
 }
 
-/* Inserts an artist unless one with the same key exists; *id is its id. */
-static int upsert_artist(sql_t *db, const char *name, int64_t *id)
+int store__upsert_artist(sql_t *db, const char *name, int64_t *id)
 {
 	char *key = text_name_key(name);
 	sql_stmt_t *st = sql_prepare(db, "INSERT INTO artists (id, name, name_key)"
@@ -166,7 +158,7 @@ static int upsert_artist(sql_t *db, const char *name, int64_t *id)
 	return rc;
 }
 
-static int upsert_album(sql_t *db, int64_t artist_id, const char *title, int year, int64_t *id)
+int store__upsert_album(sql_t *db, int64_t artist_id, const char *title, int year, int64_t *id)
 {
 	char *key = text_name_key(title);
 	sql_stmt_t *st;
@@ -262,7 +254,7 @@ static int find_recording(sql_t *db, const char *path, const struct identity *wa
 
 /* After an update moved a track elsewhere, drops the album and artists
  * nothing refers to any more. */
-static int drop_orphans(sql_t *db, int64_t album_id, int64_t artist_id, int64_t album_artist_id)
+int store__drop_orphans(sql_t *db, int64_t album_id, int64_t artist_id, int64_t album_artist_id)
 {
 	sql_stmt_t *st;
 	int rc;
@@ -367,7 +359,7 @@ static int update_track(sql_t *db, int64_t id, const struct store_file *f,
 	if (rc == 0)
 		rc = write_track(db, id, true, f, meta, m, idn);
 	if (rc == 0)
-		rc = drop_orphans(db, old_album, old_artist, old_album_artist);
+		rc = store__drop_orphans(db, old_album, old_artist, old_album_artist);
 	return rc;
 }
 
@@ -381,6 +373,68 @@ struct file_arg {
 	bool same;
 };
 
+/* A track's edited fields (store.h's edit mask), kept in place of the
+ * file's tags: eff is the file's meta with those fields replaced, by
+ * strings held in text until kept_free. */
+struct kept {
+	struct track_meta eff;
+	unsigned edited;
+	char *text[7];
+};
+
+static void kept_free(struct kept *k)
+{
+	for (size_t i = 0; i < sizeof(k->text) / sizeof(k->text[0]); i++)
+		free(k->text[i]);
+}
+
+static int kept_edits(sql_t *db, int64_t id, const struct track_meta *meta, struct kept *k)
+{
+	/* Column of each text field, and the field it replaces. */
+	static const struct {
+		unsigned bit;
+		int col;
+		size_t off;
+	} texts[] = {
+		{STORE_EDIT_TITLE, 1, offsetof(struct track_meta, title)},
+		{STORE_EDIT_ARTIST, 2, offsetof(struct track_meta, artist)},
+		{STORE_EDIT_ALBUM, 3, offsetof(struct track_meta, album)},
+		{STORE_EDIT_ALBUM_ARTIST, 4, offsetof(struct track_meta, album_artist)},
+		{STORE_EDIT_GENRE, 8, offsetof(struct track_meta, genre)},
+		{STORE_EDIT_ISRC, 9, offsetof(struct track_meta, isrc)},
+		{STORE_EDIT_LABEL, 10, offsetof(struct track_meta, label)},
+	};
+	sql_stmt_t *st = sql_prepare(
+		db, "SELECT t.edited, t.title, ar.name, al.title, aa.name, t.track_number,"
+		    " t.disc_number, t.year, t.genre, t.isrc, t.label FROM tracks t"
+		    " JOIN artists ar ON ar.id = t.artist_id JOIN albums al ON al.id = t.album_id"
+		    " JOIN artists aa ON aa.id = al.artist_id WHERE t.id = ?1");
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	k->eff = *meta;
+	sql_bind_int(st, 1, id);
+	rc = sql_step(st);
+	if (rc == SQL_ROW)
+		k->edited = (unsigned)sql_column_int64(st, 0) & STORE_EDIT_ALL;
+	for (size_t i = 0; rc == SQL_ROW && i < sizeof(texts) / sizeof(texts[0]); i++) {
+		const char *v = sql_column_text(st, texts[i].col);
+
+		if (!(k->edited & texts[i].bit))
+			continue;
+		k->text[i] = v ? xstrdup(v) : NULL;
+		*(char **)((char *)&k->eff + texts[i].off) = k->text[i];
+	}
+	if (rc == SQL_ROW && (k->edited & STORE_EDIT_TRACK_NUMBER))
+		k->eff.track_number = (int)sql_column_int64(st, 5);
+	if (rc == SQL_ROW && (k->edited & STORE_EDIT_DISC_NUMBER))
+		k->eff.disc_number = (int)sql_column_int64(st, 6);
+	if (rc == SQL_ROW && (k->edited & STORE_EDIT_YEAR))
+		k->eff.year = (int)sql_column_int64(st, 7);
+	sql_finalize(st);
+	return rc < 0 ? rc : 0;
+}
+
 /* store_commit_track's body. */
 static int commit_op(sql_t *db, void *arg)
 {
@@ -389,6 +443,7 @@ static int commit_op(sql_t *db, void *arg)
 	const struct manifest *m = a->m;
 	struct identity idn = {
 		.isrc = meta->isrc, .disc = meta->disc_number, .track = meta->track_number};
+	struct kept k = {0};
 	char *title_key = NULL;
 	int64_t album_artist_id, id;
 	sql_stmt_t *st;
@@ -400,14 +455,39 @@ static int commit_op(sql_t *db, void *arg)
 
 	title_key = text_name_key(meta->title);
 	idn.title_key = title_key;
-	if ((rc = upsert_artist(db, meta->artist, &idn.artist_id)) < 0 ||
-	    (rc = upsert_artist(db, meta->album_artist, &album_artist_id)) < 0 ||
-	    (rc = upsert_album(db, album_artist_id, meta->album, meta->year, &idn.album_id)) < 0 ||
+	if ((rc = store__upsert_artist(db, meta->artist, &idn.artist_id)) < 0 ||
+	    (rc = store__upsert_artist(db, meta->album_artist, &album_artist_id)) < 0 ||
+	    (rc = store__upsert_album(db, album_artist_id, meta->album, meta->year, &idn.album_id)) < 0 ||
 	    (rc = find_recording(db, a->f->path, &idn, &id)) < 0 ||
 	    (rc = release_path(db, a->f->path, id)) < 0)
 		goto out;
 	if (id > 0) {
+		/* What a person edited stays; the other fields follow the file. The
+		 * artist and album the file's tags named are dropped again if the
+		 * edits leave them empty. */
+		int64_t file_artist = idn.artist_id, file_album = idn.album_id,
+			file_album_artist = album_artist_id;
+
+		if ((rc = kept_edits(db, id, meta, &k)) < 0)
+			goto out;
+		if (k.edited) {
+			meta = &k.eff;
+			free(title_key);
+			title_key = text_name_key(meta->title);
+			idn = (struct identity){.isrc = meta->isrc,
+						.disc = meta->disc_number,
+						.track = meta->track_number,
+						.title_key = title_key};
+			if ((rc = store__upsert_artist(db, meta->artist, &idn.artist_id)) < 0 ||
+			    (rc = store__upsert_artist(db, meta->album_artist, &album_artist_id)) <
+				    0 ||
+			    (rc = store__upsert_album(db, album_artist_id, meta->album, meta->year,
+						      &idn.album_id)) < 0)
+				goto out;
+		}
 		rc = update_track(db, id, a->f, meta, m, &idn);
+		if (rc == 0 && k.edited)
+			rc = store__drop_orphans(db, file_album, file_artist, file_album_artist);
 		a->res->outcome = STORE_UPDATED;
 	} else {
 		id = catalog_random_id();
@@ -435,6 +515,7 @@ static int commit_op(sql_t *db, void *arg)
 		rc = sql_run(st);
 	}
 out:
+	kept_free(&k);
 	free(title_key);
 	return rc;
 }

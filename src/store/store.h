@@ -110,6 +110,85 @@ int store_run_error(store_t *s, int64_t run_id, int n, const char *path, const c
 /* Compacts the search index after a large ingest (see search_optimize). */
 int store_search_optimize(store_t *s);
 
+/* ---- catalog editing (store/edit.c) ---- */
+
+/* The fields a person may set, as bits of a track's edited mask (the
+ * tracks.edited column): a field edited is kept when the file is ingested
+ * again, and the other fields follow the file's tags. */
+enum {
+	STORE_EDIT_TITLE = 1u << 0,
+	STORE_EDIT_ARTIST = 1u << 1,
+	STORE_EDIT_ALBUM = 1u << 2,
+	STORE_EDIT_ALBUM_ARTIST = 1u << 3,
+	STORE_EDIT_TRACK_NUMBER = 1u << 4,
+	STORE_EDIT_DISC_NUMBER = 1u << 5,
+	STORE_EDIT_YEAR = 1u << 6,
+	STORE_EDIT_GENRE = 1u << 7,
+	STORE_EDIT_ISRC = 1u << 8,
+	STORE_EDIT_LABEL = 1u << 9,
+	STORE_EDIT_EXPLICIT = 1u << 10,
+	STORE_EDIT_ALL = (1u << 11) - 1,
+};
+
+#define STORE_TEXT_MAX 1024 /* bytes of a title, name, genre or label */
+
+/*
+ * An edit: the fields named by set, with their new values; a field in
+ * nulls too is cleared (only those that may be unknown: numbers, year,
+ * genre, ISRC, label, explicit). Texts are UTF-8 without controls, 1 to
+ * STORE_TEXT_MAX bytes; isrc is 12 upper-case letters and digits;
+ * explicit is 0 or 1. For an album, title and album_artist name the
+ * album, year is the album's, genre and label go to each of its tracks;
+ * for an artist, artist is the new name (api/edit_body.c validates).
+ */
+struct store_edit {
+	unsigned set, nulls;
+	char title[STORE_TEXT_MAX + 1], artist[STORE_TEXT_MAX + 1];
+	char album[STORE_TEXT_MAX + 1], album_artist[STORE_TEXT_MAX + 1];
+	char genre[STORE_TEXT_MAX + 1], label[STORE_TEXT_MAX + 1];
+	char isrc[13];
+	int track_number, disc_number, year, explicit_flag;
+};
+
+/* What an edit or deletion did: the id of the object now (an album or
+ * artist renamed takes the id its new name derives, decisions.md), and,
+ * in a cluster, the change number of its commit (0 on SQLite), which a
+ * node's read model has applied once replica_status's last_seq is there. */
+struct store_change {
+	int64_t id;
+	int64_t seq;
+	uint32_t tracks; /* tracks changed or deleted */
+	/* Blobs a deletion left to the garbage ledger, for the caches. */
+	size_t nblobs;
+	struct store_blob {
+		char blob[BLOB_ID_LEN + 1];
+		uint32_t chunks;
+	} *blobs; /* malloc'd; store_change_free */
+};
+
+void store_change_free(struct store_change *ch);
+
+/*
+ * Each is one write transaction with its audit row (actor: who asked, as
+ * the principals' audit names them; detail: a JSON object or NULL).
+ * 0, -ENOENT (no such track, album or artist), -EIO or -ENOTCONN.
+ */
+int store_track_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
+		     const char *detail, struct store_change *out);
+int store_album_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
+		     const char *detail, struct store_change *out);
+int store_artist_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
+		      const char *detail, struct store_change *out);
+/* A deleted track leaves a row in deleted_tracks (reports still name its
+ * plays) and its blob in the garbage ledger (out->blobs); an album takes
+ * its tracks and cover with it. Artists and albums left empty go. */
+int store_track_delete(store_t *s, const char *actor, int64_t id, struct store_change *out);
+int store_album_delete(store_t *s, const char *actor, int64_t id, struct store_change *out);
+/* The album's cover, in place of any it had (an ingest never replaces
+ * one). mime is image/jpeg or image/png, checked by the caller. */
+int store_cover_put(store_t *s, const char *actor, int64_t album_id, const char *mime,
+		    const void *data, size_t len, struct store_change *out);
+
 /*
  * Removes garbage blobs from the origin, then their ledger rows. With
  * include_pending, every pending upload is first declared garbage: call it
