@@ -93,6 +93,9 @@ struct api {
 	pthread_mutex_t live_lock;
 	struct api_live_stream live; /* list sentinel */
 	struct api_asker *asker;     /* the peer asks' connections (api/console.c) */
+	/* Catalog editing (api/edit.c): */
+	origin_t *origin;   /* where deleted tracks' chunks are removed (node-owned) */
+	struct store *store; /* store/store.h, opened at the first edit; workers only */
 };
 
 struct api_loop {
@@ -102,6 +105,13 @@ struct api_loop {
 	struct memo memo;                 /* rendered catalog answers */
 	search_t *search;                 /* on reader's connection */
 };
+
+/* Request bodies: at most API_BODY_MAX on every route, API_COVER_MAX
+ * on a cover's PUT (the server reads up to a little more, so that a
+ * cover too large is answered by its handler). */
+#define API_BODY_MAX ((size_t)1 << 20)
+#define API_COVER_MAX ((size_t)10 << 20)
+#define API_SERVER_BODY_MAX (API_COVER_MAX + ((size_t)64 << 10))
 
 /* One request, as its route's handler gets it. */
 struct api_call {
@@ -230,6 +240,22 @@ void api_keys_list(struct api_call *x);
 void api_keys_create(struct api_call *x);
 void api_keys_revoke(struct api_call *x);
 void api_audit_list(struct api_call *x);
+
+/* Editing the catalog, for editors and admins (api/edit.c): PATCH of a
+ * track, album or artist, DELETE of a track or album, PUT of an album's
+ * cover; each runs on the worker pool against the source of truth. */
+void api_track_edit(struct api_call *x);
+void api_album_edit(struct api_call *x);
+void api_artist_edit(struct api_call *x);
+void api_track_delete(struct api_call *x);
+void api_album_delete(struct api_call *x);
+void api_cover_put(struct api_call *x);
+/* The catalog's source of truth for edits, opened at the first need;
+ * NULL while it cannot be (PostgreSQL down). Workers only: it may block. */
+struct store *api_catalog_store(struct api *api);
+/* A blob the catalog no longer refers to (a replica_blob_fn; ud: the
+ * api): its chunks leave this node's cache, on the worker pool. */
+void api_blob_gone(void *ud, const char *blob, uint32_t chunks);
 
 /* GET /api/v1/library, for editors and admins (api/library.c): the
  * catalog's figures and its latest ingest runs, from this loop's reader. */

@@ -101,6 +101,17 @@ void cache_prefetch(cache_t *c, const struct chunk_ref *ref);
 void cache_get_stats(cache_t *c, struct cache_stats *out);
 
 /*
+ * Drops chunks 0 .. chunks-1 of blob from the cache, their files removed
+ * (a blob deleted from the catalog, or replaced by a new upload): returns
+ * how many were held. A stream holding a chunk's fd keeps reading it; a
+ * fill in flight for the blob still completes, and its chunk leaves
+ * with the LRU. Takes the lock once per chunk; unlinks on the pool when
+ * one is set (cache_set_pool), in place otherwise: call it off the
+ * request path (a worker, the replica's thread).
+ */
+uint32_t cache_drop_blob(cache_t *c, const char *blob, uint32_t chunks);
+
+/*
  * The open-chunk table (cache/files.c): the streams of one event loop that
  * send a chunk share one open fd of its file, sendfile taking the offset,
  * so ten thousand listeners of one track hold a handful of files open.

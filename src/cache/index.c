@@ -238,6 +238,27 @@ void cache__index_drop(struct cache *c, struct entry *e, bool unlink_file)
 	free(e);
 }
 
+uint32_t cache_drop_blob(cache_t *c, const char *blob, uint32_t chunks)
+{
+	uint32_t dropped = 0;
+
+	if (!cache__blob_ok(blob, BLOB_MAX))
+		return 0;
+	for (uint32_t i = 0; i < chunks; i++) {
+		uint64_t h = cache__key_hash(blob, i);
+		struct cnode *n;
+
+		pthread_mutex_lock(&c->lock);
+		n = cache__table_find(&c->index, h, blob, i);
+		if (n) {
+			cache__index_drop(c, container_of(n, struct entry, node), true);
+			dropped++;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return dropped;
+}
+
 void cache_set_pool(cache_t *c, pool_t *p)
 {
 	pthread_mutex_lock(&c->lock);

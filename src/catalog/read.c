@@ -44,7 +44,8 @@
 #define TRACK_COLS                                                                                 \
 	"SELECT t.id, t.title, ar.name, t.artist_id, al.title, t.album_id, aa.name,"               \
 	" t.track_number, t.disc_number, t.year, t.genre, t.isrc, t.label, t.duration_ms,"         \
-	" t.codec, t.mime_type, t.bitrate, t.sample_rate, t.channels, t.size, t.content_hash"
+	" t.codec, t.mime_type, t.bitrate, t.sample_rate, t.channels, t.size, t.content_hash,"    \
+	" t.explicit"
 #define TRACK_JOINS                                                                                \
 	" LEFT JOIN artists ar ON ar.id = t.artist_id"                                             \
 	" LEFT JOIN albums al ON al.id = t.album_id"                                               \
@@ -291,6 +292,15 @@ static void k_pos(json_t *j, const char *key, sqlite3_stmt *st, int col)
 		json_kint(j, key, v);
 }
 
+/* true, false, or null when not said. */
+static void k_flag(json_t *j, const char *key, sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		json_knull(j, key);
+	else
+		json_kbool(j, key, sqlite3_column_int64(st, col) != 0);
+}
+
 static void k_url(json_t *j, const char *key, const char *prefix, int64_t id, const char *suffix)
 {
 	char hex[17], url[96];
@@ -368,6 +378,7 @@ static void write_track(catalog_reader_t *r, json_t *j, sqlite3_stmt *st)
 	k_int(j, "size_bytes", st, 19);
 	k_stream_url(r, j, sqlite3_column_int64(st, 0));
 	k_text(j, "etag", st, 20);
+	k_flag(j, "explicit", st, 21);
 }
 
 typedef void (*row_writer)(catalog_reader_t *r, json_t *j, sqlite3_stmt *st);

@@ -40,6 +40,7 @@
 #include "util/xalloc.h"
 
 #define RESYNC_MS 5000 /* a pass even without a notification */
+#define GONE_KEPT_MAX 4096 /* blobs gone kept while no one listens */
 #define BACKOFF_MAX_MS 5000
 
 /* The replicated tables, in the order a pass applies them, and the column
@@ -58,6 +59,17 @@ static const struct feed_table {
 	      {"users", NULL},     {"api_keys", NULL},  {"ingests", NULL}, {"ingest_errors", NULL}};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
+/* A blob a pass made unreferenced (replica_on_blob_gone). */
+struct gone_blob {
+	char blob[33];
+	uint32_t chunks;
+};
+
+struct gone_list {
+	struct gone_blob *v;
+	size_t n, cap;
+};
+
 /* What the schema says of one replicated table. */
 struct feed {
 	char *cols; /* "id, name, ..." */
@@ -70,6 +82,13 @@ struct replica {
 	sqlite3 *db;
 	struct feed feed[NTABLES];
 	sqlite3_stmt *upsert[NTABLES], *remove[NTABLES];
+	/* The tracks table's place in tables[], its blob column's place in
+	 * its feed, and the statement reading a track's blob before a pass
+	 * changes it: the blobs a pass leaves go to gone_fn. */
+	size_t tracks_t;
+	int blob_col;
+	sqlite3_stmt *blob_of;
+	struct gone_list pass_gone; /* this pass's, until it commits */
 	char cluster_id[33];     /* "" until known */
 	uint8_t cluster_key[32]; /* guarded by lock */
 	bool key_set;
@@ -89,6 +108,13 @@ struct replica {
 	int64_t current_at_ms; /* when the model was last known current; 0 never */
 	uint64_t applied;
 	int64_t bootstrap_ms;
+	/* gone_lock is held while gone_fn runs, so once replica_on_blob_gone
+	 * returns the old fn runs no more; gone_fn and gone_ud are guarded by
+	 * both locks (either to read). */
+	pthread_mutex_t gone_lock;
+	replica_blob_fn gone_fn;
+	void *gone_ud;
+	struct gone_list kept; /* gone before gone_fn was set; guarded by lock */
 };
 
 static int exec(sqlite3 *db, const char *sql)
@@ -109,6 +135,8 @@ static void unprepare(struct replica *r)
 		sqlite3_finalize(r->remove[t]);
 		r->upsert[t] = r->remove[t] = NULL;
 	}
+	sqlite3_finalize(r->blob_of);
+	r->blob_of = NULL;
 }
 
 static int prepare(struct replica *r, char *err, size_t errlen)
@@ -132,10 +160,78 @@ static int prepare(struct replica *r, char *err, size_t errlen)
 				       NULL) != SQLITE_OK)
 			goto fail;
 	}
+	if (sqlite3_prepare_v3(r->db, "SELECT blob, chunk_count FROM tracks WHERE id = ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &r->blob_of, NULL) != SQLITE_OK)
+		goto fail;
 	return 0;
 fail:
 	snprintf(err, errlen, "replica: %s", sqlite3_errmsg(r->db));
 	return -EIO;
+}
+
+static void gone_push(struct gone_list *l, const char *blob, uint32_t chunks)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	snprintf(l->v[l->n].blob, sizeof(l->v[l->n].blob), "%s", blob);
+	l->v[l->n++].chunks = chunks;
+}
+
+/* Before track id changes: its blob goes unless the row keeps it
+ * (new_blob, NULL for a deletion). Not during a bootstrap: nothing is
+ * cached for a model never filled. */
+static void note_blob(struct replica *r, int64_t id, const char *new_blob)
+{
+	sqlite3_stmt *st = r->blob_of;
+
+	if (r->bulk || !st)
+		return;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *old = (const char *)sqlite3_column_text(st, 0);
+
+		if (old && (!new_blob || strcmp(old, new_blob) != 0))
+			gone_push(&r->pass_gone, old, (uint32_t)sqlite3_column_int64(st, 1));
+	}
+	sqlite3_reset(st);
+}
+
+/* After a pass committed: its blobs to gone_fn, or kept for it. */
+static void deliver_gone(struct replica *r)
+{
+	pthread_mutex_lock(&r->gone_lock);
+	if (r->gone_fn) {
+		for (size_t i = 0; i < r->pass_gone.n; i++)
+			r->gone_fn(r->gone_ud, r->pass_gone.v[i].blob, r->pass_gone.v[i].chunks);
+	} else {
+		pthread_mutex_lock(&r->lock);
+		for (size_t i = 0; i < r->pass_gone.n && r->kept.n < GONE_KEPT_MAX; i++)
+			gone_push(&r->kept, r->pass_gone.v[i].blob, r->pass_gone.v[i].chunks);
+		pthread_mutex_unlock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->gone_lock);
+	r->pass_gone.n = 0;
+}
+
+void replica_on_blob_gone(replica_t *r, replica_blob_fn fn, void *ud)
+{
+	struct gone_list kept = {0};
+
+	pthread_mutex_lock(&r->gone_lock);
+	pthread_mutex_lock(&r->lock);
+	r->gone_fn = fn;
+	r->gone_ud = ud;
+	if (fn) {
+		kept = r->kept;
+		memset(&r->kept, 0, sizeof(r->kept));
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < kept.n; i++)
+		fn(ud, kept.v[i].blob, kept.v[i].chunks);
+	pthread_mutex_unlock(&r->gone_lock);
+	free(kept.v);
 }
 
 /* Binds one PostgreSQL row (text format) by column type. */
@@ -186,6 +282,9 @@ static int apply_row(struct replica *r, size_t t, const PGresult *res, int64_t *
 	int ncols = PQnfields(res) - 1;
 	int64_t seq = strtoll(PQgetvalue(res, 0, ncols), NULL, 10);
 
+	if (t == r->tracks_t && r->blob_col >= 0)
+		note_blob(r, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+			  PQgetvalue(res, 0, r->blob_col));
 	if (bind_row(r->upsert[t], res, ncols) < 0 || step_reset(r->db, r->upsert[t]) < 0)
 		return -EIO;
 	if (!r->bulk && r->feed[t].terms_col >= 0 &&
@@ -203,9 +302,13 @@ static int apply_deletion(struct replica *r, const PGresult *res, int64_t *max_s
 	const char *tbl = PQgetvalue(res, 0, 1);
 
 	for (size_t t = 0; t < NTABLES; t++) {
+		int64_t id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+
 		if (strcmp(tbl, tables[t].name) != 0)
 			continue;
-		sqlite3_bind_int64(r->remove[t], 1, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+		if (t == r->tracks_t)
+			note_blob(r, id, NULL);
+		sqlite3_bind_int64(r->remove[t], 1, id);
 		if (step_reset(r->db, r->remove[t]) < 0)
 			return -EIO;
 	}
@@ -284,8 +387,11 @@ static int sync_once(struct replica *r, PGconn *c)
 		exec(r->db, "ROLLBACK");
 	if (rc != -ENOTCONN)
 		pg_exec(c, "replica", "COMMIT");
-	if (rc < 0)
+	if (rc < 0) {
+		r->pass_gone.n = 0; /* rolled back: the next pass sees them again */
 		return rc;
+	}
+	deliver_gone(r);
 	if (rows)
 		log_debug("replica: applied %" PRIu64 " changes up to %" PRId64 " in %" PRId64
 			  " ms",
@@ -625,6 +731,12 @@ static int feed_setup(struct replica *r, char *err, size_t errlen)
 		for (int c = 0; c < st->ncols && tables[t].terms; c++)
 			if (strcmp(st->cols[c].name, tables[t].terms) == 0)
 				r->feed[t].terms_col = c;
+		if (strcmp(tables[t].name, "tracks") == 0) {
+			r->tracks_t = t;
+			for (int c = 0; c < st->ncols; c++)
+				if (strcmp(st->cols[c].name, "blob") == 0)
+					r->blob_col = c;
+		}
 	}
 	return 0;
 }
@@ -633,6 +745,8 @@ static void replica_free(struct replica *r)
 {
 	explicit_bzero(r->cluster_key, sizeof(r->cluster_key));
 	unprepare(r);
+	free(r->pass_gone.v);
+	free(r->kept.v);
 	for (size_t t = 0; t < NTABLES; t++)
 		free(r->feed[t].cols);
 	sqlite3_close(r->db);
@@ -641,6 +755,7 @@ static void replica_free(struct replica *r)
 		close(r->stop_pipe[1]);
 	}
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->gone_lock);
 	free(r->conninfo);
 	free(r);
 }
@@ -712,7 +827,10 @@ int replica_start(const char *db_path, const char *conninfo, replica_t **out, ch
 
 	r->conninfo = xstrdup(conninfo);
 	r->stop_pipe[0] = r->stop_pipe[1] = -1;
+	r->tracks_t = NTABLES;
+	r->blob_col = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->gone_lock, NULL);
 	if ((rc = feed_setup(r, err, errlen)) < 0 ||
 	    (rc = open_model(r, db_path, err, errlen)) < 0 || (rc = load_state(r, err, errlen)) < 0)
 		goto fail;

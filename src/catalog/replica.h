@@ -48,6 +48,19 @@ void replica_status(replica_t *r, struct replica_status *out);
  * model followed PostgreSQL once. 0 or -ENOENT. Any thread. */
 int replica_cluster_key(replica_t *r, uint8_t out[32]);
 
+/*
+ * A track's blob the model no longer refers to: the track was deleted, or
+ * took a new blob (its file re-ingested). fn(ud, blob, chunks) is called
+ * on the replica's thread after the pass that applied it committed, for
+ * the node to drop the blob's cached chunks (off the request path); fn
+ * must not block for long. Blobs gone while no fn is set are kept (up to
+ * a few thousand) and handed to the next one. fn NULL stops the calls:
+ * once this returns, the old fn is not running and will not run again
+ * (call it so before freeing what ud points to). Any thread.
+ */
+typedef void (*replica_blob_fn)(void *ud, const char *blob, uint32_t chunks);
+void replica_on_blob_gone(replica_t *r, replica_blob_fn fn, void *ud);
+
 /* Stops the thread and frees r. */
 void replica_stop(replica_t *r);
 

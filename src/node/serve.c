@@ -26,6 +26,7 @@
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
 #include "store/principals.h"
+#include "store/store.h"
 #include "plays/plays.h"
 #include "sql/sql.h"
 #include "util/fsutil.h"
@@ -221,6 +222,10 @@ int serve_run(const struct serve_opts *opts)
 		goto out;
 	}
 	cache_set_pool(api.cache, api.pool); /* evictions unlink there */
+	api.origin = origin;
+	/* Blobs the change feed deletes leave this node's cache. */
+	if (api.replica)
+		replica_on_blob_gone(api.replica, api_blob_gone, &api);
 
 	/* Signals are taken by sigwait below, never by the loop threads. */
 	sigemptyset(&sigs);
@@ -237,6 +242,7 @@ int serve_run(const struct serve_opts *opts)
 	cfg.tls_key = o->tls_key;
 	if (o->max_conns > 0)
 		cfg.max_conns = o->max_conns;
+	cfg.max_body = API_SERVER_BODY_MAX; /* covers; the router caps the rest */
 	cfg.handler = api_handle;
 	cfg.handler_ud = &api;
 	cfg.loop_data_new = api_loop_data_new;
@@ -363,7 +369,10 @@ int serve_run(const struct serve_opts *opts)
 	 * -ESHUTDOWN and is answered 503 at once. */
 	pool_stop(api.pool);
 	/* Then the cache: fills still pending call back into the loops,
-	 * which must be running to take (and free) what they post. */
+	 * which must be running to take (and free) what they post. The
+	 * replica drops deleted blobs from it no more. */
+	if (api.replica)
+		replica_on_blob_gone(api.replica, NULL, NULL);
 	cache_close(api.cache);
 	api.cache = NULL;
 	peers_close(peers);
@@ -388,8 +397,11 @@ out:
 	membership_free(api.membership);
 	plays_shipper_stop(api.shipper, 0);
 	plays_free(api.plays);
+	if (api.replica)
+		replica_on_blob_gone(api.replica, NULL, NULL);
 	cache_close(api.cache);
 	peers_close(peers);
+	store_close(api.store); /* after the pool: no job uses it */
 	origin_close(origin);
 	replica_stop(api.replica);
 	access_teardown(&api);

@@ -187,18 +187,25 @@ struct identity {
 	const char *title_key;
 };
 
-/* Row columns: id, isrc, artist_id, album_id, disc, track, title_key, path. */
+/* Row columns: id, isrc, artist_id, album_id, disc, track, title_key,
+ * path, edited. A field a person edited is not the file's any more, so
+ * it is left out of the comparison: the recording is judged by the
+ * fields nobody edited (all of them edited: the path alone decides). */
 static bool row_same_recording(sql_stmt_t *st, const struct identity *want)
 {
 	const char *isrc = sql_column_text(st, 1);
 	const char *title_key = sql_column_text(st, 6);
+	unsigned edited = (unsigned)sql_column_int64(st, 8);
 
-	if (want->isrc && isrc && strcmp(want->isrc, isrc) == 0)
+	if (want->isrc && isrc && !(edited & STORE_EDIT_ISRC) && strcmp(want->isrc, isrc) == 0)
 		return true;
-	return sql_column_int64(st, 2) == want->artist_id &&
-	       sql_column_int64(st, 3) == want->album_id && sql_column_int64(st, 4) == want->disc &&
-	       sql_column_int64(st, 5) == want->track && title_key &&
-	       strcmp(title_key, want->title_key) == 0;
+	return ((edited & STORE_EDIT_ARTIST) || sql_column_int64(st, 2) == want->artist_id) &&
+	       ((edited & (STORE_EDIT_ALBUM | STORE_EDIT_ALBUM_ARTIST)) ||
+		sql_column_int64(st, 3) == want->album_id) &&
+	       ((edited & STORE_EDIT_DISC_NUMBER) || sql_column_int64(st, 4) == want->disc) &&
+	       ((edited & STORE_EDIT_TRACK_NUMBER) || sql_column_int64(st, 5) == want->track) &&
+	       ((edited & STORE_EDIT_TITLE) ||
+		(title_key && strcmp(title_key, want->title_key) == 0));
 }
 
 /* The track a changed file replaces: *found is its id, or 0. Three
@@ -208,7 +215,7 @@ static int find_recording(sql_t *db, const char *path, const struct identity *wa
 {
 #define COLS                                                                                       \
 	"SELECT id, isrc, artist_id, album_id, disc_number, track_number, title_key,"              \
-	" source_path FROM tracks WHERE "
+	" source_path, edited FROM tracks WHERE "
 	static const char *const queries[] = {
 		COLS "source_path = ?1",
 		COLS "isrc = ?1",
