@@ -173,8 +173,9 @@ static int create_set(PGconn *c, enum sql_set set, const char *extra, const char
 {
 	char *tables = sql_schema_tables(SQL_PG, set), *indexes = sql_schema_indexes(SQL_PG, set);
 	char sql[1024];
-	bool ok = pg_exec(c, what, tables) == 0 && pg_exec(c, what, indexes) == 0 &&
-		  (!extra || pg_exec(c, what, extra) == 0);
+	/* A set may have no index (an empty query is an error to libpq). */
+	bool ok = pg_exec(c, what, tables) == 0 && (!*indexes || pg_exec(c, what, indexes) == 0) &&
+		  (!extra || !*extra || pg_exec(c, what, extra) == 0);
 
 	free(tables);
 	free(indexes);
