@@ -32,6 +32,11 @@ def library():
     return audio_library("access-lib", [
         ("a.mp3", 2.0, {"title": "Alpha", "artist": "Arc", "album": "First"}, {"cover": True}),
         ("b.flac", 2.0, {"title": "Beta", "artist": "Arc", "album": "First"}),
+        # For the editors' deletions, one each for editor and admin.
+        ("c.mp3", 1.0, {"title": "Gamma", "artist": "Arc", "album": "Second"}),
+        ("d.mp3", 1.0, {"title": "Delta", "artist": "Arc", "album": "Second"}),
+        ("e.mp3", 1.0, {"title": "Epsilon", "artist": "Arc", "album": "Third"}),
+        ("f.mp3", 1.0, {"title": "Zeta", "artist": "Arc", "album": "Fourth"}),
     ], ingest=True)
 
 
@@ -148,6 +153,16 @@ def _(tmp):
     spare = node.request("POST", "/api/v1/keys", admin, json.dumps({"role": "listener"})).json()
 
     me = node.request("GET", "/api/v1/node", admin).json()["id"]
+    # What the editors' rows act on: a track and an album each to delete,
+    # and a picture for the cover's PUT.
+    by_title = {t["title"]: t for t in tracks}
+    albums = {a["title"]: a for a in node.request("GET", "/api/v1/albums", admin).json()["albums"]}
+    doomed_track = {"editor": by_title["Gamma"]["id"], "admin": by_title["Delta"]["id"]}
+    doomed_album = {"editor": albums["Third"]["id"], "admin": albums["Fourth"]["id"]}
+    png = (tmp / "cover.png")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=blue:s=32x32:d=1", "-frames:v", "1", png], check=True)
+    cover = ("image/png", png.read_bytes())
 
     def plays_body(role):
         return json.dumps([a_play(tid, "Shop A")])
@@ -236,6 +251,19 @@ def _(tmp):
         ("HEAD", "/api/v1/audit"): ("admin", "/api/v1/audit", None, 200),
         ("GET", "/api/v1/library"): ("editor", "/api/v1/library", None, 200),
         ("HEAD", "/api/v1/library"): ("editor", "/api/v1/library", None, 200),
+        # Editing the catalog (a path per role where a row deletes).
+        ("PATCH", "/api/v1/tracks/{id}"): ("editor", f"/api/v1/tracks/{tid}",
+                                           json.dumps({"genre": "Tested"}), 200),
+        ("PATCH", "/api/v1/albums/{id}"): ("editor", f"/api/v1/albums/{album['id']}",
+                                           json.dumps({"year": 1999}), 200),
+        ("PATCH", "/api/v1/artists/{id}"): ("editor", f"/api/v1/artists/{artist['id']}",
+                                            json.dumps({"name": artist["name"]}), 200),
+        ("PUT", "/api/v1/albums/{id}/cover"): ("editor", album["cover_url"], cover, 200),
+        ("DELETE", "/api/v1/tracks/{id}"): (
+            "editor", lambda role: f"/api/v1/tracks/{doomed_track.get(role, tid)}", None, 200),
+        ("DELETE", "/api/v1/albums/{id}"): (
+            "editor", lambda role: f"/api/v1/albums/{doomed_album.get(role, album['id'])}",
+            None, 200),
         # Peers prove themselves to the handler (a signature, a join
         # token): a user's credentials count for nothing there.
         ("POST", "/internal/join"): ("peer", "/internal/join", "{}", None),
@@ -263,26 +291,29 @@ def _(tmp):
         for role in ROLES:
             b = body(role) if callable(body) else body
             h = who.of(role, write=m not in ("GET", "HEAD"))
-            if b is not None:
+            if isinstance(b, tuple):  # (Content-Type, bytes)
+                h["Content-Type"], b = b
+            elif b is not None:
                 h.update(JSON_CT)
-            r = http_request(node.port, m, path, h, b)
+            at = path(role) if callable(path) else path
+            r = http_request(node.port, m, at, h, b)
             if rule == "peer":
                 # Whatever the peer check says, it says it to every role alike.
                 peer_status = peer_status or r.status
                 want = peer_status
                 if r.status in (200, 201) or r.status >= 500:
-                    problems.append(f"{m} {path} as {role}: {r.status} for an unsigned request")
+                    problems.append(f"{m} {at} as {role}: {r.status} for an unsigned request")
             else:
                 want = RULES[rule][role]
                 want = ok if want == OK else want
             if r.status != want:
-                problems.append(f"{m} {path} as {role}: {r.status}, want {want}: {r.body[:120]!r}")
+                problems.append(f"{m} {at} as {role}: {r.status}, want {want}: {r.body[:120]!r}")
             elif r.status >= 400 and m != "HEAD":
                 e = r.json().get("error", {})
                 if e.get("status") != r.status or not e.get("message"):
-                    problems.append(f"{m} {path} as {role}: error body {r.body[:120]!r}")
+                    problems.append(f"{m} {at} as {role}: error body {r.body[:120]!r}")
             if r.status == 401 and not r.header("www-authenticate", "").startswith("Bearer"):
-                problems.append(f"{m} {path} as {role}: 401 without WWW-Authenticate")
+                problems.append(f"{m} {at} as {role}: 401 without WWW-Authenticate")
         print(f"# {m:6} {p:36} {rule}")
     if problems:
         fail(f"{len(problems)} wrong answers:\n  " + "\n  ".join(problems))
