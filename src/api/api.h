@@ -36,6 +36,7 @@ enum api_class {
 	API_CLUSTER,
 	API_INTERNAL,
 	API_METRICS,
+	API_UPLOADS,
 	API_NCLASSES
 };
 /* "other", "console", ... as /metrics labels them. */
@@ -93,6 +94,7 @@ struct api {
 	pthread_mutex_t live_lock;
 	struct api_live_stream live; /* list sentinel */
 	struct api_asker *asker;     /* the peer asks' connections (api/console.c) */
+	struct uploads *uploads;     /* uploads/uploads.h: tus uploads, their ingests */
 };
 
 struct api_loop {
@@ -161,6 +163,14 @@ void api_live_json(struct api *api, json_t *j);
 
 /* GET /metrics (api/metrics.c), and the figures the series thread reads
  * once a second (a series_sample_fn; ud: the api). */
+void api_uploads_options(struct api_call *x);
+void api_uploads(struct api_call *x);
+void api_upload_one(struct api_call *x);
+void api_upload_status(struct api_call *x);
+/* Whether req's body is an upload's, taken as it arrives (http/server.h's
+ * stream_body). */
+bool api_uploads_stream_body(void *ud, const struct http_request *req);
+
 void api_metrics(struct api_call *x);
 void api_series_sample(void *ud, struct series_sample *out);
 /* The handler of serve --metrics-listen's server: /metrics, nothing

@@ -260,6 +260,8 @@ static void r_cover(struct api_call *x)
 #define POST M(HTTP_POST)
 #define PUT M(HTTP_PUT)
 #define DELETE M(HTTP_DELETE)
+#define PATCH M(HTTP_PATCH)
+#define OPTIONS M(HTTP_OPTIONS)
 
 /* Catalog answers that come from the memo while the catalog is unchanged. */
 #define MEMO 1
@@ -312,6 +314,11 @@ static const struct api_route routes[] = {
 	{"/api/v1/keys/{name}", DELETE, ACCESS_ADMIN, 0, api_keys_revoke},
 	{"/api/v1/audit", GET, ACCESS_ADMIN, 0, api_audit_list},
 	{"/api/v1/library", GET, ACCESS_EDITOR, 0, api_library},
+	/* tus: OPTIONS is its discovery, open as the protocol has it. */
+	{"/api/v1/uploads", OPTIONS, ACCESS_OPEN, 0, api_uploads_options},
+	{"/api/v1/uploads", GET | POST, ACCESS_EDITOR, 0, api_uploads},
+	{"/api/v1/uploads/{name}", GET | PATCH | DELETE, ACCESS_EDITOR, 0, api_upload_one},
+	{"/api/v1/uploads/{name}/status", GET, ACCESS_EDITOR, 0, api_upload_status},
 	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
 	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
 	{"/internal/node/{name}", GET | POST | DELETE, ACCESS_PEER, 0, api_node_internal},
@@ -327,11 +334,10 @@ const struct api_route *api_routes(size_t *n)
 
 void api_route_methods(unsigned methods, char *out, size_t len)
 {
-	static const char *const names[] = {[HTTP_GET] = "GET",
-					    [HTTP_HEAD] = "HEAD",
-					    [HTTP_POST] = "POST",
-					    [HTTP_PUT] = "PUT",
-					    [HTTP_DELETE] = "DELETE"};
+	static const char *const names[] = {
+		[HTTP_GET] = "GET",    [HTTP_HEAD] = "HEAD",     [HTTP_POST] = "POST",
+		[HTTP_PUT] = "PUT",    [HTTP_DELETE] = "DELETE", [HTTP_OPTIONS] = "OPTIONS",
+		[HTTP_PATCH] = "PATCH"};
 	size_t at = 0;
 
 	out[0] = '\0';
@@ -369,6 +375,8 @@ static int class_of(const struct api_route *r)
 		return API_REPORTS;
 	if (prefix(r->path, "/api/v1/cluster"))
 		return API_CLUSTER;
+	if (prefix(r->path, "/api/v1/uploads"))
+		return API_UPLOADS;
 	if (r->rule == ACCESS_READ)
 		return API_CATALOG;
 	return API_ADMIN;
@@ -455,7 +463,10 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
  * cookie (a wildcard origin makes the browser send and expose none), so
  * another site gains nothing by it.
  */
-#define CORS "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After\r\n"
+#define CORS                                                                                       \
+	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After,"            \
+	" Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata,"                \
+	" Tus-Resumable, Tus-Version, Tus-Max-Size, Tus-Extension\r\n"
 
 static bool preflight(http_conn_t *c, const struct http_request *req, unsigned allow)
 {
@@ -467,7 +478,9 @@ static bool preflight(http_conn_t *c, const struct http_request *req, unsigned a
 	api_route_methods(allow, methods, sizeof(methods));
 	snprintf(hdr, sizeof(hdr),
 		 "Access-Control-Allow-Methods: %s\r\n"
-		 "Access-Control-Allow-Headers: Authorization, Content-Type, X-CSRF-Token\r\n"
+		 "Access-Control-Allow-Headers: Authorization, Content-Type, X-CSRF-Token,"
+		 " Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata,"
+		 " Upload-Checksum\r\n"
 		 "Access-Control-Max-Age: 600\r\nCache-Control: no-store\r\n",
 		 methods);
 	http_send(c, 204, NULL, hdr, NULL, 0);
@@ -503,9 +516,9 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		pthread_once(&classes_once, classes_init);
 		http_conn_set_class(c, route_class[r - routes]);
 	}
+	if (req->method == HTTP_OPTIONS && allow && preflight(c, req, allow))
+		return; /* a browser's question, even where OPTIONS has a route */
 	if (!r) {
-		if (preflight(c, req, allow))
-			return;
 		if (allow)
 			send_405(c, allow);
 		else

@@ -25,6 +25,7 @@
 #include "loop/pool.h"
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
+#include "uploads/uploads.h"
 #include "store/principals.h"
 #include "plays/plays.h"
 #include "sql/sql.h"
@@ -221,6 +222,24 @@ int serve_run(const struct serve_opts *opts)
 		goto out;
 	}
 	cache_set_pool(api.cache, api.pool); /* evictions unlink there */
+	{
+		struct uploads_config uc = {
+			.data_dir = o->data_dir,
+			.db = api.db,
+			.origin = origin,
+			.pool = api.pool,
+			.max_size = o->upload_max ? o->upload_max : 2ull << 30,
+			.expire_ms =
+				(int64_t)(o->upload_expiry_s > 0 ? o->upload_expiry_s : 86400) *
+				1000,
+			.max_unfinished = UPLOADS_UNFINISHED_MAX,
+		};
+		if (uploads_open(&uc, &api.uploads, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: uploads: %s\n", err);
+			pool_stop(api.pool);
+			goto out;
+		}
+	}
 
 	/* Signals are taken by sigwait below, never by the loop threads. */
 	sigemptyset(&sigs);
@@ -241,6 +260,7 @@ int serve_run(const struct serve_opts *opts)
 	cfg.handler_ud = &api;
 	cfg.loop_data_new = api_loop_data_new;
 	cfg.loop_data_free = api_loop_data_free;
+	cfg.stream_body = api_uploads_stream_body;
 	if (http_server_start(&cfg, &api.server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s: %s\n", o->listen, err);
 		goto out;
@@ -383,6 +403,7 @@ out:
 	 * closed below, no longer may). */
 	if (api.cache)
 		cache_set_pool(api.cache, NULL);
+	uploads_close(api.uploads); /* its sweep submits to the pool: before it is freed */
 	pool_free(api.pool);
 	api_asker_free(api.asker); /* no job is left to use it */
 	membership_free(api.membership);

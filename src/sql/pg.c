@@ -284,6 +284,9 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	 * feed tables keyed by bigint like the catalog's. */
 	if (version < 4 && create_set(c, SQL_SET_INGESTS, NULL, "schema v4") < 0)
 		goto fail;
+	/* Version 5: resumable uploads (the fourth set), no feed tables. */
+	if (version < 5 && create_set(c, SQL_SET_UPLOADS, NULL, "schema v5") < 0)
+		goto fail;
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
 			 PG_SCHEMA_VERSION);
