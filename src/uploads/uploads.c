@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -146,6 +147,7 @@ struct outcome {
 	char tracks[UPLOAD_TRACKS_MAX + 1];
 	char errors[UPLOAD_ERROR_MAX + 1];
 	int made, failed;
+	bool archive;
 };
 
 static void note_error(struct outcome *o, const char *name, const char *why)
@@ -160,6 +162,20 @@ static void note_error(struct outcome *o, const char *name, const char *why)
 		o->errors[sizeof(o->errors) - 1] = '\0';
 }
 
+/* What an album's archive holds beside its audio, passed over quietly. */
+static bool companion(const char *name)
+{
+	static const char *const ext[] = {".jpg", ".jpeg", ".png",     ".gif",     ".bmp",  ".txt",
+					  ".nfo", ".cue",  ".log",     ".m3u",     ".m3u8", ".pdf",
+					  ".sfv", ".md5",  ".accurip", ".ds_store"};
+	const char *dot = strrchr(name, '.');
+
+	for (size_t i = 0; dot && i < sizeof(ext) / sizeof(ext[0]); i++)
+		if (strcasecmp(dot, ext[i]) == 0)
+			return true;
+	return false;
+}
+
 /* One file of the upload through the pipeline. */
 static int ingest_file(void *ud, const char *name, const unsigned char *data, size_t len)
 {
@@ -169,6 +185,8 @@ static int ingest_file(void *ud, const char *name, const unsigned char *data, si
 	struct store_result res;
 	uint64_t counted;
 
+	if (o->archive && companion(name))
+		return 0;
 	if (o->row->filename[0] && strcmp(name, o->row->filename) != 0)
 		snprintf(path, sizeof(path), "upload:%s/%s/%s", o->row->id, o->row->filename, name);
 	else
@@ -277,6 +295,7 @@ static void ingest_upload(uploads_t *u, const char *id)
 		if (archive_sniff(data, row->length)) {
 			struct archive_limits lim = {ARCHIVE_ENTRIES, 2 * u->cfg.max_size,
 						     u->cfg.max_size};
+			o->archive = true;
 			if (archive_each(data, row->length, &lim, ingest_file, o, err,
 					 sizeof(err)) < 0)
 				note_error(o, row->filename, err);
