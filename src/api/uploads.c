@@ -29,6 +29,7 @@
 #include "api/api.h"
 #include "crypto/seal.h"
 #include "http/later.h"
+#include "uploads/tus.h"
 #include "uploads/uploads.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -108,69 +109,6 @@ static bool tus_version_ok(struct api_call *x)
 		return true;
 	tus_error_with(x->c, 412, "Tus-Version: 1.0.0\r\n", "Tus-Resumable: 1.0.0 is required");
 	return false;
-}
-
-/*
- * Upload-Metadata: "key base64,key base64,..." (a value may be absent).
- * Checks its form and finds filename, decoded, made safe to show: the
- * last path component, no control characters; "upload" when none.
- * false with a sentence in err.
- */
-static bool parse_metadata(struct http_str h, char *filename, size_t cap, char *err, size_t errlen)
-{
-	size_t i = 0;
-
-	snprintf(filename, cap, "upload");
-	if (h.len > UPLOAD_METADATA_MAX) {
-		snprintf(err, errlen, "Upload-Metadata over %d bytes", UPLOAD_METADATA_MAX);
-		return false;
-	}
-	while (i < h.len) {
-		size_t end = i, sp;
-		unsigned char val[UPLOAD_METADATA_MAX];
-		int n = 0;
-
-		while (end < h.len && h.p[end] != ',')
-			end++;
-		while (i < end && h.p[i] == ' ')
-			i++;
-		sp = i;
-		while (sp < end && h.p[sp] != ' ')
-			sp++;
-		if (sp == i) {
-			snprintf(err, errlen, "Upload-Metadata has an empty key");
-			return false;
-		}
-		if (sp < end) {
-			n = text_base64_decode(h.p + sp + 1, end - sp - 1, val, sizeof(val));
-			if (n < 0) {
-				snprintf(err, errlen,
-					 "Upload-Metadata: the value of %.*s is not base64",
-					 (int)(sp - i < 64 ? sp - i : 64), h.p + i);
-				return false;
-			}
-		}
-		if (sp - i == 8 && memcmp(h.p + i, "filename", 8) == 0 && n > 0) {
-			const unsigned char *base = val;
-			size_t k = 0;
-
-			for (int m = 0; m < n; m++)
-				if (val[m] == '/' || val[m] == '\\')
-					base = val + m + 1;
-			for (const unsigned char *q = base; q < val + n && k + 1 < cap; q++)
-				if (*q >= 0x20 && *q != 0x7f)
-					filename[k++] = (char)*q;
-			filename[k] = '\0';
-			if (!text_is_utf8(filename, k)) {
-				snprintf(err, errlen, "the filename is not UTF-8");
-				return false;
-			}
-			if (k == 0 || strcmp(filename, ".") == 0 || strcmp(filename, "..") == 0)
-				snprintf(filename, cap, "upload");
-		}
-		i = end + 1;
-	}
-	return true;
 }
 
 /* The path's upload id: 32 lower-case hex digits. */
@@ -714,18 +652,9 @@ static struct patch *patch_new(struct api_call *x, uint64_t offset)
 	p->offset = offset;
 	p->body = x->req->content_length;
 	if (ck) {
-		size_t sp = 0;
-		while (sp < ck->len && ck->p[sp] != ' ')
-			sp++;
-		if (sp != 6 || strncasecmp(ck->p, "sha256", 6) != 0) {
-			tus_error(x->c, 400, "Upload-Checksum: only sha256 is supported");
-			free(p);
-			return NULL;
-		}
-		if (ck->len <= 7 ||
-		    text_base64_decode(ck->p + 7, ck->len - 7, p->want, sizeof(p->want)) != 32) {
-			tus_error(x->c, 400,
-				  "Upload-Checksum: sha256 needs a base64 digest of 32 bytes");
+		char err[128];
+		if (tus_checksum_parse(ck->p, ck->len, p->want, err, sizeof(err)) < 0) {
+			tus_error(x->c, 400, err);
 			free(p);
 			return NULL;
 		}
@@ -811,8 +740,8 @@ void api_uploads(struct api_call *x)
 	}
 	a = ask_new(x, ASK_CREATE);
 	md = http_header_get(req, "Upload-Metadata");
-	if (md &&
-	    !parse_metadata(*md, a->row.filename, sizeof(a->row.filename), err, sizeof(err))) {
+	if (md && tus_metadata_filename(md->p, md->len, a->row.filename, sizeof(a->row.filename),
+					err, sizeof(err)) < 0) {
 		free(a);
 		tus_error(x->c, 400, err);
 		return;
