@@ -308,8 +308,13 @@ static void ingest_upload(uploads_t *u, const char *id)
 	}
 	free(data);
 	/* The bytes are in the catalog's chunks now, or refused: either way
-	 * the parts go, and a file that is not audio leaves nothing. */
-	uploads_drop_parts(u, parts, nparts);
+	 * the parts go, and a file that is not audio leaves nothing. Every
+	 * part: one whose commit never came (its node was killed between
+	 * the put and the commit) is named by its row too. */
+	free(parts);
+	parts = NULL;
+	if (upload_store_parts(u->rows, id, false, &parts, &nparts) == 0)
+		uploads_drop_parts(u, parts, nparts);
 	if (upload_store_finish(u->rows, id, o->made > 0, o->tracks, o->errors, wall_ms()) < 0)
 		log_warn("uploads: %s: cannot record the outcome (the sweep tries again)", id);
 	else
