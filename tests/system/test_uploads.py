@@ -201,7 +201,7 @@ def _(tmp):
     node.stop()
 
 
-@test("an album's zip and tar.gz become its tracks; its cover and notes are passed over")
+@test("an album's zip and tar.gz (sent with creation-with-upload) become its tracks; its cover and notes are passed over")
 def _(tmp):
     node = Node(tmp / "d", tmp / "logs")
     key = editor_key(node)
@@ -222,8 +222,9 @@ def _(tmp):
     with tarfile.open(t, "w:gz") as tf:
         for s in songs2:
             tf.add(s, f"Tarred/{s.name}")
+    # These two with their bytes in the POST (creation-with-upload).
     urls = run_client(f"http://127.0.0.1:{node.port}/api/v1/uploads", key, [z, t],
-                      tmp / "logs")
+                      tmp / "logs", env={"TUS_WITH_CREATION": "1"})
     sz = wait_finished(node, upload_id(urls[str(z)]), key)
     check_eq((sz["state"], len(sz["track_ids"])), ("done", 3), "the zip's tracks", sz)
     check("error" not in sz, "nothing failed in the zip", sz)

@@ -71,6 +71,7 @@ function upload(file) {
 			},
 		};
 		if (chunk > 0) opts.chunkSize = chunk;
+		if (process.env.TUS_WITH_CREATION) opts.uploadDataDuringCreation = true;
 		const up = new tus.Upload(data, opts);
 		up.start();
 	});
