@@ -34,6 +34,7 @@ static const char usage_text[] =
 	"        [--advertise URL] [--site NAME] [--dead-after MS] [--peer-timeout MS]\n"
 	"        [--join MEMBER-URL --token TOKEN] [--tls-cert FILE --tls-key FILE]\n"
 	"        [--public-read] [--plays-per-minute N] [--metrics-listen ADDR:PORT]\n"
+	"        [--upload-max SIZE] [--upload-expiry SECONDS]\n"
 	"        run a node: the HTTP API and streams (default 127.0.0.1:8080, cache\n"
 	"        1G; SIZE takes K, M, G suffixes); with --db, URL is where the other\n"
 	"        nodes reach this one (default http://LISTEN-ADDRESS:PORT, https://\n"
@@ -46,7 +47,9 @@ static const char usage_text[] =
 	"        --public-read lets anonymous clients read the catalog and stream\n"
 	"        (never write); N bounds the plays one key or user posts per minute\n"
 	"        (default 600); --metrics-listen serves /metrics alone there, with no\n"
-	"        credentials (a private address for Prometheus)\n"
+	"        credentials (a private address for Prometheus); uploads (tus, at\n"
+	"        /api/v1/uploads) are at most SIZE (default 2G) and an unfinished one\n"
+	"        is removed SECONDS (default 86400) after its last byte\n"
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
@@ -221,6 +224,8 @@ static int cmd_serve(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'Y'},
 		{"metrics-listen", required_argument, NULL, 'M'},
+		{"upload-max", required_argument, NULL, 'U'},
+		{"upload-expiry", required_argument, NULL, 'E'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -233,6 +238,8 @@ static int cmd_serve(int argc, char **argv)
 		.drain_ms = 10000,
 		.access_log_fd = -1,
 		.plays_per_minute = 600,
+		.upload_max = 2ull << 30,
+		.upload_expiry_s = 24 * 3600,
 	};
 	const char *access_log = NULL;
 	struct sockaddr_storage ss;
@@ -325,6 +332,18 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'M':
 			o.metrics_listen = optarg;
+			break;
+		case 'U':
+			o.upload_max = parse_size(optarg);
+			if (o.upload_max == 0) {
+				fprintf(stderr, "chorus: --upload-max: bad size \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 'E':
+			if (parse_int("--upload-expiry", optarg, 1, 365 * 24 * 3600,
+				      &o.upload_expiry_s) < 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);

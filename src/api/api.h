@@ -36,6 +36,7 @@ enum api_class {
 	API_CLUSTER,
 	API_INTERNAL,
 	API_METRICS,
+	API_UPLOADS,
 	API_NCLASSES
 };
 /* "other", "console", ... as /metrics labels them. */
@@ -93,6 +94,7 @@ struct api {
 	pthread_mutex_t live_lock;
 	struct api_live_stream live; /* list sentinel */
 	struct api_asker *asker;     /* the peer asks' connections (api/console.c) */
+	struct uploads *uploads;     /* uploads/uploads.h: tus uploads, their ingests */
 	/* Catalog editing (api/edit.c): */
 	origin_t *origin;   /* where deleted tracks' chunks are removed (node-owned) */
 	struct store *store; /* store/store.h, opened at the first edit; workers only */
@@ -106,12 +108,9 @@ struct api_loop {
 	search_t *search;                 /* on reader's connection */
 };
 
-/* Request bodies: at most API_BODY_MAX on every route, API_COVER_MAX
- * on a cover's PUT (the server reads up to a little more, so that a
- * cover too large is answered by its handler). */
-#define API_BODY_MAX ((size_t)1 << 20)
+/* A cover's body at most (PUT /api/v1/albums/{id}/cover, taken as it
+ * arrives); other bodies keep the server's 1 MiB. */
 #define API_COVER_MAX ((size_t)10 << 20)
-#define API_SERVER_BODY_MAX (API_COVER_MAX + ((size_t)64 << 10))
 
 /* One request, as its route's handler gets it. */
 struct api_call {
@@ -171,6 +170,14 @@ void api_live_json(struct api *api, json_t *j);
 
 /* GET /metrics (api/metrics.c), and the figures the series thread reads
  * once a second (a series_sample_fn; ud: the api). */
+void api_uploads_options(struct api_call *x);
+void api_uploads(struct api_call *x);
+void api_upload_one(struct api_call *x);
+void api_upload_status(struct api_call *x);
+/* Whether req's body is an upload's, taken as it arrives (http/server.h's
+ * stream_body). */
+bool api_uploads_stream_body(void *ud, const struct http_request *req);
+
 void api_metrics(struct api_call *x);
 void api_series_sample(void *ud, struct series_sample *out);
 /* The handler of serve --metrics-listen's server: /metrics, nothing
@@ -250,6 +257,11 @@ void api_artist_edit(struct api_call *x);
 void api_track_delete(struct api_call *x);
 void api_album_delete(struct api_call *x);
 void api_cover_put(struct api_call *x);
+/* Whether req is a cover's PUT, whose body its handler takes as it
+ * arrives (http/server.h's stream_body, with the uploads'). */
+bool api_cover_streams(const struct http_request *req);
+/* The server's stream_body: uploads and covers. */
+bool api_stream_body(void *ud, const struct http_request *req);
 /* The catalog's source of truth for edits, opened at the first need;
  * NULL while it cannot be (PostgreSQL down). Workers only: it may block. */
 struct store *api_catalog_store(struct api *api);

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,9 @@ struct edit_job {
 	int64_t url_expires;
 	struct store_edit e;
 	char *detail;
-	void *image; /* OP_COVER: a copy of the body */
+	void *image; /* OP_COVER: the body */
 	size_t image_len;
+	const char *mime; /* OP_COVER: the Content-Type given */
 	struct image_info info;
 	struct store_change out;
 	int rc;
@@ -296,17 +298,22 @@ static struct edit_job *job_new(struct api_call *x, enum edit_op op, enum edit_k
 	return job;
 }
 
-static void submit(struct api_call *x, struct edit_job *job)
+static void submit_on(http_conn_t *c, struct edit_job *job)
 {
 	int rc;
 
-	job->later = http_later(x->c);
-	rc = pool_submit(x->api->pool, http_conn_loop(x->c), POOL_SLOW, edit_work, edit_done, job);
+	job->later = http_later(c);
+	rc = pool_submit(job->api->pool, http_conn_loop(c), POOL_SLOW, edit_work, edit_done, job);
 	if (rc < 0) {
 		job->rc = rc;
 		edit_answer(job, http_later_end(job->later));
 		job_free(job);
 	}
+}
+
+static void submit(struct api_call *x, struct edit_job *job)
+{
+	submit_on(x->c, job);
 }
 
 /* ---- the handlers ---- */
@@ -401,37 +408,96 @@ void api_album_delete(struct api_call *x)
 	submit(x, job_new(x, OP_DELETE, EDIT_ALBUM));
 }
 
+/* ---- covers: the body taken as it arrives ---- */
+
+/* The picture's bytes, gathered into job->image (Content-Length of them,
+ * at most API_COVER_MAX, known from the head). */
+struct cover_body {
+	struct edit_job *job;
+	http_conn_t *c;
+	size_t cap;
+};
+
+static size_t cover_data(void *ctx, const char *p, size_t n)
+{
+	struct cover_body *cb = ctx;
+	struct edit_job *job = cb->job;
+	size_t take = n < cb->cap - job->image_len ? n : cb->cap - job->image_len;
+
+	memcpy((char *)job->image + job->image_len, p, take);
+	job->image_len += take;
+	return n; /* nothing past Content-Length reaches a sink */
+}
+
+static void cover_end(void *ctx, bool complete)
+{
+	struct cover_body *cb = ctx;
+	struct edit_job *job = cb->job;
+	http_conn_t *c = cb->c;
+	const char *why = NULL;
+
+	free(cb);
+	if (!complete) {
+		job_free(job);
+		return;
+	}
+	if (image_probe(job->image, job->image_len, &job->info, &why) < 0) {
+		http_send_error(c, 422, why);
+		job_free(job);
+		return;
+	}
+	if (strcmp(job->info.mime, job->mime) != 0) {
+		http_send_error(c, 422, strcmp(job->info.mime, "image/png") == 0
+						? "the body is a PNG image, not image/jpeg"
+						: "the body is a JPEG image, not image/png");
+		job_free(job);
+		return;
+	}
+	submit_on(c, job);
+}
+
+static const struct http_sink_ops cover_sink = {cover_data, cover_end};
+
+bool api_cover_streams(const struct http_request *req)
+{
+	static const char prefix[] = "/api/v1/albums/", suffix[] = "/cover";
+	const struct http_str *p = &req->path;
+
+	return req->method == HTTP_PUT && p->len > sizeof(prefix) - 1 + sizeof(suffix) - 1 &&
+	       memcmp(p->p, prefix, sizeof(prefix) - 1) == 0 &&
+	       memcmp(p->p + p->len - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) == 0;
+}
+
 /* PUT /api/v1/albums/{id}/cover: the picture's bytes, image/jpeg or
- * image/png, at most API_COVER_MAX. */
+ * image/png, at most API_COVER_MAX, judged by its head before a byte of
+ * the body is read (api_cover_streams made the server hand it over so). */
 void api_cover_put(struct api_call *x)
 {
 	const struct http_request *req = x->req;
-	struct image_info info;
-	const char *why = NULL;
 	struct edit_job *job;
+	struct cover_body *cb;
+	const char *mime = content_type_is(req, "image/jpeg")  ? "image/jpeg"
+			   : content_type_is(req, "image/png") ? "image/png"
+							       : NULL;
 
-	if (req->body.len > API_COVER_MAX) {
+	if (req->content_length > API_COVER_MAX) {
 		http_send_error(x->c, 413, "a cover is at most 10 MiB");
 		return;
 	}
-	if (!content_type_is(req, "image/jpeg") && !content_type_is(req, "image/png")) {
+	if (!mime) {
 		http_send_error(x->c, 415, "Content-Type must be image/jpeg or image/png");
 		return;
 	}
-	if (image_probe(req->body.p, req->body.len, &info, &why) < 0) {
-		http_send_error(x->c, 422, why);
-		return;
-	}
-	if (!content_type_is(req, info.mime)) {
-		http_send_error(x->c, 422, strcmp(info.mime, "image/png") == 0
-						   ? "the body is a PNG image, not image/jpeg"
-						   : "the body is a JPEG image, not image/png");
+	if (!req->body_streamed) { /* no body at all */
+		http_send_error(x->c, 422, "the body is empty: send the picture");
 		return;
 	}
 	job = job_new(x, OP_COVER, EDIT_ALBUM);
-	job->info = info;
-	job->image_len = req->body.len;
-	job->image = xmalloc(req->body.len);
-	memcpy(job->image, req->body.p, req->body.len);
-	submit(x, job);
+	job->mime = mime;
+	job->image = xmalloc(req->content_length);
+	cb = xcalloc(1, sizeof(*cb));
+	cb->job = job;
+	cb->c = x->c;
+	cb->cap = req->content_length;
+	http_take_body(x->c, &cover_sink, cb);
 }

@@ -261,11 +261,10 @@ static void r_cover(struct api_call *x)
 #define PUT M(HTTP_PUT)
 #define DELETE M(HTTP_DELETE)
 #define PATCH M(HTTP_PATCH)
+#define OPTIONS M(HTTP_OPTIONS)
 
 /* Catalog answers that come from the memo while the catalog is unchanged. */
 #define MEMO 1
-/* A body up to API_COVER_MAX, not API_BODY_MAX. */
-#define BIG_BODY 2
 
 /*
  * Every endpoint, with the one rule that says who may call it
@@ -319,15 +318,25 @@ static const struct api_route routes[] = {
 	{"/api/v1/tracks/{id}", PATCH, ACCESS_EDITOR, 0, api_track_edit},
 	{"/api/v1/albums/{id}", PATCH, ACCESS_EDITOR, 0, api_album_edit},
 	{"/api/v1/artists/{id}", PATCH, ACCESS_EDITOR, 0, api_artist_edit},
-	{"/api/v1/albums/{id}/cover", PUT, ACCESS_EDITOR, BIG_BODY, api_cover_put},
+	{"/api/v1/albums/{id}/cover", PUT, ACCESS_EDITOR, 0, api_cover_put},
 	{"/api/v1/tracks/{id}", DELETE, ACCESS_EDITOR, 0, api_track_delete},
 	{"/api/v1/albums/{id}", DELETE, ACCESS_EDITOR, 0, api_album_delete},
+	/* tus: OPTIONS is its discovery, open as the protocol has it. */
+	{"/api/v1/uploads", OPTIONS, ACCESS_OPEN, 0, api_uploads_options},
+	{"/api/v1/uploads", GET | POST, ACCESS_EDITOR, 0, api_uploads},
+	{"/api/v1/uploads/{name}", GET | PATCH | DELETE, ACCESS_EDITOR, 0, api_upload_one},
+	{"/api/v1/uploads/{name}/status", GET, ACCESS_EDITOR, 0, api_upload_status},
 	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
 	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
 	{"/internal/node/{name}", GET | POST | DELETE, ACCESS_PEER, 0, api_node_internal},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+bool api_stream_body(void *ud, const struct http_request *req)
+{
+	return api_uploads_stream_body(ud, req) || api_cover_streams(req);
+}
 
 const struct api_route *api_routes(size_t *n)
 {
@@ -337,12 +346,10 @@ const struct api_route *api_routes(size_t *n)
 
 void api_route_methods(unsigned methods, char *out, size_t len)
 {
-	static const char *const names[] = {[HTTP_GET] = "GET",
-					    [HTTP_HEAD] = "HEAD",
-					    [HTTP_POST] = "POST",
-					    [HTTP_PUT] = "PUT",
-					    [HTTP_DELETE] = "DELETE",
-					    [HTTP_PATCH] = "PATCH"};
+	static const char *const names[] = {
+		[HTTP_GET] = "GET",    [HTTP_HEAD] = "HEAD",     [HTTP_POST] = "POST",
+		[HTTP_PUT] = "PUT",    [HTTP_DELETE] = "DELETE", [HTTP_OPTIONS] = "OPTIONS",
+		[HTTP_PATCH] = "PATCH"};
 	size_t at = 0;
 
 	out[0] = '\0';
@@ -380,6 +387,8 @@ static int class_of(const struct api_route *r)
 		return API_REPORTS;
 	if (prefix(r->path, "/api/v1/cluster"))
 		return API_CLUSTER;
+	if (prefix(r->path, "/api/v1/uploads"))
+		return API_UPLOADS;
 	if (r->rule == ACCESS_READ)
 		return API_CATALOG;
 	return API_ADMIN;
@@ -466,7 +475,10 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
  * cookie (a wildcard origin makes the browser send and expose none), so
  * another site gains nothing by it.
  */
-#define CORS "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After\r\n"
+#define CORS                                                                                       \
+	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After,"            \
+	" Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata,"                \
+	" Tus-Resumable, Tus-Version, Tus-Max-Size, Tus-Extension\r\n"
 
 static bool preflight(http_conn_t *c, const struct http_request *req, unsigned allow)
 {
@@ -478,7 +490,9 @@ static bool preflight(http_conn_t *c, const struct http_request *req, unsigned a
 	api_route_methods(allow, methods, sizeof(methods));
 	snprintf(hdr, sizeof(hdr),
 		 "Access-Control-Allow-Methods: %s\r\n"
-		 "Access-Control-Allow-Headers: Authorization, Content-Type, X-CSRF-Token\r\n"
+		 "Access-Control-Allow-Headers: Authorization, Content-Type, X-CSRF-Token,"
+		 " Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata,"
+		 " Upload-Checksum\r\n"
 		 "Access-Control-Max-Age: 600\r\nCache-Control: no-store\r\n",
 		 methods);
 	http_send(c, 204, NULL, hdr, NULL, 0);
@@ -514,19 +528,13 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 		pthread_once(&classes_once, classes_init);
 		http_conn_set_class(c, route_class[r - routes]);
 	}
+	if (req->method == HTTP_OPTIONS && allow && preflight(c, req, allow))
+		return; /* a browser's question, even where OPTIONS has a route */
 	if (!r) {
-		if (preflight(c, req, allow))
-			return;
 		if (allow)
 			send_405(c, allow);
 		else
 			http_send_error(c, 404, bad_id ? "no such id" : "no such resource");
-		return;
-	}
-	/* The server reads bodies up to a cover's size; every other route
-	 * keeps the old cap, checked before who is asking, as the server did. */
-	if (req->body.len > API_BODY_MAX && !(r->flags & BIG_BODY)) {
-		http_send_error(c, 413, "request body too large");
 		return;
 	}
 	if (!access_check(x.api, x.al, req, r->rule, r->handler == r_stream ? x.id : 0, &x.who,

@@ -4,8 +4,9 @@
  * version 2 the search index (SQLite only: FTS5), version 3 a cluster
  * node's replication state, version 4 the principals (users, API keys and
  * the audit trail, sql/schema.c's second set), version 5 the record of
- * ingest runs (the third set), version 6 catalog editing (the fourth:
- * tracks' explicit and edited columns, the deleted tracks' tombstones).
+ * ingest runs (the third set), version 6 resumable uploads (the fourth),
+ * version 7 catalog editing (the fifth: tracks' explicit and edited
+ * columns, the deleted tracks' tombstones).
  * Versions are PRAGMA user_version, upgraded by sql_sqlite_migrate in one
  * transaction.
  */
@@ -186,8 +187,12 @@ static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 	/* Version 5: the ingest runs, IF NOT EXISTS for the same reason. */
 	if (from < 5 && (rc = schema_set(db, SQL_SET_INGESTS, true, true, err, errlen)) < 0)
 		return rc;
-	/* Version 6: catalog editing; its columns only where missing. */
-	if (from < 6 && (rc = schema_set(db, SQL_SET_EDITS, true, true, err, errlen)) == 0)
+	/* Version 6: resumable uploads (only a node's own catalog uses them;
+	 * a replica gets the empty tables, as every catalog file has them). */
+	if (from < 6 && (rc = schema_set(db, SQL_SET_UPLOADS, true, true, err, errlen)) < 0)
+		return rc;
+	/* Version 7: catalog editing; its columns only where missing. */
+	if (from < 7 && (rc = schema_set(db, SQL_SET_EDITS, true, true, err, errlen)) == 0)
 		rc = add_columns(db, SQL_SET_EDITS, err, errlen);
 	return rc;
 }

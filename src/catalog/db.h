@@ -23,14 +23,15 @@ int catalog_db_open(const char *path, bool writable, sqlite3 **out, char *err, s
  */
 int catalog_db_migrate(sqlite3 *db, char *err, size_t errlen);
 /* Creates the version-1 tables in an empty database, and the principals'
- * of version 4 and the ingest runs' of version 5 (a replica bootstrap
- * copies them too), without their indexes (no search index either);
+ * of version 4, the ingest runs' of version 5 and catalog editing's of
+ * version 7 (the tracks' columns it adds: a replica bootstrap copies them
+ * too), without their indexes (no search index either);
  * catalog_db_index_base adds version 1's once the tables are filled, the
- * upgrade those of versions 4 and 5. */
+ * upgrade those of the later versions. */
 int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen);
 int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen);
 
 /* The schema version this binary writes. */
-#define CATALOG_SCHEMA_VERSION 6
+#define CATALOG_SCHEMA_VERSION 7
 
 #endif

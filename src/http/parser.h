@@ -51,6 +51,7 @@ struct http_request {
 	struct http_header headers[HTTP_MAX_HEADERS];
 	size_t head_len;      /* bytes of the head, final CRLF included */
 	struct http_str body; /* set by the server: the whole body, content_length bytes */
+	bool body_streamed;   /* set by the server: the body comes through http_take_body */
 };
 
 /*

@@ -55,7 +55,8 @@
 
 #define WRITE_BUDGET (1u << 20) /* bytes per connection per wake-up */
 #define READ_CHUNK 4096
-#define READ_BUDGET 16 /* reads per connection per wake-up: 64 KiB (libuv reads 32 times) */
+#define BODY_CHUNK (64u << 10) /* a streamed body's reads */
+#define READ_BUDGET 16         /* reads per connection per wake-up: 64 KiB (libuv reads 32 times) */
 #define ACCEPT_BUDGET 64
 #define SWEEP_MS 1000
 /* Over TLS, bodies are read from their files into a buffer of this size
@@ -69,6 +70,7 @@ enum conn_state {
 	C_HANDLER,   /* a handler owns the request and has not answered yet */
 	C_WRITE,     /* writing a response */
 	C_WAIT,      /* a streamed body waits for its source */
+	C_BODY,      /* a request body goes to a sink (or is dropped) as it arrives */
 	C_CLOSED,
 };
 
@@ -95,6 +97,11 @@ struct http_conn {
 	http_later_t *later; /* an answer or a fill on its way (http/later.h) */
 	uint64_t body_left;
 	struct http_segment seg;
+	/* a request body taken as it arrives (http_take_body) */
+	const struct http_sink_ops *sink; /* NULL in C_BODY: the rest is dropped */
+	void *sink_ctx;
+	uint64_t body_rest; /* of the request in hand, not yet read */
+	bool sink_paused, expect_continue, keep_alive_asked;
 	/* for the access log and the figures */
 	int status;
 	uint64_t sent;
@@ -184,12 +191,16 @@ const char *http_status_text(int status)
 		return "Content Too Large";
 	case 414:
 		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
 	case 416:
 		return "Range Not Satisfiable";
 	case 422:
 		return "Unprocessable Content";
 	case 429:
 		return "Too Many Requests";
+	case 460:
+		return "Checksum Mismatch"; /* tus 1.0's checksum extension */
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:
@@ -243,6 +254,8 @@ static void update_date(struct http_loop *l)
 static void conn_close(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_read(struct http_conn *c);
+static void body_read(struct http_conn *c);
+static ssize_t conn_recv(struct http_conn *c, char *dst, size_t n);
 
 static void ready_unlink(struct http_conn *c)
 {
@@ -281,6 +294,13 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 	buf_reset(&c->out);
 	c->out_off = 0;
 	c->status = status;
+	if (c->state == C_BODY) {
+		/* A sink answers before the body's end (an error mid-body):
+		 * the rest is dropped if small, else the connection ends. */
+		c->sink = NULL;
+		if (c->body_rest > (1u << 20))
+			c->keep_alive = false;
+	}
 	if (atomic_load(&l->server->draining))
 		c->keep_alive = false;
 	rc = buf_printf(&c->out,
@@ -502,6 +522,15 @@ static void response_done(struct http_conn *c)
 		conn_close(c);
 		return;
 	}
+	if (c->body_rest) {
+		/* Answered without taking its (small) body: it is read and
+		 * dropped before the next request. */
+		c->state = C_BODY;
+		c->sink = NULL;
+		c->deadline_ms = now_ms(c) + c->hl->server->cfg.idle_timeout_ms;
+		body_read(c);
+		return;
+	}
 	c->state = C_READ;
 	c->deadline_ms = now_ms(c) + (c->in.len ? c->hl->server->cfg.header_timeout_ms
 						: c->hl->server->cfg.idle_timeout_ms);
@@ -520,6 +549,7 @@ static void refuse(struct http_conn *c, int status, const char *why)
 		c->started_ms = now_ms(c);
 	}
 	begin_request(c); /* counted too: class 0, "other" */
+	c->body_rest = 0;
 	c->keep_alive = false;
 	c->close_after = true;
 	c->head = false;
@@ -566,7 +596,141 @@ static void dispatch(struct http_conn *c, const struct http_request *req)
 		http_send_error(c, 501, "chorus does not support this method");
 		return;
 	}
+	c->body_rest = 0;
+	if (req->body_streamed) {
+		const struct http_str *ex = http_header_get(req, "Expect");
+		c->body_rest = req->content_length;
+		c->expect_continue = ex && http_str_eq(*ex, "100-continue");
+		/* Until the body is taken, an answer ends the connection
+		 * unless the body's rest is small enough to drop. */
+		c->keep_alive_asked = c->keep_alive;
+		c->keep_alive = c->keep_alive && !c->expect_continue && c->body_rest <= (1u << 20);
+	}
 	s->cfg.handler(s->cfg.handler_ud, c, req);
+}
+
+void http_take_body(http_conn_t *c, const struct http_sink_ops *ops, void *ctx)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (c->state != C_HANDLER || !c->body_rest)
+		return;
+	c->sink = ops;
+	c->sink_ctx = ctx;
+	c->sink_paused = false;
+	c->keep_alive = c->keep_alive_asked;
+	c->state = C_BODY;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.idle_timeout_ms;
+	if (c->expect_continue) {
+		/* Nothing else is on the wire yet: the interim answer fits
+		 * an empty send buffer, or the connection is in trouble. */
+		ssize_t n = c->ssl ? tls_conn_write(c->ssl, cont, sizeof(cont) - 1, &c->tls_want)
+				   : send(c->io.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
+		c->expect_continue = false;
+		if (n != (ssize_t)sizeof(cont) - 1) {
+			c->tls_failed = c->ssl != NULL;
+			conn_close(c);
+			return;
+		}
+	}
+	make_ready(c); /* the bytes already read go first, after the handler returns */
+}
+
+void http_body_resume(http_conn_t *c)
+{
+	if (c->state != C_BODY || !c->sink_paused)
+		return;
+	c->sink_paused = false;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.idle_timeout_ms;
+	make_ready(c);
+}
+
+/* The body's last byte was taken: the sink answers, or (dropped) the
+ * connection goes on to the next request. */
+static void body_complete(struct http_conn *c)
+{
+	const struct http_sink_ops *ops = c->sink;
+
+	c->sink = NULL;
+	if (!ops) {
+		c->state = C_READ;
+		c->deadline_ms = now_ms(c) + (c->in.len ? c->hl->server->cfg.header_timeout_ms
+							: c->hl->server->cfg.idle_timeout_ms);
+		conn_read(c);
+		return;
+	}
+	c->state = C_HANDLER;
+	c->deadline_ms = 0;
+	ops->end(c->sink_ctx, true);
+}
+
+/* Gives the body's bytes in c->in to the sink: false when the reading
+ * stops here (paused, complete, closed). */
+static bool body_feed(struct http_conn *c)
+{
+	size_t n = c->in.len < c->body_rest ? c->in.len : (size_t)c->body_rest;
+	size_t took = c->sink ? c->sink->data(c->sink_ctx, c->in.data, n) : n;
+
+	if (took > n)
+		took = n;
+	memmove(c->in.data, c->in.data + took, c->in.len - took);
+	c->in.len -= took;
+	c->body_rest -= took;
+	if (c->state != C_BODY)
+		return false; /* the sink answered (see begin_head) */
+	if (c->body_rest == 0) {
+		body_complete(c);
+		return false;
+	}
+	if (took < n) {
+		c->sink_paused = true;
+		c->deadline_ms = 0; /* the sink's work (a write to the origin) is not timed here */
+		return false;
+	}
+	return true;
+}
+
+/* Reads a body in C_BODY, within the read budget. */
+static void body_read(struct http_conn *c)
+{
+	struct http_server *s = c->hl->server;
+	int budget = READ_BUDGET;
+
+	while (c->state == C_BODY && !c->sink_paused) {
+		char *dst;
+		ssize_t n;
+		size_t want;
+
+		if (c->in.len && !body_feed(c))
+			return;
+		if (budget-- == 0) {
+			make_ready(c);
+			return;
+		}
+		want = c->body_rest < BODY_CHUNK ? (size_t)c->body_rest : BODY_CHUNK;
+		dst = buf_reserve(&c->in, want);
+		if (!dst) {
+			conn_close(c);
+			return;
+		}
+		n = conn_recv(c, dst, want);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			c->deadline_ms = now_ms(c) + s->cfg.idle_timeout_ms;
+			continue;
+		}
+		if (n == -EINTR)
+			continue;
+		if (n == -EAGAIN) {
+			if (c->in.len == 0)
+				buf_free(&c->in);
+			return;
+		}
+		if (n < 0)
+			c->tls_failed = true;
+		conn_close(c); /* the client went away mid-body */
+		return;
+	}
 }
 
 /* Parses and dispatches what the input buffer holds. */
@@ -585,6 +749,18 @@ static void process_input(struct http_conn *c)
 		return; /* incomplete: the header timeout runs */
 	if (rc < 0) {
 		refuse(c, -rc, why);
+		return;
+	}
+	if (req.content_length && s->cfg.stream_body &&
+	    s->cfg.stream_body(s->cfg.handler_ud, &req)) {
+		req.body_streamed = true;
+		req.body = (struct http_str){c->in.data + req.head_len, 0};
+		dispatch(c, &req);
+		/* req is dead: drop its head; what follows is its body. */
+		if (c->state != C_CLOSED) {
+			memmove(c->in.data, c->in.data + req.head_len, c->in.len - req.head_len);
+			c->in.len -= req.head_len;
+		}
 		return;
 	}
 	if (req.content_length > s->cfg.max_body) {
@@ -875,6 +1051,11 @@ static void conn_close(struct http_conn *c)
 	if (c->state == C_CLOSED)
 		return;
 	end_body(c, false);
+	if (c->state == C_BODY && c->sink) {
+		const struct http_sink_ops *ops = c->sink;
+		c->sink = NULL;
+		ops->end(c->sink_ctx, false);
+	}
 	account(c);
 	if (c->logline)
 		access_log(c);
@@ -959,12 +1140,16 @@ static void conn_event(struct loop_io *io, unsigned events)
 			conn_handshake(c);
 		else if (c->state == C_READ)
 			conn_read(c);
+		else if (c->state == C_BODY)
+			body_read(c);
 		else if (c->state == C_WRITE)
 			conn_flush(c);
 		return;
 	}
 	if ((events & LOOP_IN) && c->state == C_READ)
 		conn_read(c);
+	if ((events & LOOP_IN) && c->state == C_BODY)
+		body_read(c);
 	if ((events & LOOP_OUT) && c->state == C_WRITE)
 		conn_flush(c);
 }
@@ -1060,6 +1245,8 @@ static bool ready_pass(void *ud)
 			conn_flush(r);
 		else if (r->state == C_READ)
 			conn_read(r);
+		else if (r->state == C_BODY)
+			body_read(r);
 		else if (r->state == C_HANDSHAKE)
 			conn_handshake(r);
 	}

@@ -46,6 +46,12 @@ struct http_server_config {
 	const char *tls_cert, *tls_key;
 	http_handler_fn handler;
 	void *handler_ud;
+	/* Optional: whether the request whose head this is takes its body as
+	 * it arrives (http_take_body) rather than whole, from memory. Asked
+	 * only for heads that announce a body; such a request goes to the
+	 * handler at once, with req->body_streamed set and no max_body
+	 * limit (the handler sets its own). */
+	bool (*stream_body)(void *ud, const struct http_request *req);
 	/* Per-loop state for handlers (a database connection, say): made on
 	 * the loop's thread before it serves, freed there when it stops. */
 	void *(*loop_data_new)(void *ud, int index);
@@ -147,6 +153,37 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 
 /* After HTTP_PULL_WAIT: the body can go on. Loop thread only. */
 void http_stream_wake(http_conn_t *c);
+
+/* ---- request bodies taken as they arrive (uploads) ---- */
+
+struct http_sink_ops {
+	/* The next n > 0 bytes of the body, on the loop. Returns how many
+	 * it took: fewer than n pauses the reading (the rest stays with
+	 * the server) until http_body_resume. */
+	size_t (*data)(void *ctx, const char *p, size_t n);
+	/* Once. complete: every byte of the body was taken; the request is
+	 * the sink's to answer, now or later, with one http_send*.
+	 * !complete: the connection closed first (the client went away, a
+	 * timeout, a shutdown); nothing may be sent, and c is gone once
+	 * end returns. */
+	void (*end)(void *ctx, bool complete);
+};
+
+/*
+ * For a request with req->body_streamed, in its handler or later on its
+ * loop while it is unanswered: the body goes to ops, from the bytes
+ * already read on. The sink may answer before the body's end (an error
+ * found mid-body): end is then not called, and the rest of the body is
+ * dropped (or, over 1 MiB, the connection closes after the answer). A client that asked for
+ * "Expect: 100-continue" is told to send it now. A handler that answers
+ * without taking the body closes the connection after its answer, unless
+ * the rest of the body is small (<= 1 MiB), which is then read and
+ * dropped so the connection can be kept.
+ */
+void http_take_body(http_conn_t *c, const struct http_sink_ops *ops, void *ctx);
+/* After a sink's data took fewer bytes than offered: reading goes on.
+ * Loop thread only; a no-op when the connection is not paused. */
+void http_body_resume(http_conn_t *c);
 
 /* The connection's loop: where its callbacks run and where other threads
  * post to reach it. */

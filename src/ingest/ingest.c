@@ -7,10 +7,8 @@
  * origin, and committed to the catalog only after its last chunk is
  * durable. Workers block on disk and origin I/O, so there are two per core.
  *
- * Crash safety comes from the store's two ledgers: a blob is recorded as
- * pending before its first chunk is written, so a run killed at any moment
- * leaves chunks the next run either reuses (same bytes: the pending row
- * gives back the key, and chunks with the right size are kept) or removes.
+ * Each file then goes through ingest/pipeline.c, which a node's uploads
+ * share; its crash safety comes from the store's two ledgers.
  *
  * Every run is recorded in the catalog (store_run_record): its row is
  * written before the walk, beats with the counts so far while the workers
@@ -19,6 +17,7 @@
  * leaves its row unfinished, and its beats stop.
  */
 #include "ingest/ingest.h"
+#include "ingest/pipeline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,9 +119,8 @@ struct worker {
 	struct ingest *in;
 	unsigned char *data;
 	size_t cap;
-	unsigned char *sealed;
 	EVP_MD_CTX *md;
-	struct origin_batch batch; /* the current track's chunks */
+	struct ingest_worker pipe;
 };
 
 /* Reads the whole file into w->data and hashes it on the way, each piece
@@ -178,59 +176,13 @@ out:
 	return rc;
 }
 
-/* Seals and writes every chunk not already in the origin. */
-static int upload(struct worker *w, const struct manifest *m, bool reused, uint64_t *counted,
-		  char *err, size_t errlen)
-{
-	struct ingest *in = w->in;
-	const unsigned char *data = w->data;
-	unsigned char *sealed = w->sealed;
-	int rc = 0;
-
-	for (uint32_t i = 0; i < m->chunk_count && rc == 0; i++) {
-		uint32_t len = manifest_chunk_len(m, i);
-		char key[ORIGIN_KEY_MAX];
-		uint64_t have;
-
-		origin_chunk_key(m->blob, i, key);
-		/* A crashed run's chunk at its final name with the right size
-		 * is whole and, same key and index, byte for byte what we
-		 * would write (a batched put cut short by a crash before its
-		 * flush can leave a short file: that one is written again). */
-		if (reused && origin_size(in->origin, key, &have) == 0 &&
-		    have == (uint64_t)len + SEAL_TAG_LEN) {
-			in->bytes_done += len;
-			*counted += len;
-			continue;
-		}
-		rc = seal_chunk(m->key, i, data + manifest_chunk_offset(m, i), len, sealed);
-		if (rc == 0)
-			rc = origin_put_batch(in->origin, &w->batch, key, sealed,
-					      len + SEAL_TAG_LEN);
-		if (rc < 0)
-			snprintf(err, errlen, "cannot write chunk %u to %s: %s", i,
-				 in->origin->desc, strerror(-rc));
-		in->bytes_done += len;
-		*counted += len;
-	}
-	/* Every chunk durable before the catalog may name it. */
-	if (rc == 0 && (rc = origin_flush(in->origin, &w->batch)) < 0)
-		snprintf(err, errlen, "cannot flush chunks to %s: %s", in->origin->desc,
-			 strerror(-rc));
-	origin_batch_free(&w->batch);
-	return rc;
-}
-
 static void ingest_one(struct worker *w, struct walk_file *wf)
 {
 	struct ingest *in = w->in;
 	struct store_file sf;
 	struct store_result res;
-	struct track_meta meta = {0};
-	struct manifest m = {0};
+	char hash[65], err[512];
 	uint64_t walked_size = wf->size, counted = 0;
-	char err[512];
-	bool reused;
 
 	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
 	if (store_file_unchanged(in->store, &sf)) {
@@ -238,40 +190,15 @@ static void ingest_one(struct worker *w, struct walk_file *wf)
 		in->bytes_done += wf->size;
 		return;
 	}
-	if (read_file(w, wf, m.content_hash, err, sizeof(err)) < 0) {
+	if (read_file(w, wf, hash, err, sizeof(err)) < 0) {
 		fail(in, wf->path, "%s", err);
 		goto out;
 	}
 	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
-	if (probe_file(wf->path, w->data, wf->size, &meta, err, sizeof(err)) < 0) {
+	if (ingest_pipeline(&w->pipe, &sf, w->data, hash, &res, &counted, err, sizeof(err)) < 0) {
 		fail(in, wf->path, "%s", err);
 		goto out;
 	}
-	m.size = wf->size;
-	m.chunk_size = CHUNK_SIZE_DEFAULT;
-	m.chunk_count = manifest_chunk_count(m.size, m.chunk_size);
-
-	if (store_settle(in->store, &sf, m.content_hash, &res) < 0) {
-		fail(in, wf->path, "catalog error (see above)");
-		goto out;
-	}
-	if (res.outcome != STORE_NEW)
-		goto settled;
-	if (store_pending_claim(in->store, &m, &reused) < 0) {
-		fail(in, wf->path, "catalog error (see above)");
-		goto out;
-	}
-	if (upload(w, &m, reused, &counted, err, sizeof(err)) < 0) {
-		fail(in, wf->path, "%s", err);
-		store_pending_abandon(in->store, &m);
-		goto out;
-	}
-	if (store_commit_track(in->store, &sf, &meta, &m, &res) < 0) {
-		fail(in, wf->path, "catalog error (see above)");
-		store_pending_abandon(in->store, &m);
-		goto out;
-	}
-settled:
 	switch (res.outcome) {
 	case STORE_ADDED:
 		in->added++;
@@ -290,7 +217,6 @@ out:
 	/* Whatever happened, this file's bytes are behind us for the ETA. */
 	if (walked_size > counted)
 		in->bytes_done += walked_size - counted;
-	track_meta_free(&meta);
 }
 
 static void *worker_main(void *arg)
@@ -302,13 +228,13 @@ static void *worker_main(void *arg)
 	w.md = EVP_MD_CTX_new();
 	if (!w.md)
 		die("out of memory");
-	w.sealed = xmalloc(CHUNK_SIZE_DEFAULT + SEAL_TAG_LEN);
+	ingest_worker_init(&w.pipe, in->store, in->origin, &in->bytes_done);
 	while ((i = in->next++) < in->list.n) {
 		ingest_one(&w, &in->list.files[i]);
 		in->files_done++;
 	}
 	free(w.data);
-	free(w.sealed);
+	ingest_worker_free(&w.pipe);
 	EVP_MD_CTX_free(w.md);
 	pthread_mutex_lock(&in->lock);
 	in->running--;

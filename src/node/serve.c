@@ -25,6 +25,7 @@
 #include "loop/pool.h"
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
+#include "uploads/uploads.h"
 #include "store/principals.h"
 #include "store/store.h"
 #include "plays/plays.h"
@@ -226,6 +227,24 @@ int serve_run(const struct serve_opts *opts)
 	/* Blobs the change feed deletes leave this node's cache. */
 	if (api.replica)
 		replica_on_blob_gone(api.replica, api_blob_gone, &api);
+	{
+		struct uploads_config uc = {
+			.data_dir = o->data_dir,
+			.db = api.db,
+			.origin = origin,
+			.pool = api.pool,
+			.max_size = o->upload_max ? o->upload_max : 2ull << 30,
+			.expire_ms =
+				(int64_t)(o->upload_expiry_s > 0 ? o->upload_expiry_s : 86400) *
+				1000,
+			.max_unfinished = UPLOADS_UNFINISHED_MAX,
+		};
+		if (uploads_open(&uc, &api.uploads, err, sizeof(err)) < 0) {
+			fprintf(stderr, "chorus: uploads: %s\n", err);
+			pool_stop(api.pool);
+			goto out;
+		}
+	}
 
 	/* Signals are taken by sigwait below, never by the loop threads. */
 	sigemptyset(&sigs);
@@ -242,11 +261,11 @@ int serve_run(const struct serve_opts *opts)
 	cfg.tls_key = o->tls_key;
 	if (o->max_conns > 0)
 		cfg.max_conns = o->max_conns;
-	cfg.max_body = API_SERVER_BODY_MAX; /* covers; the router caps the rest */
 	cfg.handler = api_handle;
 	cfg.handler_ud = &api;
 	cfg.loop_data_new = api_loop_data_new;
 	cfg.loop_data_free = api_loop_data_free;
+	cfg.stream_body = api_stream_body; /* uploads' and covers' bodies */
 	if (http_server_start(&cfg, &api.server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s: %s\n", o->listen, err);
 		goto out;
@@ -392,6 +411,7 @@ out:
 	 * closed below, no longer may). */
 	if (api.cache)
 		cache_set_pool(api.cache, NULL);
+	uploads_close(api.uploads); /* its sweep submits to the pool: before it is freed */
 	pool_free(api.pool);
 	api_asker_free(api.asker); /* no job is left to use it */
 	membership_free(api.membership);

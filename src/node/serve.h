@@ -28,6 +28,8 @@ struct serve_opts {
 	const char *tls_cert;       /* with tls_key: HTTPS (URLs then https://); SIGHUP reloads */
 	const char *tls_key;
 	const char *metrics_listen; /* ADDR:PORT: /metrics alone, no credentials; NULL: none */
+	uint64_t upload_max;        /* bytes of one upload */
+	int upload_expiry_s;        /* an unfinished upload's life after its last byte */
 };
 
 /* `chorus serve`; returns the exit status. */

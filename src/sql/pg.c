@@ -285,11 +285,14 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 	 * feed tables keyed by bigint like the catalog's. */
 	if (version < 4 && create_set(c, SQL_SET_INGESTS, NULL, "schema v4") < 0)
 		goto fail;
-	/* Version 5: catalog editing (the fourth set): the deleted tracks'
+	/* Version 5: resumable uploads (the fourth set), no feed tables. */
+	if (version < 5 && create_set(c, SQL_SET_UPLOADS, NULL, "schema v5") < 0)
+		goto fail;
+	/* Version 6: catalog editing (the fifth set): the deleted tracks'
 	 * tombstones, and the columns it adds to tracks. */
-	if (version < 5) {
+	if (version < 6) {
 		char *cols = sql_schema_add_columns(SQL_PG, SQL_SET_EDITS);
-		int set_rc = create_set(c, SQL_SET_EDITS, cols, "schema v5");
+		int set_rc = create_set(c, SQL_SET_EDITS, cols, "schema v6");
 
 		free(cols);
 		if (set_rc < 0)

@@ -183,9 +183,43 @@ static const struct sql_column ingest_errors[] = {
 	{"message", SQL_TEXT, SQL_NOT_NULL, NULL},
 };
 
+/* A resumable upload (tus) in the source of truth, so any node can take
+ * it on: received is the offset every node answers, moved only by a
+ * commit of parts already durable in the origin. state: receiving, queued
+ * (every byte in; waiting for a worker), ingesting (node claimed it,
+ * beating heartbeat_at), done (track_ids: the tracks it made, space
+ * separated), failed (error). Times are ms since the epoch. Not a feed
+ * table: readers ask the source of truth, never a replica that lags. */
+static const struct sql_column uploads[] = {
+	{"id", SQL_TEXT, SQL_PRIMARY_KEY, NULL},
+	{"owner", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"filename", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"metadata", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"length", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"received", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"state", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"expires_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"node", SQL_TEXT, 0, NULL},
+	{"heartbeat_at", SQL_INT64, 0, NULL},
+	{"track_ids", SQL_TEXT, 0, NULL},
+	{"error", SQL_TEXT, 0, NULL},
+};
+
+/* An upload's bytes [pos, pos + len), sealed under its own random key as
+ * one origin object. A row is written before its object (committed 0),
+ * so an object whose commit never came is still found and removed. */
+static const struct sql_column upload_parts[] = {
+	{"object", SQL_TEXT, SQL_PRIMARY_KEY, NULL}, {"upload_id", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"pos", SQL_INT64, SQL_NOT_NULL, NULL},      {"len", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"seal_key", SQL_BLOB, SQL_NOT_NULL, NULL},  {"committed", SQL_INT, SQL_NOT_NULL, NULL},
+};
+
 #define CAT SQL_SET_CATALOG
 #define PRN SQL_SET_PRINCIPALS
 #define ING SQL_SET_INGESTS
+#define UPL SQL_SET_UPLOADS
 #define EDT SQL_SET_EDITS
 
 const struct sql_table sql_catalog_tables[] = {
@@ -200,6 +234,8 @@ const struct sql_table sql_catalog_tables[] = {
 	{"audit", audit, N(audit), NULL, NULL, PRN},
 	{"ingests", ingests, N(ingests), NULL, "id", ING},
 	{"ingest_errors", ingest_errors, N(ingest_errors), "UNIQUE (ingest_id, n)", "id", ING},
+	{"uploads", uploads, N(uploads), NULL, NULL, UPL},
+	{"upload_parts", upload_parts, N(upload_parts), NULL, NULL, UPL},
 	{"deleted_tracks", deleted_tracks, N(deleted_tracks), NULL, NULL, EDT},
 };
 const size_t sql_catalog_ntables = N(sql_catalog_tables);
@@ -263,6 +299,11 @@ static const struct {
 	{BOTH, ING, "CREATE INDEX IF NOT EXISTS ingests_started ON ingests(started_at)"},
 	{ONLY(SQL_SQLITE), ING,
 	 "CREATE INDEX IF NOT EXISTS tracks_library ON tracks(duration_ms, size, chunk_count)"},
+	/* An upload's parts in order; the sweep finds work and stale ones. */
+	{BOTH, UPL,
+	 "CREATE INDEX IF NOT EXISTS upload_parts_upload ON upload_parts(upload_id, pos)"},
+	{BOTH, UPL, "CREATE INDEX IF NOT EXISTS uploads_state ON uploads(state, expires_at)"},
+	{BOTH, UPL, "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created_at)"},
 };
 
 static const char *type_name(enum sql_dialect d, enum sql_type t)

@@ -16,9 +16,10 @@
  * SQL_SET_CATALOG is SQLite's version 1 and PostgreSQL's 1,
  * SQL_SET_PRINCIPALS (users, API keys, the audit trail) SQLite's 4 and
  * PostgreSQL's 3, SQL_SET_INGESTS (the record of ingest runs) SQLite's 5
- * and PostgreSQL's 4, SQL_SET_EDITS (catalog editing: columns added to
- * tracks, the deleted tracks' tombstones) SQLite's 6 and PostgreSQL's 5.
- * A migration creates the tables and indexes of each set its new version
+ * and PostgreSQL's 4, SQL_SET_UPLOADS (resumable uploads) SQLite's 6 and
+ * PostgreSQL's 5, SQL_SET_EDITS (catalog editing: columns added to tracks,
+ * the deleted tracks' tombstones) SQLite's 7 and PostgreSQL's 6. A
+ * migration creates the tables and indexes of each set its new version
  * adds, on fresh and existing databases alike. A set may also add columns
  * to an older set's table: such a column names its set, CREATE TABLE
  * leaves it out, and the set's migration adds it (ALTER TABLE ... ADD
@@ -36,7 +37,8 @@ enum sql_set {
 	SQL_SET_CATALOG = 1,    /* artists, albums, covers, tracks, pending, garbage */
 	SQL_SET_PRINCIPALS = 2, /* users, api_keys, audit */
 	SQL_SET_INGESTS = 3,    /* ingests, ingest_errors */
-	SQL_SET_EDITS = 4,      /* tracks.explicit and .edited, deleted_tracks */
+	SQL_SET_UPLOADS = 4,    /* uploads, upload_parts */
+	SQL_SET_EDITS = 5,      /* tracks.explicit and .edited, deleted_tracks */
 	SQL_SET_LAST = SQL_SET_EDITS,
 };
 

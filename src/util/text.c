@@ -194,3 +194,47 @@ int text_unhex(const char *hex, unsigned char *out, size_t n)
 	}
 	return 0;
 }
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+int text_base64_decode(const char *s, size_t len, unsigned char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (len % 4)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4], pad = 0;
+
+		for (int k = 0; k < 4; k++) {
+			unsigned char c = (unsigned char)s[i + k];
+			/* '=' only at the very end: "xx==" or "xxx=". */
+			if (c == '=' && i + 4 == len && k >= 2 && (k == 3 || s[i + 3] == '=')) {
+				v[k] = 0;
+				pad++;
+				continue;
+			}
+			if (pad || (v[k] = b64val(c)) < 0)
+				return -1;
+		}
+		unsigned long w = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
+				  (unsigned long)v[2] << 6 | (unsigned long)v[3];
+		if (n + 3 - (size_t)pad > cap)
+			return -1;
+		out[n++] = (unsigned char)(w >> 16);
+		if (pad < 2)
+			out[n++] = (unsigned char)(w >> 8);
+		if (pad < 1)
+			out[n++] = (unsigned char)w;
+	}
+	return n > INT32_MAX ? -1 : (int)n;
+}

@@ -30,4 +30,9 @@ int text_hexval(char c);
 /* Parses 2n hex digits into n bytes; 0 or -1. */
 int text_unhex(const char *hex, unsigned char *out, size_t n);
 
+/* Decodes standard base64 (RFC 4648, padded, no whitespace) of s[0..len)
+ * into out (cap bytes): the decoded length, or -1 when malformed or when
+ * it does not fit. */
+int text_base64_decode(const char *s, size_t len, unsigned char *out, size_t cap);
+
 #endif

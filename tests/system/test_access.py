@@ -28,6 +28,9 @@ JSON_CT = {"Content-Type": "application/json"}
 ROLES = ("anonymous", "listener", "store A", "store B", "editor", "admin")
 
 
+NO_UPLOAD = "/api/v1/uploads/" + "0" * 32
+
+
 def library():
     return audio_library("access-lib", [
         ("a.mp3", 2.0, {"title": "Alpha", "artist": "Arc", "album": "First"}, {"cover": True}),
@@ -264,6 +267,18 @@ def _(tmp):
         ("DELETE", "/api/v1/albums/{id}"): (
             "editor", lambda role: f"/api/v1/albums/{doomed_album.get(role, album['id'])}",
             None, 200),
+        # tus: OPTIONS is open discovery; the rest want Tus-Resumable,
+        # which these requests lack (412), or an upload that exists (404).
+        ("OPTIONS", "/api/v1/uploads"): ("open", "/api/v1/uploads", None, 204),
+        ("GET", "/api/v1/uploads"): ("editor", "/api/v1/uploads", None, 200),
+        ("HEAD", "/api/v1/uploads"): ("editor", "/api/v1/uploads", None, 200),
+        ("POST", "/api/v1/uploads"): ("editor", "/api/v1/uploads", "{}", 412),
+        ("GET", "/api/v1/uploads/{name}"): ("editor", NO_UPLOAD, None, 404),
+        ("HEAD", "/api/v1/uploads/{name}"): ("editor", NO_UPLOAD, None, 412),
+        ("PATCH", "/api/v1/uploads/{name}"): ("editor", NO_UPLOAD, "{}", 412),
+        ("DELETE", "/api/v1/uploads/{name}"): ("editor", NO_UPLOAD, None, 412),
+        ("GET", "/api/v1/uploads/{name}/status"): ("editor", NO_UPLOAD + "/status", None, 404),
+        ("HEAD", "/api/v1/uploads/{name}/status"): ("editor", NO_UPLOAD + "/status", None, 404),
         # Peers prove themselves to the handler (a signature, a join
         # token): a user's credentials count for nothing there.
         ("POST", "/internal/join"): ("peer", "/internal/join", "{}", None),

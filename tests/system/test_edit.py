@@ -16,6 +16,7 @@ import os
 import pathlib
 import random
 import shutil
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -25,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, bearer, catalog, check, check_eq, fail, ingest_ok, main, make_audio, make_key,
-    origin_files, retag, run_ffmpeg, test, wait_for)
+    CHORUS_BIN, Node, RawConn, bearer, catalog, check, check_eq, chorus_env, fail, ingest_ok,
+    main, make_audio, make_key, origin_files, retag, run_ffmpeg, test, wait_for)
 from s3 import S3Server  # noqa: E402
 
 JSON_CT = {"Content-Type": "application/json"}
@@ -74,6 +75,10 @@ def post_play(node, track_id, ms=1000):
          "event_id": uuid.uuid4().hex}
     r = node.request("POST", "/api/v1/plays", JSON_CT, json.dumps([p]))
     check_eq(r.status, 201, "POST /api/v1/plays", r)
+
+
+def auth_line(headers):
+    return "".join(f"{k}: {v}\r\n" for k, v in headers.items())
 
 
 def cache_files(data, blob):
@@ -277,16 +282,31 @@ def _(tmp):
         r = node.request("PUT", path, h, body)
         check_eq(r.status, want, f"{ctype} of {len(body)} bytes", r)
         check_eq(r.json()["error"]["status"], want, "a JSON error", r)
-    big = png + b"\0" * ((10 << 20) + 1 - len(png))
-    r = node.request("PUT", path, dict(editor, **{"Content-Type": "image/png"}), big)
+    # Over 10 MiB: refused from the head, before a byte of the body.
+    rc = RawConn(node.port)
+    rc.send(f"PUT {path} HTTP/1.1\r\nHost: x\r\n{auth_line(editor)}"
+            f"Content-Type: image/png\r\nContent-Length: {(10 << 20) + 1}\r\n\r\n".encode())
+    r = rc.read_response()
+    rc.close()
     check_eq(r.status, 413, "10 MiB + 1 byte", r)
-    check(node.get(path).body == png, "the cover is still the PNG")
+    # Exactly 10 MiB is taken (a PNG with trailing bytes after its IEND
+    # is still that PNG's header).
+    big = png + b"\0" * ((10 << 20) - len(png))
+    r = node.request("PUT", path, dict(editor, **{"Content-Type": "image/png"}), big)
+    check_eq(r.status, 200, "10 MiB", r)
+    check(node.get(path).body == big, "the 10 MiB cover served back")
+    r = node.request("PUT", path, dict(editor, **{"Content-Type": "image/png"}), png)
+    check_eq(r.status, 200, "PUT the PNG again", r)
     r = node.request("PUT", "/api/v1/albums/00000000000000aa/cover",
                      dict(editor, **{"Content-Type": "image/png"}), png)
     check_eq(r.status, 404, "an unknown album", r)
-    # Other routes keep their 1 MiB cap.
-    r = node.request("PATCH", f"/api/v1/albums/{al['id']}", dict(editor, **JSON_CT),
-                     b" " * ((1 << 20) + 1))
+    # Other routes keep the server's 1 MiB, refused from the head.
+    rc = RawConn(node.port)
+    rc.send(f"PATCH /api/v1/albums/{al['id']} HTTP/1.1\r\nHost: x\r\n{auth_line(editor)}"
+            f"Content-Type: application/json\r\nContent-Length: {(1 << 20) + 1}"
+            "\r\n\r\n".encode())
+    r = rc.read_response()
+    rc.close()
     check_eq(r.status, 413, "a PATCH body over 1 MiB", r)
     node.stop()
 
@@ -348,9 +368,18 @@ def _(tmp):
     node.stop()
 
 
-@test("who may edit: anonymous 401, a listener 403 (with or without its CSRF token), a store key 403, editor and admin ok")
+@test("who may edit: anonymous 401, listener and store keys 403, editor and admin ok; an editor's session needs its CSRF token")
 def _(tmp):
     node, data, _, _ = standalone(tmp)
+    p = subprocess.run([CHORUS_BIN, "user", "add", "eddie", "--role", "editor", "--data", data],
+                       input=b"eddie-password-1\n", capture_output=True, env=chorus_env(),
+                       timeout=60)
+    check_eq(p.returncode, 0, f"user add: {p.stderr.decode()}")
+    r = node.request("POST", "/api/v1/session", JSON_CT,
+                     json.dumps({"user": "eddie", "password": "eddie-password-1"}), auth=False)
+    check_eq(r.status, 200, "the editor logs in", r)
+    cookie = {"Cookie": r.header("set-cookie").split(";")[0]}
+    csrf = r.json()["csrf_token"]
     t = by_title(node)["Noon Song"]
     path = f"/api/v1/tracks/{t['id']}"
     listener = bearer(make_key(data, "listener"))
@@ -365,6 +394,17 @@ def _(tmp):
         r = node.request("DELETE", "/api/v1/tracks/00000000000000aa", h, auth=False)
         check_eq(r.status, 404 if want == 200 else want, f"DELETE as {who}", r)
     check_eq(node.get_json(path)["genre"], "admin", "the last good edit")
+    r = node.request("PATCH", path, dict(cookie, **JSON_CT), json.dumps({"genre": "c"}),
+                     auth=False)
+    check_eq(r.status, 403, "a session's PATCH without X-CSRF-Token", r)
+    r = node.request("DELETE", path, cookie, auth=False)
+    check_eq(r.status, 403, "a session's DELETE without X-CSRF-Token", r)
+    r = node.request("PATCH", path, dict(cookie, **JSON_CT, **{"X-CSRF-Token": csrf}),
+                     json.dumps({"genre": "session"}), auth=False)
+    check_eq(r.status, 200, "with it", r)
+    check_eq(node.get_json(path)["genre"], "session", "the session's edit")
+    audit = node.get_json("/api/v1/audit")["audit"]
+    check_eq(audit[0]["actor"], "eddie", "the audit names the user", audit[0])
     node.stop()
 
 

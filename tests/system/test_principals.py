@@ -184,7 +184,7 @@ def _(tmp):
     logs = []
     secrets, _ = round_trip(["--data", data], sqlite_audit(data), logs)
     with sqlite3.connect(data / "catalog.db") as c:
-        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 6, "catalog schema version")
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "catalog schema version")
     for s in secrets:
         for log in logs:
             check(s not in log, "a secret in a log", log)
@@ -201,7 +201,7 @@ def _(tmp):
         r = run_chorus(["key", "list"], env={"CHORUS_DB": db.conninfo})
         check_eq(r.rc, 0, "key list with $CHORUS_DB", r)
         check_eq(len(r.out.splitlines()), 3, "keys listed with $CHORUS_DB", r)
-        check_eq(db.value("SELECT version FROM chorus_schema"), "5", "PostgreSQL schema")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "PostgreSQL schema")
         try:
             db.query("DELETE FROM api_keys")
             fail("PostgreSQL let an API key be deleted")
@@ -262,7 +262,7 @@ def _(tmp):
     check_eq(len(re.findall(r"^admin password: ", res.out, re.M)), 1,
              "the upgraded node's first start made an admin", res)
     with sqlite3.connect(data / "catalog.db") as c:
-        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 6, "the upgraded version")
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "the upgraded version")
         check_eq(c.execute("SELECT count(*) FROM users").fetchone()[0], 1, "users")
     key, kid, secret, _ = key_create(["--data", data], "--role", "listener")
 
@@ -367,7 +367,7 @@ def _(tmp):
             check(pw not in r.err, "the admin password in a node's log", r)
 
 
-@test("a database made by the release binary of 7e8a558 is upgraded: schema 5, tracks kept")
+@test("a database made by the release binary of 7e8a558 is upgraded: schema 6, tracks kept")
 def _(tmp):
     old = old_binary()
     src = tmp / "src" / "a.flac"
@@ -380,7 +380,7 @@ def _(tmp):
         check_eq(p.returncode, 0, "the old binary's ingest", p.stderr.decode())
         check_eq(db.value("SELECT version FROM chorus_schema"), "2", "the old schema")
         n = Node(tmp / "n1", tmp / "logs", args=["--db", db.conninfo, "--origin", origin])
-        check_eq(db.value("SELECT version FROM chorus_schema"), "5", "the upgraded schema")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "the upgraded schema")
         titles = [t["title"] for t in n.get_json("/api/v1/tracks")["tracks"]]
         check_eq(titles, ["Old Song"], "tracks on the node")
         key, kid, secret, _ = key_create(["--db", db.conninfo], "--role", "admin")

@@ -1,7 +1,8 @@
 /* The HTTP server on its loops, driven over real sockets: a body far
  * larger than one wake-up's read budget, pipelined requests behind it,
  * and a loop that keeps serving others meanwhile; answers that come later
- * (http/later.h) in every order of answer and close. */
+ * (http/later.h) in every order of answer and close; bodies taken as they
+ * arrive (http_take_body), paused, refused, with Expect: 100-continue. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -439,6 +441,194 @@ static void test_later_orphaned_by_its_own_response(void)
 	CHECK(atomic_load(&lt.freed) == 1);
 }
 
+/* ---- bodies taken as they arrive (http_take_body) ---- */
+
+/* A sink that takes at most 1000 bytes a call (taking fewer than offered
+ * pauses the reading) and resumes from the loop's next round; and pauses
+ * taking nothing after every 64 KiB. It sums what it got. */
+struct sink {
+	http_conn_t *c;
+	uint64_t got, since_pause, sum;
+	int pauses;
+	bool ended, complete;
+};
+
+static void resume_it(void *arg)
+{
+	struct sink *k = arg;
+
+	http_body_resume(k->c);
+}
+
+static size_t sink_data(void *ctx, const char *p, size_t n)
+{
+	struct sink *k = ctx;
+	size_t take = n < 1000 ? n : 1000;
+
+	if (k->since_pause >= 65536) {
+		k->since_pause = 0;
+		k->pauses++;
+		loop_post(http_conn_loop(k->c), resume_it, k);
+		return 0;
+	}
+	for (size_t i = 0; i < take; i++)
+		k->sum += (unsigned char)p[i];
+	k->got += take;
+	k->since_pause += take;
+	if (take < n)
+		loop_post(http_conn_loop(k->c), resume_it, k);
+	return take;
+}
+
+static void sink_end(void *ctx, bool complete)
+{
+	struct sink *k = ctx;
+	char body[96];
+	int n;
+
+	k->ended = true;
+	k->complete = complete;
+	if (!complete)
+		return;
+	n = snprintf(body, sizeof(body), "%llu %llu %d\n", (unsigned long long)k->got,
+		     (unsigned long long)k->sum, k->pauses);
+	http_send(k->c, 200, "text/plain", NULL, body, (size_t)n);
+}
+
+static const struct http_sink_ops sink_ops = {sink_data, sink_end};
+static struct sink the_sink;
+
+static bool streams(void *ud, const struct http_request *req)
+{
+	return req->path.len >= 5 && memcmp(req->path.p, "/sink", 5) == 0;
+}
+
+static void sink_handler(void *ud, http_conn_t *c, const struct http_request *req)
+{
+	if (!req->body_streamed) {
+		http_send(c, 200, "text/plain", NULL, "plain\n", 6);
+		return;
+	}
+	if (http_str_eq(req->path, "/sink/refuse")) {
+		http_send(c, 409, "text/plain", NULL, "no\n", 3);
+		return;
+	}
+	memset(&the_sink, 0, sizeof(the_sink));
+	the_sink.c = c;
+	http_take_body(c, &sink_ops, &the_sink);
+}
+
+static http_server_t *start_sink(void)
+{
+	struct http_server_config cfg;
+	http_server_t *s = NULL;
+	char err[256];
+
+	http_server_config_defaults(&cfg);
+	cfg.listen = "127.0.0.1:0";
+	cfg.threads = 1;
+	cfg.handler = sink_handler;
+	cfg.stream_body = streams;
+	if (http_server_start(&cfg, &s, err, sizeof(err)) < 0)
+		return NULL;
+	return s;
+}
+
+/* 5 MiB through a sink that pauses 80 times, over max_body (1 MiB): every
+ * byte in order, then the pipelined request behind it. */
+static void test_streamed_body_paused_and_resumed(void)
+{
+	http_server_t *s = start_sink();
+	size_t n = (size_t)5 << 20;
+	char head[160], *body = malloc(n), want[96], out[4096];
+	uint64_t sum = 0;
+	int fd;
+	bool sent;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		body[i] = (char)(i * 7 + 3);
+		sum += (unsigned char)body[i];
+	}
+	fd = connect_to(http_server_port(s));
+	snprintf(head, sizeof(head), "PUT /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+		 n);
+	CHECK(send_str(fd, head));
+	sent = send_all(fd, body, n) && send_str(fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+	CHECK(sent);
+	CHECK(read_responses(fd, out, sizeof(out), 2) == 2);
+	snprintf(want, sizeof(want), "\r\n\r\n%zu %llu ", n, (unsigned long long)sum);
+	CHECK(strstr(out, want) != NULL);
+	CHECK(the_sink.pauses >= 70);
+	CHECK(strstr(out, "plain\n") != NULL);
+	close(fd);
+	free(body);
+	http_server_stop(s);
+}
+
+/* Expect: 100-continue gets its interim answer once the body is taken,
+ * and none when the handler refuses: then no body need come. */
+static void test_streamed_body_expect_continue(void)
+{
+	http_server_t *s = start_sink();
+	char out[4096];
+	int fd;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "PUT /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+			   "Expect: 100-continue\r\n\r\n"));
+	CHECK(recv(fd, out, 25, MSG_WAITALL) == 25);
+	CHECK(memcmp(out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+	CHECK(send_str(fd, "abc"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\n3 294 0\n") != NULL);
+	close(fd);
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "PUT /sink/refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n"
+			   "Expect: 100-continue\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "HTTP/1.1 409") == out);
+	CHECK(strstr(out, "Connection: close") != NULL);
+	close(fd);
+	http_server_stop(s);
+}
+
+/* A refusal before the body is taken: a small body is read and dropped
+ * and the connection serves the next request; a large one ends it. */
+static void test_streamed_body_refused(void)
+{
+	http_server_t *s = start_sink();
+	char out[4096], *body = calloc(1, 2 << 20);
+	int fd;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "PUT /sink/refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n"));
+	CHECK(send_all(fd, body, 5000));
+	CHECK(send_str(fd, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 2) == 2);
+	CHECK(strstr(out, "HTTP/1.1 409") == out);
+	CHECK(strstr(out, "Connection: close") == NULL);
+	CHECK(strstr(out, "plain\n") != NULL);
+	close(fd);
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd,
+		       "PUT /sink/refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "HTTP/1.1 409") == out);
+	CHECK(strstr(out, "Connection: close") != NULL);
+	close(fd);
+	free(body);
+	http_server_stop(s);
+}
+
 int main(void)
 {
 	TEST_RUN(test_body_larger_than_the_read_budget);
@@ -447,5 +637,8 @@ int main(void)
 	TEST_RUN(test_later_after_the_connection_closed);
 	TEST_RUN(test_later_ended_on_the_loop);
 	TEST_RUN(test_later_orphaned_by_its_own_response);
+	TEST_RUN(test_streamed_body_paused_and_resumed);
+	TEST_RUN(test_streamed_body_expect_continue);
+	TEST_RUN(test_streamed_body_refused);
 	TEST_EXIT();
 }
