@@ -471,6 +471,34 @@ def _(tmp):
               f" {edit_s * 1000:.1f} ms after the request, B's search {search_s * 1000:.1f} ms")
         check(search_s < 1.0, f"the edit reached B in {search_s:.3f} s")
 
+        # An album renamed, an artist renamed, a cover: PostgreSQL's rows
+        # (a bytea among them) through B's read model.
+        noon = by_title(a)["Noon Song"]
+        r = patch(a, f"/api/v1/albums/{noon['album_id']}", {"title": "Early Works",
+                                                             "genre": "Bossa"}, editor)
+        check_eq(r.status, 200, "PATCH album on A", r)
+        new_al = r.json()["id"]
+        check(new_al != noon["album_id"], "a new title, a new album id", r)
+        until("B shows the renamed album", lambda: b.get(f"/api/v1/albums/{new_al}").status
+              == 200)
+        got = b.get_json(f"/api/v1/albums/{new_al}")
+        check_eq(sorted(x["title"] for x in got["tracks"]), ["Cluster Edit", "Noon Song"],
+                 "its tracks on B")
+        check_eq({x["genre"] for x in got["tracks"]}, {"Bossa"}, "the album's genre on B")
+        check_eq(b.get(f"/api/v1/albums/{noon['album_id']}").status, 404, "the old id on B")
+        night = by_title(a)["Night Song"]
+        r = patch(a, f"/api/v1/artists/{night['artist_id']}", {"name": "Ben Odell"}, editor)
+        check_eq(r.status, 200, "PATCH artist on A", r)
+        until("B shows the renamed artist",
+              lambda: by_title(b)["Night Song"]["artist"] == "Ben Odell")
+        check_eq(by_title(b)["Night Song"]["album_artist"], "Ben Odell", "and as album artist")
+        png = picture(tmp, "c.png", "png")
+        r = a.request("PUT", f"/api/v1/albums/{new_al}/cover",
+                      dict(editor, **{"Content-Type": "image/png"}), png)
+        check_eq(r.status, 200, "PUT cover on A", r)
+        until("B serves the cover",
+              lambda: b.get(f"/api/v1/albums/{new_al}/cover").body == png)
+
         t0 = time.monotonic()
         r = a.request("DELETE", f"/api/v1/tracks/{t['id']}", editor)
         answer_s = time.monotonic() - t0
