@@ -1,15 +1,18 @@
 /* libFuzzer: PATCH bodies of tracks, albums and artists (edit_body_parse,
- * which parses with jansson and applies every field's rule). An edit that
- * passes must obey every rule (set only the kind's fields, texts within
- * their bounds and free of controls, numbers and years in range, an ISRC
- * of 12 upper-case characters), and its audit detail must be JSON that
- * parses back; a refusal leaves nothing set and stays within its cap. */
+ * which parses with jansson and applies every field's rule), and cover
+ * uploads' headers (image_probe) on the same bytes. An edit that passes
+ * must obey every rule (set only the kind's fields, texts within their
+ * bounds and free of controls, numbers and years in range, an ISRC of 12
+ * upper-case characters), and its audit detail must be JSON that parses
+ * back; a refusal leaves nothing set and stays within its cap. A picture
+ * taken is a JPEG or PNG by its first bytes, with dimensions in range. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/edit_body.h"
+#include "util/image.h"
 
 static const unsigned allowed[] = {
 	[EDIT_TRACK] = STORE_EDIT_ALL,
@@ -31,8 +34,33 @@ static void check_text(const struct store_edit *e, unsigned bit, const char *s)
 			abort();
 }
 
+static void check_image(const uint8_t *data, size_t size)
+{
+	struct image_info info;
+	const char *why = NULL;
+
+	if (image_probe(data, size, &info, &why) < 0) {
+		if (!why || info.mime || info.width || info.height)
+			abort();
+		return;
+	}
+	if (info.width < 1 || info.height < 1 || info.width > IMAGE_SIDE_MAX ||
+	    info.height > IMAGE_SIDE_MAX)
+		abort();
+	if (strcmp(info.mime, "image/png") == 0) {
+		if (size < 33 || data[0] != 0x89 || memcmp(data + 1, "PNG", 3) != 0)
+			abort();
+	} else if (strcmp(info.mime, "image/jpeg") == 0) {
+		if (size < 3 || data[0] != 0xff || data[1] != 0xd8)
+			abort();
+	} else {
+		abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	check_image(data, size);
 	for (int kind = EDIT_TRACK; kind <= EDIT_ARTIST; kind++) {
 		struct store_edit e;
 		struct edit_errors errs;
