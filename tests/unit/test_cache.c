@@ -1498,6 +1498,59 @@ out:
 	env_teardown(&e);
 }
 
+/* A blob gone from the catalog: every chunk of it held is dropped, files
+ * and all, and nothing else; an fd a stream holds still reads; the next
+ * request fills it again. */
+static void test_drop_blob(void)
+{
+	struct env e;
+	struct chunk x0, x1, x2, y;
+	struct cache_stats st;
+	cache_t *c;
+	bool hit;
+	int fd = -1;
+
+	env_setup(&e);
+	chunk_make(&e, &x0, 0, CH_LEN);
+	chunk_make_sibling(&e, &x1, &x0, 1, CH_LEN);
+	chunk_make_sibling(&e, &x2, &x0, 2, CH_LEN / 2);
+	chunk_make(&e, &y, 0, CH_LEN);
+	c = env_cache(&e, 8 * CH_LEN, 2);
+	if (!c)
+		goto out;
+	fill(c, &x0);
+	fill(c, &x2); /* x1 never cached */
+	fill(c, &y);
+	fd = get_wait(c, &x0, &hit);
+	CHECK(fd >= 0 && hit);
+	CHECK(cache_drop_blob(c, x0.ref.blob, 3) == 2);
+	CHECK(!chunk_on_disk(&e, &x0));
+	CHECK(!chunk_on_disk(&e, &x2));
+	CHECK(chunk_on_disk(&e, &y));
+	CHECK(count_files(&e) == 1);
+	cache_get_stats(c, &st);
+	CHECK(st.chunks == 1);
+	CHECK(st.bytes == CH_LEN);
+	CHECK(st.evictions == 0); /* a drop is not an eviction */
+	CHECK(fd >= 0 && fd_holds(fd, &x0));
+	CHECK(cache_drop_blob(c, x0.ref.blob, 3) == 0); /* again: nothing */
+	CHECK(cache_drop_blob(c, "../etc", 1) == 0);    /* not a blob id */
+	if (fd >= 0)
+		close(fd);
+	fd = get_wait(c, &x0, &hit); /* filled again */
+	CHECK(fd >= 0 && !hit);
+	if (fd >= 0)
+		close(fd);
+	expect_hit(c, &y);
+	cache_close(c);
+out:
+	chunk_free(&x0);
+	chunk_free(&x1);
+	chunk_free(&x2);
+	chunk_free(&y);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	TEST_RUN(test_miss_then_hit);
@@ -1524,5 +1577,6 @@ int main(void)
 	TEST_RUN(test_files_many_chunks);
 	TEST_RUN(test_files_bad_arguments);
 	TEST_RUN(test_files_free_closes_leftovers);
+	TEST_RUN(test_drop_blob);
 	TEST_EXIT();
 }
