@@ -408,6 +408,51 @@ def _(tmp):
     node.stop()
 
 
+@test("a catalog from before editing (SQLite 6, PostgreSQL 5) is upgraded in place: tracks kept, PATCH and DELETE work")
+def _(tmp):
+    import sqlite3
+    src = tmp / "src"
+    make_library(src)
+    data = tmp / "data"
+    ingest_ok(data, src)
+    # What the version before this one wrote: no explicit or edited
+    # column, no deleted_tracks.
+    with sqlite3.connect(data / "catalog.db") as c:
+        c.execute("ALTER TABLE tracks DROP COLUMN explicit")
+        c.execute("ALTER TABLE tracks DROP COLUMN edited")
+        c.execute("DROP TABLE deleted_tracks")
+        c.execute("PRAGMA user_version = 6")
+    node = Node(data, tmp / "logs")
+    with sqlite3.connect(data / "catalog.db") as c:
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "upgraded")
+        cols = [r[1] for r in c.execute("PRAGMA table_info(tracks)")]
+        check(cols[-2:] == ["explicit", "edited"], "the columns added", cols)
+    t = by_title(node)
+    check_eq(sorted(t), ["Morning Song", "Night Song", "Noon Song"], "tracks kept")
+    check_eq(t["Noon Song"]["explicit"], None, "explicit unknown")
+    r = patch(node, f"/api/v1/tracks/{t['Noon Song']['id']}", {"title": "Upgraded"})
+    check_eq(r.status, 200, "PATCH after the upgrade", r)
+    r = node.request("DELETE", f"/api/v1/tracks/{t['Night Song']['id']}")
+    check_eq(r.status, 200, "DELETE after the upgrade", r)
+    node.stop()
+    with pg.server() as db:
+        origin = f"dir:{tmp / 'origin'}"
+        ingest_ok(tmp / "i", src, db=db.conninfo, origin=origin)
+        db.query("ALTER TABLE tracks DROP COLUMN explicit; ALTER TABLE tracks DROP COLUMN edited;"
+                 " DROP TABLE deleted_tracks; UPDATE chorus_schema SET version = 5")
+        n = Node(tmp / "n1", tmp / "logs", args=["--db", db.conninfo, "--origin", origin])
+        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "PostgreSQL upgraded")
+        check_eq(db.value("SELECT count(*) FROM tracks WHERE edited = 0"), "3", "edited = 0")
+        t = by_title(n)
+        r = patch(n, f"/api/v1/tracks/{t['Noon Song']['id']}", {"explicit": False})
+        check_eq(r.status, 200, "PATCH after the upgrade", r)
+        check_eq(r.json()["explicit"], False, "explicit on the node")
+        r = n.request("DELETE", f"/api/v1/tracks/{t['Night Song']['id']}")
+        check_eq(r.status, 200, "DELETE after the upgrade", r)
+        check_eq(db.value("SELECT title FROM deleted_tracks"), "Night Song", "its tombstone")
+        n.stop()
+
+
 # ---------------------------------------------------------------- a cluster
 
 def cluster(tmp, db):
