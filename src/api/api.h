@@ -96,7 +96,7 @@ struct api {
 	struct api_asker *asker;     /* the peer asks' connections (api/console.c) */
 	struct uploads *uploads;     /* uploads/uploads.h: tus uploads, their ingests */
 	/* Catalog editing (api/edit.c): */
-	origin_t *origin;   /* where deleted tracks' chunks are removed (node-owned) */
+	origin_t *origin;    /* where deleted tracks' chunks are removed (node-owned) */
 	struct store *store; /* store/store.h, opened at the first edit; workers only */
 };
 

@@ -194,8 +194,7 @@ static void edit_work(void *arg)
 	/* A single node has no read model to tell it: its own cache now. */
 	for (size_t i = 0; !api->replica && i < job->out.nblobs; i++)
 		cache_drop_blob(api->cache, job->out.blobs[i].blob, job->out.blobs[i].chunks);
-	if (api->origin && job->out.nblobs &&
-	    store_collect_garbage(s, api->origin, false) < 0)
+	if (api->origin && job->out.nblobs && store_collect_garbage(s, api->origin, false) < 0)
 		log_warn("api: a deleted track's chunks are still in the origin; the next"
 			 " deletion or ingest removes them");
 }
@@ -447,9 +446,10 @@ static void cover_end(void *ctx, bool complete)
 		return;
 	}
 	if (strcmp(job->info.mime, job->mime) != 0) {
-		http_send_error(c, 422, strcmp(job->info.mime, "image/png") == 0
-						? "the body is a PNG image, not image/jpeg"
-						: "the body is a JPEG image, not image/png");
+		http_send_error(c, 422,
+				strcmp(job->info.mime, "image/png") == 0
+					? "the body is a PNG image, not image/jpeg"
+					: "the body is a JPEG image, not image/png");
 		job_free(job);
 		return;
 	}

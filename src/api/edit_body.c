@@ -135,7 +135,8 @@ static void check_field(const struct field *f, json_t *v, struct store_edit *e,
 
 	if (json_is_null(v)) {
 		if (!f->nullable) {
-			add_error(errs, f->name, "must be a non-empty string (it cannot be cleared)");
+			add_error(errs, f->name,
+				  "must be a non-empty string (it cannot be cleared)");
 			return;
 		}
 		e->set |= f->bit;
@@ -150,7 +151,8 @@ static void check_field(const struct field *f, json_t *v, struct store_edit *e,
 		}
 		why = check_text(json_string_value(v), json_string_length(v));
 		if (!why)
-			memcpy((char *)e + f->text, json_string_value(v), json_string_length(v) + 1);
+			memcpy((char *)e + f->text, json_string_value(v),
+			       json_string_length(v) + 1);
 		break;
 	case F_NUMBER:
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -252,8 +254,9 @@ char *edit_body_detail(const struct store_edit *e, enum edit_kind kind)
 				v = json_string((const char *)e + f->text);
 				break;
 			case F_NUMBER:
-				v = json_integer(f->bit == STORE_EDIT_TRACK_NUMBER ? e->track_number
-										   : e->disc_number);
+				v = json_integer(f->bit == STORE_EDIT_TRACK_NUMBER
+							 ? e->track_number
+							 : e->disc_number);
 				break;
 			case F_YEAR:
 				v = json_integer(e->year);

@@ -142,9 +142,9 @@ static int add_columns(sqlite3 *db, enum sql_set set, char *err, size_t errlen)
 
 			if (sql_column_set(t, &t->cols[c], NULL) != set)
 				continue;
-			if (sqlite3_prepare_v2(db,
-					       "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2",
-					       -1, &st, NULL) != SQLITE_OK) {
+			if (sqlite3_prepare_v2(
+				    db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+				    &st, NULL) != SQLITE_OK) {
 				snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(db));
 				return -EIO;
 			}

@@ -44,7 +44,7 @@
 #define TRACK_COLS                                                                                 \
 	"SELECT t.id, t.title, ar.name, t.artist_id, al.title, t.album_id, aa.name,"               \
 	" t.track_number, t.disc_number, t.year, t.genre, t.isrc, t.label, t.duration_ms,"         \
-	" t.codec, t.mime_type, t.bitrate, t.sample_rate, t.channels, t.size, t.content_hash,"    \
+	" t.codec, t.mime_type, t.bitrate, t.sample_rate, t.channels, t.size, t.content_hash,"     \
 	" t.explicit"
 #define TRACK_JOINS                                                                                \
 	" LEFT JOIN artists ar ON ar.id = t.artist_id"                                             \

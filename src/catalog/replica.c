@@ -39,7 +39,7 @@
 #include "util/thread.h"
 #include "util/xalloc.h"
 
-#define RESYNC_MS 5000 /* a pass even without a notification */
+#define RESYNC_MS 5000     /* a pass even without a notification */
 #define GONE_KEPT_MAX 4096 /* blobs gone kept while no one listens */
 #define BACKOFF_MAX_MS 5000
 
@@ -89,8 +89,8 @@ struct replica {
 	int blob_col;
 	sqlite3_stmt *blob_of;
 	struct gone_list pass_gone; /* this pass's, until it commits */
-	char cluster_id[33];     /* "" until known */
-	uint8_t cluster_key[32]; /* guarded by lock */
+	char cluster_id[33];        /* "" until known */
+	uint8_t cluster_key[32];    /* guarded by lock */
 	bool key_set;
 	bool bulk; /* bootstrapping: search is indexed afterwards, in bulk */
 	int64_t last_seq;

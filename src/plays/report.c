@@ -81,14 +81,13 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
  * DAY the UTC date of started_at.
  */
 /* A deleted track's plays still count, under the names its tombstone
- * kept (deleted_tracks, store/edit.c): TR(x) is the track's x, or its
- * tombstone's. */
-#define TR(x) " COALESCE(t." x ", d." x ")"
+ * kept (deleted_tracks, store/edit.c): COALESCE(t.x, d.x) is the track's
+ * x, or its tombstone's. */
 #define JOINS(CAT, P1, P2, P3)                                                                     \
 	" FROM plays p LEFT JOIN " CAT "tracks t ON t.id = p.track_id"                             \
 	" LEFT JOIN " CAT "deleted_tracks d ON d.id = p.track_id AND t.id IS NULL"                 \
-	" LEFT JOIN " CAT "artists ar ON ar.id =" TR("artist_id")                                  \
-	" LEFT JOIN " CAT "albums al ON al.id =" TR("album_id")                                    \
+	" LEFT JOIN " CAT "artists ar ON ar.id = COALESCE(t.artist_id, d.artist_id)"               \
+	" LEFT JOIN " CAT "albums al ON al.id = COALESCE(t.album_id, d.album_id)"                  \
 	" WHERE p.started_at >= " P1 " AND p.started_at < " P2 " AND (" P3 " IS NULL OR"           \
 	" p.location = " P3 ")"
 
@@ -97,19 +96,18 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 	{                                                                                          \
 		[PLAYS_GROUP_NONE] = NULL,                                                         \
 		[PLAYS_GROUP_TRACK] =                                                              \
-			"SELECT p.track_id, MAX(" TR("title") "), COUNT(*), SUM(p.ms_played)" JOINS(       \
+			"SELECT p.track_id, MAX(COALESCE(t.title, d.title)), COUNT(*),"            \
+			" SUM(p.ms_played)" JOINS(                                                 \
 				CAT, P1, P2,                                                       \
 				P3) " GROUP BY p.track_id ORDER BY 3 DESC, 4 DESC, 1",             \
 		[PLAYS_GROUP_ARTIST] =                                                             \
-			"SELECT" TR("artist_id") ", MAX(COALESCE(ar.name, d.artist)), COUNT(*),"  \
-			" SUM(p.ms_played)" JOINS(                                                 \
-				CAT, P1, P2,                                                       \
-				P3) " GROUP BY 1 ORDER BY 3 DESC, 4 DESC, 1",                      \
+			"SELECT COALESCE(t.artist_id, d.artist_id),"                               \
+			" MAX(COALESCE(ar.name, d.artist)), COUNT(*), SUM(p.ms_played)" JOINS(     \
+				CAT, P1, P2, P3) " GROUP BY 1 ORDER BY 3 DESC, 4 DESC, 1",         \
 		[PLAYS_GROUP_ALBUM] =                                                              \
-			"SELECT" TR("album_id") ", MAX(COALESCE(al.title, d.album)), COUNT(*),"   \
-			" SUM(p.ms_played)" JOINS(                                                 \
-				CAT, P1, P2,                                                       \
-				P3) " GROUP BY 1 ORDER BY 3 DESC, 4 DESC, 1",                      \
+			"SELECT COALESCE(t.album_id, d.album_id),"                                 \
+			" MAX(COALESCE(al.title, d.album)), COUNT(*), SUM(p.ms_played)" JOINS(     \
+				CAT, P1, P2, P3) " GROUP BY 1 ORDER BY 3 DESC, 4 DESC, 1",         \
 		[PLAYS_GROUP_LOCATION] =                                                           \
 			"SELECT p.location, p.location, COUNT(*),"                                 \
 			" SUM(p.ms_played)" JOINS(                                                 \
@@ -124,8 +122,9 @@ int plays_query_parse(const char *from, const char *to, const char *group, const
 
 /* One line per play, for royalty societies. */
 #define CENSUS_SQL(CAT, P1, P2, P3, OFFLINE)                                                       \
-	"SELECT COALESCE(ar.name, d.artist)," TR("title") "," TR("isrc")                           \
-	", COALESCE(al.title, d.album)," TR("label") "," TR("duration_ms") ", p.ms_played,"        \
+	"SELECT COALESCE(ar.name, d.artist), COALESCE(t.title, d.title),"                          \
+	" COALESCE(t.isrc, d.isrc), COALESCE(al.title, d.album), COALESCE(t.label, d.label),"      \
+	" COALESCE(t.duration_ms, d.duration_ms), p.ms_played,"                                    \
 	" p.location, p.zone, p.started_at, p.track_id, p.event_id, p.device, " OFFLINE            \
 	JOINS(CAT, P1, P2, P3) " ORDER BY p.started_at, p.event_id"
 

@@ -256,7 +256,8 @@ enum sql_set sql_column_set(const struct sql_table *t, const struct sql_column *
 			    const char **def)
 {
 	for (int i = 0; i < N(added); i++)
-		if (strcmp(added[i].table, t->name) == 0 && strcmp(added[i].column, col->name) == 0) {
+		if (strcmp(added[i].table, t->name) == 0 &&
+		    strcmp(added[i].column, col->name) == 0) {
 			if (def)
 				*def = added[i].def;
 			return added[i].set;

@@ -55,7 +55,6 @@ struct sql_column {
 	const char *references; /* "artists(id)", or NULL */
 };
 
-
 struct sql_table {
 	const char *name;
 	const struct sql_column *cols;

@@ -346,8 +346,9 @@ static int track_edit_op(sql_t *db, void *arg)
 		    album_id != t.album_id)
 			rc = copy_cover(db, t.album_id, album_id);
 		if (rc == 0) {
-			st = sql_prepare(db, "UPDATE tracks SET artist_id = ?1, album_id = ?2,"
-					     " edited = edited | ?3, updated_at = ?4 WHERE id = ?5");
+			st = sql_prepare(db,
+					 "UPDATE tracks SET artist_id = ?1, album_id = ?2,"
+					 " edited = edited | ?3, updated_at = ?4 WHERE id = ?5");
 			sql_bind_int(st, 1, artist_id);
 			sql_bind_int(st, 2, album_id);
 			sql_bind_int(st, 3, e->set & TRACK_NAMES);
@@ -377,7 +378,8 @@ static int track_edit_op(sql_t *db, void *arg)
 int store_track_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
 		     const char *detail, struct store_change *out)
 {
-	struct edit_arg a = {.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
+	struct edit_arg a = {
+		.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
 
 	return sql_tx(s->db, true, track_edit_op, &a);
 }
@@ -443,7 +445,8 @@ out:
 int store_album_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
 		     const char *detail, struct store_change *out)
 {
-	struct edit_arg a = {.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
+	struct edit_arg a = {
+		.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
 
 	return sql_tx(s->db, true, album_edit_op, &a);
 }
@@ -548,7 +551,8 @@ out:
 int store_artist_edit(store_t *s, const char *actor, int64_t id, const struct store_edit *e,
 		      const char *detail, struct store_change *out)
 {
-	struct edit_arg a = {.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
+	struct edit_arg a = {
+		.s = s, .actor = actor, .detail = detail, .id = id, .e = e, .out = out};
 
 	return sql_tx(s->db, true, artist_edit_op, &a);
 }

@@ -464,7 +464,8 @@ static int commit_op(sql_t *db, void *arg)
 	idn.title_key = title_key;
 	if ((rc = store__upsert_artist(db, meta->artist, &idn.artist_id)) < 0 ||
 	    (rc = store__upsert_artist(db, meta->album_artist, &album_artist_id)) < 0 ||
-	    (rc = store__upsert_album(db, album_artist_id, meta->album, meta->year, &idn.album_id)) < 0 ||
+	    (rc = store__upsert_album(db, album_artist_id, meta->album, meta->year,
+				      &idn.album_id)) < 0 ||
 	    (rc = find_recording(db, a->f->path, &idn, &id)) < 0 ||
 	    (rc = release_path(db, a->f->path, id)) < 0)
 		goto out;

@@ -150,6 +150,12 @@ struct store_edit {
 	int track_number, disc_number, year, explicit_flag;
 };
 
+/* A blob a deletion left to the garbage ledger, for the caches. */
+struct store_blob {
+	char blob[BLOB_ID_LEN + 1];
+	uint32_t chunks;
+};
+
 /* What an edit or deletion did: the id of the object now (an album or
  * artist renamed takes the id its new name derives, decisions.md), and,
  * in a cluster, the change number of its commit (0 on SQLite), which a
@@ -158,12 +164,8 @@ struct store_change {
 	int64_t id;
 	int64_t seq;
 	uint32_t tracks; /* tracks changed or deleted */
-	/* Blobs a deletion left to the garbage ledger, for the caches. */
 	size_t nblobs;
-	struct store_blob {
-		char blob[BLOB_ID_LEN + 1];
-		uint32_t chunks;
-	} *blobs; /* malloc'd; store_change_free */
+	struct store_blob *blobs; /* a deletion's; malloc'd, store_change_free */
 };
 
 void store_change_free(struct store_change *ch);

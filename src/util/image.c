@@ -50,8 +50,8 @@ static int png(const unsigned char *p, size_t n, struct image_info *out, const c
 	/* Bit depth and colour type as the specification pairs them. */
 	{
 		unsigned depth = p[24], type = p[25];
-		bool ok = (type == 0 && (depth == 1 || depth == 2 || depth == 4 || depth == 8 ||
-					 depth == 16)) ||
+		bool ok = (type == 0 &&
+			   (depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16)) ||
 			  (type == 3 && (depth == 1 || depth == 2 || depth == 4 || depth == 8)) ||
 			  ((type == 2 || type == 4 || type == 6) && (depth == 8 || depth == 16));
 		if (!ok || p[26] != 0 || p[27] != 0 || p[28] > 1) {
