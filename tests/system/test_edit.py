@@ -544,6 +544,7 @@ def _(tmp):
         until("B serves the cover",
               lambda: b.get(f"/api/v1/albums/{new_al}/cover").body == png)
 
+        post_play(b, t["id"], 700)  # shipped to PostgreSQL, reported from there
         t0 = time.monotonic()
         r = a.request("DELETE", f"/api/v1/tracks/{t['id']}", editor)
         answer_s = time.monotonic() - t0
@@ -565,6 +566,17 @@ def _(tmp):
             print(f"# {nd.data.name}: cache files gone after {gone_s * 1000:.1f} ms more")
         rows = db.query("SELECT title FROM deleted_tracks")
         check("Cluster Edit" in str(rows), "PostgreSQL keeps the tombstone", rows)
+
+        def reported():
+            r = a.get("/api/v1/reports/plays?group=track")
+            return r.status == 200 and [
+                (x["name"], x["plays"]) for x in r.json()["rows"] if x["id"] == t["id"]]
+        wait_for("the deleted track's play in PostgreSQL's report",
+                 lambda: reported() == [("Cluster Edit", 1)], 15, step=0.2,
+                 context=reported)
+        census = a.get("/api/v1/reports/plays?group=none&format=csv").body.decode()
+        check(any(ln.startswith("Ana Lima,Cluster Edit,USRC17607839,")
+                  for ln in census.splitlines()), "the census names it", census)
         for nd in (a, b):
             nd.stop()
 
