@@ -336,7 +336,8 @@ static void test_track_one(void)
 		  "\"codec\":\"flac\",\"mime_type\":\"audio/flac\",\"bitrate\":905000,"
 		  "\"sample_rate\":44100,\"channels\":2,\"size_bytes\":2500000,"
 		  "\"stream_url\":\"/api/v1/tracks/0000000000001001/stream\","
-		  "\"etag\":\"0000000000000000000000000000000000000000000000000000000000001001\"}");
+		  "\"etag\":\"0000000000000000000000000000000000000000000000000000000000001001\","
+		  "\"explicit\":null}");
 
 	/* Unknown values are null, never 0 or "". */
 	buf_reset(&b);
@@ -444,6 +445,16 @@ static void test_sees_later_commits(void)
 	CHECK(b.data && strstr(b.data, "\"track_number\":null,\"disc_number\":1,\"year\":null,"
 				       "\"genre\":null,"));
 	CHECK(b.data && strstr(b.data, "\"bitrate\":null,\"sample_rate\":44100,"));
+
+	/* explicit: said (true, false) or not (null). */
+	exec_sql(db, "UPDATE tracks SET explicit = 1 WHERE id = 4102");
+	buf_reset(&b);
+	CHECK(catalog_json_track(reader, 0x1006, &b) == 200);
+	CHECK(b.data && strstr(b.data, ",\"explicit\":true}"));
+	exec_sql(db, "UPDATE tracks SET explicit = 0 WHERE id = 4102");
+	buf_reset(&b);
+	CHECK(catalog_json_track(reader, 0x1006, &b) == 200);
+	CHECK(b.data && strstr(b.data, ",\"explicit\":false}"));
 
 	exec_sql(db, "DELETE FROM covers WHERE album_id = 177");
 	buf_reset(&b);
