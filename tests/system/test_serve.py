@@ -331,11 +331,18 @@ def _(tmp):
             r = node.get(f"/api/v1/{kind}?{q}")
             if r.status != 200:
                 probs.append(f"GET /api/v1/{kind}?{q}: status {r.status}, want 200")
-    for m in ("POST", "PUT", "DELETE"):
+    # The editors' writes are routes of these paths (test_edit.py): not
+    # sent here, where they would change the shared library.
+    editing = {("PATCH", f"/api/v1/tracks/{tid}"), ("DELETE", f"/api/v1/tracks/{tid}"),
+               ("PATCH", f"/api/v1/albums/{aid}"), ("DELETE", f"/api/v1/albums/{aid}"),
+               ("PUT", f"/api/v1/albums/{aid}/cover")}
+    for m in ("POST", "PUT", "DELETE", "PATCH"):
         for p in ("/api/v1/tracks", f"/api/v1/tracks/{tid}", f"/api/v1/tracks/{tid}/stream",
                   "/api/v1/artists", "/api/v1/albums", f"/api/v1/albums/{aid}",
                   f"/api/v1/albums/{aid}/cover", "/api/v1/node"):
-            probs.append(expect_error(node, m, p, 405, body=b"" if m != "DELETE" else None))
+            if (m, p) not in editing:
+                probs.append(expect_error(node, m, p, 405,
+                                          body=b"" if m != "DELETE" else None))
     probs = [p for p in probs if p]
     if probs:
         fail(f"{len(probs)} wrong error answers:\n  " + "\n  ".join(probs[:40]))
