@@ -410,6 +410,12 @@ static void commit(struct patch *p, const struct upload_part *parts, size_t n)
 	p->rc = upload_store_commit(uploads_store(u), p->id, parts, n, p->expires_at, &p->received,
 				    &complete);
 	p->upload_complete = complete;
+	if (p->rc == 0) {
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < n; i++)
+			bytes += parts[i].len;
+		uploads_count_commit(u, n, bytes);
+	}
 	if (p->rc == -ESTALE) {
 		p->commit_stale = true;
 		uploads_drop_parts(u, parts, n);

@@ -195,6 +195,15 @@ def _(tmp):
     check_eq((s["state"], s["track_ids"]), ("done", [tracks[src[0]]]), "a second upload", s)
     with catalog(node.data) as db:
         check_eq(db.track_count(), n, "no new track")
+    # /metrics counts them.
+    m = node.get("/metrics").body.decode()
+    got = {ln.split()[0]: float(ln.split()[1]) for ln in m.splitlines()
+           if ln.startswith("chorus_upload")}
+    check_eq(got.get('chorus_uploads_ingested_total{outcome="done"}'), float(len(src) + 1),
+             "uploads ingested in /metrics", got)
+    check_eq(got.get("chorus_upload_bytes_total"),
+             float(sum(f.stat().st_size for f in src) + src[0].stat().st_size),
+             "upload bytes in /metrics", got)
     # The list shows them, newest first.
     lst = node.get_json("/api/v1/uploads?limit=50")["uploads"]
     check_eq(len(lst), len(src) + 1, "the list", lst)
