@@ -368,7 +368,9 @@ static void ask(struct api_call *x, struct ask_job *a)
 	a->api = x->api;
 	a->later = http_later(x->c);
 	buf_init(&a->out, 0);
-	if (pool_submit(x->api->pool, http_conn_loop(x->c), POOL_FAST, ask_work, ask_done, a) < 0) {
+	/* Slow: with PostgreSQL down a question waits for it (up to a
+	 * minute), and must not hold the workers fast jobs need. */
+	if (pool_submit(x->api->pool, http_conn_loop(x->c), POOL_SLOW, ask_work, ask_done, a) < 0) {
 		http_conn_t *c = http_later_end(a->later);
 		if (a->patch)
 			patch_free(a->patch);
