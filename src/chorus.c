@@ -29,7 +29,9 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  ingest [--data DIR] [--origin SPEC] [--db CONNINFO] [--jobs N] PATH...\n"
-	"        read audio files and folders into the catalog and the origin\n"
+	"        read audio files and folders into the catalog and the origin; on a\n"
+	"        terminal a progress line, otherwise a line per file on stdout (PATH:\n"
+	"        added, updated, unchanged, duplicate or failed, bytes, ms, why)\n"
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] "
 	"[--access-log FILE|-]\n"
@@ -137,6 +139,7 @@ static int cmd_ingest(int argc, char **argv)
 		.origin = getenv("CHORUS_ORIGIN"),
 		.db = getenv("CHORUS_DB"),
 		.progress = isatty(STDERR_FILENO),
+		.file_lines = !isatty(STDOUT_FILENO),
 	};
 	int c;
 
