@@ -258,6 +258,44 @@ def _(tmp):
     check_no_key(res)
 
 
+@test("a server offering sha256 checksums gets one per PATCH, right; a 460 is sent again")
+def _(tmp):
+    f = make_wav(tmp / "in" / "sum.wav", file_size=44 + 4 * 700_000, seed=11)
+    with TusServer(tmp, "--checksum", "--fail-checksum", 2) as srv:
+        res = upload(tmp, srv.base, "--chunk-size", "512K", f)
+        check_eq(res.rc, 0, "exit status", res)
+        check_exact(srv, [f])
+        patches = [r for r in srv.requests() if r.get("method") == "PATCH"]
+        check(len(patches) >= 6 and all(r["checksum"] for r in patches),
+              "a PATCH without Upload-Checksum", patches)
+        stored = [r for r in patches if r["status"] == 204]
+        check(all(r.get("checksum_ok") for r in stored), "a wrong checksum", patches)
+        check_eq(sum(r["status"] == 460 for r in patches), 1, "460 answers", patches)
+    check_eq(int(lines_of(res)[str(f)].group(7) or 0), 1, "retries", res)
+
+
+@test("an upload the server has forgotten (404 on HEAD) is sent again from its start")
+def _(tmp):
+    big = make_wav(tmp / "in" / "gone.wav", file_size=44 + 4 * 5_000_000, seed=12)
+    with TusServer(tmp, "--rate", 10_000_000) as srv:
+        bg = start_chorus(["upload", srv.base, "--chunk-size", "2M", big], tmp / "logs",
+                          env=env_for(tmp), tag="killed")
+        wait_for("4 MiB on the server",
+                 lambda: (srv.stored().get(big.name) or (0, 0, 0))[2] >= 4 << 20, 60,
+                 context=lambda: bg.result())
+        bg.kill()
+        for p in srv.store.iterdir():
+            p.unlink()
+        res = upload(tmp, srv.base, "--chunk-size", "2M", big)
+        check_eq(res.rc, 0, "exit status", res)
+        check_exact(srv, [big])
+        heads = [r for r in srv.requests() if r.get("method") == "HEAD"]
+        check(heads and heads[0]["status"] == 404, "no HEAD answered 404", heads)
+    m = lines_of(res)[str(big)]
+    check_eq((m.group(6), int(m.group(4))), (None, big.stat().st_size),
+             "(resumed at, bytes sent)", res)
+
+
 @test("a refused key (401): a clear message, no retry, exit 1, the key in no output")
 def _(tmp):
     f = make_audio(tmp / "in" / "a.mp3", "mp3", 1, {})
@@ -377,12 +415,14 @@ def _(tmp):
     check_eq((m.group(2), int(m.group(3))), ("failed", 4000), "broken's line", res)
     check(m.group(5), "broken's reason", res)
     check_eq(int(got[real[a]].group(3)), a.stat().st_size, "a's bytes", res)
-    # Again: unchanged. On a terminal: the progress line, no line per file.
-    res = run_chorus(["ingest", "--data", tmp / "data", a])
-    check(re.search(r"^ingest: /.*a\.flac: unchanged, \d+ bytes, \d+ ms$", res.out, re.M),
+    # Again, the copy that was added (the workers race for the two):
+    # unchanged. On a terminal: the progress line, no line per file.
+    added = next(p for p in (a, dup) if got[real[p]].group(2) == "added")
+    res = run_chorus(["ingest", "--data", tmp / "data", added])
+    check(re.search(r"^ingest: /.*: unchanged, \d+ bytes, \d+ ms$", res.out, re.M),
           "no 'unchanged' line", res)
     cmd = " ".join(shlex.quote(str(x)) for x in [CHORUS_BIN, "ingest", "--data", tmp / "data",
-                                                 a])
+                                                 added])
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
                        stdin=subprocess.DEVNULL, timeout=120)
     out = p.stdout.decode("utf-8", "replace")

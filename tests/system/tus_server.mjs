@@ -17,11 +17,16 @@
 //        [--max-size N]       uploads of more than N bytes are refused (413)
 //        [--no-options]       answer OPTIONS with 405 (a server that says nothing of itself)
 //        [--relative]         relative Location headers
+//        [--checksum]         offer the checksum extension (sha256) in OPTIONS and log, per
+//                             PATCH, whether the stored bytes match its Upload-Checksum
+//                             ("checksum_ok"); @tus/server itself ignores the header
+//        [--fail-checksum N]  the Nth PATCH answers 460 (checksum mismatch), once
 //        [--status]           GET PATH/ID/status answers as a chorus node does: "ingesting"
 //                             first, then "done" with a track id ("failed" for a name with "bad")
 //
 // The proxy sees raw bytes, so what it cuts is a real TCP connection in
 // the middle of a body, as a network would.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -35,7 +40,8 @@ const { FileStore } = await import(pathToFileURL(path.join(npm, "@tus/file-store
 
 const opts = {
   dir: null, log: null, path: "/api/v1/uploads", key: null, dropAfter: -1, failPatch: 0,
-  rate: 0, maxSize: 0, noOptions: false, relative: false, status: false,
+  rate: 0, maxSize: 0, noOptions: false, relative: false, status: false, checksum: false,
+  failChecksum: 0,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
@@ -52,6 +58,8 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--no-options") opts.noOptions = true;
   else if (a === "--relative") opts.relative = true;
   else if (a === "--status") opts.status = true;
+  else if (a === "--checksum") opts.checksum = true;
+  else if (a === "--fail-checksum") opts.failChecksum = Number(next());
   else {
     console.error(`tus_server: unknown option ${a}`);
     process.exit(2);
@@ -102,6 +110,15 @@ const inner = http.createServer(async (req, res) => {
     const id = idOf(req.url);
     if (id && (req.method === "PATCH" || req.method === "HEAD"))
       entry.offset_after = await offsetOf(id);
+    const sum = req.headers["upload-checksum"];
+    if (sum && entry.offset_after > entry.offset_in) {
+      const fd = fs.openSync(path.join(opts.dir, id), "r");
+      const buf = Buffer.alloc(entry.offset_after - entry.offset_in);
+      fs.readSync(fd, buf, 0, buf.length, entry.offset_in);
+      fs.closeSync(fd);
+      entry.checksum_ok =
+        sum === "sha256 " + crypto.createHash("sha256").update(buf).digest("base64");
+    }
     log(entry);
   };
   res.on("close", done);
@@ -116,7 +133,24 @@ const inner = http.createServer(async (req, res) => {
     res.end();
     return;
   }
-  if (req.method === "PATCH" && ++patches === opts.failPatch && !failed) {
+  if (req.method === "OPTIONS" && opts.checksum) {
+    res.writeHead(204, {
+      "Tus-Resumable": "1.0.0", "Tus-Version": "1.0.0",
+      "Tus-Extension": "creation,creation-with-upload,termination,checksum",
+      "Tus-Checksum-Algorithm": "md5, sha1,sha256",
+    });
+    res.end();
+    return;
+  }
+  if (req.method === "PATCH" && ++patches === opts.failChecksum) {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(460, { "Content-Type": "text/plain" });
+      res.end("checksum mismatch\n");
+    });
+    return;
+  }
+  if (req.method === "PATCH" && patches === opts.failPatch && !failed) {
     failed = true;
     req.resume();
     req.on("end", () => {
