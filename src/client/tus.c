@@ -84,6 +84,7 @@ enum step {
 	STEP_RESYNC, /* HEAD and go on, now */
 	STEP_GONE,   /* the upload is no more: create another */
 	STEP_TOO_LARGE,
+	STEP_REFUSED,
 	STEP_STOP,
 	STEP_FAIL,
 };
@@ -464,7 +465,7 @@ static enum step failed_step(tus_t *t, const struct reply *r, const char *url, c
 	switch (r->status) {
 	case 401:
 	case 403:
-		return STEP_STOP;
+		return STEP_REFUSED;
 	case 413:
 		return STEP_TOO_LARGE;
 	case 404:
@@ -694,6 +695,9 @@ enum tus_result tus_send(tus_t *t, struct tus_upload *u, char *err, size_t errle
 		case STEP_TOO_LARGE:
 			snprintf(err, errlen, "%s", last);
 			return TUS_TOO_LARGE;
+		case STEP_REFUSED:
+			snprintf(err, errlen, "%s", last);
+			return TUS_REFUSED;
 		case STEP_STOP:
 			snprintf(err, errlen, "%s", last);
 			return TUS_STOP;

@@ -38,7 +38,8 @@ enum tus_result {
 	TUS_OK,        /* every byte is on the server */
 	TUS_FAILED,    /* this file failed (err says why); others may go on */
 	TUS_TOO_LARGE, /* 413: the file is over the server's limit */
-	TUS_STOP,      /* nothing more can work: refused key (401, 403), no tus server */
+	TUS_REFUSED,   /* 401, 403: the key is missing, wrong, or without the right */
+	TUS_STOP,      /* nothing more can work: no tus server there, or none reached */
 };
 
 /* A new client, or NULL when libcurl cannot start. */

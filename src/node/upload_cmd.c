@@ -229,8 +229,8 @@ static void remember(void *ud, const char *url)
 			    resume_path(cc->r->resume), strerror(-rc), cc->f->wf->path);
 }
 
-/* Sends one file. false when the run must stop (the key was refused, or
- * the endpoint is not a tus server). */
+/* Sends one file. false when the run must stop (the key was refused, the
+ * endpoint is not a tus server, or it cannot be reached). */
 static bool send_one(struct run *r, struct file *f)
 {
 	struct tus_upload u = {.fd = -1};
@@ -299,10 +299,11 @@ static bool send_one(struct run *r, struct file *f)
 		f->key[0] = '\0';
 		finish(r, f, FAILED, err);
 		break;
+	case TUS_REFUSED:
 	case TUS_STOP:
 		f->key[0] = '\0';
 		say_failure(r, NULL, "%s", err);
-		if (strstr(err, "HTTP 401") || strstr(err, "HTTP 403"))
+		if (res == TUS_REFUSED)
 			say_failure(r, NULL,
 				    r->c->key ? "the node refused the API key: is it revoked, or"
 						" without the right to upload (an editor's or"
