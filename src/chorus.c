@@ -14,12 +14,14 @@
 #include "api/api.h"
 #include "node/principals_cmd.h"
 #include "node/serve.h"
+#include "node/upload_cmd.h"
 #include "cluster/join.h"
 #include "cluster/status.h"
 #include "http/listen.h"
 #include "http/tls.h"
 #include "ingest/ingest.h"
 #include "plays/plays.h"
+#include "util/fsutil.h"
 #include "version.h"
 
 static const char usage_text[] =
@@ -27,7 +29,9 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  ingest [--data DIR] [--origin SPEC] [--db CONNINFO] [--jobs N] PATH...\n"
-	"        read audio files and folders into the catalog and the origin\n"
+	"        read audio files and folders into the catalog and the origin; on a\n"
+	"        terminal a progress line, otherwise a line per file on stdout (PATH:\n"
+	"        added, updated, unchanged, duplicate or failed, bytes, ms, why)\n"
 	"  serve [--data DIR] [--listen ADDR:PORT] [--cache-size SIZE] [--origin SPEC]\n"
 	"        [--db CONNINFO] [--threads N] [--max-conns N] [--drain-timeout SECONDS] "
 	"[--access-log FILE|-]\n"
@@ -50,6 +54,22 @@ static const char usage_text[] =
 	"        credentials (a private address for Prometheus); uploads (tus, at\n"
 	"        /api/v1/uploads) are at most SIZE (default 2G) and an unfinished one\n"
 	"        is removed SECONDS (default 86400) after its last byte\n"
+	"  upload URL [--key-file FILE] [--chunk-size SIZE] [--retries N]\n"
+	"        [--timeout SECONDS] [--no-wait] [--wait-timeout SECONDS] [--no-progress] PATH...\n"
+	"        send audio files, zip and tar archives, and the folders holding them\n"
+	"        (walked recursively) to the node at URL over tus 1.0.0 (resumable:\n"
+	"        run the same command again after a failure or a kill and it goes on\n"
+	"        where the node stopped); URL is a node's base URL (the endpoint is\n"
+	"        URL/api/v1/uploads) or a tus endpoint ending in /uploads; the API key\n"
+	"        (an editor's or admin's) comes from $CHORUS_KEY, or the first line of\n"
+	"        FILE (--key KEY works too, but ps shows it); each PATCH carries at\n"
+	"        most SIZE (default 64M; with a sha256 checksum when the node takes\n"
+	"        them); N failures in a row without progress (default 10; backoff\n"
+	"        0.5 s doubling to 8 s) give a file up, a request moving nothing for\n"
+	"        SECONDS (default 60) fails; then waits (at most --wait-timeout,\n"
+	"        default 600 s) for the node to ingest each file, and prints its\n"
+	"        tracks; on a terminal a progress line, otherwise a line per file on\n"
+	"        stdout; exit status 0 when every file was uploaded, 1 otherwise\n"
 	"  cluster token [--data DIR] [--ttl HOURS]\n"
 	"        on a member: print a token for serve --join (valid HOURS, default\n"
 	"        24), on the last line\n"
@@ -123,6 +143,7 @@ static int cmd_ingest(int argc, char **argv)
 		.origin = getenv("CHORUS_ORIGIN"),
 		.db = getenv("CHORUS_DB"),
 		.progress = isatty(STDERR_FILENO),
+		.file_lines = !isatty(STDOUT_FILENO),
 	};
 	int c;
 
@@ -467,6 +488,135 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+/* The first line of path, trimmed, into key: 0, or -1 after a message
+ * (which never holds the file's contents). */
+static int read_key_file(const char *path, char *key, size_t keylen)
+{
+	char *data = NULL;
+	size_t len, n;
+	int rc = fs_read_all(path, 4096, &data, &len);
+
+	if (rc < 0) {
+		fprintf(stderr, "chorus: upload: --key-file %s: %s\n", path,
+			rc == -EFBIG ? "larger than a key" : strerror(-rc));
+		return -1;
+	}
+	n = strcspn(data, "\r\n");
+	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\t'))
+		n--;
+	rc = n < keylen ? 0 : -1;
+	if (rc == 0) {
+		memcpy(key, data, n);
+		key[n] = '\0';
+	} else {
+		fprintf(stderr, "chorus: upload: --key-file %s: its first line is too long\n",
+			path);
+	}
+	explicit_bzero(data, len);
+	free(data);
+	return rc;
+}
+
+static int cmd_upload(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"key-file", required_argument, NULL, 'K'},
+		{"chunk-size", required_argument, NULL, 'c'},
+		{"retries", required_argument, NULL, 'r'},
+		{"timeout", required_argument, NULL, 't'},
+		{"wait", no_argument, NULL, 'w'},
+		{"no-wait", no_argument, NULL, 'W'},
+		{"wait-timeout", required_argument, NULL, 'T'},
+		{"progress", no_argument, NULL, 'p'},
+		{"no-progress", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct upload_cmd u = {
+		.key = getenv("CHORUS_KEY"),
+		.chunk_bytes = 64ull << 20,
+		.retries = 10,
+		.timeout_s = 60,
+		.wait = true,
+		.wait_timeout_s = 600,
+		.progress = isatty(STDERR_FILENO),
+	};
+	static char key[600];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			u.key = optarg;
+			break;
+		case 'K':
+			if (read_key_file(optarg, key, sizeof(key)) < 0)
+				return 2;
+			u.key = key;
+			break;
+		case 'c':
+			u.chunk_bytes = parse_size(optarg);
+			if (u.chunk_bytes < 4096) {
+				fprintf(stderr,
+					"chorus: --chunk-size wants a size of 4K or more, not "
+					"\"%s\"\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'r':
+			if (parse_int("--retries", optarg, 0, 1000, &u.retries) < 0)
+				return 2;
+			break;
+		case 't':
+			if (parse_int("--timeout", optarg, 1, 3600, &u.timeout_s) < 0)
+				return 2;
+			break;
+		case 'w':
+			u.wait = true;
+			break;
+		case 'W':
+			u.wait = false;
+			break;
+		case 'T':
+			if (parse_int("--wait-timeout", optarg, 0, 86400, &u.wait_timeout_s) < 0)
+				return 2;
+			break;
+		case 'p':
+			u.progress = true;
+			break;
+		case 'P':
+			u.progress = false;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind < 2) {
+		fprintf(stderr, "chorus: upload: want a URL and at least one PATH\n");
+		usage(stderr);
+		return 2;
+	}
+	if (u.key && !*u.key)
+		u.key = NULL;
+	/* Never echoed: only what is wrong with it. */
+	if (u.key && !upload_cmd_key_ok(u.key)) {
+		fprintf(stderr, "chorus: upload: the API key must be 1 to 512 printable characters"
+				" without spaces\n");
+		return 2;
+	}
+	u.url = argv[optind];
+	u.lines = !isatty(STDOUT_FILENO) || !u.progress;
+	rc = upload_cmd_run(&u, argv + optind + 1, argc - optind - 1);
+	explicit_bzero(key, sizeof(key));
+	return rc;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -638,6 +788,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "upload") == 0)
+		return cmd_upload(argc - 1, argv + 1);
 	if (strcmp(cmd, "cluster") == 0)
 		return cmd_cluster(argc - 1, argv + 1);
 	if (strcmp(cmd, "routes") == 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "uploads/uploads.h"
 #include "catalog/replica.h"
 #include "metrics/prom.h"
 #include "plays/plays.h"
@@ -177,6 +178,16 @@ static void cluster_families(prom_t *p, struct api *api)
 		free(m);
 	} else {
 		by_state[MEMBER_ALIVE] = 1;
+	}
+	if (api->uploads) {
+		struct uploads_stats us;
+		uploads_get_stats(api->uploads, &us);
+		counter(p, "chorus_upload_bytes_total",
+			"Upload bytes this node made durable in the origin.", us.bytes);
+		prom_family(p, "chorus_uploads_ingested_total", "counter",
+			    "Finished uploads this node ingested, by outcome.");
+		prom_u64(p, "chorus_uploads_ingested_total", "outcome=\"done\"", us.ingested);
+		prom_u64(p, "chorus_uploads_ingested_total", "outcome=\"failed\"", us.failed);
 	}
 	prom_family(p, "chorus_cluster_nodes", "gauge", "Nodes by state, as this node sees them.");
 	for (int s = 0; s < 3; s++) {

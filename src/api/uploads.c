@@ -368,7 +368,9 @@ static void ask(struct api_call *x, struct ask_job *a)
 	a->api = x->api;
 	a->later = http_later(x->c);
 	buf_init(&a->out, 0);
-	if (pool_submit(x->api->pool, http_conn_loop(x->c), POOL_FAST, ask_work, ask_done, a) < 0) {
+	/* Slow: with PostgreSQL down a question waits for it (up to a
+	 * minute), and must not hold the workers fast jobs need. */
+	if (pool_submit(x->api->pool, http_conn_loop(x->c), POOL_SLOW, ask_work, ask_done, a) < 0) {
 		http_conn_t *c = http_later_end(a->later);
 		if (a->patch)
 			patch_free(a->patch);
@@ -410,6 +412,12 @@ static void commit(struct patch *p, const struct upload_part *parts, size_t n)
 	p->rc = upload_store_commit(uploads_store(u), p->id, parts, n, p->expires_at, &p->received,
 				    &complete);
 	p->upload_complete = complete;
+	if (p->rc == 0) {
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < n; i++)
+			bytes += parts[i].len;
+		uploads_count_commit(u, n, bytes);
+	}
 	if (p->rc == -ESTALE) {
 		p->commit_stale = true;
 		uploads_drop_parts(u, parts, n);

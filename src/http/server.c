@@ -527,6 +527,7 @@ static void response_done(struct http_conn *c)
 		 * dropped before the next request. */
 		c->state = C_BODY;
 		c->sink = NULL;
+		c->sink_paused = false; /* a sink that answered may have paused it */
 		c->deadline_ms = now_ms(c) + c->hl->server->cfg.idle_timeout_ms;
 		body_read(c);
 		return;

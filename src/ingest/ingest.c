@@ -86,10 +86,27 @@ static void fail(struct ingest *in, const char *path, const char *fmt, ...)
 		log_warn("ingest: cannot record the failure of %s with the run", path);
 }
 
+/* The file's line on stdout, when it is not a terminal (opts.file_lines):
+ * "ingest: PATH: RESULT, BYTES bytes, MS ms[: DETAIL]", one write a line
+ * so the workers' lines never mix. */
+static void file_line(struct ingest *in, const char *path, const char *result, uint64_t bytes,
+		      double started, const char *detail)
+{
+	if (!in->opts->file_lines)
+		return;
+	flockfile(stdout);
+	printf("ingest: %s: %s, %llu bytes, %.0f ms%s%s\n", path, result, (unsigned long long)bytes,
+	       started > 0 ? (mono_s() - started) * 1000 : 0.0, detail && *detail ? ": " : "",
+	       detail ? detail : "");
+	fflush(stdout);
+	funlockfile(stdout);
+}
+
 /* The walk's failures (walk_list.fail). */
 static void walk_failed(void *ud, const char *path, const char *why)
 {
 	fail(ud, path, "%s", why);
+	file_line(ud, path, "failed", 0, 0, why);
 }
 
 /* Writes the run's record with the counts so far; finished: as the run's
@@ -181,38 +198,46 @@ static void ingest_one(struct worker *w, struct walk_file *wf)
 	struct ingest *in = w->in;
 	struct store_file sf;
 	struct store_result res;
-	char hash[65], err[512];
+	char hash[65], err[512], detail[600] = "";
 	uint64_t walked_size = wf->size, counted = 0;
+	double started = mono_s();
 
 	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
 	if (store_file_unchanged(in->store, &sf)) {
 		in->unchanged++;
 		in->bytes_done += wf->size;
+		file_line(in, wf->path, "unchanged", wf->size, started, NULL);
 		return;
 	}
-	if (read_file(w, wf, hash, err, sizeof(err)) < 0) {
-		fail(in, wf->path, "%s", err);
-		goto out;
-	}
+	if (read_file(w, wf, hash, err, sizeof(err)) < 0)
+		goto failed;
 	sf = (struct store_file){wf->path, wf->size, wf->mtime_ns};
-	if (ingest_pipeline(&w->pipe, &sf, w->data, hash, &res, &counted, err, sizeof(err)) < 0) {
-		fail(in, wf->path, "%s", err);
-		goto out;
-	}
+	if (ingest_pipeline(&w->pipe, &sf, w->data, hash, &res, &counted, err, sizeof(err)) < 0)
+		goto failed;
 	switch (res.outcome) {
 	case STORE_ADDED:
 		in->added++;
+		file_line(in, wf->path, "added", wf->size, started, NULL);
 		break;
 	case STORE_UPDATED:
 		in->updated++;
+		file_line(in, wf->path, "updated", wf->size, started, NULL);
 		break;
 	case STORE_DUPLICATE:
 		log_debug("ingest: %s: same audio as %s", wf->path, res.other_path);
-		/* fall through */
+		in->unchanged++;
+		snprintf(detail, sizeof(detail), "same audio as %s", res.other_path);
+		file_line(in, wf->path, "duplicate", wf->size, started, detail);
+		break;
 	default:
 		in->unchanged++;
+		file_line(in, wf->path, "unchanged", wf->size, started, NULL);
 		break;
 	}
+	goto out;
+failed:
+	fail(in, wf->path, "%s", err);
+	file_line(in, wf->path, "failed", wf->size, started, err);
 out:
 	/* Whatever happened, this file's bytes are behind us for the ETA. */
 	if (walked_size > counted)

@@ -23,9 +23,9 @@ struct walker {
 };
 
 /* A notice about a path passed over; failures go to list->fail. */
-static void report(const char *path, const char *why)
+static void report(const struct walk_list *l, const char *path, const char *why)
 {
-	fprintf(stderr, "chorus: ingest: %s: %s\n", path, why);
+	fprintf(stderr, "chorus: %s: %s: %s\n", l->cmd ? l->cmd : "ingest", path, why);
 }
 
 static void add_file(struct walk_list *l, const char *path, const struct stat *st)
@@ -86,7 +86,7 @@ static void walk_dir(struct walker *w, const char *path, const struct stat *st)
 		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, names[i]) < sizeof(child))
 			walk(w, child, false);
 		else
-			report(path, "path too long");
+			report(w->list, path, "path too long");
 		free(names[i]);
 	}
 	free(names);
@@ -114,9 +114,12 @@ static void walk(struct walker *w, const char *path, bool explicit)
 	if (!S_ISREG(st.st_mode))
 		return;
 	/* AppleDouble "._x.mp3" files hold Finder metadata, not audio. */
-	if (strncmp(base, "._", 2) == 0 || !probe_is_audio_name(base)) {
+	if (strncmp(base, "._", 2) == 0 ||
+	    !(w->list->accept ? w->list->accept(base) : probe_is_audio_name(base))) {
 		if (explicit) {
-			report(path, "not an audio file name (skipped)");
+			report(w->list, path,
+			       w->list->skipped ? w->list->skipped
+						: "not an audio file name (skipped)");
 		}
 		return;
 	}

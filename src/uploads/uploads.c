@@ -56,7 +56,22 @@ struct uploads {
 	pthread_cond_t cond;
 	bool stopping;
 	atomic_bool sweeping;
+	_Atomic uint64_t bytes, parts, ingested, failed;
 };
+
+void uploads_get_stats(uploads_t *u, struct uploads_stats *out)
+{
+	out->bytes = atomic_load(&u->bytes);
+	out->parts = atomic_load(&u->parts);
+	out->ingested = atomic_load(&u->ingested);
+	out->failed = atomic_load(&u->failed);
+}
+
+void uploads_count_commit(uploads_t *u, size_t parts, uint64_t bytes)
+{
+	atomic_fetch_add(&u->parts, parts);
+	atomic_fetch_add(&u->bytes, bytes);
+}
 
 const struct uploads_config *uploads_config(const uploads_t *u)
 {
@@ -315,6 +330,7 @@ static void ingest_upload(uploads_t *u, const char *id)
 	parts = NULL;
 	if (upload_store_parts(u->rows, id, false, &parts, &nparts) == 0)
 		uploads_drop_parts(u, parts, nparts);
+	atomic_fetch_add(o->made > 0 ? &u->ingested : &u->failed, 1);
 	if (upload_store_finish(u->rows, id, o->made > 0, o->tracks, o->errors, wall_ms()) < 0)
 		log_warn("uploads: %s: cannot record the outcome (the sweep tries again)", id);
 	else

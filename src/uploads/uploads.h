@@ -57,6 +57,17 @@ void uploads_drop_parts(uploads_t *u, const struct upload_part *parts, size_t n)
 /* Removes an upload: every part's object, then its rows. 0 or -ENOENT /
  * -EIO. */
 int uploads_remove(uploads_t *u, const char *id);
+/* What this node did with uploads since it started. */
+struct uploads_stats {
+	uint64_t bytes;    /* committed (durable in the origin) */
+	uint64_t parts;    /* committed */
+	uint64_t ingested; /* finished uploads ingested into one or more tracks */
+	uint64_t failed;   /* finished uploads refused (not audio, a bad archive) */
+};
+void uploads_get_stats(uploads_t *u, struct uploads_stats *out);
+/* Counts parts a commit made durable (api/uploads.c's). */
+void uploads_count_commit(uploads_t *u, size_t parts, uint64_t bytes);
+
 /* Queues the ingest of a finished upload on the pool (the sweep takes it
  * on if the pool refuses). Any thread. */
 void uploads_kick(uploads_t *u, const char *id);

@@ -70,6 +70,8 @@ FAMILIES = {
     "chorus_cluster_nodes": ("gauge", {"state"}),
     "chorus_node_drained": ("gauge", set()),
     "chorus_log_messages_total": ("counter", {"level"}),
+    "chorus_upload_bytes_total": ("counter", set()),
+    "chorus_uploads_ingested_total": ("counter", {"outcome"}),
 }
 # Only with a database (docs: "cluster: ...").
 CLUSTER_ONLY = {"chorus_replication_lag_seconds", "chorus_replication_connected",
@@ -77,7 +79,8 @@ CLUSTER_ONLY = {"chorus_replication_lag_seconds", "chorus_replication_connected"
 ROUTES = {"console", "health", "session", "catalog", "search", "stream", "plays", "reports",
           "admin", "cluster", "internal", "metrics", "uploads", "other"}
 LABEL_VALUES = {"route": ROUTES, "code": {"1xx", "2xx", "3xx", "4xx", "5xx"},
-                "state": {"alive", "suspect", "dead"}, "level": {"warn", "error"}}
+                "state": {"alive", "suspect", "dead"}, "level": {"warn", "error"},
+                "outcome": {"done", "failed"}}
 
 # Six one-chunk FLAC tracks of noise (each its own length, so its own size).
 TRACKS = [(f"m{i}.flac", 1.0 + 0.25 * i,

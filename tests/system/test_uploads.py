@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    Node, RawConn, catalog, check, check_eq, chorus_env, fail, http_request, main, make_audio,
+    CHORUS_BIN, Node, RawConn, catalog, check, check_eq, chorus_env, fail, http_request, main, make_audio,
     make_key, make_wav, sha256_file, test, wait_for)
 from haproxy import Haproxy  # noqa: E402
 from s3 import S3Server  # noqa: E402
@@ -195,6 +195,15 @@ def _(tmp):
     check_eq((s["state"], s["track_ids"]), ("done", [tracks[src[0]]]), "a second upload", s)
     with catalog(node.data) as db:
         check_eq(db.track_count(), n, "no new track")
+    # /metrics counts them.
+    m = node.get("/metrics").body.decode()
+    got = {ln.split()[0]: float(ln.split()[1]) for ln in m.splitlines()
+           if ln.startswith("chorus_upload")}
+    check_eq(got.get('chorus_uploads_ingested_total{outcome="done"}'), float(len(src) + 1),
+             "uploads ingested in /metrics", got)
+    check_eq(got.get("chorus_upload_bytes_total"),
+             float(sum(f.stat().st_size for f in src) + src[0].stat().st_size),
+             "upload bytes in /metrics", got)
     # The list shows them, newest first.
     lst = node.get_json("/api/v1/uploads?limit=50")["uploads"]
     check_eq(len(lst), len(src) + 1, "the list", lst)
@@ -334,6 +343,36 @@ def _(tmp):
     check_eq(after, before, "the catalog after every hostile upload")
     check(stream(node, kept, key) == data, "the track stored before streams as it was")
     check(node.running(), "the node is up")
+    node.stop()
+
+
+@test("chorus upload sends a folder and an archive to a node: each file ingested, its tracks printed, byte-exact")
+def _(tmp):
+    node = Node(tmp / "d", tmp / "logs")
+    key = editor_key(node)
+    src = [make_audio(tmp / "up" / f"s{i}.{fmt}", seconds=1.5,
+                      tags={"title": f"Sent {i}", "artist": "CLI Band"})
+           for i, fmt in enumerate(("mp3", "flac", "m4a"))]
+    z = tmp / "up" / "album.zip"
+    inner = make_audio(tmp / "inner.ogg", seconds=1.0, tags={"title": "Zipped One"})
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(inner, "Album/inner.ogg")
+    r = subprocess.run([CHORUS_BIN, "upload", f"http://127.0.0.1:{node.port}", tmp / "up"],
+                       capture_output=True, text=True, timeout=300,
+                       env=chorus_env({"CHORUS_KEY": key,
+                                       "XDG_STATE_HOME": str(tmp / "state")}))
+    check_eq(r.returncode, 0, "chorus upload's exit status", r.stdout, r.stderr)
+    check(key not in r.stdout + r.stderr, "the key is in no output")
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("upload: /")]
+    check_eq(len(lines), 4, "one line per file", r.stdout)
+    check(all(": ingested" in ln for ln in lines), "every file ingested", r.stdout)
+    with catalog(node.data) as db:
+        check_eq(db.track_count(), 4, "four tracks")
+    titles = {t["title"]: t["id"] for t in node.get_json("/api/v1/tracks")["tracks"]}
+    check_eq(sorted(titles), ["Sent 0", "Sent 1", "Sent 2", "Zipped One"], "the titles")
+    for i, f in enumerate(src):
+        check(stream(node, titles[f"Sent {i}"], key) == f.read_bytes(),
+              f"{f.name} streams byte-exact")
     node.stop()
 
 

@@ -450,7 +450,7 @@ struct sink {
 	http_conn_t *c;
 	uint64_t got, since_pause, sum;
 	int pauses;
-	bool ended, complete;
+	bool ended, complete, midway;
 };
 
 static void resume_it(void *arg)
@@ -460,10 +460,23 @@ static void resume_it(void *arg)
 	http_body_resume(k->c);
 }
 
+static void answer_midway(void *arg)
+{
+	struct sink *k = arg;
+
+	http_send(k->c, 413, "text/plain", NULL, "midway\n", 7);
+}
+
 static size_t sink_data(void *ctx, const char *p, size_t n)
 {
 	struct sink *k = ctx;
 	size_t take = n < 1000 ? n : 1000;
+
+	if (k->midway) {
+		/* Paused, then answered from the loop, as a failed part is. */
+		loop_post(http_conn_loop(k->c), answer_midway, k);
+		return 0;
+	}
 
 	if (k->since_pause >= 65536) {
 		k->since_pause = 0;
@@ -515,6 +528,7 @@ static void sink_handler(void *ud, http_conn_t *c, const struct http_request *re
 	}
 	memset(&the_sink, 0, sizeof(the_sink));
 	the_sink.c = c;
+	the_sink.midway = http_str_eq(req->path, "/sink/midway");
 	http_take_body(c, &sink_ops, &the_sink);
 }
 
@@ -616,6 +630,16 @@ static void test_streamed_body_refused(void)
 	CHECK(read_responses(fd, out, sizeof(out), 2) == 2);
 	CHECK(strstr(out, "HTTP/1.1 409") == out);
 	CHECK(strstr(out, "Connection: close") == NULL);
+	CHECK(strstr(out, "plain\n") != NULL);
+	close(fd);
+	/* Answered mid-body while paused: the small rest is dropped, the
+	 * connection goes on. */
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "PUT /sink/midway HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n"));
+	CHECK(send_all(fd, body, 5000));
+	CHECK(send_str(fd, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 2) == 2);
+	CHECK(strstr(out, "HTTP/1.1 413") == out);
 	CHECK(strstr(out, "plain\n") != NULL);
 	close(fd);
 	fd = connect_to(http_server_port(s));
