@@ -647,7 +647,7 @@ static int album_delete_op(sql_t *db, void *arg)
 {
 	struct edit_arg *a = arg;
 	sql_stmt_t *st;
-	int64_t *ids = NULL;
+	int64_t *ids = NULL, album_artist = 0;
 	size_t n = 0, cap = 0;
 	char detail[64];
 	int rc;
@@ -655,9 +655,11 @@ static int album_delete_op(sql_t *db, void *arg)
 	store_change_free(a->out);
 	memset(a->out, 0, sizeof(*a->out));
 	a->out->id = a->id;
-	st = sql_prepare(db, "SELECT 1 FROM albums WHERE id = ?1");
+	st = sql_prepare(db, "SELECT artist_id FROM albums WHERE id = ?1");
 	sql_bind_int(st, 1, a->id);
 	rc = sql_step(st);
+	if (rc == SQL_ROW)
+		album_artist = sql_column_int64(st, 0);
 	sql_finalize(st);
 	if (rc != SQL_ROW)
 		return rc < 0 ? rc : -ENOENT;
@@ -675,14 +677,15 @@ static int album_delete_op(sql_t *db, void *arg)
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = delete_track(db, a->actor, ids[i], a->out);
 	free(ids);
-	/* An album without tracks (none left) goes by itself. */
+	/* The cover, and an album that had no track (its artist too, if that
+	 * leaves it empty), go by themselves. */
 	if (rc == 0) {
 		st = sql_prepare(db, "DELETE FROM covers WHERE album_id = ?1");
 		sql_bind_int(st, 1, a->id);
 		rc = sql_run(st);
 	}
 	if (rc == 0)
-		rc = store__drop_orphans(db, a->id, 0, 0);
+		rc = store__drop_orphans(db, a->id, 0, album_artist);
 	snprintf(detail, sizeof(detail), "{\"tracks\":%u}", a->out->tracks);
 	if (rc == 0)
 		rc = audit(db, a->actor, "album.delete", a->id, detail);
