@@ -465,7 +465,10 @@ def cluster(tmp, db):
     ingest_ok(tmp / "ingest", src, db=db.conninfo, origin=origin, env=env)
     nodes = [Node(tmp / f"n{i}", tmp / "logs", args=["--db", db.conninfo, "--origin", origin],
                   env=env, tag=f"n{i}") for i in range(2)]
-    return s3, prefix, nodes
+
+    def reingest():
+        ingest_ok(tmp / "ingest", src, db=db.conninfo, origin=origin, env=env)
+    return s3, prefix, nodes, src, reingest
 
 
 def until(what, cond, timeout=5.0):
@@ -481,7 +484,7 @@ def until(what, cond, timeout=5.0):
 @test("two nodes on PostgreSQL and S3: an edit and a deletion on A are on B within 1 s; the objects leave the bucket and both caches")
 def _(tmp):
     with pg.server() as db:
-        s3, prefix, (a, b) = cluster(tmp, db)
+        s3, prefix, (a, b), src, reingest = cluster(tmp, db)
         editor = bearer(make_key(a.data, "editor", db=db.conninfo))
         wait_for("B knows the editor's key",
                  lambda: b.request("GET", "/api/v1/session", editor, auth=False).status == 200,
@@ -531,6 +534,18 @@ def _(tmp):
                  "its tracks on B")
         check_eq({x["genre"] for x in got["tracks"]}, {"Bossa"}, "the album's genre on B")
         check_eq(b.get(f"/api/v1/albums/{noon['album_id']}").status, 404, "the old id on B")
+        # Re-tagged and ingested again into PostgreSQL: the edits stay (the
+        # album's new title, its genre), the label follows the file.
+        retag(src / "two.mp3", tmp / "two.mp3", {
+            "title": "Noon Song", "artist": "Ana Lima", "album": "Early", "track": "2",
+            "date": "2001", "genre": "Samba", "publisher": "Noon Label"})
+        shutil.move(tmp / "two.mp3", src / "two.mp3")
+        reingest()
+        until("B shows the re-ingested label",
+              lambda: by_title(b)["Noon Song"]["label"] == "Noon Label")
+        got = by_title(b)["Noon Song"]
+        check_eq((got["album"], got["album_id"], got["genre"]), ("Early Works", new_al, "Bossa"),
+                 "the edits after a re-ingest into PostgreSQL")
         night = by_title(a)["Night Song"]
         r = patch(a, f"/api/v1/artists/{night['artist_id']}", {"name": "Ben Odell"}, editor)
         check_eq(r.status, 200, "PATCH artist on A", r)
