@@ -169,9 +169,16 @@ struct patch {
 	uint64_t offset; /* the client's Upload-Offset */
 	uint64_t length; /* the upload's */
 	uint64_t body;   /* this request's body */
-	uint64_t pos;    /* where buf's bytes go */
-	unsigned char *buf;
-	size_t len, cap;
+	/* Two part buffers: one fills from the socket while the other is
+	 * in the pool, so reading goes on while a part is stored. */
+	unsigned char *buf[2];
+	size_t cap;
+	int fill;                     /* the buffer filling */
+	size_t len;                   /* its bytes */
+	uint64_t pos;                 /* where they go in the upload */
+	const unsigned char *job_buf; /* the part in the pool */
+	size_t job_len;
+	uint64_t job_pos;
 	/* checksum: parts held uncommitted until the digest matched */
 	EVP_MD_CTX *md;
 	unsigned char want[32];
@@ -399,7 +406,8 @@ static void patch_free(struct patch *p)
 	if (p->md)
 		EVP_MD_CTX_free(p->md);
 	free(p->held);
-	free(p->buf);
+	free(p->buf[0]);
+	free(p->buf[1]);
 	free(p);
 }
 
@@ -428,8 +436,9 @@ static void commit(struct patch *p, const struct upload_part *parts, size_t n)
 }
 
 /*
- * The pool's half: buf as a part (unless empty), then, without a
- * checksum, its commit; with one, at the body's end, the digest's check
+ * The pool's half: the job's bytes as a part (unless empty), then,
+ * without a checksum, its commit (parts are committed in order: one job
+ * at a time); with one, at the body's end, the digest's check
  * and the commit of every part held; or their removal.
  */
 static void part_work(void *arg)
@@ -440,9 +449,9 @@ static void part_work(void *arg)
 
 	p->rc = 0;
 	p->commit_stale = false;
-	if (p->len) {
-		p->rc = uploads_put_part(u, p->id, p->pos, p->buf, p->len, &p->part, p->err,
-					 sizeof(p->err));
+	if (p->job_len) {
+		p->rc = uploads_put_part(u, p->id, p->job_pos, p->job_buf, p->job_len, &p->part,
+					 p->err, sizeof(p->err));
 		if (p->rc < 0)
 			return;
 		if (!p->md) {
@@ -468,10 +477,8 @@ static void part_work(void *arg)
 		p->rc = -EBADMSG;
 		return;
 	}
-	if (p->nheld)
+	if (p->nheld) /* none: an empty body matched an empty digest */
 		commit(p, p->held, p->nheld);
-	else
-		p->received = p->offset; /* an empty body matched an empty digest */
 	p->nheld = 0;
 }
 
@@ -482,7 +489,7 @@ static void answer(struct patch *p, http_conn_t *c)
 	if (p->created && p->rc == 0 && !p->commit_stale) {
 		snprintf(hdr, sizeof(hdr),
 			 TUS "Location: /api/v1/uploads/%s\r\nUpload-Offset: %llu\r\n", p->id,
-			 (unsigned long long)(p->received ? p->received : p->pos));
+			 (unsigned long long)p->received);
 		http_send(c, 201, NULL, hdr, NULL, 0);
 	} else if (p->rc == -EBADMSG) {
 		tus_error(c, 460,
@@ -496,7 +503,7 @@ static void answer(struct patch *p, http_conn_t *c)
 					: wall_ms() + uploads_config(p->api->uploads)->expire_ms,
 			  date, sizeof(date));
 		snprintf(hdr, sizeof(hdr), TUS "Upload-Offset: %llu\r\n%s%s%s",
-			 (unsigned long long)(p->received ? p->received : p->pos),
+			 (unsigned long long)p->received,
 			 p->upload_complete ? "" : "Upload-Expires: ",
 			 p->upload_complete ? "" : date, p->upload_complete ? "" : "\r\n");
 		http_send(c, 204, NULL, hdr, NULL, 0);
@@ -516,12 +523,8 @@ static void part_done(void *arg, int status)
 		snprintf(p->err, sizeof(p->err), "the node is stopping");
 	}
 	failed = p->rc < 0 || p->commit_stale;
-	if (!failed) {
-		p->pos += p->len;
-		p->len = 0;
-		if (p->upload_complete)
-			uploads_kick(p->api->uploads, p->id);
-	}
+	if (!failed && p->upload_complete)
+		uploads_kick(p->api->uploads, p->id);
 	if (p->gone) {
 		/* The client went away: what was received is kept (a part
 		 * still buffered goes too; unverified parts do not). */
@@ -550,11 +553,23 @@ static void part_done(void *arg, int status)
 		patch_free(p);
 		return;
 	}
+	/* The other buffer may have filled meanwhile: on to the pool. */
+	if (p->len == p->cap && p->pos + p->len < p->offset + p->body)
+		part_submit(p);
 	http_body_resume(p->c);
 }
 
+/* The filling buffer goes to the pool; the other one fills next. */
 static void part_submit(struct patch *p)
 {
+	p->job_buf = p->buf[p->fill];
+	p->job_len = p->len;
+	p->job_pos = p->pos;
+	p->fill ^= 1;
+	p->pos += p->len;
+	p->len = 0;
+	if (!p->buf[p->fill] && p->pos < p->offset + p->body)
+		p->buf[p->fill] = xmalloc(p->cap);
 	p->busy = true;
 	p->job_final = p->ended || p->gone;
 	if (pool_submit(p->api->pool, p->loop, POOL_SLOW, part_work, part_done, p) < 0) {
@@ -571,20 +586,21 @@ static size_t patch_data(void *ctx, const char *data, size_t n)
 	struct patch *p = ctx;
 	size_t room, take;
 
-	if (p->busy)
-		return 0;
-	if (!p->buf) {
+	if (!p->buf[0]) {
 		p->cap = p->body < UPLOADS_PART_MAX ? (size_t)p->body : UPLOADS_PART_MAX;
-		p->buf = xmalloc(p->cap ? p->cap : 1);
+		p->buf[0] = xmalloc(p->cap ? p->cap : 1);
 	}
 	room = p->cap - p->len;
+	if (room == 0)
+		return 0; /* both buffers full: part_done resumes */
 	take = n < room ? n : room;
-	memcpy(p->buf + p->len, data, take);
+	memcpy(p->buf[p->fill] + p->len, data, take);
 	p->len += take;
 	if (p->md)
 		EVP_DigestUpdate(p->md, data, take);
-	if (p->len == p->cap && p->pos + p->len < p->offset + p->body)
-		part_submit(p); /* a full part, more to come: write it while reading pauses */
+	/* A full part, more to come: stored while the other buffer fills. */
+	if (p->len == p->cap && p->pos + p->len < p->offset + p->body && !p->busy)
+		part_submit(p);
 	return take;
 }
 
@@ -638,6 +654,7 @@ static void patch_begin(struct patch *p, http_conn_t *c, const struct upload_row
 	memcpy(p->id, row->id, sizeof(p->id));
 	p->length = row->length;
 	p->pos = row->received;
+	p->received = row->received;
 	p->c = c;
 	http_take_body(c, &patch_sink, p);
 }

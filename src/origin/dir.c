@@ -84,12 +84,14 @@ static int dir_put_batch(origin_t *o, struct origin_batch *b, const char *key, c
 
 	if (rc < 0)
 		return rc;
-	rc = write_one(d, b, path, data, len);
-	if (rc != -ENOENT)
-		return rc;
-	/* First chunk of a blob: make its directories and try once more. */
 	snprintf(parent, sizeof(parent), "%s", path);
 	*strrchr(parent, '/') = '\0';
+	/* Asked before the write, not after a failed rename: the first
+	 * object of a directory is then written once, not twice. */
+	if (access(parent, F_OK) == 0)
+		return write_one(d, b, path, data, len);
+	/* The first chunk of a blob (part of an upload): make its
+	 * directories first. */
 	rc = fs_mkdir_p(parent, 0750);
 	if (rc < 0)
 		return rc;

@@ -346,32 +346,36 @@ def _(tmp):
     node.stop()
 
 
-@test("chorus upload sends a folder and an archive to a node: each file ingested, its tracks printed, byte-exact")
+@test("chorus upload sends a folder and an archive to a node (checksummed 12 MiB PATCHes): each file ingested, its tracks printed, byte-exact")
 def _(tmp):
     node = Node(tmp / "d", tmp / "logs")
     key = editor_key(node)
     src = [make_audio(tmp / "up" / f"s{i}.{fmt}", seconds=1.5,
                       tags={"title": f"Sent {i}", "artist": "CLI Band"})
            for i, fmt in enumerate(("mp3", "flac", "m4a"))]
+    # 20 MB in PATCHes of 12 MiB, each with a sha256 checksum: parts of
+    # 8 MiB held until their PATCH's digest matched.
+    src.append(make_wav(tmp / "up" / "s3.wav", file_size=20_000_044, seed=3))
     z = tmp / "up" / "album.zip"
     inner = make_audio(tmp / "inner.ogg", seconds=1.0, tags={"title": "Zipped One"})
     with zipfile.ZipFile(z, "w") as zf:
         zf.write(inner, "Album/inner.ogg")
-    r = subprocess.run([CHORUS_BIN, "upload", f"http://127.0.0.1:{node.port}", tmp / "up"],
+    r = subprocess.run([CHORUS_BIN, "upload", "--chunk-size", "12M",
+                        f"http://127.0.0.1:{node.port}", tmp / "up"],
                        capture_output=True, text=True, timeout=300,
                        env=chorus_env({"CHORUS_KEY": key,
                                        "XDG_STATE_HOME": str(tmp / "state")}))
     check_eq(r.returncode, 0, "chorus upload's exit status", r.stdout, r.stderr)
     check(key not in r.stdout + r.stderr, "the key is in no output")
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("upload: /")]
-    check_eq(len(lines), 4, "one line per file", r.stdout)
+    check_eq(len(lines), 5, "one line per file", r.stdout)
     check(all(": ingested" in ln for ln in lines), "every file ingested", r.stdout)
     with catalog(node.data) as db:
-        check_eq(db.track_count(), 4, "four tracks")
+        check_eq(db.track_count(), 5, "five tracks")
     titles = {t["title"]: t["id"] for t in node.get_json("/api/v1/tracks")["tracks"]}
-    check_eq(sorted(titles), ["Sent 0", "Sent 1", "Sent 2", "Zipped One"], "the titles")
+    check_eq(sorted(titles), ["Sent 0", "Sent 1", "Sent 2", "Zipped One", "s3"], "the titles")
     for i, f in enumerate(src):
-        check(stream(node, titles[f"Sent {i}"], key) == f.read_bytes(),
+        check(stream(node, titles[f"Sent {i}" if i < 3 else "s3"], key) == f.read_bytes(),
               f"{f.name} streams byte-exact")
     node.stop()
 
