@@ -535,7 +535,11 @@ def _(tmp):
         check_eq({x["genre"] for x in got["tracks"]}, {"Bossa"}, "the album's genre on B")
         check_eq(b.get(f"/api/v1/albums/{noon['album_id']}").status, 404, "the old id on B")
         # Re-tagged and ingested again into PostgreSQL: the edits stay (the
-        # album's new title, its genre), the label follows the file.
+        # album's new title, its genre), the label follows the file, and
+        # the bytes it replaced leave B's cache.
+        check_eq(b.get(f"/api/v1/tracks/{noon['id']}/stream").status, 200, "stream on B")
+        old_blob, old_chunks = blob_of(b.data, noon["id"])
+        wait_for("B caches it", lambda: len(cache_files(b.data, old_blob)) == old_chunks, 5)
         retag(src / "two.mp3", tmp / "two.mp3", {
             "title": "Noon Song", "artist": "Ana Lima", "album": "Early", "track": "2",
             "date": "2001", "genre": "Samba", "publisher": "Noon Label"})
@@ -546,6 +550,9 @@ def _(tmp):
         got = by_title(b)["Noon Song"]
         check_eq((got["album"], got["album_id"], got["genre"]), ("Early Works", new_al, "Bossa"),
                  "the edits after a re-ingest into PostgreSQL")
+        check(blob_of(b.data, noon["id"])[0] != old_blob, "a new blob")
+        until("B's cache drops the replaced blob", lambda: cache_files(b.data, old_blob) == [],
+              2.0)
         night = by_title(a)["Night Song"]
         r = patch(a, f"/api/v1/artists/{night['artist_id']}", {"name": "Ben Odell"}, editor)
         check_eq(r.status, 200, "PATCH artist on A", r)
