@@ -870,8 +870,8 @@
     const t = box.querySelector("table");
     if (t) t.dataset.kind = B.shown;
     note_.replaceChildren(el("span", { text: what }),
-      B.focus ? el("button", { type: "button", class: "small quiet", id: "browse-all", text: "Show all",
-        onclick: () => { B.focus = null; if (location.hash.startsWith("#library/")) history.replaceState(null, "", "#library"); loadBrowse(); } }) : null);
+      ...(B.focus ? [el("button", { type: "button", class: "small quiet", id: "browse-all", text: "Show all",
+        onclick: () => { B.focus = null; if (location.hash.startsWith("#library/")) history.replaceState(null, "", "#library"); loadBrowse(); } })] : []));
     const paged = total !== null;
     $("browse-prev").hidden = $("browse-next").hidden = !paged;
     $("browse-page").textContent = paged && total > PAGE ? `page ${Math.floor(B.offset / PAGE) + 1} of ${Math.ceil(total / PAGE)}` : "";
@@ -1106,9 +1106,9 @@
     }
     switch (status) {
       case 0: return { status, refused: false, text: `the node did not answer (${(err && err.message || "").split(",")[0]}); retried, then given up` };
-      case 401: return { status, refused: true, text: `refused (401): not logged in any more${msg ? ": " + msg : ""}; log in again and choose the file again` };
+      case 401: return { status, refused: true, text: `refused (401): ${msg || "not logged in; log in again"}, then choose the file again` };
       case 403: return { status, refused: true, text: `refused (403): ${msg || "this login may not upload"}` };
-      case 413: return { status, refused: true, text: `refused (413), too big: ${msg || "over the node's limit"}` };
+      case 413: return { status, refused: true, text: `refused (413), too big: ${msg || "over the node's limit"}${UP.max ? ` (${bytes(UP.max)})` : ""}` };
       case 429: return { status, refused: true, text: `refused (429): ${msg || "too many unfinished uploads"}; finish or cancel some first` };
       case 460: return { status, refused: false, text: `the bytes arrived damaged (460): ${msg}` };
       default: return { status, refused: status >= 400 && status < 500, text: `${status >= 500 ? "failed" : "refused"} (${status}): ${msg || err.message}` };
@@ -1166,7 +1166,10 @@
     if (j.state === "queued" || j.state === "sending") {
       acts.push(el("button", { type: "button", class: "small quiet", text: "Cancel", onclick: () => cancelJob(j) }));
     } else if (j.state === "failed" || j.state === "refused") {
-      if (!j.status || j.status.state !== "failed") {
+      // Sending again helps after a lost connection, a busy node or too
+      // many unfinished uploads; not for a file the node refused or could
+      // not ingest.
+      if ((!j.status || j.status.state !== "failed") && (j.state === "failed" || j.errStatus === 429)) {
         acts.push(el("button", { type: "button", class: "small quiet", text: "Retry", onclick: () => retryJob(j) }));
       }
     }
@@ -1178,12 +1181,14 @@
   }
 
   function renderTotal() {
-    const jobs = UP.jobs.filter((j) => j.state !== "cancelled");
+    // A refused file sent nothing, and will not: not in the figures.
+    const jobs = UP.jobs.filter((j) => j.state !== "cancelled" && j.state !== "refused");
+    const refused = UP.jobs.filter((j) => j.state === "refused").length;
     const box = $("up-total");
     box.hidden = !UP.jobs.length;
     $("up-actions").hidden = !UP.jobs.some((j) => ["done", "failed", "refused", "cancelled"].includes(j.state));
     if (!jobs.length) {
-      $("up-total-text").textContent = "Nothing to send.";
+      $("up-total-text").textContent = refused ? `${refused} file${refused === 1 ? "" : "s"} refused, nothing to send.` : "Nothing to send.";
       $("up-total-rate").textContent = "";
       $("up-total-bar").style.width = "0";
       return;
@@ -1196,7 +1201,8 @@
     if (by("queued")) parts.push(`${by("queued")} queued`);
     if (by("processing")) parts.push(`${by("processing")} on the node`);
     if (by("done")) parts.push(`${by("done")} done`);
-    if (by("failed") + by("refused")) parts.push(`${by("failed") + by("refused")} failed`);
+    if (by("failed")) parts.push(`${by("failed")} failed`);
+    if (refused) parts.push(`${refused} refused`);
     $("up-total-text").textContent = `${jobs.length} file${jobs.length === 1 ? "" : "s"}: ${parts.join(", ")} · ${bytes(sent)} of ${bytes(size)} (${Math.floor(frac * 100)} %)`;
     const rate = jobs.filter((j) => j.state === "sending").reduce((a, j) => a + (jobRate(j) || 0), 0);
     $("up-total-rate").textContent = rate ? `${bytes(rate)}/s` : "";
@@ -1288,6 +1294,7 @@
         if (j.state === "cancelled") { pump(); return; }
         const why = uploadError(err);
         j.state = why.refused ? "refused" : "failed";
+        j.errStatus = why.status;
         renderJob(j);
         renderResult(j, [el("span", { class: "err", text: why.text })]);
         pump();
