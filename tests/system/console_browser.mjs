@@ -18,6 +18,12 @@
 //   until {page, expr, timeout?}      waits for the expression to be truthy: its value
 //   eval {page, expr}                 the expression's value
 //   shot {page, path, full?}          a PNG screenshot
+//   files {page, selector, paths}     sets a file input's files (a directory's path for
+//                                     a webkitdirectory input: its files, with their
+//                                     relative paths)
+//   reload {page}                     reloads the page (waits for its load event)
+//   throttle {page, upload?}          the page's upload bandwidth in bytes/s (CDP's
+//                                     network emulation); none or 0: unthrottled
 //   events {page}                     the page's JavaScript errors and console errors so
 //                                     far, and the origins it sent requests to
 //   quit
@@ -62,7 +68,7 @@ async function run(m) {
         viewport: { width: m.width, height: m.height },
       });
       const page = ctx.pages()[0] || await ctx.newPage();
-      const rec = { ctx, page, errors: [], origins: new Set() };
+      const rec = { ctx, page, errors: [], origins: new Set(), cdp: null };
       page.on("pageerror", (e) => rec.errors.push(`pageerror: ${e.message}`));
       page.on("console", (msg) => {
         if (msg.type() === "error") rec.errors.push(`console: ${msg.text()}`);
@@ -99,6 +105,21 @@ async function run(m) {
     case "shot":
       await p.page.screenshot({ path: m.path, fullPage: !!m.full });
       return m.path;
+    case "files":
+      await p.page.setInputFiles(m.selector, m.paths, { timeout });
+      return true;
+    case "reload":
+      await p.page.reload({ waitUntil: "load", timeout });
+      return true;
+    case "throttle": {
+      if (!p.cdp) p.cdp = await p.ctx.newCDPSession(p.page);
+      const up = m.upload || 0;
+      await p.cdp.send("Network.enable");
+      await p.cdp.send("Network.emulateNetworkConditions", {
+        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: up > 0 ? up : -1,
+      });
+      return true;
+    }
     case "events":
       return { errors: p.errors, origins: [...p.origins].sort() };
     case "quit":
