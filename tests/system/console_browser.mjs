@@ -21,6 +21,10 @@
 //   files {page, selector, paths}     sets a file input's files (a directory's path for
 //                                     a webkitdirectory input: its files, with their
 //                                     relative paths)
+//   drop {page, selector, paths}      drops files or folders from the disk on the element,
+//                                     as a user dragging them from a file manager
+//                                     (CDP's Input.dispatchDragEvent: real entries,
+//                                     folders walkable with webkitGetAsEntry)
 //   reload {page}                     reloads the page (waits for its load event)
 //   throttle {page, upload?}          the page's upload bandwidth in bytes/s (CDP's
 //                                     network emulation); none or 0: unthrottled
@@ -108,6 +112,17 @@ async function run(m) {
     case "files":
       await p.page.setInputFiles(m.selector, m.paths, { timeout });
       return true;
+    case "drop": {
+      if (!p.cdp) p.cdp = await p.ctx.newCDPSession(p.page);
+      const box = await p.page.locator(m.selector).boundingBox({ timeout });
+      if (!box) throw new Error(`${m.selector} is not displayed`);
+      const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+      const data = { items: [], files: m.paths, dragOperationsMask: 1 };
+      for (const type of ["dragEnter", "dragOver", "drop"]) {
+        await p.cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+      }
+      return true;
+    }
     case "reload":
       await p.page.reload({ waitUntil: "load", timeout });
       return true;

@@ -1015,7 +1015,7 @@
     deleting = { kind, x };
     $("confirm-title").textContent = `Delete the ${kind} “${x.title ?? "(untitled)"}”?`;
     $("confirm-text").textContent = kind === "album"
-      ? `${x.artist ? "By " + x.artist + ". " : ""}Its ${num(x.track_count)} track${x.track_count === 1 ? "" : "s"} go with it: their audio is removed from the origin and they are no longer streamed. This cannot be undone.`
+      ? `${x.artist ? "By " + x.artist + ". " : ""}${x.track_count === 1 ? "Its one track goes" : `Its ${num(x.track_count)} tracks go`} with it: the audio is removed from the origin and no longer streamed. This cannot be undone.`
       : `${x.artist ? "By " + x.artist + ", " : ""}${x.album ? "on " + x.album + ". " : ""}Its audio is removed from the origin and it is no longer streamed. This cannot be undone.`;
     $("confirm-err").textContent = "";
     $("confirm-ok").disabled = false;
