@@ -29,7 +29,8 @@
 //   throttle {page, upload?}          the page's upload bandwidth in bytes/s (CDP's
 //                                     network emulation); none or 0: unthrottled
 //   events {page}                     the page's JavaScript errors and console errors so
-//                                     far, and the origins it sent requests to
+//                                     far, the origins it sent requests to, and how many
+//                                     dialogs it opened (beforeunload: accepted)
 //   quit
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -78,6 +79,12 @@ async function run(m) {
         if (msg.type() === "error") rec.errors.push(`console: ${msg.text()}`);
       });
       page.on("request", (r) => rec.origins.add(new URL(r.url()).origin));
+      // "Leave the page?" is answered yes (a reload in the middle of an
+      // upload); any other dialog no.
+      page.on("dialog", (d) => {
+        rec.dialogs = (rec.dialogs || 0) + 1;
+        (d.type() === "beforeunload" ? d.accept() : d.dismiss()).catch(() => {});
+      });
       pages.set(m.page, rec);
       return true;
     }
@@ -136,7 +143,7 @@ async function run(m) {
       return true;
     }
     case "events":
-      return { errors: p.errors, origins: [...p.origins].sort() };
+      return { errors: p.errors, origins: [...p.origins].sort(), dialogs: p.dialogs || 0 };
     case "quit":
       await closeAll();
       return true;

@@ -296,6 +296,9 @@ def _():
           f"reloading the page (upload {upload_id})")
     p.screenshot("03-big-sending")
     p.reload()
+    # ("Leave the page?" is asked only after a user's gesture on it, which
+    # setInputFiles is not; the driver answers yes when it is.)
+    print(f"# the page asked before leaving: {p.events()['dialogs']} time(s)")
     # The node keeps what it had received when the connection went.
     last = [None]
 

@@ -848,7 +848,7 @@
       } else if (q) {
         const r = await api("GET", `/api/v1/search?q=${encodeURIComponent(q)}&limit=50`);
         rows = B.kind === "tracks" ? r.tracks : r.albums;
-        what = `${rows.length}${rows.length === 50 ? " best" : ""} ${B.kind} matching “${q}”`;
+        what = `${rows.length}${rows.length === 50 ? " best" : ""} ${rows.length === 1 ? B.kind.slice(0, -1) : B.kind} matching “${q}”`;
       } else {
         const r = await api("GET", `/api/v1/${B.kind}?limit=${PAGE}&offset=${B.offset}`);
         rows = r[B.kind];
@@ -1469,6 +1469,13 @@
   function uploadForms() {
     if (uploadWired || !$("up-drop")) return;
     uploadWired = true;
+    // Leaving while files are being sent: the browser asks first. (What
+    // was sent is kept; the same files chosen again go on from there.)
+    window.addEventListener("beforeunload", (ev) => {
+      if (!UP.jobs.some((j) => j.state === "sending" || j.state === "queued")) return;
+      ev.preventDefault();
+      ev.returnValue = "";
+    });
     const view = $("view-upload"), drop = $("up-drop");
     view.addEventListener("dragover", (ev) => {
       ev.preventDefault();
