@@ -468,7 +468,8 @@ def _():
         "live": ["#live p"],
         "search": ["#search-q"],
         "log": ["#log-node", "#log > *"],
-        "library": ["#library > *"],
+        "library": ["#library > *", "#browse td.actions button", "#browse-q"],
+        "upload": ["#up-drop", "#up-drop label.button", "#up-recent > *"],
     }
     for size in (DESKTOP, PHONE):
         p.viewport(width=size[0], height=size[1])
@@ -480,6 +481,10 @@ def _():
             if view == "plays":
                 p.until("plays charted", "(document.querySelector('#plays-total') || {})"
                         ".textContent", 10)
+            if view == "library":
+                p.until("the library's tracks", "document.querySelectorAll('#browse tbody tr').length", 10)
+            if view == "upload":
+                p.until("recent uploads read", "document.querySelector('#up-recent').children.length", 10)
             if view in ("log", "library"):
                 p.until(f"the {view} view filled", f"document.querySelector('#{view}')"
                         f".innerText.length > 0 && !document.querySelector('#{view}')"
@@ -509,7 +514,8 @@ def _():
     tabs = p.js("[...document.querySelectorAll('nav a')].map(a => a.textContent)")
     check_eq(tabs, ["Search"], "the listener's tabs")
     present = p.js("""['#view-overview', '#view-admin', '#view-log', '#view-live', '#view-plays',
-        '#view-library', '#nodes', '#token-form', '#user-form', '#key-form', '[data-action]']
+        '#view-library', '#view-upload', '#nodes', '#token-form', '#user-form', '#key-form',
+        '[data-action]']
         .filter(s => document.querySelector(s))""")
     check_eq(present, [], "admin parts in the listener's page")
     check(p.js("document.querySelector('#health').hidden"), "no health line for a listener")
