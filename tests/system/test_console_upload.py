@@ -179,12 +179,20 @@ def shots(p, name, controls):
     p.viewport(width=DESKTOP[0], height=DESKTOP[1])
 
 
+def logged_in(s):
+    """The editor's page, logged in (a test run by itself starts here)."""
+    p = s.page
+    if not p.js("!!document.querySelector('#app') && !document.querySelector('#app').hidden"):
+        p.login(s.url, EDITOR, EDITOR_PW)
+    return p
+
+
 # ---------------------------------------------------------------- the steps
 
 @test("an editor logs in on the page and sees Upload and Library, no admin view")
 def _():
     s = setup()
-    p = s.page
+    p = s.page  # logs in below
     p.login(s.url, EDITOR, EDITOR_PW)
     tabs = p.js("[...document.querySelectorAll('nav a')].map(a => a.textContent)")
     check_eq(tabs, ["Plays", "Library", "Upload", "Search"], "the editor's tabs")
@@ -201,7 +209,7 @@ def _():
 @test("a folder of four audio files through the folder input: bars at 100 %, done with their titles, in the Library, a stream byte-exact")
 def _():
     s = setup()
-    p = s.page
+    p = logged_in(s)
     p.view("upload")
     # How many are sent at once: counted at every change of a row's state.
     p.js("""(() => {
@@ -280,7 +288,7 @@ def _():
 @test("a 30 MB file, the page reloaded mid-upload: the node keeps the offset, the same file resumes under the same upload, the bytes exact")
 def _():
     s = setup()
-    p = s.page
+    p = logged_in(s)
     p.view("upload")
     p.js("document.querySelector('#up-clear').click()")
     p.throttle(upload=THROTTLE)
@@ -342,12 +350,24 @@ def _():
     left = p.js("Object.keys(localStorage).filter(k => k.startsWith('tus::'))")
     check_eq(left, [], "upload addresses left in localStorage after success")
     p.until("no unfinished upload offered", "document.querySelector('#up-resume').hidden", 5)
+    # And one whole, unthrottled: what sending through the page costs.
+    fresh = make_wav(s.tmp / "big" / "Second Take.wav", file_size=BIG, seed=78)
+    t2 = time.monotonic()
+    p.files(selector="#up-files", paths=[str(fresh)])
+    p.until("the second file sent", row_expr(fresh.name, "r.querySelector('.bar').dataset.pct === '100'"),
+            60)
+    sent_s = time.monotonic() - t2
+    p.until("the second file done", row_expr(fresh.name, "r.dataset.state === 'done'"), 120)
+    done_s = time.monotonic() - t2
+    print(f"# {BIG} bytes through the page, unthrottled: sent in {sent_s:.2f} s "
+          f"({BIG / sent_s / 1e6:.1f} MB/s), ingested and shown done {done_s:.2f} s after it was "
+          f"chosen")
 
 
 @test("a dropped file that is not audio fails with the node's reason; one over the limit is refused (413)")
 def _():
     s = setup()
-    p = s.page
+    p = logged_in(s)
     p.view("upload")
     p.js("document.querySelector('#up-clear').click()")
     p.js("""(() => {
@@ -380,7 +400,7 @@ def _():
 @test("a folder dragged from the disk onto the view: walked (two levels), a cover left out, each file done")
 def _():
     s = setup()
-    p = s.page
+    p = logged_in(s)
     p.view("upload")
     p.js("document.querySelector('#up-clear').click()")
     top = s.tmp / "Dropped Album"
@@ -402,14 +422,6 @@ def _():
         print(f"# dropped {r['name']}: {r['figs']} · {r['result']}")
         sha, n = stream_sha(s, r["tracks"][0])
         check_eq((sha, n), (sha256_file(f), f.stat().st_size), f"the stream of {rel}")
-
-
-def logged_in(s):
-    """The editor's page, logged in (a test run by itself starts here)."""
-    p = s.page
-    if not p.js("!!document.querySelector('#app') && !document.querySelector('#app').hidden"):
-        p.login(s.url, EDITOR, EDITOR_PW)
-    return p
 
 
 def node_find(s, kind, q):
@@ -521,7 +533,7 @@ def _():
 @test("a session ended elsewhere: the next upload is refused (401) on screen")
 def _():
     s = setup()
-    p = s.page
+    p = logged_in(s)
     p.view("upload")
     p.js("document.querySelector('#up-clear').click()")
     r = s.node.request("PUT", f"/api/v1/users/{EDITOR}/password",

@@ -1365,8 +1365,7 @@
       renderJob(j);
       renderResult(j, [el("span", { class: "err", text: `not added: ${s.error || "the node could not ingest it"}` })]);
     } else {
-      j.state = "done";
-      renderJob(j);
+      // The titles first: a row says done once it can say what was added.
       const ids = s.track_ids || [];
       const shown = ids.slice(0, 8);
       const links = await Promise.all(shown.map(async (id) => {
@@ -1379,6 +1378,8 @@
         ? [el("span", { class: "muted", text: ids.length === 1 ? "Added: " : `Added ${ids.length} tracks: ` }), ...links,
           ids.length > shown.length ? el("span", { class: "muted", text: `and ${ids.length - shown.length} more` }) : null]
         : [el("span", { class: "muted", text: "Done: nothing new (already in the library)." })]);
+      j.state = "done";
+      renderJob(j);
     }
     renderTotal();
     if (S.view === "upload") loadRecent();
