@@ -299,6 +299,8 @@ def _():
                    "Number(r.querySelector('.bar').dataset.pct) >= 33 && r.dataset.id"), 30)
     upload_id = v
     before = rows(p)[0]
+    tab = p.js("document.querySelector('nav a[data-view=upload]').textContent")
+    check_eq(tab, "Upload (1)", "the Upload tab while a file is sent")
     took = time.monotonic() - t0
     print(f"# {name}: {before['figs']} after {took:.2f} s at {THROTTLE} bytes/s; "
           f"reloading the page (upload {upload_id})")
@@ -342,6 +344,8 @@ def _():
           f"{sent_s:.2f} s ({(BIG - kept) / sent_s / 1e6:.1f} MB/s through the page), done "
           f"(ingested) {done_s:.2f} s after the file was chosen again")
     check_eq(r["id"], upload_id, "the upload the page went on with")
+    check_eq(p.js("document.querySelector('nav a[data-view=upload]').textContent"), "Upload",
+             "the Upload tab once it is done")
     check_eq(r["resumed"], kept, "the offset the page resumed at (its HEAD)")
     check("Long Take" in r["result"], f"the result names the track: {r['result']!r}")
     sha, n = stream_sha(s, r["tracks"][0])
@@ -504,6 +508,15 @@ def _():
             f"'#browse tr[data-key=\"{album}\"] img.cover'); return i && i.complete && i.naturalWidth === 96; }})()",
             10)
     shots(p, "06-album-cover", ["#browse img.cover"])
+    # The album's own form.
+    p.click(selector=f"#browse tr[data-key=\"{album}\"] [data-action=edit]")
+    p.wait(selector="#edit-dialog[open]")
+    fields = p.js("[...document.querySelectorAll('#edit-fields [name]')].map(e => e.name)")
+    check_eq(fields, ["title", "artist", "year", "genre", "label"], "the album form's fields")
+    p.fill(selector="#edit-fields [name=year]", value="1999")
+    p.click(selector="#edit-save")
+    p.until("the album's form closed", "!document.querySelector('#edit-dialog').open", 10)
+    check_eq(s.node.get_json(f"/api/v1/albums/{album}")["year"], 1999, "the album's year")
     # A track deleted after the confirmation, then the album.
     gone = node_find(s, "tracks", EDIT_TRACKS[1])
     p.click(selector="#browse-tracks")

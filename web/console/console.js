@@ -1180,7 +1180,16 @@
     j.ui.result.replaceChildren(...nodes.filter((x) => x !== null && x !== undefined));
   }
 
+  // The Upload tab says how many are still going, from any view.
+  function renderTab() {
+    const a = [...$("tabs").children].find((x) => x.dataset.view === "upload");
+    if (!a) return;
+    const n = UP.jobs.filter((j) => ["queued", "sending", "processing"].includes(j.state)).length;
+    a.textContent = n ? `Upload (${n})` : "Upload";
+  }
+
   function renderTotal() {
+    renderTab();
     // A refused file sent nothing, and will not: not in the figures.
     const jobs = UP.jobs.filter((j) => j.state !== "cancelled" && j.state !== "refused");
     const refused = UP.jobs.filter((j) => j.state === "refused").length;
