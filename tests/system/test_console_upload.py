@@ -466,11 +466,22 @@ def _():
     tid = node_find(s, "tracks", EDIT_TRACKS[0])
     probe = s.node.request("PATCH", f"/api/v1/tracks/{tid}", {"Content-Type": "application/json"},
                            b"{}")
+    p.fill(selector="#browse-q", value=EDIT_TRACKS[0])
+    p.until("the track found", f"document.querySelector('#browse tr[data-key=\"{tid}\"]')", 10)
+    if probe.status == 405:
+        # The form says why nothing was saved, and stays open.
+        p.click(selector=f"#browse tr[data-key=\"{tid}\"] [data-action=edit]")
+        p.wait(selector="#edit-dialog[open]")
+        p.fill(selector="#edit-fields [name=title]", value="Not Saved")
+        p.click(selector="#edit-save")
+        msg, _ = p.until("the form's answer", "document.querySelector('#edit-err').textContent", 10)
+        print(f"# the form on a node without editing: {msg!r}")
+        check("no catalog editing" in msg, f"the form's answer: {msg!r}")
+        p.screenshot("06-edit-405")
+        p.click(selector="#edit-cancel")
     if probe.status in (404, 405):
         skip(f"catalog editing is not on this node (PATCH answered {probe.status}): "
              "browsing checked, the form's steps not run")
-    p.fill(selector="#browse-q", value=EDIT_TRACKS[0])
-    p.until("the track found", f"document.querySelector('#browse tr[data-key=\"{tid}\"]')", 10)
     p.click(selector=f"#browse tr[data-key=\"{tid}\"] [data-action=edit]")
     p.wait(selector="#edit-dialog[open]")
     p.fill(selector="#edit-fields [name=year]", value="99999")

@@ -778,7 +778,7 @@
   // 422's problems next to their fields), an album's cover replaced (PUT
   // .../cover), either deleted after a confirmation (DELETE).
   const PAGE = 25;
-  const B = { kind: "tracks", offset: 0, q: "", focus: null, seq: 0, rows: [] };
+  const B = { kind: "tracks", offset: 0, focus: null, seq: 0, rows: [], shown: null };
 
   // A link's address on the node the page reads from (cover_url is a path).
   function href(path) {
@@ -835,7 +835,6 @@
     const box = $("browse"), note_ = $("browse-note");
     const seq = ++B.seq;
     const q = $("browse-q").value.trim();
-    B.q = q;
     let rows, total = null, what;
     try {
       if (B.focus && B.focus.kind === "track") {
@@ -912,6 +911,11 @@
     return type === "int" ? v : raw;
   }
 
+  // A node of a version without catalog editing answers 405.
+  function noEditing(e) {
+    return e.status === 405 ? " (this node has no catalog editing yet)" : "";
+  }
+
   let editing = null; // {kind, id, obj}
   async function openEditor(kind, id) {
     let obj;
@@ -978,9 +982,7 @@
           }
         }
       }
-      $("edit-err").textContent = e.status === 405 || e.status === 404 && !e.fields
-        ? `Not saved: ${e.message} (this node may not have catalog editing yet).`
-        : `Not saved: ${e.message}`;
+      $("edit-err").textContent = `Not saved: ${e.message}${noEditing(e)}`;
     }
   }
 
@@ -1006,7 +1008,7 @@
       }
       loadBrowse();
     } catch (e) {
-      note(`The cover of “${a.title ?? a.id}” was not replaced: ${e.message}`, true);
+      note(`The cover of “${a.title ?? a.id}” was not replaced: ${e.message}${noEditing(e)}`, true);
     }
   }
 
@@ -1036,7 +1038,7 @@
       loadLibrary();
     } catch (e) {
       $("confirm-ok").disabled = false;
-      $("confirm-err").textContent = `Not deleted: ${e.message}`;
+      $("confirm-err").textContent = `Not deleted: ${e.message}${noEditing(e)}`;
     }
   }
 
@@ -1445,7 +1447,7 @@
     }
   }
 
-  function sayskipped(skipped) {
+  function saySkipped(skipped) {
     if (!skipped.length) return;
     note(`${skipped.length} file${skipped.length === 1 ? "" : "s"} of the folder left out, not audio by ${skipped.length === 1 ? "its name" : "their names"}: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? "…" : ""}`);
   }
@@ -1471,7 +1473,7 @@
     } else {
       for (const f of files) out.push({ file: f, rel: f.name });
     }
-    sayskipped(skipped);
+    saySkipped(skipped);
     if (out.length) addFiles(out);
   }
 
@@ -1508,7 +1510,7 @@
         if (AUDIO_EXT.test(f.name)) out.push({ file: f, rel }); else skipped.push(rel);
       }
       $("up-folder").value = "";
-      sayskipped(skipped);
+      saySkipped(skipped);
       if (out.length) addFiles(out);
     });
     $("up-clear").addEventListener("click", () => {
