@@ -26,8 +26,9 @@
 //                                     (CDP's Input.dispatchDragEvent: real entries,
 //                                     folders walkable with webkitGetAsEntry)
 //   reload {page}                     reloads the page (waits for its load event)
-//   throttle {page, upload?}          the page's upload bandwidth in bytes/s (CDP's
-//                                     network emulation); none or 0: unthrottled
+//   throttle {page, upload?, offline?} the page's upload bandwidth in bytes/s (CDP's
+//                                     network emulation); none or 0: unthrottled;
+//                                     offline: every connection fails (a lost network)
 //   events {page}                     the page's JavaScript errors and console errors so
 //                                     far, the origins it sent requests to, and how many
 //                                     dialogs it opened (beforeunload: accepted)
@@ -138,7 +139,7 @@ async function run(m) {
       const up = m.upload || 0;
       await p.cdp.send("Network.enable");
       await p.cdp.send("Network.emulateNetworkConditions", {
-        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: up > 0 ? up : -1,
+        offline: !!m.offline, latency: 0, downloadThroughput: -1, uploadThroughput: up > 0 ? up : -1,
       });
       return true;
     }

@@ -35,7 +35,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import socket
+import struct
+import threading
 import time
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,6 +62,78 @@ FOLDER = [  # (file, title, track number): the folder the editor uploads
     ("03 Evening.ogg", "Evening Upload", 3),
     ("04 Night.m4a", "Night Upload", 4),
 ]
+
+
+class CutProxy:
+    """A TCP relay to the node whose connections can be cut at once, and
+    new ones refused for a while: a lost network, as the browser sees it
+    (a reset alone is not enough: Chromium sends a request whose reused
+    connection was reset once more by itself, body and all, and the page
+    never knows). Threads of its own, ended by close()."""
+
+    def __init__(self, port):
+        self.target = port
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.conns, self.lock, self.cuts, self.down_until = [], threading.Lock(), 0, 0.0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                self._reset(c)
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _reset(x):
+        try:
+            x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            x.close()
+        except OSError:
+            pass
+
+    def cut(self, down=0.0):
+        """Resets every connection open now, and those made in the next
+        `down` seconds."""
+        with self.lock:
+            self.down_until = time.monotonic() + down
+            conns, self.conns = self.conns, []
+            self.cuts += 1
+        for x in conns:
+            self._reset(x)
+
+    def close(self):
+        self.lsock.close()
+        self.cut()
 
 
 def user_add(data, name, role, password):
@@ -368,6 +444,90 @@ def _():
           f"chosen")
 
 
+@test("the connection lost mid-upload: retried from the node's offset under the same upload, bytes exact; Cancel ends an upload on the node")
+def _():
+    s = setup()
+    p = logged_in(s)
+    # A page of its own, through a relay that can cut its connections.
+    proxy = CutProxy(s.node.port)
+    s.proxy_url = f"http://127.0.0.1:{proxy.port}"
+    try:
+        q = Page(s.browser, "relayed", DESKTOP)
+        q.login(s.proxy_url + "/", EDITOR, EDITOR_PW)
+        q.view("upload")
+        f = make_wav(s.tmp / "big" / "Third Take.wav", file_size=15_000_044, seed=79)
+        q.throttle(upload=THROTTLE)
+        q.files(selector="#up-files", paths=[str(f)])
+        upload_id, _ = q.until("a fifth sent", row_expr(f.name, "r.dataset.id && "
+                               "Number(r.querySelector('.bar').dataset.pct) >= 20 && r.dataset.id"), 30)
+        t0 = time.monotonic()
+        before = rows(q)[0]["figs"]
+        proxy.cut(down=2.0)
+        q.until("sent after the connection was cut", row_expr(f.name, "r.dataset.state === 'done'"), 60)
+        r = rows(q)[0]
+        print(f"# connections cut at {before} and refused for 2 s: retried, resumed at "
+              f"{r['resumed']} bytes (the node's HEAD), {r['figs']}; done "
+              f"{time.monotonic() - t0:.2f} s after the cut")
+        check_eq(r["id"], upload_id, "the upload after the retry (the same one)")
+        # The offset the node kept is often 0 here (the bytes before the
+        # cut lost, though the node keeps them when a client resets the
+        # connection itself: an open question for the node); what the page
+        # must do is ask it and go on from there.
+        check(r["resumed"] is not None and r["resumed"] < f.stat().st_size,
+              f"the retry asked the node's offset (HEAD) and went on from it: {r}")
+        sha, n = stream_sha(s, r["tracks"][0])
+        check_eq((sha, n), (sha256_file(f), f.stat().st_size), "the stream after the retry")
+        s.relayed_events = q.events()
+        s.browser("close", page="relayed")
+    finally:
+        proxy.close()
+    p.view("upload")
+    p.js("document.querySelector('#up-clear').click()")
+    # Cancel: the page ends the upload on the node (DELETE) and forgets it.
+    g = make_wav(s.tmp / "big" / "Cancelled Take.wav", file_size=15_000_044, seed=80)
+    p.throttle(upload=THROTTLE)
+    p.files(selector="#up-files", paths=[str(g)])
+    gid, _ = p.until("some of it sent", row_expr(g.name, "r.dataset.id && "
+                     "Number(r.querySelector('.bar').dataset.pct) >= 10 && r.dataset.id"), 30)
+    p.js(row_expr(g.name, "r.querySelector('.acts button').click() || true"))
+    p.until("cancelled on the page", row_expr(g.name, "r.dataset.state === 'cancelled'"), 5)
+    p.throttle(upload=0)
+    wait_for("the cancelled upload gone from the node",
+             lambda: s.node.get(f"/api/v1/uploads/{gid}/status").status == 404, 10, step=0.1)
+    left = p.js("Object.keys(localStorage).filter(k => k.startsWith('tus::'))")
+    check_eq(left, [], "upload addresses left in localStorage after a cancel")
+    print(f"# cancelled upload {gid}: 404 on the node, nothing kept in the page")
+
+
+@test("an album's zip through the page: one upload, each file in it a track, listed on its row")
+def _():
+    s = setup()
+    p = logged_in(s)
+    p.view("upload")
+    p.js("document.querySelector('#up-clear').click()")
+    src = s.tmp / "zipped"
+    titles = ["Zipped One", "Zipped Two", "Zipped Three"]
+    members = [make_audio(src / f"{i:02d}.flac", None, 1.0,
+                          {"title": t, "artist": "The Zippers", "album": "Zip Album", "track": str(i)})
+               for i, t in enumerate(titles, 1)]
+    z = s.tmp / "Zip Album.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_STORED) as zf:
+        for m in members:
+            zf.write(m, f"Zip Album/{m.name}")
+    p.files(selector="#up-files", paths=[str(z)])
+    p.until("the zip done", row_expr(z.name, "r.dataset.state === 'done' && "
+            "r.querySelectorAll('.result a.track').length === 3"), 60)
+    r = rows(p)[0]
+    print(f"# {r['name']}: {r['figs']} · {r['result']}")
+    check(r["result"].startswith("Added 3 tracks"), f"the zip's row: {r['result']!r}")
+    for t in titles:
+        check(t in r["result"], f"{t} on the zip's row: {r['result']!r}")
+    by_title = {s.node.get_json(f"/api/v1/tracks/{i}")["title"]: i for i in r["tracks"]}
+    for m, t in zip(members, titles):
+        sha, n = stream_sha(s, by_title[t])
+        check_eq((sha, n), (sha256_file(m), m.stat().st_size), f"the stream of {m.name} from the zip")
+
+
 @test("a dropped file that is not audio fails with the node's reason; one over the limit is refused (413)")
 def _():
     s = setup()
@@ -575,17 +735,22 @@ def _():
 @test("no page error, no request outside the node; the node stops cleanly")
 def _():
     s = setup()
-    ev = s.page.events()
-    print(f"# requests to {ev['origins']}")
-    outside = [o for o in ev["origins"] if o != s.url.rstrip("/")]
-    check(not outside, f"the page asked outside the node: {outside}")
-    failed = [x for x in ev["errors"] if "Failed to load resource" in x]
-    errors = [x for x in ev["errors"] if x not in failed]
-    print(f"# {len(failed)} answers not a success: "
-          f"{sorted(set(x.split('resource: ')[-1] for x in failed))}")
-    check(not errors, f"page errors: {errors}")
+    pages = {"editor": (s.page.events(), s.url.rstrip("/"))}
+    if getattr(s, "relayed_events", None):
+        pages["relayed"] = (s.relayed_events, s.proxy_url)
+    for name, (ev, origin) in pages.items():
+        print(f"# page {name}: requests to {ev['origins']}")
+        outside = [o for o in ev["origins"] if o != origin]
+        check(not outside, f"page {name} asked outside the node: {outside}")
+        failed = [x for x in ev["errors"] if "Failed to load resource" in x]
+        errors = [x for x in ev["errors"] if x not in failed]
+        print(f"# page {name}: {len(failed)} answers not a success: "
+              f"{sorted(set(x.split('resource: ')[-1] for x in failed))}")
+        check(not errors, f"page {name}: errors {errors}")
     _SETUP.clear()
+    t0 = time.monotonic()
     s.close()  # SIGTERM: exit status 0, no sanitizer report
+    print(f"# the node stopped {time.monotonic() - t0:.2f} s after SIGTERM")
 
 
 if __name__ == "__main__":

@@ -1386,7 +1386,8 @@
         return el("a", { href: `#library/track/${id}`, class: "track", "data-track": id, text: label });
       }));
       renderResult(j, ids.length
-        ? [el("span", { class: "muted", text: ids.length === 1 ? "Added: " : `Added ${ids.length} tracks: ` }), ...links,
+        ? [el("span", { class: "muted", text: ids.length === 1 ? "Added: " : `Added ${ids.length} tracks: ` }),
+          ...links.flatMap((a, i) => i ? [el("span", { class: "muted", text: " · " }), a] : [a]),
           ids.length > shown.length ? el("span", { class: "muted", text: `and ${ids.length - shown.length} more` }) : null]
         : [el("span", { class: "muted", text: "Done: nothing new (already in the library)." })]);
       j.state = "done";
