@@ -1219,7 +1219,10 @@
     $("up-total-rate").textContent = rate ? `${bytes(rate)}/s` : "";
     $("up-total-bar").style.width = `${(frac * 100).toFixed(1)}%`;
     $("up-total-bar").parentElement.dataset.pct = String(Math.floor(frac * 100));
-    $("up-total-bar").parentElement.className = `bar${by("done") === jobs.length ? " done" : ""}`;
+    // Green once all are in, red once nothing is going and one failed.
+    const going = by("queued") + by("sending") + by("processing");
+    $("up-total-bar").parentElement.className =
+      `bar${by("done") === jobs.length ? " done" : !going && by("failed") ? " failed" : ""}`;
   }
 
   function addFiles(list) {
@@ -1550,7 +1553,8 @@
         { label: "Result", value: (u) => u.state === "failed" ? el("span", { class: "err", text: u.error || "failed" })
             : u.track_ids && u.track_ids.length
               ? el("a", { href: `#library/track/${u.track_ids[0]}`,
-                  text: u.track_ids.length === 1 ? "1 track" : `${u.track_ids.length} tracks (the first)` })
+                  title: u.track_ids.length > 1 ? "the first of them in the Library" : null,
+                  text: u.track_ids.length === 1 ? "1 track" : `${u.track_ids.length} tracks` })
               : dash, sig: (u) => `${u.state}|${u.error}|${(u.track_ids || []).join(",")}` },
       ], r.uploads || [], (u) => u.id);
     } catch (e) {
