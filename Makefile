@@ -66,20 +66,23 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/loop_runner.h $(BU
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchorus.a $(LDLIBS)
 
-# The console (web/console/), one HTML file with uPlot inlined, embedded in
-# the binary. uPlot comes from npm (pinned in scripts/package.json), which
-# scripts/deps.sh installs into build/npm for every variant's build.
+# The console (web/console/), one HTML file with uPlot and tus-js-client
+# (the upload view's client) inlined, embedded in the binary. Both come from
+# npm (pinned in scripts/package.json), which scripts/deps.sh installs into
+# build/npm for every variant's build.
 WEB_SRC := $(sort $(wildcard web/console/*))
 UPLOT   := build/npm/node_modules/uplot/dist
 UPLOT_FILES := $(UPLOT)/uPlot.iife.min.js $(UPLOT)/uPlot.min.css
+TUS     := build/npm/node_modules/tus-js-client/dist
+TUS_FILES := $(TUS)/tus.min.js
 
-$(UPLOT_FILES):
-	@echo "make: $@ is missing: scripts/deps.sh run installs uPlot (npm) into build/npm" >&2
+$(UPLOT_FILES) $(TUS_FILES):
+	@echo "make: $@ is missing: scripts/deps.sh run installs uPlot and tus-js-client (npm) into build/npm" >&2
 	@exit 1
 
-$(BUILD)/gen/console.html: $(WEB_SRC) $(UPLOT_FILES) scripts/web-bundle.sh
+$(BUILD)/gen/console.html: $(WEB_SRC) $(UPLOT_FILES) $(TUS_FILES) scripts/web-bundle.sh
 	@mkdir -p $(dir $@)
-	./scripts/web-bundle.sh web/console $(UPLOT) > $@.tmp
+	./scripts/web-bundle.sh web/console $(UPLOT) $(TUS) > $@.tmp
 	mv $@.tmp $@
 
 $(BUILD)/gen/web_index.c: $(BUILD)/gen/console.html scripts/embed.sh

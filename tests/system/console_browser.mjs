@@ -18,8 +18,20 @@
 //   until {page, expr, timeout?}      waits for the expression to be truthy: its value
 //   eval {page, expr}                 the expression's value
 //   shot {page, path, full?}          a PNG screenshot
+//   files {page, selector, paths}     sets a file input's files (a directory's path for
+//                                     a webkitdirectory input: its files, with their
+//                                     relative paths)
+//   drop {page, selector, paths}      drops files or folders from the disk on the element,
+//                                     as a user dragging them from a file manager
+//                                     (CDP's Input.dispatchDragEvent: real entries,
+//                                     folders walkable with webkitGetAsEntry)
+//   reload {page}                     reloads the page (waits for its load event)
+//   throttle {page, upload?, offline?} the page's upload bandwidth in bytes/s (CDP's
+//                                     network emulation); none or 0: unthrottled;
+//                                     offline: every connection fails (a lost network)
 //   events {page}                     the page's JavaScript errors and console errors so
-//                                     far, and the origins it sent requests to
+//                                     far, the origins it sent requests to, and how many
+//                                     dialogs it opened (beforeunload: accepted)
 //   quit
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -62,12 +74,18 @@ async function run(m) {
         viewport: { width: m.width, height: m.height },
       });
       const page = ctx.pages()[0] || await ctx.newPage();
-      const rec = { ctx, page, errors: [], origins: new Set() };
+      const rec = { ctx, page, errors: [], origins: new Set(), cdp: null };
       page.on("pageerror", (e) => rec.errors.push(`pageerror: ${e.message}`));
       page.on("console", (msg) => {
         if (msg.type() === "error") rec.errors.push(`console: ${msg.text()}`);
       });
       page.on("request", (r) => rec.origins.add(new URL(r.url()).origin));
+      // "Leave the page?" is answered yes (a reload in the middle of an
+      // upload); any other dialog no.
+      page.on("dialog", (d) => {
+        rec.dialogs = (rec.dialogs || 0) + 1;
+        (d.type() === "beforeunload" ? d.accept() : d.dismiss()).catch(() => {});
+      });
       pages.set(m.page, rec);
       return true;
     }
@@ -99,8 +117,34 @@ async function run(m) {
     case "shot":
       await p.page.screenshot({ path: m.path, fullPage: !!m.full });
       return m.path;
+    case "files":
+      await p.page.setInputFiles(m.selector, m.paths, { timeout });
+      return true;
+    case "drop": {
+      if (!p.cdp) p.cdp = await p.ctx.newCDPSession(p.page);
+      const box = await p.page.locator(m.selector).boundingBox({ timeout });
+      if (!box) throw new Error(`${m.selector} is not displayed`);
+      const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+      const data = { items: [], files: m.paths, dragOperationsMask: 1 };
+      for (const type of ["dragEnter", "dragOver", "drop"]) {
+        await p.cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+      }
+      return true;
+    }
+    case "reload":
+      await p.page.reload({ waitUntil: "load", timeout });
+      return true;
+    case "throttle": {
+      if (!p.cdp) p.cdp = await p.ctx.newCDPSession(p.page);
+      const up = m.upload || 0;
+      await p.cdp.send("Network.enable");
+      await p.cdp.send("Network.emulateNetworkConditions", {
+        offline: !!m.offline, latency: 0, downloadThroughput: -1, uploadThroughput: up > 0 ? up : -1,
+      });
+      return true;
+    }
     case "events":
-      return { errors: p.errors, origins: [...p.origins].sort() };
+      return { errors: p.errors, origins: [...p.origins].sort(), dialogs: p.dialogs || 0 };
     case "quit":
       await closeAll();
       return true;

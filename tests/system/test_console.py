@@ -40,99 +40,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg  # noqa: E402
 import chorus_test  # noqa: E402
 from chorus_test import (  # noqa: E402
-    CHORUS_BIN, REPO, Node, RawConn, bearer, check, check_eq, chorus_env, fail, http_request,
+    CHORUS_BIN, Node, RawConn, bearer, check, check_eq, chorus_env, fail, http_request,
     ingest_ok, main, make_key, sha256_file, test, wait_for, wav_library)
 from haproxy import HAPROXY, Haproxy, free_port  # noqa: E402
+from console_page import (  # noqa: E402
+    CHROMIUM, DESKTOP, NODE_JS, PHONE, PLAYWRIGHT, Browser, Page, output_dir,
+    overflow_and_controls)
 
-CHROMIUM = "/usr/bin/chromium"
-NODE_JS = shutil.which("node")
-PLAYWRIGHT = REPO / "build" / "npm" / "node_modules" / "playwright-core"
-DRIVER = pathlib.Path(__file__).with_name("console_browser.mjs")
-OUT = pathlib.Path(os.environ.get("CHORUS_TEST_OUTPUT") or
-                   REPO / "build" / "test-output" / "test_console")
+OUT = output_dir("test_console")
 BIG = 1_500_000  # frames: 6 MB tracks, more than the sockets hold
 ADMIN, ADMIN_PW = "ops", "console-admin-pw-1"
 LISTENER, LISTENER_PW = "lena", "console-listener-pw-1"
-DESKTOP, PHONE = (1280, 800), (390, 844)
-
-
-# ---------------------------------------------------------------- the browser
-
-class Browser:
-    """console_browser.mjs: one JSON request a line, one answer a line."""
-
-    def __init__(self, profile):
-        self.log = open(OUT / "browser.log", "wb")
-        self.proc = subprocess.Popen([NODE_JS, str(DRIVER), str(profile)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     start_new_session=True)
-        self.n = 0
-
-    def __call__(self, cmd, **kw):
-        self.n += 1
-        self.proc.stdin.write(json.dumps({"id": self.n, "cmd": cmd, **kw}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            fail(f"the browser driver exited during {cmd} {kw}: "
-                 f"{(OUT / 'browser.log').read_text(errors='replace')[-2000:]}")
-        a = json.loads(line)
-        if not a["ok"]:
-            fail(f"browser: {cmd} {json.dumps(kw)[:300]}: {a['error']}")
-        return a["value"]
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self("quit")
-                self.proc.wait(15)
-            except Exception:  # noqa: BLE001 (then by force, by its id)
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-class Page:
-    """One page of the browser (a browser process of its own: its own cookies)."""
-
-    def __init__(self, b, name, size):
-        self.b, self.name = b, name
-        b("page", page=name, width=size[0], height=size[1])
-
-    def __getattr__(self, cmd):
-        return lambda **kw: self.b(cmd, page=self.name, **kw)
-
-    def js(self, expr):
-        return self.b("eval", page=self.name, expr=expr)
-
-    def until(self, what, expr, timeout=10):
-        """The expression's value once truthy, and the seconds it took."""
-        t0 = time.monotonic()
-        try:
-            v = self.b("until", page=self.name, expr=expr, timeout=int(timeout * 1000))
-        except chorus_test.TestFailure as e:
-            self.screenshot(f"failed-{self.name}")
-            fail(f"{what}: not within {timeout:g} s on the page ({e})",
-                 self.js("document.querySelector('main') ? document.body.innerText.slice(0, 3000) : ''"))
-        return v, time.monotonic() - t0
-
-    def screenshot(self, name, full=True):
-        p = OUT / f"{name}.png"
-        self.b("shot", page=self.name, path=str(p), full=full)
-        print(f"# screenshot {p.relative_to(REPO) if p.is_relative_to(REPO) else p}")
-        return p
-
-    def login(self, url, user, password):
-        self.goto(url=url)
-        self.wait(selector="#login-user")
-        self.fill(selector="#login-user", value=user)
-        self.fill(selector="#login-password", value=password)
-        self.click(selector="#login-submit")
-        self.wait(selector="#app", timeout=15000)
-
-    def view(self, name):
-        self.js(f"location.hash = '#{name}'")
-        self.wait(selector=f"#view-{name}.on")
 
 
 def row_state(node_id):
@@ -191,7 +109,7 @@ class Cluster:
         if OUT.exists():
             shutil.rmtree(OUT)
         OUT.mkdir(parents=True)
-        self.browser = Browser(self.tmp / "chromium")
+        self.browser = Browser(self.tmp / "chromium", OUT)
         self.pages, self.closed_events = {}, {}
 
     def start(self, name, args=None):
@@ -537,26 +455,6 @@ def _():
          " s.dispatchEvent(new Event('change')); })()")
 
 
-def overflow_and_controls(p, controls):
-    """(page width - viewport width, [controls not wholly visible in the
-    viewport's width, or not displayed])."""
-    return p.js("""(() => {
-      const over = document.documentElement.scrollWidth - document.documentElement.clientWidth;
-      const bad = [];
-      for (const sel of %s) {
-        const els = [...document.querySelectorAll(sel)];
-        if (!els.length) { bad.push(sel + ": none"); continue; }
-        for (const e of els) {
-          const r = e.getBoundingClientRect();
-          if (!r.width || !r.height || r.left < 0 || r.right > innerWidth + 0.5 ||
-              getComputedStyle(e).visibility === "hidden")
-            bad.push(`${sel}: ${Math.round(r.left)}..${Math.round(r.right)} of ${innerWidth}`);
-        }
-      }
-      return [over, bad];
-    })()""" % json.dumps(controls))
-
-
 @test("at 1280x800 and 390x844: no horizontal overflow, the key controls visible")
 def _():
     c = cluster()
@@ -570,7 +468,8 @@ def _():
         "live": ["#live p"],
         "search": ["#search-q"],
         "log": ["#log-node", "#log > *"],
-        "library": ["#library > *"],
+        "library": ["#library > *", "#browse td.actions button", "#browse-q"],
+        "upload": ["#up-drop", "#up-drop label.button", "#up-recent > *"],
     }
     for size in (DESKTOP, PHONE):
         p.viewport(width=size[0], height=size[1])
@@ -582,6 +481,10 @@ def _():
             if view == "plays":
                 p.until("plays charted", "(document.querySelector('#plays-total') || {})"
                         ".textContent", 10)
+            if view == "library":
+                p.until("the library's tracks", "document.querySelectorAll('#browse tbody tr').length", 10)
+            if view == "upload":
+                p.until("recent uploads read", "document.querySelector('#up-recent').children.length", 10)
             if view in ("log", "library"):
                 p.until(f"the {view} view filled", f"document.querySelector('#{view}')"
                         f".innerText.length > 0 && !document.querySelector('#{view}')"
@@ -611,7 +514,8 @@ def _():
     tabs = p.js("[...document.querySelectorAll('nav a')].map(a => a.textContent)")
     check_eq(tabs, ["Search"], "the listener's tabs")
     present = p.js("""['#view-overview', '#view-admin', '#view-log', '#view-live', '#view-plays',
-        '#view-library', '#nodes', '#token-form', '#user-form', '#key-form', '[data-action]']
+        '#view-library', '#view-upload', '#nodes', '#token-form', '#user-form', '#key-form',
+        '[data-action]']
         .filter(s => document.querySelector(s))""")
     check_eq(present, [], "admin parts in the listener's page")
     check(p.js("document.querySelector('#health').hidden"), "no health line for a listener")

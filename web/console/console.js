@@ -97,9 +97,11 @@
   /* ---------------------------------------------------------------- the API */
 
   class ApiError extends Error {
-    constructor(status, message) {
+    // fields: a 422's problems by field ({"year": "must be ..."}), or null.
+    constructor(status, message, fields) {
       super(message);
       this.status = status;
+      this.fields = fields || null;
     }
   }
   // The node could not be reached at all (refused, reset, timed out).
@@ -115,9 +117,12 @@
   };
   const TIMEOUT_MS = 6000;
 
+  // body: a value sent as JSON, or a Blob sent as it is (its type the
+  // Content-Type: a cover).
   async function once(base, method, path, body) {
     const headers = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const blob = body instanceof Blob;
+    if (body !== undefined) headers["Content-Type"] = blob ? body.type || "application/octet-stream" : "application/json";
     if (base) {
       // Another origin: the browser sends no cookie there (and must not:
       // the node answers with a wildcard origin); the session goes as a
@@ -133,7 +138,7 @@
       r = await fetch(base + path, {
         method, headers, signal: ctl.signal, cache: "no-store",
         credentials: base ? "omit" : "same-origin", mode: base ? "cors" : "same-origin",
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : blob ? body : JSON.stringify(body),
       });
     } catch (e) {
       throw new NetError(`${base || location.origin} did not answer (${e.name === "AbortError" ? "timed out" : e.message})`);
@@ -145,7 +150,7 @@
     try { j = text ? JSON.parse(text) : null; } catch (e) { j = null; }
     if (!r.ok) {
       const msg = j && j.error && j.error.message ? j.error.message : `${r.status} ${r.statusText}`;
-      throw new ApiError(r.status, msg);
+      throw new ApiError(r.status, msg, j && j.error && j.error.fields);
     }
     return j;
   }
@@ -766,6 +771,803 @@
       el("h3", { text: "Latest ingests" }), ingests);
   }
 
+  /* ---------------------------------------------------------------- library: browse and edit */
+
+  // The catalog by page (GET /api/v1/tracks or /albums, by title) or a
+  // search's best 50; a track or album is edited in a form (PATCH, the
+  // 422's problems next to their fields), an album's cover replaced (PUT
+  // .../cover), either deleted after a confirmation (DELETE).
+  const PAGE = 25;
+  const B = { kind: "tracks", offset: 0, focus: null, seq: 0, rows: [], shown: null };
+
+  // A link's address on the node the page reads from (cover_url is a path).
+  function href(path) {
+    return path ? S.base + path : null;
+  }
+
+  const TRACK_COLS = [
+    { label: "Title", value: (t) => el("span", {}, t.title ?? "(untitled)",
+        t.explicit ? el("span", { class: "badge drained", text: "E", title: "explicit" }) : null),
+      sig: (t) => `${t.title}|${t.explicit}` },
+    { label: "Artist", value: (t) => t.artist ?? dash },
+    { label: "Album", value: (t) => t.album ?? dash },
+    { label: "#", cls: "n", value: (t) => t.track_number ? (t.disc_number > 1 ? `${t.disc_number}.` : "") + t.track_number : dash },
+    { label: "Year", cls: "n", value: (t) => t.year ? String(t.year) : dash },
+    { label: "Length", cls: "n", value: (t) => duration((t.duration_ms || 0) / 1000) },
+    { label: "Format", value: (t) => t.codec ? `${t.codec}${t.bitrate ? " " + Math.round(t.bitrate / 1000) + "k" : ""}` : dash },
+    { label: "", cls: "actions", sig: (t) => t.id, value: (t) => el("span", { class: "row" },
+        el("button", { type: "button", class: "small quiet", text: "Edit", "data-action": "edit", onclick: () => editTrack(t.id) }),
+        el("button", { type: "button", class: "small quiet", text: "Delete", "data-action": "delete",
+          onclick: () => confirmDelete("track", t) })) },
+  ];
+  const ALBUM_COLS = [
+    { label: "Cover", value: (a) => a.cover_url
+        ? el("img", { class: "cover", src: href(a.cover_url), alt: "", loading: "lazy" })
+        : el("span", { class: "nocover" }), sig: (a) => a.cover_url || "" },
+    { label: "Title", value: (a) => a.title ?? "(untitled)" },
+    { label: "Artist", value: (a) => a.artist ?? dash },
+    { label: "Year", cls: "n", value: (a) => a.year ? String(a.year) : dash },
+    { label: "Tracks", cls: "n", value: (a) => num(a.track_count) },
+    { label: "Length", cls: "n", value: (a) => duration((a.duration_ms || 0) / 1000) },
+    { label: "", cls: "actions", sig: (a) => a.id, value: (a) => el("span", { class: "row" },
+        el("button", { type: "button", class: "small quiet", text: "Tracks", onclick: () => albumTracks(a) }),
+        el("button", { type: "button", class: "small quiet", text: "Edit", "data-action": "edit", onclick: () => editAlbum(a.id) }),
+        el("button", { type: "button", class: "small quiet", text: "Cover", "data-action": "cover", onclick: () => pickCover(a) }),
+        el("button", { type: "button", class: "small quiet", text: "Delete", "data-action": "delete",
+          onclick: () => confirmDelete("album", a) })) },
+  ];
+
+  function browseKind(kind) {
+    B.kind = kind;
+    B.offset = 0;
+    B.focus = null;
+    for (const k of ["tracks", "albums"]) {
+      $(`browse-${k}`).classList.toggle("on", k === kind);
+      $(`browse-${k}`).setAttribute("aria-pressed", String(k === kind));
+    }
+    $("browse").replaceChildren();
+    loadBrowse();
+  }
+
+  // focus: {kind: "track"|"album", id} shows that one alone (an upload's
+  // result links here), {kind: "album-tracks", album} an album's tracks.
+  async function loadBrowse() {
+    const box = $("browse"), note_ = $("browse-note");
+    const seq = ++B.seq;
+    const q = $("browse-q").value.trim();
+    let rows, total = null, what;
+    try {
+      if (B.focus && B.focus.kind === "track") {
+        rows = [await api("GET", `/api/v1/tracks/${B.focus.id}`)];
+        what = "One track";
+      } else if (B.focus && B.focus.kind === "album-tracks") {
+        const a = await api("GET", `/api/v1/albums/${B.focus.album.id}`);
+        rows = a.tracks || [];
+        what = `The tracks of ${a.title ?? "(untitled)"}${a.artist ? " by " + a.artist : ""}`;
+      } else if (q) {
+        const r = await api("GET", `/api/v1/search?q=${encodeURIComponent(q)}&limit=50`);
+        rows = B.kind === "tracks" ? r.tracks : r.albums;
+        what = `${rows.length}${rows.length === 50 ? " best" : ""} ${rows.length === 1 ? B.kind.slice(0, -1) : B.kind} matching “${q}”`;
+      } else {
+        const r = await api("GET", `/api/v1/${B.kind}?limit=${PAGE}&offset=${B.offset}`);
+        rows = r[B.kind];
+        total = r.total;
+        what = total ? `${num(B.offset + 1)}–${num(B.offset + rows.length)} of ${num(total)} ${B.kind}, by title` : "";
+      }
+    } catch (e) {
+      if (seq === B.seq) errorBox(box, `The ${B.kind} could not be read`, e);
+      return;
+    }
+    if (seq !== B.seq) return; // an answer to an older question
+    const isTracks = B.focus ? B.focus.kind !== "album" : B.kind === "tracks";
+    B.rows = rows;
+    B.shown = isTracks ? "tracks" : "albums";
+    const cur = box.querySelector("table");
+    if (cur && cur.dataset.kind !== B.shown) box.replaceChildren();
+    table(box, isTracks ? TRACK_COLS : ALBUM_COLS, rows, (x) => x.id,
+      (x) => B.focus && x.id === B.focus.id ? "focus" : "");
+    const t = box.querySelector("table");
+    if (t) t.dataset.kind = B.shown;
+    note_.replaceChildren(el("span", { text: what }),
+      ...(B.focus ? [el("button", { type: "button", class: "small quiet", id: "browse-all", text: "Show all",
+        onclick: () => { B.focus = null; if (location.hash.startsWith("#library/")) history.replaceState(null, "", "#library"); loadBrowse(); } })] : []));
+    const paged = total !== null;
+    $("browse-prev").hidden = $("browse-next").hidden = !paged;
+    $("browse-page").textContent = paged && total > PAGE ? `page ${Math.floor(B.offset / PAGE) + 1} of ${Math.ceil(total / PAGE)}` : "";
+    $("browse-prev").disabled = B.offset === 0;
+    $("browse-next").disabled = !paged || B.offset + PAGE >= total;
+  }
+
+  function albumTracks(a) {
+    B.focus = { kind: "album-tracks", album: a, id: null };
+    loadBrowse();
+  }
+
+  // The fields a form edits: [name, label, type, nullable]; type is
+  // text, int or flag. Those not nullable cannot be cleared (the API says so).
+  const EDIT_FIELDS = {
+    track: [["title", "Title", "text", false], ["artist", "Artist", "text", false],
+      ["album", "Album", "text", false], ["album_artist", "Album artist", "text", false],
+      ["track_number", "Track number", "int", true], ["disc_number", "Disc number", "int", true],
+      ["year", "Year", "int", true], ["genre", "Genre", "text", true],
+      ["isrc", "ISRC", "text", true], ["label", "Label", "text", true],
+      ["explicit", "Explicit", "flag", true]],
+    album: [["title", "Title", "text", false], ["artist", "Album artist", "text", false],
+      ["year", "Year", "int", true], ["genre", "Genre", "text", true], ["label", "Label", "text", true]],
+  };
+
+  function fieldValue(type, v) {
+    if (type === "flag") return v === true ? "yes" : v === false ? "no" : "";
+    return v === null || v === undefined ? "" : String(v);
+  }
+
+  // What the form says, for one field, as the API takes it. A number
+  // field that is not a number goes as the text typed: the 422 says why.
+  function formValue(type, nullable, raw) {
+    if (type === "flag") return raw === "yes" ? true : raw === "no" ? false : null;
+    const v = raw.trim();
+    if (v === "" && nullable) return null;
+    if (type === "int" && /^-?\d+$/.test(v)) return Number(v);
+    return type === "int" ? v : raw;
+  }
+
+  // A node of a version without catalog editing answers 405.
+  function noEditing(e) {
+    return e.status === 405 ? " (this node has no catalog editing yet)" : "";
+  }
+
+  let editing = null; // {kind, id, obj}
+  async function openEditor(kind, id) {
+    let obj;
+    try {
+      obj = await api("GET", `/api/v1/${kind}s/${id}`);
+    } catch (e) {
+      note(`The ${kind} could not be read: ${e.message}`, true);
+      return;
+    }
+    editing = { kind, id, obj };
+    $("edit-title").textContent = kind === "track"
+      ? `Edit the track “${obj.title ?? "(untitled)"}”` : `Edit the album “${obj.title ?? "(untitled)"}”`;
+    $("edit-err").textContent = "";
+    $("edit-fields").replaceChildren(...EDIT_FIELDS[kind].map(([name, label, type]) => {
+      const input = type === "flag"
+        ? el("select", { name }, el("option", { value: "", text: "unknown" }), el("option", { value: "yes", text: "yes" }), el("option", { value: "no", text: "no" }))
+        : el("input", { name, autocomplete: "off", inputmode: type === "int" ? "numeric" : null });
+      input.value = fieldValue(type, obj[name]);
+      return el("label", { class: type === "text" && !["genre", "isrc", "label"].includes(name) ? "wide" : null, "data-field": name },
+        label, input, el("span", { class: "ferr" }));
+    }));
+    $("edit-save").disabled = false;
+    $("edit-dialog").showModal();
+  }
+  const editTrack = (id) => openEditor("track", id);
+  const editAlbum = (id) => openEditor("album", id);
+
+  async function saveEdit(ev) {
+    ev.preventDefault();
+    if (!editing) return;
+    const { kind, id, obj } = editing;
+    const body = {};
+    for (const [name, , type, nullable] of EDIT_FIELDS[kind]) {
+      const input = $("edit-fields").querySelector(`[name=${name}]`);
+      const v = formValue(type, nullable, input.value);
+      if (v !== (obj[name] ?? null)) body[name] = v;
+    }
+    for (const l of $("edit-fields").querySelectorAll("label")) {
+      l.classList.remove("bad");
+      l.querySelector(".ferr").textContent = "";
+    }
+    $("edit-err").textContent = "";
+    if (!Object.keys(body).length) {
+      $("edit-dialog").close();
+      return;
+    }
+    $("edit-save").disabled = true;
+    try {
+      const r = await api("PATCH", `/api/v1/${kind}s/${id}`, body);
+      $("edit-dialog").close();
+      editing = null;
+      titles.delete(id);
+      note(`The ${kind} “${(r && r.title) ?? obj.title ?? id}” was saved (${Object.keys(body).join(", ")}).`);
+      loadBrowse();
+      loadLibrary();
+    } catch (e) {
+      $("edit-save").disabled = false;
+      if (e.fields) {
+        for (const [f, msg] of Object.entries(e.fields)) {
+          const l = $("edit-fields").querySelector(`label[data-field="${CSS.escape(f)}"]`);
+          if (l) {
+            l.classList.add("bad");
+            l.querySelector(".ferr").textContent = msg;
+          }
+        }
+      }
+      $("edit-err").textContent = `Not saved: ${e.message}${noEditing(e)}`;
+    }
+  }
+
+  let coverFor = null;
+  function pickCover(a) {
+    coverFor = a;
+    $("cover-file").value = "";
+    $("cover-file").click();
+  }
+  async function putCover() {
+    const f = $("cover-file").files[0], a = coverFor;
+    if (!f || !a) return;
+    if (!/^image\/(jpeg|png)$/.test(f.type)) {
+      note(`${f.name} is not a JPEG or PNG picture.`, true);
+      return;
+    }
+    try {
+      await api("PUT", `/api/v1/albums/${a.id}/cover`, f);
+      note(`The cover of “${a.title ?? a.id}” was replaced by ${f.name}.`);
+      // The same address shows the new picture once the browser asks again.
+      for (const img of $("browse").querySelectorAll("img.cover")) {
+        if (img.closest("tr").dataset.key === a.id) img.src = href(`/api/v1/albums/${a.id}/cover`) + `?v=${Date.now()}`;
+      }
+      loadBrowse();
+    } catch (e) {
+      note(`The cover of “${a.title ?? a.id}” was not replaced: ${e.message}${noEditing(e)}`, true);
+    }
+  }
+
+  let deleting = null;
+  function confirmDelete(kind, x) {
+    deleting = { kind, x };
+    $("confirm-title").textContent = `Delete the ${kind} “${x.title ?? "(untitled)"}”?`;
+    $("confirm-text").textContent = kind === "album"
+      ? `${x.artist ? "By " + x.artist + ". " : ""}${x.track_count === 1 ? "Its one track goes" : `Its ${num(x.track_count)} tracks go`} with it: the audio is removed from the origin and no longer streamed. This cannot be undone.`
+      : `${x.artist ? "By " + x.artist + ", " : ""}${x.album ? "on " + x.album + ". " : ""}Its audio is removed from the origin and it is no longer streamed. This cannot be undone.`;
+    $("confirm-err").textContent = "";
+    $("confirm-ok").disabled = false;
+    $("confirm-ok").textContent = `Delete the ${kind}`;
+    $("confirm-dialog").showModal();
+  }
+  async function doDelete() {
+    if (!deleting) return;
+    const { kind, x } = deleting;
+    $("confirm-ok").disabled = true;
+    try {
+      await api("DELETE", `/api/v1/${kind}s/${x.id}`);
+      $("confirm-dialog").close();
+      deleting = null;
+      note(`The ${kind} “${x.title ?? x.id}” was deleted.`);
+      if (B.focus && B.focus.id === x.id) B.focus = null;
+      loadBrowse();
+      loadLibrary();
+    } catch (e) {
+      $("confirm-ok").disabled = false;
+      $("confirm-err").textContent = `Not deleted: ${e.message}${noEditing(e)}`;
+    }
+  }
+
+  let browseWired = false;
+  function browseForms() {
+    if (browseWired || !$("browse")) return;
+    browseWired = true;
+    $("browse-tracks").addEventListener("click", () => browseKind("tracks"));
+    $("browse-albums").addEventListener("click", () => browseKind("albums"));
+    let t = null;
+    $("browse-q").addEventListener("input", () => {
+      clearTimeout(t);
+      t = setTimeout(() => { B.offset = 0; B.focus = null; loadBrowse(); }, 200);
+    });
+    $("browse-prev").addEventListener("click", () => { B.offset = Math.max(0, B.offset - PAGE); loadBrowse(); });
+    $("browse-next").addEventListener("click", () => { B.offset += PAGE; loadBrowse(); });
+    $("edit-form").addEventListener("submit", saveEdit);
+    $("edit-cancel").addEventListener("click", () => { $("edit-dialog").close(); editing = null; });
+    $("confirm-cancel").addEventListener("click", () => { $("confirm-dialog").close(); deleting = null; });
+    $("confirm-ok").addEventListener("click", doDelete);
+    $("cover-file").addEventListener("change", putCover);
+  }
+
+  // #library, #library/track/ID, #library/album/ID.
+  function showLibrary(args) {
+    loadLibrary();
+    if (args[0] === "track" && /^[0-9a-f]{16}$/.test(args[1] || "")) {
+      B.kind = "tracks";
+      B.focus = { kind: "track", id: args[1] };
+      $("browse-q").value = "";
+    }
+    loadBrowse();
+  }
+
+  /* ---------------------------------------------------------------- upload */
+
+  // Files go to the node with tus (tus-js-client, inlined in the page):
+  // a few at a time, the rest queued; each in one PATCH (no chunkSize),
+  // retried after a lost connection from the offset the node kept. The
+  // upload's address is kept in localStorage by the file's name, type,
+  // size and date (tus's fingerprint), so the same file chosen again after
+  // a reload goes on where the node stopped. After the last byte the node
+  // ingests it; the page asks its status until done (the tracks) or
+  // failed (why).
+  const UP_PARALLEL = 3;
+  const UP_POLL_MS = 700;
+  const UP_WAIT_MS = 15 * 60 * 1000; // an ingest still not done: say so, stop asking
+  // In a folder, only what looks like audio (or an album's archive) goes up:
+  // covers, playlists and rip logs would each be a failed upload.
+  const AUDIO_EXT = /\.(mp3|mp2|flac|ogg|oga|opus|m4a|m4b|mp4|aac|wav|wave|aif|aiff|aifc|wma|ape|wv|mka|alac|dsf|zip|tar|tgz|tar\.gz)$/i;
+  const UP = { jobs: [], running: 0, n: 0, max: null, batchStart: 0 };
+
+  const tusOK = () => typeof tus !== "undefined" && tus.isSupported;
+
+  function uploadId(url) {
+    const m = /\/api\/v1\/uploads\/([0-9a-f]{32})$/.exec(url || "");
+    return m ? m[1] : null;
+  }
+
+  // Why the node refused, in words, from a tus-js-client error.
+  function uploadError(err) {
+    const res = err && err.originalResponse;
+    const status = res ? res.getStatus() : 0;
+    let msg = "";
+    if (res) {
+      try { msg = JSON.parse(res.getBody()).error.message; } catch (e) { msg = ""; }
+    }
+    switch (status) {
+      case 0: return { status, refused: false, text: `the node did not answer (${(err && err.message || "").split(",")[0]}); retried, then given up` };
+      case 401: return { status, refused: true, text: `refused (401): ${msg || "not logged in; log in again"}, then choose the file again` };
+      case 403: return { status, refused: true, text: `refused (403): ${msg || "this login may not upload"}` };
+      case 413: return { status, refused: true, text: `refused (413), too big: ${msg || "over the node's limit"}${UP.max ? ` (${bytes(UP.max)})` : ""}` };
+      case 429: return { status, refused: true, text: `refused (429): ${msg || "too many unfinished uploads"}; finish or cancel some first` };
+      case 460: return { status, refused: false, text: `the bytes arrived damaged (460): ${msg}` };
+      default: return { status, refused: status >= 400 && status < 500, text: `${status >= 500 ? "failed" : "refused"} (${status}): ${msg || err.message}` };
+    }
+  }
+
+  function jobRow(j) {
+    const bar = el("i");
+    j.ui = {
+      bar, barBox: el("div", { class: "bar" }, bar),
+      figs: el("span", { class: "figs" }), state: el("span", { class: "state" }),
+      result: el("div", { class: "result" }), acts: el("span", { class: "acts" }),
+    };
+    j.ui.root = el("div", { class: "up", "data-n": String(j.n) },
+      el("div", { class: "head" }, el("span", { class: "name", text: j.rel }), j.ui.figs, j.ui.state, j.ui.acts),
+      j.ui.barBox, j.ui.result);
+    return j.ui.root;
+  }
+
+  function jobRate(j) {
+    const s = j.samples;
+    if (!s || s.length < 2) return null;
+    const [t0, b0] = s[0], [t1, b1] = s[s.length - 1];
+    return t1 > t0 ? (b1 - b0) / ((t1 - t0) / 1000) : null;
+  }
+
+  const STATE_TEXT = {
+    queued: "queued", sending: "sending", processing: "on the node", done: "done",
+    failed: "failed", refused: "refused", cancelled: "cancelled",
+  };
+
+  function renderJob(j) {
+    if (!j.ui) return;
+    const u = j.ui, frac = j.size ? j.sent / j.size : 1;
+    u.root.dataset.state = j.state;
+    if (j.id) u.root.dataset.id = j.id;
+    if (j.resumedAt !== null) u.root.dataset.resumed = String(j.resumedAt);
+    u.bar.style.width = `${(frac * 100).toFixed(1)}%`;
+    u.barBox.className = `bar${j.state === "done" ? " done" : j.state === "failed" || j.state === "refused" ? " failed" : ""}`;
+    u.barBox.dataset.pct = String(Math.floor(frac * 100));
+    let figs = `${bytes(j.sent)} of ${bytes(j.size)} · ${Math.floor(frac * 100)} %`;
+    if (j.state === "sending") {
+      const r = jobRate(j);
+      if (r !== null) figs += ` · ${bytes(r)}/s`;
+    } else if (j.sentMs) {
+      figs += ` · ${bytes(j.sentBytes / (j.sentMs / 1000))}/s`;
+    }
+    u.figs.textContent = figs;
+    let st = STATE_TEXT[j.state];
+    if (j.state === "processing" && j.status) st = `on the node: ${j.status.state}`;
+    if (j.state === "sending" && j.resumedAt) st = `sending, resumed at ${bytes(j.resumedAt)}`;
+    u.state.className = `state ${j.state}`;
+    u.state.textContent = st;
+    const acts = [];
+    if (j.state === "queued" || j.state === "sending") {
+      acts.push(el("button", { type: "button", class: "small quiet", text: "Cancel", onclick: () => cancelJob(j) }));
+    } else if (j.state === "failed" || j.state === "refused") {
+      // Sending again helps after a lost connection, a busy node or too
+      // many unfinished uploads; not for a file the node refused or could
+      // not ingest.
+      if ((!j.status || j.status.state !== "failed") && (j.state === "failed" || j.errStatus === 429)) {
+        acts.push(el("button", { type: "button", class: "small quiet", text: "Retry", onclick: () => retryJob(j) }));
+      }
+    }
+    u.acts.replaceChildren(...acts);
+  }
+
+  function renderResult(j, nodes) {
+    j.ui.result.replaceChildren(...nodes.filter((x) => x !== null && x !== undefined));
+  }
+
+  // The Upload tab says how many are still going, from any view.
+  function renderTab() {
+    const a = [...$("tabs").children].find((x) => x.dataset.view === "upload");
+    if (!a) return;
+    const n = UP.jobs.filter((j) => ["queued", "sending", "processing"].includes(j.state)).length;
+    a.textContent = n ? `Upload (${n})` : "Upload";
+  }
+
+  function renderTotal() {
+    renderTab();
+    // A refused file sent nothing, and will not: not in the figures.
+    const jobs = UP.jobs.filter((j) => j.state !== "cancelled" && j.state !== "refused");
+    const refused = UP.jobs.filter((j) => j.state === "refused").length;
+    const box = $("up-total");
+    box.hidden = !UP.jobs.length;
+    $("up-actions").hidden = !UP.jobs.some((j) => ["done", "failed", "refused", "cancelled"].includes(j.state));
+    if (!jobs.length) {
+      $("up-total-text").textContent = refused ? `${refused} file${refused === 1 ? "" : "s"} refused, nothing to send.` : "Nothing to send.";
+      $("up-total-rate").textContent = "";
+      $("up-total-bar").style.width = "0";
+      return;
+    }
+    const size = jobs.reduce((a, j) => a + j.size, 0), sent = jobs.reduce((a, j) => a + j.sent, 0);
+    const by = (s) => jobs.filter((j) => j.state === s).length;
+    const frac = size ? sent / size : 1;
+    const parts = [];
+    if (by("sending")) parts.push(`${by("sending")} sending`);
+    if (by("queued")) parts.push(`${by("queued")} queued`);
+    if (by("processing")) parts.push(`${by("processing")} on the node`);
+    if (by("done")) parts.push(`${by("done")} done`);
+    if (by("failed")) parts.push(`${by("failed")} failed`);
+    if (refused) parts.push(`${refused} refused`);
+    $("up-total-text").textContent = `${jobs.length} file${jobs.length === 1 ? "" : "s"}: ${parts.join(", ")} · ${bytes(sent)} of ${bytes(size)} (${Math.floor(frac * 100)} %)`;
+    const rate = jobs.filter((j) => j.state === "sending").reduce((a, j) => a + (jobRate(j) || 0), 0);
+    $("up-total-rate").textContent = rate ? `${bytes(rate)}/s` : "";
+    $("up-total-bar").style.width = `${(frac * 100).toFixed(1)}%`;
+    $("up-total-bar").parentElement.dataset.pct = String(Math.floor(frac * 100));
+    // Green once all are in, red once nothing is going and one failed.
+    const going = by("queued") + by("sending") + by("processing");
+    $("up-total-bar").parentElement.className =
+      `bar${by("done") === jobs.length ? " done" : !going && by("failed") ? " failed" : ""}`;
+  }
+
+  function addFiles(list) {
+    if (!tusOK()) {
+      note("This browser cannot upload files (no tus support).", true);
+      return;
+    }
+    if (!UP.jobs.some((j) => j.state === "queued" || j.state === "sending")) UP.batchStart = performance.now();
+    for (const { file, rel } of list) {
+      const j = { n: ++UP.n, file, rel: rel || file.name, size: file.size, state: "queued", sent: 0,
+        upload: null, id: null, status: null, samples: null, resumedAt: null, sentMs: 0, sentBytes: 0 };
+      UP.jobs.push(j);
+      $("up-list").append(jobRow(j));
+      renderJob(j);
+    }
+    pump();
+  }
+
+  function pump() {
+    while (UP.running < UP_PARALLEL) {
+      const j = UP.jobs.find((x) => x.state === "queued");
+      if (!j) break;
+      startJob(j);
+    }
+    renderTotal();
+  }
+
+  async function startJob(j) {
+    UP.running++;
+    j.state = "sending";
+    j.samples = [[performance.now(), j.sent]];
+    j.t0 = performance.now();
+    const base = S.base; // a failover moves later uploads, not this one
+    const up = new tus.Upload(j.file, {
+      endpoint: base + "/api/v1/uploads",
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
+      metadata: { filename: j.file.name, filetype: j.file.type || "application/octet-stream" },
+      onBeforeRequest: (req) => {
+        // As every request of the console: the cookie with the CSRF token
+        // on the page's own node, the session as a header on another.
+        if (base) req.setHeader("Authorization", "Session " + S.me.token);
+        else if (S.me && S.me.csrf_token) req.setHeader("X-CSRF-Token", S.me.csrf_token);
+      },
+      onAfterResponse: (req, res) => {
+        if (req.getMethod() === "HEAD" && res.getStatus() === 200) {
+          const off = Number(res.getHeader("Upload-Offset"));
+          if (Number.isFinite(off)) {
+            j.resumedAt = off;
+            j.sent = off;
+            j.samples = [[performance.now(), off]];
+            renderJob(j);
+          }
+        }
+      },
+      onUploadUrlAvailable: () => {
+        j.id = uploadId(up.url);
+        renderJob(j);
+      },
+      onProgress: (sent) => {
+        if (j.state !== "sending") return;
+        j.sent = sent;
+        const now = performance.now();
+        j.samples.push([now, sent]);
+        while (j.samples.length > 2 && j.samples[0][0] < now - 3000) j.samples.shift();
+        renderJob(j);
+        renderTotal();
+      },
+      onSuccess: () => {
+        UP.running--;
+        j.sent = j.size;
+        j.sentMs = performance.now() - j.t0;
+        j.sentBytes = j.size - (j.resumedAt || 0);
+        j.id = j.id || uploadId(up.url);
+        j.state = "processing";
+        renderJob(j);
+        pump();
+        followUpload(j);
+      },
+      onError: (err) => {
+        UP.running--;
+        if (j.state === "cancelled") { pump(); return; }
+        const why = uploadError(err);
+        j.state = why.refused ? "refused" : "failed";
+        j.errStatus = why.status;
+        renderJob(j);
+        renderResult(j, [el("span", { class: "err", text: why.text })]);
+        pump();
+      },
+    });
+    j.upload = up;
+    try {
+      const prev = await up.findPreviousUploads();
+      if (prev.length) {
+        prev.sort((a, b) => (Date.parse(b.creationTime) || 0) - (Date.parse(a.creationTime) || 0));
+        up.resumeFromPreviousUpload(prev[0]);
+        j.resuming = true;
+      }
+    } catch (e) { /* none kept: a new upload */ }
+    if (j.state !== "sending") { UP.running--; pump(); return; } // cancelled meanwhile
+    up.start();
+    renderJob(j);
+    renderResumable();
+  }
+
+  function cancelJob(j) {
+    const was = j.state;
+    j.state = "cancelled";
+    if (was === "sending" && j.upload) {
+      UP.running--;
+      // Ends it on the node too (DELETE), and forgets its address.
+      j.upload.abort(true).catch(() => {});
+    }
+    renderJob(j);
+    renderResult(j, [el("span", { class: "muted", text: "Cancelled." })]);
+    pump();
+  }
+
+  function retryJob(j) {
+    j.state = "queued";
+    j.sent = 0;
+    j.resumedAt = null;
+    j.status = null;
+    renderResult(j, []);
+    renderJob(j);
+    pump();
+  }
+
+  // After the last byte: the node's status until the ingest is done.
+  async function followUpload(j) {
+    const t0 = Date.now();
+    for (;;) {
+      let s = null;
+      try {
+        s = await api("GET", `/api/v1/uploads/${j.id}/status`);
+      } catch (e) {
+        renderResult(j, [el("span", { class: "muted", text: `status not read: ${e.message}; asking again` })]);
+      }
+      if (s) {
+        j.status = s;
+        if (s.state === "done" || s.state === "failed") break;
+        renderJob(j);
+      }
+      if (Date.now() - t0 > UP_WAIT_MS) {
+        renderResult(j, [el("span", { class: "err", text: `still ${s ? s.state : "unknown"} after ${duration(UP_WAIT_MS / 1000)}; see Recent uploads below` })]);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, UP_POLL_MS));
+    }
+    const s = j.status;
+    if (s.state === "failed") {
+      j.state = "failed";
+      renderJob(j);
+      renderResult(j, [el("span", { class: "err", text: `not added: ${s.error || "the node could not ingest it"}` })]);
+    } else {
+      // The titles first: a row says done once it can say what was added.
+      const ids = s.track_ids || [];
+      const shown = ids.slice(0, 8);
+      const links = await Promise.all(shown.map(async (id) => {
+        let t = null;
+        try { t = await api("GET", `/api/v1/tracks/${id}`); } catch (e) { t = null; }
+        const label = t ? `${t.title ?? "(untitled)"}${t.artist ? " — " + t.artist : ""}` : id;
+        return el("a", { href: `#library/track/${id}`, class: "track", "data-track": id, text: label });
+      }));
+      renderResult(j, ids.length
+        ? [el("span", { class: "muted", text: ids.length === 1 ? "Added: " : `Added ${ids.length} tracks: ` }),
+          ...links.flatMap((a, i) => i ? [el("span", { class: "muted", text: " · " }), a] : [a]),
+          ids.length > shown.length ? el("span", { class: "muted", text: `and ${ids.length - shown.length} more` }) : null]
+        : [el("span", { class: "muted", text: "Done: nothing new (already in the library)." })]);
+      j.state = "done";
+      renderJob(j);
+    }
+    renderTotal();
+    if (S.view === "upload") loadRecent();
+  }
+
+  // Addresses kept from before a reload: what the node holds of each.
+  async function renderResumable() {
+    const box = $("up-resume");
+    if (!box || !tusOK()) return;
+    let kept = [];
+    try { kept = await tus.defaultOptions.urlStorage.findAllUploads(); } catch (e) { kept = []; }
+    const busy = new Set(UP.jobs.filter((j) => j.upload && j.state === "sending").map((j) => j.upload.url || "").filter(Boolean));
+    const items = [];
+    for (const k of kept) {
+      const id = uploadId(k.uploadUrl);
+      if (!id || busy.has(k.uploadUrl) || UP.jobs.some((j) => j.id === id && j.state !== "cancelled")) continue;
+      let s = null;
+      try {
+        s = await api("GET", `/api/v1/uploads/${id}/status`);
+      } catch (e) {
+        if (e.status === 404) { tus.defaultOptions.urlStorage.removeUpload(k.urlStorageKey); continue; }
+      }
+      if (s && s.state !== "receiving") { tus.defaultOptions.urlStorage.removeUpload(k.urlStorageKey); continue; }
+      const name = (k.metadata && k.metadata.filename) || id;
+      items.push(el("li", { "data-id": id }, el("b", { text: name }), " ",
+        el("span", { class: "muted", text: s ? `${bytes(s.offset)} of ${bytes(s.length)} on the node` : `${bytes(k.size)}` }), " ",
+        el("button", { type: "button", class: "small quiet", text: "Forget", onclick: async () => {
+          tus.defaultOptions.urlStorage.removeUpload(k.urlStorageKey);
+          try { await api("DELETE", `/api/v1/uploads/${id}`); } catch (e) { /* it expires anyway */ }
+          renderResumable();
+        } })));
+    }
+    box.hidden = !items.length;
+    box.replaceChildren(el("b", { text: `Unfinished upload${items.length === 1 ? "" : "s"} from before:` }),
+      el("span", { class: "muted small", text: " choose or drop the same file again and it goes on from there." }),
+      el("ul", {}, ...items));
+  }
+
+  // Every file under the dropped entries (folders walked), with its path.
+  async function entryFiles(entry, out, skipped) {
+    if (entry.isFile) {
+      const file = await new Promise((res, rej) => entry.file(res, rej));
+      const rel = entry.fullPath.replace(/^\//, "");
+      if (file.name.startsWith(".")) return;
+      if (!AUDIO_EXT.test(file.name)) { skipped.push(rel); return; }
+      out.push({ file, rel });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const e of batch) await entryFiles(e, out, skipped);
+      }
+    }
+  }
+
+  function saySkipped(skipped) {
+    if (!skipped.length) return;
+    note(`${skipped.length} file${skipped.length === 1 ? "" : "s"} of the folder left out, not audio by ${skipped.length === 1 ? "its name" : "their names"}: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? "…" : ""}`);
+  }
+
+  async function onDrop(ev) {
+    ev.preventDefault();
+    $("up-drop").classList.remove("over");
+    const dt = ev.dataTransfer;
+    // The entries must be taken during the event; they are read afterwards.
+    const entries = [...(dt.items || [])].filter((i) => i.kind === "file")
+      .map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+    const files = [...dt.files];
+    const out = [], skipped = [];
+    if (entries.length && entries.every(Boolean)) {
+      for (const e of entries) {
+        if (e.isFile) {
+          // A file dropped by itself goes up whatever its name.
+          out.push({ file: await new Promise((res, rej) => e.file(res, rej)), rel: e.name });
+        } else {
+          await entryFiles(e, out, skipped);
+        }
+      }
+    } else {
+      for (const f of files) out.push({ file: f, rel: f.name });
+    }
+    saySkipped(skipped);
+    if (out.length) addFiles(out);
+  }
+
+  let uploadWired = false;
+  function uploadForms() {
+    if (uploadWired || !$("up-drop")) return;
+    uploadWired = true;
+    // Leaving while files are being sent: the browser asks first. (What
+    // was sent is kept; the same files chosen again go on from there.)
+    window.addEventListener("beforeunload", (ev) => {
+      if (!UP.jobs.some((j) => j.state === "sending" || j.state === "queued")) return;
+      ev.preventDefault();
+      ev.returnValue = "";
+    });
+    const view = $("view-upload"), drop = $("up-drop");
+    view.addEventListener("dragover", (ev) => {
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "copy";
+      drop.classList.add("over");
+    });
+    view.addEventListener("dragleave", (ev) => {
+      if (!view.contains(ev.relatedTarget)) drop.classList.remove("over");
+    });
+    view.addEventListener("drop", onDrop);
+    $("up-files").addEventListener("change", () => {
+      addFiles([...$("up-files").files].map((f) => ({ file: f, rel: f.name })));
+      $("up-files").value = "";
+    });
+    $("up-folder").addEventListener("change", () => {
+      const out = [], skipped = [];
+      for (const f of $("up-folder").files) {
+        const rel = f.webkitRelativePath || f.name;
+        if (f.name.startsWith(".")) continue;
+        if (AUDIO_EXT.test(f.name)) out.push({ file: f, rel }); else skipped.push(rel);
+      }
+      $("up-folder").value = "";
+      saySkipped(skipped);
+      if (out.length) addFiles(out);
+    });
+    $("up-clear").addEventListener("click", () => {
+      UP.jobs = UP.jobs.filter((j) => {
+        const keep = !["done", "failed", "refused", "cancelled"].includes(j.state);
+        if (!keep && j.ui) j.ui.root.remove();
+        return keep;
+      });
+      renderTotal();
+    });
+  }
+
+  async function uploadLimit() {
+    if (UP.max !== null) return;
+    try {
+      const r = await fetch(S.base + "/api/v1/uploads", { method: "OPTIONS", cache: "no-store" });
+      const max = Number(r.headers.get("Tus-Max-Size"));
+      if (max > 0) {
+        UP.max = max;
+        $("up-limit").textContent = `At most ${bytes(max)} a file on this node.`;
+      }
+    } catch (e) { /* said when a file is refused */ }
+  }
+
+  async function loadRecent() {
+    const box = $("up-recent");
+    if (!box) return;
+    try {
+      const r = await api("GET", "/api/v1/uploads?limit=20");
+      table(box, [
+        { label: "Started", value: (u) => when(u.created_at / 1000) },
+        { label: "File", value: (u) => u.filename },
+        { label: "By", value: (u) => u.owner },
+        { label: "State", value: (u) => el("span", { class: `state ${u.state}`, text: u.state }), sig: (u) => u.state },
+        { label: "Size", cls: "n", value: (u) => u.state === "receiving" ? `${bytes(u.offset)} of ${bytes(u.length)}` : bytes(u.length) },
+        { label: "Result", value: (u) => u.state === "failed" ? el("span", { class: "err", text: u.error || "failed" })
+            : u.track_ids && u.track_ids.length
+              ? el("a", { href: `#library/track/${u.track_ids[0]}`,
+                  title: u.track_ids.length > 1 ? "the first of them in the Library" : null,
+                  text: u.track_ids.length === 1 ? "1 track" : `${u.track_ids.length} tracks` })
+              : dash, sig: (u) => `${u.state}|${u.error}|${(u.track_ids || []).join(",")}` },
+      ], r.uploads || [], (u) => u.id);
+    } catch (e) {
+      errorBox(box, "Recent uploads could not be read", e);
+    }
+  }
+
+  function showUpload() {
+    uploadLimit();
+    renderResumable();
+    loadRecent();
+  }
+
   /* ---------------------------------------------------------------- search */
 
   let searchSeq = 0;
@@ -1001,13 +1803,17 @@
     overview: () => { pollSeries(); },
     live: () => liveLoop.kick(),
     plays: () => loadPlays(),
-    library: () => loadLibrary(),
+    library: (args) => showLibrary(args),
+    upload: () => showUpload(),
     search: () => $("search-q").focus(),
     log: () => logLoop.kick(),
     admin: () => { loadUsers(); loadKeys(); loadAudit(true); },
   };
 
-  function show(view) {
+  // hash: "view" or "view/arg/..." (#library/track/ID).
+  function show(hash) {
+    const [view0, ...args] = hash.split("/");
+    let view = view0;
     const sec = $(`view-${view}`);
     if (!sec) {
       const first = document.querySelector("#app .view");
@@ -1017,7 +1823,7 @@
     S.view = view;
     for (const v of document.querySelectorAll("#app .view")) v.classList.toggle("on", v.id === `view-${view}`);
     for (const a of $("tabs").children) a.classList.toggle("on", a.dataset.view === view);
-    VIEWS[view]();
+    VIEWS[view](args);
   }
 
   const overviewLoop = loop(1000, pollOverview, () => S.me && S.me.role === "admin");
@@ -1026,6 +1832,7 @@
   const logLoop = loop(3000, pollLog, () => S.view === "log");
   loop(60000, loadPlays, () => S.view === "plays");
   loop(30000, loadLibrary, () => S.view === "library");
+  loop(5000, loadRecent, () => S.view === "upload");
   loop(10000, pollMembers);
 
   function start(me) {
@@ -1042,6 +1849,8 @@
     $("tabs").replaceChildren(...[...document.querySelectorAll("#app .view")].map((v) =>
       el("a", { href: "#" + v.id.slice(5), "data-view": v.id.slice(5), text: v.dataset.title })));
     if (me.role === "admin") adminForms();
+    browseForms();
+    uploadForms();
     let t = null;
     if ($("search-q")) $("search-q").addEventListener("input", () => { clearTimeout(t); t = setTimeout(search, 150); });
     if ($("plays-period")) $("plays-period").addEventListener("change", loadPlays);
