@@ -20,7 +20,7 @@ usage() {
 set_name=${1:-test}
 
 # Building (Makefile: cc, make, pkg-config and the libraries it names; npm
-# for the console's uPlot, which the binary embeds, and ca-certificates for
+# for the console's uPlot and tus-js-client, which the binary embeds, and ca-certificates for
 # its downloads, only Recommended by nodejs) and scripts/demo-library.sh
 # (ffmpeg). scripts/demo.sh, scripts/embed.sh and scripts/web-bundle.sh
 # need nothing else that a Debian system lacks (sh, od, sed, awk, nproc).
@@ -69,7 +69,7 @@ for p in $pkgs; do
 		missing="$missing $p"
 done
 # Node.js may come from elsewhere than Debian; any npm will do. Both sets
-# need it: the build bundles uPlot from build/npm into the binary.
+# need it: the build bundles uPlot and tus-js-client from build/npm into the binary.
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi
@@ -87,7 +87,7 @@ if [ -n "$missing" ]; then
 fi
 
 # The npm packages, pinned in scripts/package.json, into build/npm: its
-# "dependencies" are the run set's (built into the binary: uPlot), its
+# "dependencies" are the run set's (built into the binary: uPlot, tus-js-client), its
 # "devDependencies" only the test set's. npm runs only when one of the
 # set's packages is absent or at another version than the pinned one.
 root=$(cd "$(dirname "$0")/.." && pwd)
