@@ -209,6 +209,7 @@ struct ask_job {
 	int rc;
 	buf_t out;           /* ASK_LIST's JSON */
 	struct patch *patch; /* ASK_PATCH, ASK_CREATE with a body: goes on after */
+	uint64_t offset;     /* ASK_PATCH without a body: the client's */
 };
 
 static void patch_begin(struct patch *p, http_conn_t *c, const struct upload_row *row);
@@ -358,8 +359,24 @@ static void ask_done(void *arg, int status)
 		break;
 	case ASK_PATCH: {
 		struct patch *p = a->patch;
-		a->patch = NULL;
-		patch_begin(p, c, &a->row);
+		char msg[160];
+
+		if (p) {
+			a->patch = NULL;
+			patch_begin(p, c, &a->row);
+			break;
+		}
+		/* A PATCH of no bytes: only its offset to check. */
+		if (a->offset != a->row.received) {
+			snprintf(
+				msg, sizeof(msg), "Upload-Offset is %llu but the upload is at %llu",
+				(unsigned long long)a->offset, (unsigned long long)a->row.received);
+			tus_error(c, 409, msg);
+			break;
+		}
+		snprintf(hdr, sizeof(hdr), TUS "Upload-Offset: %llu\r\n%s",
+			 (unsigned long long)a->row.received, exp);
+		http_send(c, 204, NULL, hdr, NULL, 0);
 		break;
 	}
 	}
@@ -834,8 +851,7 @@ void api_upload_one(struct api_call *x)
 		/* No bytes: the answer is only the offset, if it is right. */
 		patch_free(a->patch);
 		a->patch = NULL;
-		a->what = ASK_HEAD;
-		a->head = true;
+		a->offset = offset;
 	}
 	ask(x, a);
 }

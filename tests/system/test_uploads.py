@@ -264,6 +264,9 @@ def _(tmp):
     url = r.header("location")
     check_error(patch(node, key, url, 5, data[:100]), 409, "a PATCH at the wrong offset",
                 "Upload-Offset is 5")
+    check_error(patch(node, key, url, 5, b""), 409, "an empty PATCH at the wrong offset")
+    r = patch(node, key, url, 0, b"")
+    check_eq((r.status, r.header("upload-offset")), (204, "0"), "an empty PATCH", r)
     bad = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
     check_error(patch(node, key, url, 0, data[:1000], {"Upload-Checksum": f"sha256 {bad}"}),
                 460, "a PATCH whose checksum does not match")
