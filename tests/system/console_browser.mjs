@@ -114,9 +114,18 @@ async function run(m) {
     }
     case "eval":
       return await p.page.evaluate(m.expr);
-    case "shot":
-      await p.page.screenshot({ path: m.path, fullPage: !!m.full });
+    case "shot": {
+      // A loaded machine can take long to capture a tall page: a second
+      // try with the viewport only rather than a lost screenshot.
+      const opts = { path: m.path, fullPage: !!m.full, animations: "disabled", timeout: 60000 };
+      try {
+        await p.page.screenshot(opts);
+      } catch (e) {
+        if (!m.full) throw e;
+        await p.page.screenshot({ ...opts, fullPage: false });
+      }
       return m.path;
+    }
     case "files":
       await p.page.setInputFiles(m.selector, m.paths, { timeout });
       return true;
