@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libavutil/log.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -331,8 +330,7 @@ int ingest_run(const struct ingest_opts *opts, char *const *paths, int npaths)
 	pthread_mutex_init(&in.lock, NULL);
 	pthread_cond_init(&in.done_cond, NULL);
 	pthread_cond_init(&in.beat_cond, NULL);
-	if (!getenv("CHORUS_DEBUG"))
-		av_log_set_level(AV_LOG_QUIET);
+	probe_log_setup();
 	if (fs_mkdir_p(opts->data_dir, 0750) < 0) {
 		fprintf(stderr, "chorus: cannot create data directory %s: %s\n", opts->data_dir,
 			strerror(errno));

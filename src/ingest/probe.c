@@ -13,9 +13,12 @@
 #include <ctype.h>
 #include <libavformat/avformat.h>
 #include <libavutil/dict.h>
+#include <libavutil/log.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "util/log.h"
 #include "util/text.h"
 #include "util/xalloc.h"
 
@@ -429,4 +432,23 @@ out:
 	if (rc < 0)
 		track_meta_free(out);
 	return rc;
+}
+
+static void av_to_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+	char line[1024];
+	int prefix = 1; /* this call's own: every line gets its prefix */
+
+	if (level > av_log_get_level())
+		return;
+	av_log_format_line2(avcl, level, fmt, vl, line, sizeof(line), &prefix);
+	line[strcspn(line, "\n")] = '\0';
+	if (line[0])
+		log_debug("libav: %s", line);
+}
+
+void probe_log_setup(void)
+{
+	av_log_set_level(getenv("CHORUS_DEBUG") ? AV_LOG_WARNING : AV_LOG_QUIET);
+	av_log_set_callback(av_to_log);
 }

@@ -20,6 +20,16 @@ bool probe_is_audio_name(const char *name);
 int probe_file(const char *name, const unsigned char *data, size_t len, struct track_meta *out,
 	       char *err, size_t errlen);
 
+/*
+ * libav's own messages (a damaged cover's "EOI missing") go through
+ * util/log.h as debug lines, whole, each with its "[codec @ 0x...]"
+ * prefix: libav's default printer keeps the prefix state in one static
+ * shared by every thread, so probes running at once printed lines with
+ * no prefix, on stderr, whatever the log level. Silent without
+ * CHORUS_DEBUG. Once, before any probe (ingest and serve call it).
+ */
+void probe_log_setup(void);
+
 /* Parses the leading number of "3", "3/12", " 03 of 12": 0 when none. */
 int probe_parse_number(const char *s);
 /* The year of "2019", "2019-05-01", "2019/05": 0 when none. */

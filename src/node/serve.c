@@ -22,6 +22,7 @@
 #include "cluster/status.h"
 #include "crypto/seal.h"
 #include "http/listen.h"
+#include "ingest/probe.h"
 #include "loop/pool.h"
 #include "node/principals_cmd.h"
 #include "origin/origin.h"
@@ -199,6 +200,7 @@ int serve_run(const struct serve_opts *opts)
 		api.join_offer = &offer;
 	}
 	crypto_warm_up();
+	probe_log_setup(); /* uploads probe on the pool: libav's lines via the log */
 	snprintf(path, sizeof(path), "%s/cache", o->data_dir);
 	if (cache_open(path, o->cache_bytes, origin, 4, &api.cache, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chorus: %s\n", err);

@@ -66,7 +66,7 @@ TRACKS_SQL = ("SELECT t.id, t.blob, " + ", ".join(
 DUP_LINE = re.compile(r"^\S+ debug: ingest: (.*): same audio as (.*)$")
 # What else CHORUS_DEBUG shows: libav's own messages, PostgreSQL's notices,
 # and the schema made on a first connection. A warning or an error fails.
-ALLOWED_ERR = re.compile(r"^(\S+ debug: (ingest: .*: same audio as |postgres: )"
+ALLOWED_ERR = re.compile(r"^(\S+ debug: (ingest: .*: same audio as |postgres: |libav: )"
                          r"|\S+ info: postgres: schema upgraded from version 0 to \d+$"
                          r"|\[[\w,]+ @ 0x[0-9a-f]+\] )")
 
