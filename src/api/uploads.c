@@ -76,23 +76,9 @@ static void http_date(int64_t ms, char *out, size_t len)
 static void tus_error_with(http_conn_t *c, int status, const char *extra, const char *message)
 {
 	char hdr[128];
-	buf_t b;
-	json_t j;
 
-	buf_init(&b, 4096);
-	json_init(&j, &b);
-	json_obj_begin(&j);
-	json_key(&j, "error");
-	json_obj_begin(&j);
-	json_kint(&j, "status", status);
-	json_kstr(&j, "message", message);
-	json_obj_end(&j);
-	json_obj_end(&j);
-	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
-		buf_reset(&b); /* a short message in 4 KiB: not reached */
 	snprintf(hdr, sizeof(hdr), TUS "%s", extra ? extra : "");
-	http_send(c, status, JSON_TYPE, hdr, b.data, b.len);
-	buf_free(&b);
+	http_send_error_with(c, status, hdr, message);
 }
 
 static void tus_error(http_conn_t *c, int status, const char *message)

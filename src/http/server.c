@@ -350,6 +350,12 @@ void http_send(http_conn_t *c, int status, const char *content_type, const char 
 
 void http_send_error(http_conn_t *c, int status, const char *message)
 {
+	http_send_error_with(c, status, status == 405 ? "Allow: GET, HEAD\r\n" : NULL, message);
+}
+
+void http_send_error_with(http_conn_t *c, int status, const char *extra_headers,
+			  const char *message)
+{
 	buf_t b;
 	json_t j;
 
@@ -364,8 +370,7 @@ void http_send_error(http_conn_t *c, int status, const char *message)
 	json_obj_end(&j);
 	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
 		buf_reset(&b); /* a 4 KiB cap and a short message: not reached */
-	http_send(c, status, "application/json; charset=utf-8",
-		  status == 405 ? "Allow: GET, HEAD\r\n" : NULL, b.data, b.len);
+	http_send(c, status, "application/json; charset=utf-8", extra_headers, b.data, b.len);
 	buf_free(&b);
 }
 

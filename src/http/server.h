@@ -123,6 +123,10 @@ void http_send(http_conn_t *c, int status, const char *content_type, const char 
 
 /* {"error":{"status":N,"message":"..."}} with the same status. */
 void http_send_error(http_conn_t *c, int status, const char *message);
+/* The same with header lines of the caller's (a protocol's own, such as
+ * tus's Tus-Resumable), or NULL. */
+void http_send_error_with(http_conn_t *c, int status, const char *extra_headers,
+			  const char *message);
 
 /* A body pulled in segments of files. */
 struct http_segment {
