@@ -18,15 +18,14 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "catalog/db.h"
 #include "crypto/seal.h"
 #include "sql/sql.h"
+#include "store/store_int.h"
 #include "util/buf.h"
 #include "util/json.h"
 #include "util/text.h"
@@ -54,17 +53,7 @@ int principals_open(const char *data_dir, const char *conninfo, principals_t **o
 	principals_t *p = xcalloc(1, sizeof(*p));
 	int rc;
 
-	if (conninfo && *conninfo) {
-		rc = sql_pg_open(conninfo, NULL, &p->db, err, errlen);
-	} else {
-		char path[4096];
-		sqlite3 *h;
-
-		snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
-		rc = catalog_db_open(path, true, &h, err, errlen);
-		if (rc == 0)
-			p->db = sql_sqlite_adopt(h);
-	}
+	rc = store__source_open(data_dir, conninfo, NULL, &p->db, err, errlen);
 	if (rc < 0) {
 		free(p);
 		return rc;

@@ -876,6 +876,22 @@ static int optimize_search(sql_t *db, void *arg)
 	return search_optimize(sql_sqlite_handle(db));
 }
 
+int store__source_open(const char *data_dir, const char *conninfo, const char *run, sql_t **out,
+		       char *err, size_t errlen)
+{
+	char path[4096];
+	sqlite3 *h;
+	int rc;
+
+	if (conninfo && *conninfo)
+		return sql_pg_open(conninfo, run, out, err, errlen);
+	snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
+	rc = catalog_db_open(path, true, &h, err, errlen);
+	if (rc == 0)
+		*out = sql_sqlite_adopt(h);
+	return rc;
+}
+
 int store_open(const char *data_dir, const char *conninfo, store_t **out, char *err, size_t errlen)
 {
 	store_t *s = xcalloc(1, sizeof(*s));
@@ -884,19 +900,10 @@ int store_open(const char *data_dir, const char *conninfo, store_t **out, char *
 
 	crypto_random(r, sizeof(r));
 	text_hex(r, sizeof(r), s->run);
-	if (conninfo && *conninfo) {
-		rc = sql_pg_open(conninfo, s->run, &s->db, err, errlen);
-	} else {
-		char path[4096];
-		sqlite3 *h;
-
-		snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
-		rc = catalog_db_open(path, true, &h, err, errlen);
-		if (rc == 0) {
-			s->db = sql_sqlite_adopt(h);
-			s->track_written = index_terms;
-			s->optimize = optimize_search;
-		}
+	rc = store__source_open(data_dir, conninfo, s->run, &s->db, err, errlen);
+	if (rc == 0 && sql_dialect(s->db) == SQL_SQLITE) {
+		s->track_written = index_terms;
+		s->optimize = optimize_search;
 	}
 	if (rc < 0) {
 		free(s);

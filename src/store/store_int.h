@@ -2,8 +2,8 @@
 #define CHORUS_STORE_STORE_INT_H
 
 /*
- * What store.c (ingest's rules) and edit.c (a person's edits and
- * deletions) share; nothing outside src/store/ includes this. Each
+ * What store.c (ingest's rules), edit.c (a person's edits and deletions),
+ * principals.c and uploads.c share; nothing outside src/store/ includes this. Each
  * function runs inside the caller's write transaction.
  */
 #include "sql/sql.h"
@@ -17,6 +17,12 @@ struct store {
 	/* store_search_optimize's fn: NULL for none. */
 	sql_tx_fn optimize;
 };
+
+/* A connection to the source of truth: PostgreSQL when conninfo is set
+ * (with run's session lock when run is not NULL, see sql_pg_open), else
+ * DATA_DIR/catalog.db, created or upgraded. 0, or -errno with err. */
+int store__source_open(const char *data_dir, const char *conninfo, const char *run, sql_t **out,
+		       char *err, size_t errlen);
 
 /* Inserts an artist unless one with the same name key exists; *id is its
  * id (derived from the key). */

@@ -9,13 +9,12 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog/db.h"
 #include "sql/sql.h"
+#include "store/store_int.h"
 #include "util/clock.h"
 #include "util/xalloc.h"
 
@@ -40,17 +39,7 @@ int upload_store_open(const char *data_dir, const char *conninfo, upload_store_t
 	upload_store_t *s = xcalloc(1, sizeof(*s));
 	int rc;
 
-	if (conninfo && *conninfo) {
-		rc = sql_pg_open(conninfo, NULL, &s->db, err, errlen);
-	} else {
-		char path[4096];
-		sqlite3 *h;
-
-		snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
-		rc = catalog_db_open(path, true, &h, err, errlen);
-		if (rc == 0)
-			s->db = sql_sqlite_adopt(h);
-	}
+	rc = store__source_open(data_dir, conninfo, NULL, &s->db, err, errlen);
 	if (rc < 0) {
 		free(s);
 		return rc;
