@@ -122,18 +122,7 @@ http {
 	}
 }
 NGX
-	setsid nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
-		>"$RUN/nginx.out" 2>"$RUN/nginx.err" </dev/null &
-	NGINX_PID=$!
-	PIDS+=("$NGINX_PID")
-	NGINX_URL=https://127.0.0.1:$port
-	for _ in $(seq 100); do
-		"${TCURL[@]}" -o /dev/null "$NGINX_URL/health" && [ "$(pgrep -P "$NGINX_PID" | wc -l)" -ge 2 ] && return 0
-		kill -0 "$NGINX_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$RUN/nginx.err" "$dir/logs/error.log" >&2
-	die "nginx did not start"
+	nginx_launch "$dir" "$port" https TCURL
 }
 
 negotiated() { # URL: "TLSv1.3 TLS_AES_128_GCM_SHA256"

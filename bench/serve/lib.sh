@@ -134,6 +134,27 @@ stop_pid() { # PID
 	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
 	PIDS=("${keep[@]}")
 }
+# Runs nginx on DIR/nginx.conf (written by the caller, listening on PORT,
+# with a /health location) and waits until its workers answer /health
+# through curl (the array CURL_VAR names; URL_SCHEME http or https): sets
+# NGINX_PID and NGINX_URL.
+nginx_launch() { # DIR PORT URL_SCHEME CURL_VAR
+	local dir=$1 port=$2 scheme=$3
+	local -n curl_cmd=$4
+	setsid nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
+		>"$RUN/nginx.out" 2>"$RUN/nginx.err" </dev/null &
+	NGINX_PID=$!
+	PIDS+=("$NGINX_PID")
+	NGINX_URL=$scheme://127.0.0.1:$port
+	for _ in $(seq 100); do
+		"${curl_cmd[@]}" -o /dev/null "$NGINX_URL/health" && [ "$(pgrep -P "$NGINX_PID" | wc -l)" -ge 2 ] && return 0
+		kill -0 "$NGINX_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$RUN/nginx.err" "$dir/logs/error.log" >&2
+	die "nginx did not start"
+}
+
 
 # start_nginx ROOTDIR: 2 workers, sendfile, tcp_nopush, keep-alive, no
 # access log; sets NGINX_PID (the master), NGINX_URL.
@@ -170,18 +191,7 @@ http {
 	}
 }
 NGX
-	setsid nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
-		>"$RUN/nginx.out" 2>"$RUN/nginx.err" </dev/null &
-	NGINX_PID=$!
-	PIDS+=("$NGINX_PID")
-	NGINX_URL=http://127.0.0.1:$port
-	for _ in $(seq 100); do
-		"${CURL[@]}" -o /dev/null "$NGINX_URL/health" && [ "$(pgrep -P "$NGINX_PID" | wc -l)" -ge 2 ] && return 0
-		kill -0 "$NGINX_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$RUN/nginx.err" "$dir/logs/error.log" >&2
-	die "nginx did not start"
+	nginx_launch "$dir" "$port" http CURL
 }
 
 # Processes that make up a server: chorus is one process; nginx is its
