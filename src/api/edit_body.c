@@ -101,7 +101,7 @@ static const char *check_text(const char *s, size_t n)
 	return blank ? "must not be blank" : NULL;
 }
 
-/* CC-XXX-YY-NNNNN, dashes and spaces optional, any case, to 12
+/* CC-RRR-YY-NNNNN, dashes and spaces optional, any case, to 12
  * upper-case characters (as ingest stores a tagged one). */
 static bool isrc_parse(const char *s, char out[13])
 {
@@ -172,7 +172,7 @@ static void check_field(const struct field *f, json_t *v, struct store_edit *e,
 		break;
 	case F_ISRC:
 		if (!json_is_string(v) || !isrc_parse(json_string_value(v), e->isrc))
-			why = "must be an ISRC: CC-XXX-YY-NNNNN (12 letters and digits), or null";
+			why = "must be an ISRC: CC-RRR-YY-NNNNN (12 letters and digits), or null";
 		break;
 	case F_FLAG:
 		if (!json_is_boolean(v))
