@@ -27,6 +27,8 @@ static int tx(upload_store_t *s, bool write, sql_tx_fn fn, void *arg)
 {
 	int rc;
 
+	if (!s)
+		return -EIO; /* not connected (uploads/uploads.c opens it when it can) */
 	pthread_mutex_lock(&s->lock);
 	rc = sql_tx(s->db, write, fn, arg);
 	pthread_mutex_unlock(&s->lock);

@@ -22,7 +22,8 @@
  *
  * Errors: -ENOENT (no such upload), -ESTALE (the offset moved: another
  * request won), -EDQUOT (the owner has too many unfinished uploads),
- * -EIO. Calls are serialized on one connection; any thread.
+ * -EIO (also for every call on a NULL store: one not opened yet). Calls are serialized on one
+ * connection; any thread.
  */
 typedef struct upload_store upload_store_t;
 

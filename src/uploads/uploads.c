@@ -57,6 +57,9 @@ struct uploads {
 	bool stopping;
 	atomic_bool sweeping;
 	_Atomic uint64_t bytes, parts, ingested, failed;
+	pthread_mutex_t open_lock; /* connect_stores */
+	int warned;                /* under open_lock */
+	atomic_bool connected;     /* rows and store both open */
 };
 
 void uploads_get_stats(uploads_t *u, struct uploads_stats *out)
@@ -78,9 +81,38 @@ const struct uploads_config *uploads_config(const uploads_t *u)
 	return &u->cfg;
 }
 
+/*
+ * The connections, opened at the start or, on a cluster node that
+ * started while PostgreSQL was down, at the first use after it answers
+ * (as the principals' store is): a node serves without its database.
+ */
+static void connect_stores(uploads_t *u)
+{
+	char err[512];
+
+	pthread_mutex_lock(&u->open_lock);
+	/* Warned once: the sweep asks again every few seconds. */
+	if (!u->rows && upload_store_open(u->data_dir, u->db, &u->rows, err, sizeof(err)) < 0 &&
+	    !u->warned++)
+		log_warn("uploads: none can be taken until the database answers: %s", err);
+	if (u->rows && !u->store &&
+	    store_open(u->data_dir, u->db, &u->store, err, sizeof(err)) < 0 && !u->warned++)
+		log_warn("uploads: finished uploads wait until the database answers: %s", err);
+	pthread_mutex_unlock(&u->open_lock);
+}
+
+static upload_store_t *rows(uploads_t *u)
+{
+	if (!atomic_load(&u->connected)) {
+		connect_stores(u);
+		atomic_store(&u->connected, u->rows && u->store);
+	}
+	return u->rows;
+}
+
 upload_store_t *uploads_store(uploads_t *u)
 {
-	return u->rows;
+	return rows(u);
 }
 
 /* ---- parts ---- */
@@ -100,7 +132,7 @@ int uploads_put_part(uploads_t *u, const char *id, uint64_t pos, const void *dat
 	out->pos = pos;
 	out->len = len;
 	crypto_random(out->key, sizeof(out->key));
-	if ((rc = upload_store_part_begin(u->rows, id, out)) < 0) {
+	if ((rc = upload_store_part_begin(rows(u), id, out)) < 0) {
 		snprintf(err, errlen, "the catalog cannot record the part (see the log)");
 		return rc;
 	}
@@ -130,19 +162,19 @@ void uploads_drop_parts(uploads_t *u, const struct upload_part *parts, size_t n)
 		}
 	}
 	/* Only the rows whose objects are gone: the rest stay findable. */
-	upload_store_parts_forget(u->rows, parts, gone);
+	upload_store_parts_forget(rows(u), parts, gone);
 }
 
 int uploads_remove(uploads_t *u, const char *id)
 {
 	struct upload_part *parts;
 	size_t n;
-	int rc = upload_store_parts(u->rows, id, false, &parts, &n);
+	int rc = upload_store_parts(rows(u), id, false, &parts, &n);
 
 	if (rc == 0) {
 		uploads_drop_parts(u, parts, n);
 		free(parts);
-		rc = upload_store_remove(u->rows, id);
+		rc = upload_store_remove(rows(u), id);
 	}
 	return rc;
 }
@@ -208,7 +240,7 @@ static int ingest_file(void *ud, const char *name, const unsigned char *data, si
 		snprintf(path, sizeof(path), "upload:%s/%s", o->row->id, name);
 	sf = (struct store_file){path, len, o->row->created_at * 1000000};
 	crypto_sha256_hex(data, len, hash);
-	upload_store_beat(o->u->rows, o->row->id, o->u->node, wall_ms());
+	upload_store_beat(rows(o->u), o->row->id, o->u->node, wall_ms());
 	if (ingest_pipeline(&o->w, &sf, data, hash, &res, &counted, err, sizeof(err)) < 0) {
 		note_error(o, name, err);
 		return 0;
@@ -234,7 +266,7 @@ static unsigned char *assemble(uploads_t *u, const struct upload_row *row,
 	unsigned char *data;
 	uint64_t at = 0;
 
-	if (upload_store_parts(u->rows, row->id, true, parts, nparts) < 0) {
+	if (upload_store_parts(rows(u), row->id, true, parts, nparts) < 0) {
 		snprintf(err, errlen, "the catalog cannot list the parts (see the log)");
 		return NULL;
 	}
@@ -289,6 +321,8 @@ static void ingest_upload(uploads_t *u, const char *id)
 	char err[512], path[4200];
 	int lockfd = -1, taken;
 
+	if (!rows(u) || !atomic_load(&u->connected))
+		goto out; /* queued still: the database is away */
 	if (!u->db) {
 		snprintf(path, sizeof(path), "%s/ingest.lock", u->data_dir);
 		lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -297,8 +331,8 @@ static void ingest_upload(uploads_t *u, const char *id)
 			goto out; /* queued still: the sweep comes back */
 		}
 	}
-	taken = upload_store_claim(u->rows, id, u->node, wall_ms(), STALE_MS);
-	if (taken <= 0 || upload_store_get(u->rows, id, row) < 0)
+	taken = upload_store_claim(rows(u), id, u->node, wall_ms(), STALE_MS);
+	if (taken <= 0 || upload_store_get(rows(u), id, row) < 0)
 		goto out;
 	o->u = u;
 	o->row = row;
@@ -328,10 +362,10 @@ static void ingest_upload(uploads_t *u, const char *id)
 	 * the put and the commit) is named by its row too. */
 	free(parts);
 	parts = NULL;
-	if (upload_store_parts(u->rows, id, false, &parts, &nparts) == 0)
+	if (upload_store_parts(rows(u), id, false, &parts, &nparts) == 0)
 		uploads_drop_parts(u, parts, nparts);
 	atomic_fetch_add(o->made > 0 ? &u->ingested : &u->failed, 1);
-	if (upload_store_finish(u->rows, id, o->made > 0, o->tracks, o->errors, wall_ms()) < 0)
+	if (upload_store_finish(rows(u), id, o->made > 0, o->tracks, o->errors, wall_ms()) < 0)
 		log_warn("uploads: %s: cannot record the outcome (the sweep tries again)", id);
 	else
 		log_info("uploads: %s (%s): %d tracks, %d failures%s%s", id, row->filename, o->made,
@@ -372,7 +406,7 @@ static void sweep_work(void *arg)
 	struct upload_due d;
 	int64_t now = wall_ms();
 
-	if (upload_store_due(u->rows, now, STALE_MS, now - FORGET_MS, SWEEP_BATCH, &d) == 0) {
+	if (upload_store_due(rows(u), now, STALE_MS, now - FORGET_MS, SWEEP_BATCH, &d) == 0) {
 		for (size_t i = 0; i < d.ningest; i++)
 			ingest_upload(u, d.ingest[i]);
 		for (size_t i = 0; i < d.nexpired; i++) {
@@ -436,14 +470,18 @@ int uploads_open(const struct uploads_config *cfg, uploads_t **out, char *err, s
 	u->cfg.data_dir = u->data_dir;
 	u->cfg.node = u->node;
 	u->cfg.db = u->db;
-	if (upload_store_open(cfg->data_dir, cfg->db, &u->rows, err, errlen) < 0 ||
-	    store_open(cfg->data_dir, cfg->db, &u->store, err, errlen) < 0) {
-		upload_store_close(u->rows);
-		free(u->db);
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_mutex_init(&u->open_lock, NULL);
+	/* Without a database (PostgreSQL down at a cluster node's start),
+	 * later; one node's own catalog.db must open now. */
+	if (!rows(u) && !u->db) {
+		snprintf(err, errlen, "cannot open %s/catalog.db for uploads (see the log)",
+			 u->data_dir);
+		pthread_mutex_destroy(&u->lock);
+		pthread_mutex_destroy(&u->open_lock);
 		free(u);
 		return -EIO;
 	}
-	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	if (thread_start(&u->ticker, ticker_main, u) != 0)
 		die("cannot start the uploads' sweep");
@@ -463,6 +501,7 @@ void uploads_close(uploads_t *u)
 	store_close(u->store);
 	upload_store_close(u->rows);
 	pthread_mutex_destroy(&u->lock);
+	pthread_mutex_destroy(&u->open_lock);
 	pthread_cond_destroy(&u->cond);
 	free(u->db);
 	free(u);

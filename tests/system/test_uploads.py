@@ -533,5 +533,30 @@ def _(tmp):
                     n.stop()
 
 
+@test("a cluster node restarted while PostgreSQL is down serves; uploads answer 503 until it is back, then work")
+def _(tmp):
+    with pg.server() as db:
+        origin = f"dir:{tmp / 'origin'}"
+        args = ["--db", db.conninfo, "--origin", origin]
+        node = Node(tmp / "n", tmp / "logs", tag="first", args=args)
+        key = make_key(node.data, role="editor", db=db.conninfo, name="uploader")
+        wait_for("the key", lambda: http_request(node.port, "GET", "/api/v1/session", {
+            "Authorization": f"Bearer {key}"}).status == 200, 10)
+        song = make_audio(tmp / "s.flac", seconds=1.0, tags={"title": "Before"})
+        urls = run_client(f"http://127.0.0.1:{node.port}/api/v1/uploads", key, [song],
+                          tmp / "logs")
+        tid = wait_finished(node, upload_id(urls[str(song)]), key)["track_ids"][0]
+        node.stop()
+        db.stop()
+        node = Node(tmp / "n", tmp / "logs", tag="second", args=args)
+        check(stream(node, tid, key) == song.read_bytes(), "a stream with PostgreSQL down")
+        check_error(create(node, key, 1000), 503, "an upload with PostgreSQL down")
+        db.start()
+        secs = wait_for("uploads taken again", lambda: create(node, key, 1000).status == 201,
+                        30, step=0.2)[1]
+        print(f"# PostgreSQL back: an upload taken {secs:.2f} s later")
+        node.stop()
+
+
 if __name__ == "__main__":
     main()
