@@ -154,6 +154,11 @@ if [ "$part" = all ] || [ "$part" = fuzz ]; then
 		rc=$?
 		if [ $rc -eq 0 ]; then
 			echo "ok - $n ran ${secs}s: $(grep -o 'Done [0-9]* runs' "$LOG/$n.log")" >>"$LOG/$n.log"
+		else
+			# What it found, where CI shows it: the report and the
+			# input (a clean clone's logs are gone after the run).
+			grep -E '^(==[0-9]+==ERROR|SUMMARY|    #[0-9]+ |.*runtime error|MS: |Base64: |artifact_prefix|Test unit written)' \
+				"$LOG/$n.log" | head -60 | sed "s|^|[fuzz/$n] |"
 		fi
 		count "fuzz/$n" "$LOG/$n.log" $rc
 	done
