@@ -29,11 +29,11 @@
  * day alone. Shuffle is seeded by (zone, local date, playlist, round).
  */
 
-#define SCHED_PARTS_MAX 168     /* dayparts in a week, and in one override */
+#define SCHED_PARTS_MAX 168 /* dayparts in a week, and in one override */
 #define SCHED_OVERRIDES_MAX 64
 #define SCHED_ANNOUNCE_MAX 16
-#define SCHED_SPOTS_MAX 64      /* tracks of one announcement, in rotation */
-#define SCHED_AT_MAX 48         /* fixed times of one announcement */
+#define SCHED_SPOTS_MAX 64       /* tracks of one announcement, in rotation */
+#define SCHED_AT_MAX 48          /* fixed times of one announcement */
 #define SCHED_SEPARATION_MAX 720 /* minutes */
 #define SCHED_SEPARATION_DEFAULT 60
 
