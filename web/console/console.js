@@ -445,6 +445,7 @@
     try {
       const c = await api("GET", "/api/v1/cluster");
       S.members = c.nodes.filter((n) => n.state === "alive").map((n) => n.address.replace(/\/+$/, ""));
+      S.memberNames = new Map(c.nodes.map((n) => [n.id, n.address]));
     } catch (e) { /* keep the last list */ }
   }
 
@@ -1568,6 +1569,898 @@
     loadRecent();
   }
 
+  /* ---------------------------------------------------------------- stores */
+
+  // The store model (docs/api.md, "In the store"): locations and their
+  // zones, playlists, each zone's week, and the devices that play them.
+  // Its times are Unix milliseconds; a week's times are the location's
+  // local "HH:MM".
+  const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  const DAY_LABEL = { mon: "Mon", tue: "Tue", wed: "Wed", thu: "Thu", fri: "Fri", sat: "Sat", sun: "Sun" };
+  const PALETTE = ["#2f6fb5", "#2f8f5b", "#a8742a", "#8a4fc0", "#b5484a", "#23868f",
+    "#7d7a22", "#b04f8c", "#56698f", "#5f8f2f", "#a05a2c", "#3d5cc0"];
+  const HOUR_PX = 22;
+  const ST = {
+    locations: [], zones: [], allZones: [], playlists: [],
+    loc: null, zone: null, zoneObj: null,
+    week: null, saved: "", version: null, sel: null,
+    denied: null, // why the store API is not there for this login (403, or an older node)
+    seq: 0,
+  };
+  const whenMs = (t) => t === null || t === undefined ? dash : when(t / 1000);
+
+  // A refusal of the whole store API, in words; null for other errors.
+  function storeDenied(e) {
+    if (!(e instanceof ApiError)) return null;
+    if (e.status === 403) return `This login may not manage the stores (403: ${e.message}).`;
+    if (e.status === 404 || e.status === 405) return `This node has no store API yet (${e.status}: ${e.message}).`;
+    return null;
+  }
+  function showDenied(msg) {
+    ST.denied = msg;
+    const box = $("stores-denied");
+    if (!box) return;
+    box.hidden = !msg;
+    $("stores-denied-text").textContent = msg || "";
+    for (const id of ["loc-card", "pl-card"]) $(id).hidden = !!msg;
+    if (msg) for (const id of ["zones-card", "week-card", "queue-card"]) $(id).hidden = true;
+  }
+
+  function minutes(hhmm) {
+    const m = /^(\d{1,2}):(\d{2})$/.exec(String(hhmm || "").trim());
+    if (!m) return null;
+    const h = Number(m[1]), mi = Number(m[2]);
+    if (mi > 59 || h > 24 || (h === 24 && mi)) return null;
+    return h * 60 + mi;
+  }
+  const hhmm = (min) => `${String(Math.floor(min / 60)).padStart(2, "0")}:${String(min % 60).padStart(2, "0")}`;
+  const normTime = (s) => { const m = minutes(s); return m === null ? String(s || "").trim() : hhmm(m); };
+
+  function plColor(id) {
+    const i = ST.playlists.findIndex((p) => p.id === id);
+    return i < 0 ? "#4b5563" : PALETTE[i % PALETTE.length];
+  }
+  function plName(id) {
+    const p = ST.playlists.find((x) => x.id === id);
+    return p ? p.name : `unknown playlist ${id}`;
+  }
+  function swatch(id) {
+    return el("span", { class: "swatch", style: `background:${plColor(id)}` });
+  }
+  function dayChecks(box, name, checked) {
+    box.replaceChildren(...DAYS.map((d) => el("label", { class: "day" },
+      el("input", { type: "checkbox", name, value: d, checked: checked.includes(d) }), DAY_LABEL[d])));
+  }
+  const checkedDays = (box) => [...box.querySelectorAll("input:checked")].map((i) => i.value);
+
+  // Tracks or artists chosen by search: {root, get(), set(ids)}. Tracks
+  // keep their order (a playlist of chosen tracks plays in it).
+  const artistNames = new Map();
+  async function artistName(id) {
+    if (!artistNames.has(id)) {
+      artistNames.set(id, api("GET", `/api/v1/artists/${id}`).then((a) => a.name ?? id)
+        .catch(() => { artistNames.delete(id); return id; }));
+    }
+    return artistNames.get(id);
+  }
+  function picker(kind, title, prefix) {
+    let ids = [];
+    const q = el("input", { type: "search", id: `${prefix}-q`, placeholder: kind === "tracks" ? "search tracks: artist, album or title" : "search artists", autocomplete: "off" });
+    const found = el("ul", { class: "list picks", id: `${prefix}-found` });
+    const chosen = el("ol", { class: "list chosen", id: `${prefix}-chosen` });
+    const count = el("span", { class: "muted small" });
+    const root = el("div", { class: "picker" }, el("div", { class: "row spread" }, el("b", { class: "small", text: title }), count), q, found, chosen);
+    let seq = 0, t = null;
+    const label = (id) => kind === "tracks" ? trackTitle(id) : artistName(id);
+    async function render() {
+      count.textContent = ids.length ? `${ids.length} chosen` : "none chosen";
+      const names = await Promise.all(ids.map(label));
+      chosen.replaceChildren(...ids.map((id, i) => el("li", { "data-id": id },
+        el("span", { class: "pname", text: names[i] }),
+        el("span", { class: "row" },
+          kind === "tracks" ? el("button", { type: "button", class: "small quiet", text: "↑", title: "earlier", disabled: i === 0,
+            onclick: () => { [ids[i - 1], ids[i]] = [ids[i], ids[i - 1]]; render(); } }) : null,
+          kind === "tracks" ? el("button", { type: "button", class: "small quiet", text: "↓", title: "later", disabled: i === ids.length - 1,
+            onclick: () => { [ids[i + 1], ids[i]] = [ids[i], ids[i + 1]]; render(); } }) : null,
+          el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => { ids.splice(i, 1); render(); } })))));
+    }
+    async function search() {
+      const s = ++seq, text = q.value.trim();
+      if (!text) { found.replaceChildren(); return; }
+      let r;
+      try {
+        r = await api("GET", `/api/v1/search?q=${encodeURIComponent(text)}&limit=8`);
+      } catch (e) {
+        if (s === seq) found.replaceChildren(el("li", { class: "err", text: `Search failed: ${e.message}` }));
+        return;
+      }
+      if (s !== seq) return;
+      const items = kind === "tracks" ? r.tracks : r.artists;
+      found.replaceChildren(...(items.length ? items.map((x) => {
+        const text_ = kind === "tracks" ? `${x.title ?? "(untitled)"} — ${x.artist ?? "unknown artist"}` : x.name;
+        if (kind === "tracks") titles.set(x.id, Promise.resolve(text_));
+        else artistNames.set(x.id, Promise.resolve(x.name));
+        return el("li", { "data-id": x.id },
+          el("span", { class: "pname" }, text_, " ", el("span", { class: "muted small", text: kind === "tracks"
+            ? `${x.album ?? ""}${x.genre ? " · " + x.genre : ""} · ${duration((x.duration_ms || 0) / 1000)}` : `${x.track_count} tracks` })),
+          el("button", { type: "button", class: "small", text: ids.includes(x.id) ? "Added" : "Add", disabled: ids.includes(x.id),
+            onclick: (ev) => { if (!ids.includes(x.id)) ids.push(x.id); ev.target.textContent = "Added"; ev.target.disabled = true; render(); } }));
+      }) : [el("li", { class: "muted", text: "Nothing matches." })]));
+    }
+    q.addEventListener("input", () => { clearTimeout(t); t = setTimeout(search, 200); });
+    q.addEventListener("keydown", (ev) => { if (ev.key === "Enter") ev.preventDefault(); });
+    render();
+    return { root, get: () => ids.slice(), set: (v) => { ids = (v || []).slice(); q.value = ""; found.replaceChildren(); render(); } };
+  }
+
+  /* locations */
+
+  async function loadLocations() {
+    let r;
+    try {
+      r = await api("GET", "/api/v1/locations");
+    } catch (e) {
+      const d = storeDenied(e);
+      if (d) showDenied(d);
+      else errorBox($("locations"), "The locations could not be read", e);
+      return false;
+    }
+    showDenied(null);
+    ST.locations = r.items || [];
+    table($("locations"), [
+      { label: "Name", value: (l) => el("a", { href: `#stores/${l.id}`, class: "loc-open", text: l.name }), sig: (l) => `${l.id}|${l.name}` },
+      { label: "Time zone", value: (l) => l.timezone },
+      { label: "Country", value: (l) => l.country },
+      { label: "Address", value: (l) => l.address || dash },
+      { label: "Licence", value: (l) => l.licence },
+      { label: "Zones", cls: "n", value: (l) => num((l.zones || []).length) },
+      { label: "", cls: "actions", sig: (l) => JSON.stringify(l), value: (l) => el("span", { class: "row" },
+          el("button", { type: "button", class: "small quiet", text: "Zones", onclick: () => { location.hash = `#stores/${l.id}`; } }),
+          el("button", { type: "button", class: "small quiet", text: "Edit", "data-action": "edit", onclick: () => openLocation(l) }),
+          confirmButton("Delete", "Confirm delete", "quiet", () => deleteLocation(l))) },
+    ], ST.locations, (l) => l.id, (l) => l.id === ST.loc ? "focus" : "");
+    return true;
+  }
+
+  let locEditing = null;
+  function openLocation(l) {
+    locEditing = l || null;
+    const f = $("loc-form");
+    $("loc-title").textContent = l ? `Edit the location “${l.name}”` : "New location";
+    for (const name of ["name", "timezone", "country", "address", "licence"]) {
+      f.elements[name].value = l ? l[name] ?? "" : name === "licence" ? "interactive" : name === "timezone"
+        ? (Intl.DateTimeFormat().resolvedOptions().timeZone || "") : "";
+    }
+    clearFieldErrors(f);
+    $("loc-err").textContent = "";
+    $("loc-save").disabled = false;
+    if (!$("tz-list").children.length && Intl.supportedValuesOf) {
+      $("tz-list").replaceChildren(...Intl.supportedValuesOf("timeZone").map((z) => el("option", { value: z })));
+    }
+    $("loc-dialog").showModal();
+    f.elements.name.focus();
+  }
+  function clearFieldErrors(f) {
+    for (const l of f.querySelectorAll("label[data-field]")) {
+      l.classList.remove("bad");
+      const fe = l.querySelector(".ferr");
+      if (fe) fe.textContent = "";
+    }
+  }
+  function fieldErrors(f, e) {
+    for (const [k, msg] of Object.entries(e.fields || {})) {
+      const l = f.querySelector(`label[data-field="${CSS.escape(k)}"]`);
+      if (l) { l.classList.add("bad"); l.querySelector(".ferr").textContent = msg; }
+    }
+  }
+  async function saveLocation(ev) {
+    ev.preventDefault();
+    const f = $("loc-form"), l = locEditing;
+    const body = {};
+    for (const name of ["name", "timezone", "country", "address", "licence"]) {
+      let v = f.elements[name].value.trim();
+      if (name === "country") v = v.toUpperCase();
+      if (name === "address" && v === "") v = null;
+      if (!l || v !== (l[name] ?? null)) body[name] = v;
+    }
+    if (!l && body.address === null) delete body.address;
+    clearFieldErrors(f);
+    $("loc-err").textContent = "";
+    if (l && !Object.keys(body).length) { $("loc-dialog").close(); return; }
+    $("loc-save").disabled = true;
+    try {
+      const r = l ? await api("PATCH", `/api/v1/locations/${l.id}`, body) : await api("POST", "/api/v1/locations", body);
+      $("loc-dialog").close();
+      note(l ? `The location “${r.name}” was saved.` : `The location “${r.name}” was made (${r.timezone}, ${r.licence}).`);
+      await loadLocations();
+      if (!l) location.hash = `#stores/${r.id}`;
+      else if (ST.loc === l.id) showZones();
+    } catch (e) {
+      $("loc-save").disabled = false;
+      fieldErrors(f, e);
+      $("loc-err").textContent = `Not saved: ${e.message}`;
+    }
+  }
+  async function deleteLocation(l) {
+    try {
+      await api("DELETE", `/api/v1/locations/${l.id}`);
+      note(`The location “${l.name}” was deleted.`);
+      if (ST.loc === l.id) location.hash = "#stores";
+      loadLocations();
+    } catch (e) {
+      note(`The location “${l.name}” was not deleted: ${e.message}${e.status === 409 ? " (delete its zones first)" : ""}`, true);
+    }
+  }
+
+  /* zones */
+
+  const curLoc = () => ST.locations.find((l) => l.id === ST.loc) || null;
+  async function showZones() {
+    const l = curLoc();
+    $("zones-card").hidden = !l;
+    if (!l) return;
+    $("zones-title").textContent = `Zones of ${l.name}`;
+    let r;
+    try {
+      r = await api("GET", `/api/v1/zones?location_id=${encodeURIComponent(l.id)}`);
+    } catch (e) {
+      errorBox($("zones"), "The zones could not be read", e);
+      return;
+    }
+    ST.zones = r.items || [];
+    table($("zones"), [
+      { label: "Zone", value: (z) => el("a", { href: `#stores/${z.location_id}/${z.id}`, class: "zone-open", text: z.name }), sig: (z) => `${z.id}|${z.name}` },
+      { label: "Volume", cls: "n", value: (z) => String(z.volume) },
+      { label: "Schedule", value: (z) => z.schedule_version ? el("span", { class: "mono small", text: String(z.schedule_version) }) : "none yet",
+        sig: (z) => String(z.schedule_version) },
+      { label: "", cls: "actions", sig: (z) => JSON.stringify(z), value: (z) => el("span", { class: "row" },
+          el("button", { type: "button", class: "small", text: "Week", "data-action": "week", onclick: () => { location.hash = `#stores/${z.location_id}/${z.id}`; } }),
+          el("button", { type: "button", class: "small quiet", text: "Rename", "data-action": "rename", onclick: () => openZone(z) }),
+          confirmButton("Delete", "Confirm delete", "quiet", () => deleteZone(z))) },
+    ], ST.zones, (z) => z.id, (z) => z.id === ST.zone ? "focus" : "");
+  }
+  async function addZone(ev) {
+    ev.preventDefault();
+    const name = $("zone-name").value.trim();
+    if (!name || !ST.loc) return;
+    try {
+      const z = await api("POST", "/api/v1/zones", { location_id: ST.loc, name });
+      note(`The zone “${z.name}” was added.`);
+      $("zone-name").value = "";
+      await loadLocations();
+      location.hash = `#stores/${ST.loc}/${z.id}`;
+    } catch (e) {
+      note(`The zone “${name}” was not added: ${e.message}`, true);
+    }
+  }
+  let zoneEditing = null;
+  function openZone(z) {
+    zoneEditing = z;
+    const f = $("zone-edit-form");
+    $("zone-edit-title").textContent = `The zone “${z.name}”`;
+    f.elements.name.value = z.name;
+    f.elements.volume.value = String(z.volume);
+    clearFieldErrors(f);
+    $("zone-edit-err").textContent = "";
+    $("zone-edit-save").disabled = false;
+    $("zone-dialog").showModal();
+    f.elements.name.select();
+  }
+  async function saveZone(ev) {
+    ev.preventDefault();
+    const z = zoneEditing, f = $("zone-edit-form");
+    if (!z) return;
+    const body = {};
+    const name = f.elements.name.value.trim(), vol = f.elements.volume.value.trim();
+    if (name !== z.name) body.name = name;
+    if (vol !== String(z.volume)) body.volume = /^\d+$/.test(vol) ? Number(vol) : vol;
+    clearFieldErrors(f);
+    if (!Object.keys(body).length) { $("zone-dialog").close(); return; }
+    $("zone-edit-save").disabled = true;
+    try {
+      const r = await api("PATCH", `/api/v1/zones/${z.id}`, body);
+      $("zone-dialog").close();
+      note(`The zone “${r.name}” was saved.`);
+      showZones();
+      if (ST.zone === z.id) { ST.zoneObj = { ...ST.zoneObj, ...r }; weekTitle(); }
+    } catch (e) {
+      $("zone-edit-save").disabled = false;
+      fieldErrors(f, e);
+      $("zone-edit-err").textContent = `Not saved: ${e.message}`;
+    }
+  }
+  async function deleteZone(z) {
+    try {
+      await api("DELETE", `/api/v1/zones/${z.id}`);
+      note(`The zone “${z.name}” was deleted; its devices were told (gone).`);
+      if (ST.zone === z.id) location.hash = `#stores/${z.location_id}`;
+      loadLocations();
+      showZones();
+    } catch (e) {
+      note(`The zone “${z.name}” was not deleted: ${e.message}`, true);
+    }
+  }
+
+  /* a zone's week */
+
+  const emptyWeek = () => ({ dayparts: [], overrides: [], announcements: [], separation_minutes: 60 });
+  // The week as PUT takes it: only the keys the API knows (the answer
+  // adds its version).
+  function cleanWeek(w) {
+    const dp = (d, withDays) => ({ ...(withDays ? { days: d.days.slice() } : {}), from: d.from, to: d.to, playlist_id: d.playlist_id });
+    return {
+      dayparts: (w.dayparts || []).map((d) => dp(d, true)),
+      overrides: (w.overrides || []).map((o) => ({ date: o.date, ...(o.to_date && o.to_date !== o.date ? { to_date: o.to_date } : {}),
+        ...(o.closed ? { closed: true } : { dayparts: (o.dayparts || []).map((d) => dp(d, false)) }) })),
+      announcements: (w.announcements || []).map((a) => ({
+        ...(a.at ? { at: a.at.slice() } : { every_minutes: a.every_minutes, from: a.from, to: a.to }),
+        ...(a.days && a.days.length ? { days: a.days.slice() } : {}), tracks: (a.tracks || []).slice() })),
+      separation_minutes: w.separation_minutes ?? 60,
+    };
+  }
+  function weekTitle() {
+    const z = ST.zoneObj;
+    if (!z) return;
+    $("week-title").textContent = `Week of ${z.name}${z.location_name ? " at " + z.location_name : ""}` +
+      `${z.timezone ? " · times in " + z.timezone : ""}${z.licence ? " · " + z.licence : ""}`;
+    $("zone-vol").value = String(z.volume ?? 100);
+    $("zone-vol-v").textContent = String(z.volume ?? 100);
+  }
+  async function showZone(id) {
+    const seq = ++ST.seq;
+    $("week-card").hidden = $("queue-card").hidden = !id;
+    if (!id) { ST.zone = null; ST.zoneObj = null; return; }
+    if (ST.zone !== id || !ST.week) {
+      ST.zone = id;
+      ST.week = null;
+      ST.sel = null;
+      $("week").replaceChildren(el("p", { class: "muted", text: "Reading…" }));
+    }
+    let z, w;
+    try {
+      z = await api("GET", `/api/v1/zones/${id}`);
+      try {
+        w = await api("GET", `/api/v1/zones/${id}/schedule`);
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        w = null;
+      }
+    } catch (e) {
+      if (seq === ST.seq) errorBox($("week"), "The zone could not be read", e);
+      return;
+    }
+    if (seq !== ST.seq) return;
+    ST.zoneObj = { ...z, location_name: z.location_name ?? (curLoc() || {}).name };
+    weekTitle();
+    ST.week = cleanWeek(w || z.schedule || emptyWeek());
+    ST.saved = JSON.stringify(ST.week);
+    ST.version = (w && w.version) || z.schedule_version || null;
+    hideSchedErr();
+    renderSchedule();
+    loadQueue();
+  }
+
+  function hideSchedErr() {
+    $("sched-err").hidden = true;
+    $("sched-err").textContent = "";
+  }
+  function dirty() { return ST.week && JSON.stringify(ST.week) !== ST.saved; }
+  function renderStatus() {
+    $("sched-status").textContent = !ST.week ? "" : dirty() ? "Unsaved changes: Save sends the week to the node."
+      : ST.version ? `Saved, version ${ST.version}.` : "No schedule saved yet.";
+    $("sched-status").className = dirty() ? "small warn-text" : "muted small";
+    $("sched-revert").disabled = !dirty();
+  }
+
+  // The dayparts that overlap another on a day: "index|day".
+  function clashes(dps) {
+    const bad = new Set();
+    for (const d of DAYS) {
+      const iv = dps.map((p, i) => [minutes(p.from), minutes(p.to), i]).filter(([f, t, i]) => dps[i].days.includes(d) && f !== null && t !== null)
+        .sort((a, b) => a[0] - b[0]);
+      let end = -1, endI = -1;
+      for (const [f, t, i] of iv) {
+        if (f < end) { bad.add(`${i}|${d}`); bad.add(`${endI}|${d}`); }
+        if (t > end) { end = t; endI = i; }
+      }
+    }
+    return bad;
+  }
+
+  function renderWeek() {
+    const w = ST.week, box = $("week");
+    const bad = clashes(w.dayparts);
+    const hours = el("div", { class: "hours" }, ...Array.from({ length: 24 }, (_, h) =>
+      el("div", { class: "hour", style: `height:${HOUR_PX}px`, text: `${String(h).padStart(2, "0")}:00` })));
+    const cols = DAYS.map((d) => {
+      const col = el("div", { class: "daycol", "data-day": d, style: `height:${24 * HOUR_PX}px` });
+      col.addEventListener("click", (ev) => {
+        if (ev.target !== col) return;
+        const h = Math.min(23, Math.floor(ev.offsetY / HOUR_PX));
+        ST.sel = null;
+        fillDaypartForm({ days: [d], from: hhmm(h * 60), to: hhmm(Math.min(24, h + 1) * 60), playlist_id: $("dp-playlist").value });
+      });
+      w.dayparts.forEach((p, i) => {
+        if (!p.days.includes(d)) return;
+        const f = minutes(p.from), t = minutes(p.to);
+        if (f === null || t === null || t <= f) return;
+        const clash = bad.has(`${i}|${d}`);
+        const b = el("div", {
+          class: `dp${clash ? " clash" : ""}${ST.sel === i ? " sel" : ""}`, "data-index": String(i), "data-day": d,
+          "data-playlist": p.playlist_id, title: `${plName(p.playlist_id)}, ${p.from}–${p.to}${clash ? " (overlaps another daypart)" : ""}`,
+          style: `top:${f / 60 * HOUR_PX}px;height:${(t - f) / 60 * HOUR_PX}px;background:${plColor(p.playlist_id)}`,
+          onclick: () => { ST.sel = i; fillDaypartForm(p); renderWeek(); },
+        }, el("b", { text: plName(p.playlist_id) }), el("span", { text: `${p.from}–${p.to}` }));
+        col.append(b);
+      });
+      return col;
+    });
+    box.replaceChildren(
+      el("div", { class: "whead" }), ...DAYS.map((d) => el("div", { class: "whead", text: DAY_LABEL[d] })),
+      hours, ...cols);
+    box.dataset.dayparts = String(w.dayparts.length);
+    // The legend: each playlist the week plays, its colour, how long a week.
+    const used = new Map();
+    for (const p of w.dayparts) {
+      const len = Math.max(0, (minutes(p.to) ?? 0) - (minutes(p.from) ?? 0)) * p.days.length;
+      used.set(p.playlist_id, (used.get(p.playlist_id) || 0) + len);
+    }
+    $("week-legend").replaceChildren(...(used.size ? [...used].map(([id, m]) => el("div", { class: "leg" }, swatch(id),
+      el("span", { text: plName(id) }), el("span", { class: "muted small", text: ` ${num(m / 60, 1)} h a week` })))
+      : [el("p", { class: "muted small", text: "No dayparts: click an hour of a day, or fill the form below." })]));
+  }
+
+  function fillDaypartForm(p) {
+    dayChecks($("dp-days"), "dp-day", p ? p.days : ["mon", "tue", "wed", "thu", "fri"]);
+    $("dp-from").value = p ? p.from : "";
+    $("dp-to").value = p ? p.to : "";
+    renderPlaylistChoices();
+    if (p && p.playlist_id) $("dp-playlist").value = p.playlist_id;
+    const editing = ST.sel !== null;
+    $("dp-title").textContent = editing ? "Edit the daypart" : "Add a daypart";
+    $("dp-add").textContent = editing ? "Update daypart" : "Add daypart";
+    $("dp-delete").hidden = $("dp-cancel").hidden = !editing;
+    $("dp-err").textContent = "";
+  }
+  function renderPlaylistChoices() {
+    for (const sel of document.querySelectorAll("select.pl-choice, #dp-playlist")) {
+      const cur = sel.value;
+      const want = ST.playlists.map((p) => [p.id, `${p.name} (${num(p.track_count)} tracks)`]);
+      const have = [...sel.options].map((o) => [o.value, o.textContent]);
+      if (JSON.stringify(want) !== JSON.stringify(have)) {
+        sel.replaceChildren(...want.map(([v, t]) => el("option", { value: v, text: t })));
+      }
+      if (want.some(([v]) => v === cur)) sel.value = cur;
+    }
+  }
+  function daypartFromForm(withDays) {
+    const days = checkedDays($("dp-days")), from = normTime($("dp-from").value), to = normTime($("dp-to").value);
+    const playlist_id = $("dp-playlist").value;
+    if (withDays && !days.length) return "Choose at least one day.";
+    if (minutes(from) === null || minutes(to) === null) return "Times are HH:MM (24:00 ends the day).";
+    if (minutes(to) <= minutes(from)) return "A daypart ends after it starts.";
+    if (!playlist_id) return "Make a playlist first (Playlists, below).";
+    return { days, from, to, playlist_id };
+  }
+  function submitDaypart(ev) {
+    ev.preventDefault();
+    const p = daypartFromForm(true);
+    if (typeof p === "string") { $("dp-err").textContent = p; return; }
+    if (ST.sel !== null) ST.week.dayparts[ST.sel] = p;
+    else ST.week.dayparts.push(p);
+    ST.sel = null;
+    fillDaypartForm(null);
+    renderSchedule();
+  }
+  function deleteDaypart() {
+    if (ST.sel === null) return;
+    ST.week.dayparts.splice(ST.sel, 1);
+    ST.sel = null;
+    fillDaypartForm(null);
+    renderSchedule();
+  }
+
+  function renderOverrides() {
+    const w = ST.week;
+    $("ov-list").replaceChildren(...(w.overrides.length ? [el("ul", { class: "list" }, ...w.overrides.map((o, i) => el("li", { class: "row spread" },
+      el("span", {}, el("b", { text: o.to_date && o.to_date !== o.date ? `${o.date} to ${o.to_date}` : o.date }), " ",
+        o.closed ? el("span", { class: "badge dead", text: "closed" })
+          : el("span", {}, ...o.dayparts.flatMap((d) => [swatch(d.playlist_id), `${d.from}–${d.to} ${plName(d.playlist_id)}  `]))),
+      el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => { w.overrides.splice(i, 1); renderSchedule(); } }))))]
+      : [el("p", { class: "muted small", text: "None: every date follows the week." })]));
+  }
+  function ovDaypartRow() {
+    const sel = el("select", { class: "pl-choice" });
+    const row = el("div", { class: "row ov-dp" },
+      el("label", { class: "inline" }, "From ", el("input", { class: "time ov-from", placeholder: "08:00" })),
+      el("label", { class: "inline" }, "to ", el("input", { class: "time ov-to", placeholder: "22:00" })), sel,
+      el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => row.remove() }));
+    $("ov-dp-rows").append(row);
+    renderPlaylistChoices();
+  }
+  function submitOverride(ev) {
+    ev.preventDefault();
+    const date = $("ov-date").value, to = $("ov-to").value;
+    const err = (m) => { $("ov-err").textContent = m; };
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return err("Choose the date.");
+    if (to && to < date) return err("The last date is before the first.");
+    const o = { date };
+    if (to && to !== date) o.to_date = to;
+    if ($("ov-closed").checked) o.closed = true;
+    else {
+      o.dayparts = [];
+      for (const r of $("ov-dp-rows").querySelectorAll(".ov-dp")) {
+        const from = normTime(r.querySelector(".ov-from").value), t = normTime(r.querySelector(".ov-to").value);
+        if (minutes(from) === null || minutes(t) === null || minutes(t) <= minutes(from)) return err("Each daypart: HH:MM to a later HH:MM.");
+        o.dayparts.push({ from, to: t, playlist_id: r.querySelector("select").value });
+      }
+      if (!o.dayparts.length) return err("Closed, or at least one daypart.");
+    }
+    err("");
+    ST.week.overrides.push(o);
+    $("ov-date").value = $("ov-to").value = "";
+    renderSchedule();
+  }
+
+  let spotPicker = null;
+  function renderAnnouncements() {
+    const w = ST.week;
+    $("an-list").replaceChildren(...(w.announcements.length ? [el("ul", { class: "list" }, ...w.announcements.map((a, i) => el("li", { class: "row spread" },
+      el("span", {}, el("b", { text: a.at ? `at ${a.at.join(", ")}` : `every ${a.every_minutes} min, ${a.from}–${a.to}` }),
+        el("span", { class: "muted", text: ` · ${a.days && a.days.length ? a.days.map((d) => DAY_LABEL[d]).join(" ") : "every day"} · ${a.tracks.length} spot${a.tracks.length === 1 ? "" : "s"}` })),
+      el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => { w.announcements.splice(i, 1); renderSchedule(); } }))))]
+      : [el("p", { class: "muted small", text: "None." })]));
+  }
+  function submitAnnouncement(ev) {
+    ev.preventDefault();
+    const err = (m) => { $("an-err").textContent = m; };
+    const a = {};
+    if ($("an-kind").value === "at") {
+      const at = $("an-at").value.split(/[,\s]+/).filter(Boolean).map(normTime);
+      if (!at.length || at.some((t) => minutes(t) === null)) return err("Times are HH:MM, commas between.");
+      a.at = at;
+    } else {
+      const n = Number($("an-every").value), from = normTime($("an-from").value), to = normTime($("an-to").value);
+      if (!(n >= 1)) return err("Every how many minutes?");
+      if (minutes(from) === null || minutes(to) === null || minutes(to) <= minutes(from)) return err("A window: HH:MM to a later HH:MM.");
+      Object.assign(a, { every_minutes: n, from, to });
+    }
+    const days = checkedDays($("an-days"));
+    if (days.length) a.days = days;
+    a.tracks = spotPicker.get();
+    if (!a.tracks.length) return err("Choose the spot tracks to play.");
+    err("");
+    ST.week.announcements.push(a);
+    spotPicker.set([]);
+    renderSchedule();
+  }
+
+  function renderSchedule() {
+    if (!ST.week) return;
+    renderPlaylistChoices();
+    renderWeek();
+    renderOverrides();
+    renderAnnouncements();
+    $("sched-sep").value = String(ST.week.separation_minutes ?? 60);
+    renderStatus();
+  }
+
+  async function saveWeek() {
+    if (!ST.zone || !ST.week) return;
+    const zone = ST.zone, body = cleanWeek(ST.week);
+    $("sched-save").disabled = true;
+    try {
+      const r = await api("PUT", `/api/v1/zones/${zone}/schedule`, body);
+      if (zone !== ST.zone) return;
+      hideSchedErr();
+      ST.week = cleanWeek(r || body);
+      ST.saved = JSON.stringify(ST.week);
+      ST.version = (r && r.version) || ST.version;
+      renderSchedule();
+      note(`The week of ${ST.zoneObj ? ST.zoneObj.name : zone} was saved${ST.version ? " (version " + ST.version + ")" : ""}; its devices are told.`);
+      loadQueue();
+      showZones();
+    } catch (e) {
+      const box = $("sched-err");
+      box.hidden = false;
+      box.replaceChildren(el("b", { text: e.status === 422 ? "The node refused this week (422): " : `Not saved (${e.status || "no answer"}): ` }),
+        el("span", { class: "reason", text: e.message }),
+        el("div", { class: "muted small", text: "Nothing was changed on the node; correct the week and Save again." }));
+    } finally {
+      $("sched-save").disabled = false;
+    }
+  }
+
+  /* a zone's devices: commands, and what they will play */
+
+  async function command(body, what) {
+    if (!ST.zone) return;
+    try {
+      await api("POST", `/api/v1/zones/${ST.zone}/commands`, body);
+      note(`${what}: sent to the devices of ${ST.zoneObj ? ST.zoneObj.name : ST.zone}.`);
+    } catch (e) {
+      note(`${what} not sent: ${e.message}`, true);
+    }
+  }
+
+  async function loadQueue() {
+    const zone = ST.zone, box = $("queue");
+    if (!zone) return;
+    let q;
+    try {
+      q = await api("GET", `/api/v1/zones/${zone}/queue?hours=1`);
+    } catch (e) {
+      if (zone === ST.zone) errorBox(box, "The queue could not be read", e);
+      return;
+    }
+    if (zone !== ST.zone) return;
+    const tz = q.timezone || undefined;
+    let fmt;
+    try { fmt = new Intl.DateTimeFormat("en-GB", { timeZone: tz, weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+    catch (e) { fmt = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+    $("queue-title").textContent = `The next hour of ${ST.zoneObj ? ST.zoneObj.name : "the zone"}` +
+      `${tz ? " (" + tz + ")" : ""}: ${q.items.length} item${q.items.length === 1 ? "" : "s"}`;
+    box.dataset.version = q.version || "";
+    table(box, [
+      { label: "At", cls: "n", value: (it) => fmt.format(new Date(it.starts_at)) },
+      { label: "Track", value: (it) => el("span", {}, it.title ?? "(untitled)",
+          it.announcement ? el("span", { class: "badge suspect", text: "announcement" }) : null), sig: (it) => `${it.title}|${it.announcement}` },
+      { label: "Artist", value: (it) => it.artist ?? dash },
+      { label: "Playlist", value: (it) => it.playlist_id ? el("span", { class: "qpl", "data-playlist": it.playlist_id }, swatch(it.playlist_id), plName(it.playlist_id)) : dash,
+        sig: (it) => `${it.playlist_id}|${plName(it.playlist_id)}` },
+      { label: "Length", cls: "n", value: (it) => duration(it.duration_ms / 1000) },
+    ], q.items, (it) => `${it.starts_at}|${it.track_id}`);
+    if (!q.items.length) box.replaceChildren(el("p", { class: "muted", text: "Nothing planned in the next hour (closed, or no daypart)." }));
+  }
+
+  /* playlists */
+
+  async function loadPlaylists() {
+    let r;
+    try {
+      r = await api("GET", "/api/v1/playlists");
+    } catch (e) {
+      const d = storeDenied(e);
+      if (d) showDenied(d);
+      else errorBox($("playlists"), "The playlists could not be read", e);
+      return;
+    }
+    ST.playlists = r.items || [];
+    table($("playlists"), [
+      { label: "", value: (p) => swatch(p.id), sig: (p) => plColor(p.id) },
+      { label: "Name", value: (p) => p.name },
+      { label: "Made of", value: (p) => p.kind === "rules" ? "rules (shuffled)" : p.shuffle ? "tracks, shuffled" : "tracks, in order" },
+      { label: "Tracks", cls: "n", value: (p) => num(p.track_count) },
+      { label: "Length", cls: "n", value: (p) => duration((p.duration_ms || 0) / 1000) },
+      { label: "Changed", value: (p) => whenMs(p.updated_at) },
+      { label: "", cls: "actions", sig: (p) => `${p.id}|${p.updated_at}`, value: (p) => el("span", { class: "row" },
+          el("button", { type: "button", class: "small quiet", text: "Edit", "data-action": "edit", onclick: () => openPlaylist(p) }),
+          confirmButton("Delete", "Confirm delete", "quiet", () => deletePlaylist(p))) },
+    ], ST.playlists, (p) => p.id);
+    if (ST.week) renderSchedule();
+  }
+
+  const PL = { editing: null, kind: "tracks", tracks: null, artists: null, exclude: null };
+  function plKind(kind) {
+    PL.kind = kind;
+    for (const k of ["tracks", "rules"]) {
+      $(`pl-kind-${k}`).classList.toggle("on", k === kind);
+      $(`pl-kind-${k}`).setAttribute("aria-pressed", String(k === kind));
+    }
+    $("pl-tracks-box").hidden = kind !== "tracks";
+    $("pl-rules-box").hidden = kind !== "rules";
+    $("pl-shuffle-l").hidden = kind !== "tracks";
+  }
+  const words = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+  async function openPlaylist(p) {
+    let full = null;
+    if (p) {
+      try {
+        full = await api("GET", `/api/v1/playlists/${p.id}`);
+      } catch (e) {
+        note(`The playlist could not be read: ${e.message}`, true);
+        return;
+      }
+    }
+    PL.editing = full;
+    $("pl-title").textContent = full ? `Edit the playlist “${full.name}”` : "New playlist";
+    $("pl-name").value = full ? full.name : "";
+    const rules = (full && full.rules) || {};
+    plKind(full && full.kind === "rules" ? "rules" : "tracks");
+    $("pl-shuffle").checked = !!(full && full.shuffle);
+    PL.tracks.set(full && full.kind !== "rules" ? (full.tracks || full.track_ids || []) : []);
+    $("pl-genres").value = (rules.genres || []).join(", ");
+    $("pl-tags").value = (rules.tags || []).join(", ");
+    $("pl-year-from").value = rules.years && rules.years.from ? String(rules.years.from) : "";
+    $("pl-year-to").value = rules.years && rules.years.to ? String(rules.years.to) : "";
+    $("pl-noexplicit").checked = !!rules.exclude_explicit;
+    PL.artists.set(rules.artists || []);
+    PL.exclude.set(rules.exclude || []);
+    clearFieldErrors($("pl-form"));
+    $("pl-err").textContent = "";
+    $("pl-save").disabled = false;
+    $("pl-dialog").showModal();
+    $("pl-name").focus();
+  }
+  function playlistBody() {
+    const body = { name: $("pl-name").value.trim() };
+    if (PL.kind === "tracks") {
+      body.tracks = PL.tracks.get();
+      body.shuffle = $("pl-shuffle").checked;
+      return body;
+    }
+    const rules = {};
+    const g = words($("pl-genres").value), t = words($("pl-tags").value);
+    if (g.length) rules.genres = g;
+    if (t.length) rules.tags = t;
+    const a = PL.artists.get(), x = PL.exclude.get();
+    if (a.length) rules.artists = a;
+    const yf = $("pl-year-from").value.trim(), yt = $("pl-year-to").value.trim();
+    if (yf || yt) {
+      rules.years = {};
+      if (yf) rules.years.from = /^\d+$/.test(yf) ? Number(yf) : yf;
+      if (yt) rules.years.to = /^\d+$/.test(yt) ? Number(yt) : yt;
+    }
+    if ($("pl-noexplicit").checked) rules.exclude_explicit = true;
+    if (x.length) rules.exclude = x;
+    body.rules = rules;
+    return body;
+  }
+  async function savePlaylist(ev) {
+    ev.preventDefault();
+    const body = playlistBody(), p = PL.editing;
+    clearFieldErrors($("pl-form"));
+    if (!body.name) { $("pl-err").textContent = "A playlist needs a name."; return; }
+    if (body.tracks && !body.tracks.length) { $("pl-err").textContent = "Choose its tracks: search above, then Add."; return; }
+    $("pl-save").disabled = true;
+    try {
+      const r = p ? await api("PUT", `/api/v1/playlists/${p.id}`, body) : await api("POST", "/api/v1/playlists", body);
+      $("pl-dialog").close();
+      note(`The playlist “${r.name}” was ${p ? "saved" : "made"}: ${num(r.track_count)} tracks, ${duration((r.duration_ms || 0) / 1000)}.`);
+      await loadPlaylists();
+      if (ST.zone) loadQueue();
+    } catch (e) {
+      $("pl-save").disabled = false;
+      fieldErrors($("pl-form"), e);
+      $("pl-err").textContent = `Not saved: ${e.message}`;
+    }
+  }
+  async function deletePlaylist(p) {
+    try {
+      await api("DELETE", `/api/v1/playlists/${p.id}`);
+      note(`The playlist “${p.name}” was deleted.`);
+      loadPlaylists();
+    } catch (e) {
+      note(`The playlist “${p.name}” was not deleted: ${e.message}${e.status === 409 ? " (a zone's week plays it)" : ""}`, true);
+    }
+  }
+
+  let storesWired = false;
+  function storesForms() {
+    if (storesWired || !$("view-stores")) return;
+    storesWired = true;
+    $("loc-new").addEventListener("click", () => openLocation(null));
+    $("loc-form").addEventListener("submit", saveLocation);
+    $("loc-cancel").addEventListener("click", () => $("loc-dialog").close());
+    $("zone-form").addEventListener("submit", addZone);
+    $("zone-edit-form").addEventListener("submit", saveZone);
+    $("zone-edit-cancel").addEventListener("click", () => $("zone-dialog").close());
+    $("dp-form").addEventListener("submit", submitDaypart);
+    $("dp-delete").addEventListener("click", deleteDaypart);
+    $("dp-cancel").addEventListener("click", () => { ST.sel = null; fillDaypartForm(null); renderWeek(); });
+    $("sched-sep").addEventListener("change", () => {
+      const v = $("sched-sep").value.trim();
+      ST.week.separation_minutes = /^\d+$/.test(v) ? Number(v) : v;
+      renderStatus();
+    });
+    $("sched-save").addEventListener("click", saveWeek);
+    $("sched-revert").addEventListener("click", () => {
+      ST.week = JSON.parse(ST.saved);
+      ST.sel = null;
+      fillDaypartForm(null);
+      hideSchedErr();
+      renderSchedule();
+    });
+    $("ov-closed").addEventListener("change", () => {
+      $("ov-dps").hidden = $("ov-closed").checked;
+      if (!$("ov-closed").checked && !$("ov-dp-rows").children.length) ovDaypartRow();
+    });
+    $("ov-dp-more").addEventListener("click", ovDaypartRow);
+    $("ov-form").addEventListener("submit", submitOverride);
+    $("an-kind").addEventListener("change", () => {
+      $("an-at-f").hidden = $("an-kind").value !== "at";
+      $("an-every-f").hidden = $("an-kind").value === "at";
+    });
+    dayChecks($("an-days"), "an-day", []);
+    spotPicker = picker("tracks", "Spot tracks (played in turn)", "an-spots");
+    $("an-tracks").replaceChildren(spotPicker.root);
+    $("an-form").addEventListener("submit", submitAnnouncement);
+    $("zone-skip").addEventListener("click", () => command({ type: "skip" }, "Skip"));
+    $("zone-vol").addEventListener("input", () => { $("zone-vol-v").textContent = $("zone-vol").value; });
+    $("zone-vol-send").addEventListener("click", () => command({ type: "volume", volume: Number($("zone-vol").value) }, `Volume ${$("zone-vol").value}`));
+    $("queue-refresh").addEventListener("click", loadQueue);
+    PL.tracks = picker("tracks", "Tracks, in the order they play", "pl-tracks");
+    $("pl-tracks-box").replaceChildren(PL.tracks.root);
+    PL.artists = picker("artists", "Artists (any of them)", "pl-artists");
+    $("pl-artists-box").replaceChildren(PL.artists.root);
+    PL.exclude = picker("tracks", "Never these tracks", "pl-exclude");
+    $("pl-exclude-box").replaceChildren(PL.exclude.root);
+    $("pl-kind-tracks").addEventListener("click", () => plKind("tracks"));
+    $("pl-kind-rules").addEventListener("click", () => plKind("rules"));
+    $("pl-form").addEventListener("submit", savePlaylist);
+    $("pl-cancel").addEventListener("click", () => $("pl-dialog").close());
+    $("pl-new").addEventListener("click", () => openPlaylist(null));
+    fillDaypartForm(null);
+    window.addEventListener("beforeunload", (ev) => {
+      if (S.view === "stores" && dirty()) { ev.preventDefault(); ev.returnValue = ""; }
+    });
+  }
+
+  // #stores, #stores/LOCATION, #stores/LOCATION/ZONE.
+  async function showStores(args) {
+    const [loc, zone] = args;
+    ST.loc = /^[0-9a-f]{16}$/.test(loc || "") ? loc : null;
+    const zoneId = ST.loc && /^[0-9a-f]{16}$/.test(zone || "") ? zone : null;
+    if (ST.zone && ST.zone !== zoneId && dirty()) note("The week you changed was left without saving.", true);
+    const [ok] = await Promise.all([loadLocations(), loadPlaylists()]);
+    if (!ok) return;
+    if (ST.loc && !curLoc()) { note("That location does not exist (any more).", true); ST.loc = null; }
+    await showZones();
+    await showZone(ST.loc ? zoneId : null);
+  }
+
+  /* devices */
+
+  let devicesDenied = null;
+  async function pollDevices() {
+    const box = $("devices");
+    if (devicesDenied) return;
+    let r;
+    try {
+      r = await api("GET", "/api/v1/devices");
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 403 || e.status === 404 || e.status === 405)) {
+        devicesDenied = storeDenied(e);
+        box.replaceChildren(el("p", { class: "err", text: devicesDenied }));
+      } else {
+        errorBox(box, "The devices could not be read", e);
+      }
+      return;
+    }
+    if (!ST.allZones.length || Date.now() - (ST.zonesAt || 0) > 30000) {
+      ST.zonesAt = Date.now();
+      try {
+        const [l, z] = await Promise.all([api("GET", "/api/v1/locations"), api("GET", "/api/v1/zones")]);
+        ST.locations = l.items || ST.locations;
+        ST.allZones = z.items || [];
+      } catch (e) { /* ids instead of names */ }
+    }
+    const locName = (id) => (ST.locations.find((l) => l.id === id) || {}).name || id || dash;
+    const zoneName = (id) => id ? (ST.allZones.find((z) => z.id === id) || {}).name || id : "any zone";
+    const items = r.items || r.devices || [];
+    table(box, [
+      { label: "Device", value: (d) => el("span", {}, d.name || "(no name)", el("div", { class: "mono small muted", text: `key ${d.key}` })),
+        sig: (d) => `${d.name}|${d.key}` },
+      { label: "Where", value: (d) => `${locName(d.location_id)} / ${zoneName(d.zone_id)}` },
+      { label: "State", cls: "state", value: (d) => d.online ? el("span", { class: "badge alive", text: "online" })
+          : el("span", { class: "badge dead", text: d.offline_since ? `offline since ${whenMs(d.offline_since)}` : d.last_seen_at ? "offline" : "never seen" }),
+        sig: (d) => `${d.online}|${d.offline_since}|${!!d.last_seen_at}` },
+      { label: "Playing", value: (d) => d.playing ? `${d.playing.title ?? "(untitled)"} — ${d.playing.artist ?? "unknown artist"}` : dash },
+      { label: "Buffered", cls: "n", value: (d) => d.buffered_s === null || d.buffered_s === undefined ? dash : `${num(d.buffered_s / 3600, 1)} h` },
+      { label: "Last error", value: (d) => d.last_error ? el("span", { class: "err", text: d.last_error }) : dash, sig: (d) => d.last_error || "" },
+      { label: "Node", value: (d) => d.node ? nodeLabel(d.node) : dash },
+      { label: "Last seen", value: (d) => whenMs(d.last_seen_at) },
+    ], items, (d) => d.key, (d) => d.online ? "" : "dead");
+    const on = items.filter((d) => d.online).length;
+    $("devices-age").textContent = `${on} of ${items.length} online · updated ${new Date().toLocaleTimeString("en-GB")}, every 3 s`;
+  }
+  function nodeLabel(id) {
+    const n = nodeById(id);
+    if (n) return nodeName(n);
+    const a = S.memberNames && S.memberNames.get(id);
+    return a ? a.replace(/^https?:\/\//, "") : id;
+  }
+
   /* ---------------------------------------------------------------- search */
 
   let searchSeq = 0;
@@ -1805,6 +2698,8 @@
     plays: () => loadPlays(),
     library: (args) => showLibrary(args),
     upload: () => showUpload(),
+    stores: (args) => showStores(args),
+    devices: () => devicesLoop.kick(),
     search: () => $("search-q").focus(),
     log: () => logLoop.kick(),
     admin: () => { loadUsers(); loadKeys(); loadAudit(true); },
@@ -1833,6 +2728,8 @@
   loop(60000, loadPlays, () => S.view === "plays");
   loop(30000, loadLibrary, () => S.view === "library");
   loop(5000, loadRecent, () => S.view === "upload");
+  const devicesLoop = loop(3000, pollDevices, () => S.view === "devices");
+  loop(30000, loadQueue, () => S.view === "stores" && !!ST.zone);
   loop(10000, pollMembers);
 
   function start(me) {
@@ -1851,6 +2748,7 @@
     if (me.role === "admin") adminForms();
     browseForms();
     uploadForms();
+    storesForms();
     let t = null;
     if ($("search-q")) $("search-q").addEventListener("input", () => { clearTimeout(t); t = setTimeout(search, 150); });
     if ($("plays-period")) $("plays-period").addEventListener("change", loadPlays);
