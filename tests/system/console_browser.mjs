@@ -14,6 +14,7 @@
 //   viewport {page, width, height}
 //   goto {page, url}
 //   fill {page, selector, value}      click {page, selector}
+//   select {page, selector, value}    chooses the option of that value in a <select>
 //   wait {page, selector, state?, timeout?}
 //   until {page, expr, timeout?}      waits for the expression to be truthy: its value
 //   eval {page, expr}                 the expression's value
@@ -104,6 +105,9 @@ async function run(m) {
       return true;
     case "click":
       await p.page.click(m.selector, { timeout });
+      return true;
+    case "select":
+      await p.page.selectOption(m.selector, m.value, { timeout });
       return true;
     case "wait":
       await p.page.waitForSelector(m.selector, { state: m.state ?? "visible", timeout });
