@@ -1633,8 +1633,8 @@
   }
   const checkedDays = (box) => [...box.querySelectorAll("input:checked")].map((i) => i.value);
 
-  // Tracks or artists chosen by search: {root, get(), set(ids)}. Tracks
-  // keep their order (a playlist of chosen tracks plays in it).
+  // Tracks or artists chosen by search: {root, get(), set(ids)}; an
+  // ordered one can be reordered (a playlist of chosen tracks plays in it).
   const artistNames = new Map();
   async function artistName(id) {
     if (!artistNames.has(id)) {
@@ -1643,11 +1643,11 @@
     }
     return artistNames.get(id);
   }
-  function picker(kind, title, prefix) {
+  function picker(kind, title, prefix, ordered) {
     let ids = [];
     const q = el("input", { type: "search", id: `${prefix}-q`, placeholder: kind === "tracks" ? "search tracks: artist, album or title" : "search artists", autocomplete: "off" });
     const found = el("ul", { class: "list picks", id: `${prefix}-found` });
-    const chosen = el("ol", { class: "list chosen", id: `${prefix}-chosen` });
+    const chosen = el(ordered ? "ol" : "ul", { class: `list chosen${ordered ? " ordered" : ""}`, id: `${prefix}-chosen` });
     const count = el("span", { class: "muted small" });
     const root = el("div", { class: "picker" }, el("div", { class: "row spread" }, el("b", { class: "small", text: title }), count), q, found, chosen);
     let seq = 0, t = null;
@@ -1658,9 +1658,9 @@
       chosen.replaceChildren(...ids.map((id, i) => el("li", { "data-id": id },
         el("span", { class: "pname", text: names[i] }),
         el("span", { class: "row" },
-          kind === "tracks" ? el("button", { type: "button", class: "small quiet", text: "↑", title: "earlier", disabled: i === 0,
+          ordered ? el("button", { type: "button", class: "small quiet", text: "↑", title: "earlier", disabled: i === 0,
             onclick: () => { [ids[i - 1], ids[i]] = [ids[i], ids[i - 1]]; render(); } }) : null,
-          kind === "tracks" ? el("button", { type: "button", class: "small quiet", text: "↓", title: "later", disabled: i === ids.length - 1,
+          ordered ? el("button", { type: "button", class: "small quiet", text: "↓", title: "later", disabled: i === ids.length - 1,
             onclick: () => { [ids[i + 1], ids[i]] = [ids[i], ids[i + 1]]; render(); } }) : null,
           el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => { ids.splice(i, 1); render(); } })))));
     }
@@ -1811,8 +1811,8 @@
     table($("zones"), [
       { label: "Zone", value: (z) => el("a", { href: `#stores/${z.location_id}/${z.id}`, class: "zone-open", text: z.name }), sig: (z) => `${z.id}|${z.name}` },
       { label: "Volume", cls: "n", value: (z) => String(z.volume) },
-      { label: "Schedule", value: (z) => z.schedule_version ? el("span", { class: "mono small", text: String(z.schedule_version) }) : "none yet",
-        sig: (z) => String(z.schedule_version) },
+      { label: "Week", value: (z) => z.schedule_version ? el("span", { class: "mono small", text: String(z.schedule_version) })
+          : z.scheduled ? "saved" : "none yet", sig: (z) => `${z.schedule_version}|${z.scheduled}` },
       { label: "", cls: "actions", sig: (z) => JSON.stringify(z), value: (z) => el("span", { class: "row" },
           el("button", { type: "button", class: "small", text: "Week", "data-action": "week", onclick: () => { location.hash = `#stores/${z.location_id}/${z.id}`; } }),
           el("button", { type: "button", class: "small quiet", text: "Rename", "data-action": "rename", onclick: () => openZone(z) }),
@@ -2372,14 +2372,14 @@
       $("an-every-f").hidden = $("an-kind").value === "at";
     });
     dayChecks($("an-days"), "an-day", []);
-    spotPicker = picker("tracks", "Spot tracks (played in turn)", "an-spots");
+    spotPicker = picker("tracks", "Spot tracks (played in turn)", "an-spots", true);
     $("an-tracks").replaceChildren(spotPicker.root);
     $("an-form").addEventListener("submit", submitAnnouncement);
     $("zone-skip").addEventListener("click", () => command({ type: "skip" }, "Skip"));
     $("zone-vol").addEventListener("input", () => { $("zone-vol-v").textContent = $("zone-vol").value; });
     $("zone-vol-send").addEventListener("click", () => command({ type: "volume", volume: Number($("zone-vol").value) }, `Volume ${$("zone-vol").value}`));
     $("queue-refresh").addEventListener("click", loadQueue);
-    PL.tracks = picker("tracks", "Tracks, in the order they play", "pl-tracks");
+    PL.tracks = picker("tracks", "Tracks, in the order they play (unless shuffled)", "pl-tracks", true);
     $("pl-tracks-box").replaceChildren(PL.tracks.root);
     PL.artists = picker("artists", "Artists (any of them)", "pl-artists");
     $("pl-artists-box").replaceChildren(PL.artists.root);
@@ -2441,10 +2441,11 @@
     table(box, [
       { label: "Device", value: (d) => el("span", {}, d.name || "(no name)", el("div", { class: "mono small muted", text: `key ${d.key}` })),
         sig: (d) => `${d.name}|${d.key}` },
-      { label: "Where", value: (d) => `${locName(d.location_id)} / ${zoneName(d.zone_id)}` },
-      { label: "State", cls: "state", value: (d) => d.online ? el("span", { class: "badge alive", text: "online" })
-          : el("span", { class: "badge dead", text: d.offline_since ? `offline since ${whenMs(d.offline_since)}` : d.last_seen_at ? "offline" : "never seen" }),
-        sig: (d) => `${d.online}|${d.offline_since}|${!!d.last_seen_at}` },
+      { label: "Where", value: (d) => `${d.location_name || locName(d.location_id)} / ${d.zone_name || zoneName(d.zone_id)}` },
+      { label: "State", cls: "state", value: (d) => d.revoked ? el("span", { class: "badge dead", text: "key revoked" })
+          : d.online ? el("span", { class: "badge alive", text: "online" })
+          : el("span", { class: d.last_seen_at ? "badge dead" : "badge drained", text: d.offline_since ? `offline since ${whenMs(d.offline_since)}` : d.last_seen_at ? "offline" : "never seen" }),
+        sig: (d) => `${d.revoked}|${d.online}|${d.offline_since}|${!!d.last_seen_at}` },
       { label: "Playing", value: (d) => d.playing ? `${d.playing.title ?? "(untitled)"} — ${d.playing.artist ?? "unknown artist"}` : dash },
       { label: "Buffered", cls: "n", value: (d) => d.buffered_s === null || d.buffered_s === undefined ? dash : `${num(d.buffered_s / 3600, 1)} h` },
       { label: "Last error", value: (d) => d.last_error ? el("span", { class: "err", text: d.last_error }) : dash, sig: (d) => d.last_error || "" },
