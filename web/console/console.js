@@ -1909,7 +1909,9 @@
   async function showZone(id) {
     const seq = ++ST.seq;
     $("week-card").hidden = $("queue-card").hidden = !id;
-    if (!id) { ST.zone = null; ST.zoneObj = null; return; }
+    if (!id) { ST.zone = null; ST.zoneObj = null; ST.week = null; return; }
+    // Back to the zone being edited (from another view): its changes stay.
+    const keep = ST.zone === id && dirty();
     if (ST.zone !== id || !ST.week) {
       ST.zone = id;
       ST.week = null;
@@ -1932,10 +1934,13 @@
     if (seq !== ST.seq) return;
     ST.zoneObj = { ...z, location_name: z.location_name ?? (curLoc() || {}).name };
     weekTitle();
-    ST.week = cleanWeek(w || z.schedule || emptyWeek());
-    ST.saved = JSON.stringify(ST.week);
     ST.version = (w && w.version) || z.schedule_version || null;
-    hideSchedErr();
+    const stored = cleanWeek(w || z.schedule || emptyWeek());
+    ST.saved = JSON.stringify(stored);
+    if (!keep) {
+      ST.week = stored;
+      hideSchedErr();
+    }
     renderSchedule();
     loadQueue();
   }
