@@ -15,6 +15,7 @@
 #include "schedule/tz_int.h"
 #include "unit.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
@@ -242,6 +243,22 @@ static void test_tz_files(void)
 		      tz_local_to_utc(sys, sched__days(2026, 3, 29) * 86400 + 9000));
 		tz_free(tz);
 	}
+	/* A real slim file (zic -b slim, a fuzz seed): transitions to 1996 only. */
+	char *slim = NULL;
+	size_t slen = 0;
+	CHECK(fs_read_all("tests/fuzz/corpus/fuzz_tzif/slim_berlin", 1 << 16, &slim, &slen) == 0);
+	CHECK(slim && tz_parse(slim, slen, "slim", &tz, err, sizeof(err)) == 0);
+	if (slim && tz) {
+		for (int64_t t = utc(1997, 1, 1, 0, 0) / 1000; t < utc(2100, 1, 1, 0, 0) / 1000;
+		     t += 86400 * 5 + 1799)
+			if (tz_offset(tz, t) != tz_offset(sys, t)) {
+				CHECK(tz_offset(tz, t) == tz_offset(sys, t));
+				break;
+			}
+		tz_free(tz);
+	}
+	free(slim);
+
 	/* v1: 32-bit transitions only, no footer: the last offset stays. */
 	int64_t tr1[] = {100000, 200000};
 	int idx1[] = {1, 0};
