@@ -261,6 +261,14 @@ def logged_in(s):
     return p
 
 
+def open_zone(p, s):
+    """#stores/LOCATION/ZONE: the zone's week on the page."""
+    p.js(f"location.hash = '#stores/{s.loc}/{s.zone}'")
+    p.wait(selector="#view-stores.on")
+    p.until("the zone's week", "!document.querySelector('#week-card').hidden && "
+            "document.querySelectorAll('#week .daycol').length === 7", 10)
+
+
 def need(s, *what):
     """Steps after the first need what the earlier ones made."""
     for w in what:
@@ -415,7 +423,7 @@ def _():
     s = setup()
     need(s, "zone", "playlists")
     p = logged_in(s)
-    p.view(f"stores/{s.loc}/{s.zone}")
+    open_zone(p, s)
     p.until("the grid", "document.querySelectorAll('#week .daycol').length === 7")
     m, e = s.playlists[MORNING], s.playlists[EVENING]
     add_daypart(p, DAYS[:5], "08:00", "12:00", m)
@@ -470,7 +478,7 @@ def _():
     s = setup()
     need(s, "zone", "playlists")
     p = logged_in(s)
-    p.view(f"stores/{s.loc}/{s.zone}")
+    open_zone(p, s)
     p.until("the grid", "document.querySelectorAll('#week .dp').length > 0")
     add_daypart(p, ["fri"], "11:00", "14:00", s.playlists[EVENING])
     check(p.js("document.querySelectorAll('#week .dp.clash').length") >= 2, "the overlap marked in the grid")
@@ -511,7 +519,7 @@ def _():
     q0 = chorus_test.http_request(s.node.port, "GET", f"/api/v1/zones/{s.zone}/queue?hours=1", bearer(key)).json()
     before = {it["playlist_id"] for it in q0["items"] if not it["announcement"]}
     check_eq(before, {s.playlists[MORNING]}, "the device's queue before the change")
-    p.view(f"stores/{s.loc}/{s.zone}")
+    open_zone(p, s)
     today = DAYS[s.local_now.weekday()]
     block = f"#week .dp[data-day={today}][data-playlist='{s.playlists[MORNING]}']"
     p.until("today's morning in the grid", f"document.querySelector(\"{block}\")", 5)
