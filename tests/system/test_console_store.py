@@ -26,7 +26,8 @@ that queue is printed and must be under 2 s; Skip and volume reach the
 device; the device's status (POST /api/v1/zones/{id}/status) on the
 Devices view, online, what it plays, hours buffered; the device gone:
 offline on the page as the API says (after its online window, which is
-150 s: the test does not wait for it); a listener's page without the
+150 s: the test does not wait for it), and a box last heard ten minutes
+ago (its row aged in the database) offline since then; a listener's page without the
 store views and without a refused request; at the end no page error and
 no request outside the node.
 
@@ -42,6 +43,7 @@ import os
 import pathlib
 import queue
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -321,6 +323,20 @@ def shots(p, name, full=True):
     p.viewport(width=DESKTOP[0], height=DESKTOP[1])
 
 
+def week_shots(p, name):
+    """The week card in sight (under the sticky header) at a desktop's
+    size tall enough for the whole grid, and on a phone."""
+    for w, h in ((1280, 1180), PHONE):
+        p.viewport(width=w, height=h)
+        time.sleep(0.3)
+        over, _ = overflow_and_controls(p, [])
+        p.js("window.scrollTo(0, document.querySelector('#week-card').getBoundingClientRect().top + scrollY - "
+             "document.querySelector('header').offsetHeight - 8)")
+        p.screenshot(f"{name}-{w}x{h}", full=False)
+        check(over <= 0, f"{name} at {w}x{h}: {over} px of horizontal overflow")
+    p.viewport(width=DESKTOP[0], height=DESKTOP[1])
+
+
 # ---------------------------------------------------------------- the steps
 
 @test("an editor logs in: Stores and Devices among the tabs, no location yet")
@@ -467,8 +483,7 @@ def _():
                        "(tr.querySelector('.qpl') || {}).textContent); return n.length && n; })()", 10)
     check(set(names) == {MORNING}, f"the next hour's playlists on the page: {set(names)}")
     print(f"# the next hour on the page: {len(names)} tracks of {MORNING}")
-    p.js("document.querySelector('#week-card').scrollIntoView()")
-    shots(p, "03-week")
+    week_shots(p, "03-week")
     p.js("window.scrollTo(0, 0)")
     shots(p, "04-stores", full=False)
 
@@ -495,8 +510,7 @@ def _():
     reason = r.json()["error"]["message"]
     print(f"# the node's reason: {reason!r}")
     check("422" in got and reason in got, f"the 422 and its reason {reason!r} on the page: {got!r}")
-    p.js("document.querySelector('#sched-err').scrollIntoView({block: 'center'})")
-    p.screenshot("05-week-refused", full=False)
+    week_shots(p, "05-week-refused")
     # Undone on the page: the saved week again, no error.
     p.click(selector="#week .dp[data-day=fri][data-index='4']")
     p.click(selector="#dp-delete")
@@ -615,7 +629,32 @@ def _():
         check_eq(state, "online", "the page as the API says")
     else:
         check(state.startswith("offline since"), f"the page says {state!r}, the API offline")
-        shots(p, "07-devices-offline", full=False)
+    # A box last heard ten minutes ago (its row as a node that died leaves
+    # it, aged past the 150 s window without waiting for it): offline since
+    # then, on the API and on the page.
+    old = make_key(s.data, "store", location=s.loc, zone=s.zone, name="back-office-box")
+    old_id = old.split("_")[1]
+    node_id = s.node.get_json("/api/v1/node")["id"]
+    heard = int(time.time() * 1000) - 600_000
+    db = sqlite3.connect(s.data / "catalog.db", timeout=10)
+    with db:
+        db.execute("INSERT INTO devices (key_id, zone_id, node, connected, last_seen_at, offline_since, playing,"
+                   " position_ms, buffered_s, last_error, version, updated_at)"
+                   " VALUES (?, ?, ?, 0, ?, NULL, NULL, 0, 0, 'no network', '', ?)",
+                   (old_id, int(s.zone, 16), node_id, heard, heard))
+    db.close()
+    api_old, _ = wait_for("the aged box on the API", lambda: next(
+        (d for d in s.api("GET", "/api/v1/devices")["items"] if d["key"] == old_id and d["last_seen_at"]), None), 10)
+    check_eq((api_old["online"], api_old["offline_since"]), (False, heard), "the aged box on the API")
+    old_row = f"#devices tr[data-key='{old_id}']"
+    want = p.js(f"new Date({heard}).toLocaleString('en-GB', {{dateStyle: 'short', timeStyle: 'medium'}})")
+    state, took = p.until("the aged box offline since, on the page",
+                          f"(() => {{ const c = document.querySelector(\"{old_row} td.state\"); "
+                          f"return c && c.textContent.startsWith('offline since') && c.textContent; }})()", 10)
+    print(f"# the box heard 10 minutes ago, on the page {took:.1f} s later: {state!r}")
+    check_eq(state, f"offline since {want}", "its state on the page")
+    check("no network" in p.js(f"document.querySelector(\"{old_row}\").innerText"), "its last error on the page")
+    shots(p, "07-devices-offline", full=False)
 
 
 @test("a listener's page: no Stores or Devices view, no refused request")

@@ -2447,7 +2447,8 @@
       { label: "Device", value: (d) => el("span", {}, d.name || "(no name)", el("div", { class: "mono small muted", text: `key ${d.key}` })),
         sig: (d) => `${d.name}|${d.key}` },
       { label: "Where", value: (d) => `${d.location_name || locName(d.location_id)} / ${d.zone_name || zoneName(d.zone_id)}` },
-      { label: "State", cls: "state", value: (d) => d.revoked ? el("span", { class: "badge dead", text: "key revoked" })
+      { label: "State", cls: "state", value: (d) => d.revoked ? el("span", { class: "badge dead",
+            text: `key revoked${d.offline_since ? ", offline since " + whenMs(d.offline_since) : ""}` })
           : d.online ? el("span", { class: "badge alive", text: "online" })
           : el("span", { class: d.last_seen_at ? "badge dead" : "badge drained", text: d.offline_since ? `offline since ${whenMs(d.offline_since)}` : d.last_seen_at ? "offline" : "never seen" }),
         sig: (d) => `${d.revoked}|${d.online}|${d.offline_since}|${!!d.last_seen_at}` },
