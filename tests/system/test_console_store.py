@@ -312,8 +312,14 @@ def queue_playlists(p):
                 "!tr.querySelector('.badge')).map(tr => (tr.querySelector('.qpl') || {}).textContent)")
 
 
+def no_notes(p):
+    """The notes of earlier actions off the screen (an operator clicks them away)."""
+    p.js("document.querySelector('#results').replaceChildren()")
+
+
 def shots(p, name, full=True):
     """Screenshots at 1280x800 and 390x844, each checked for horizontal overflow."""
+    no_notes(p)
     for size in (DESKTOP, PHONE):
         p.viewport(width=size[0], height=size[1])
         time.sleep(0.3)
@@ -326,6 +332,7 @@ def shots(p, name, full=True):
 def week_shots(p, name):
     """The week card in sight (under the sticky header) at a desktop's
     size tall enough for the whole grid, and on a phone."""
+    no_notes(p)
     for w, h in ((1280, 1180), PHONE):
         p.viewport(width=w, height=h)
         time.sleep(0.3)
@@ -655,6 +662,40 @@ def _():
     check_eq(state, f"offline since {want}", "its state on the page")
     check("no network" in p.js(f"document.querySelector(\"{old_row}\").innerText"), "its last error on the page")
     shots(p, "07-devices-offline", full=False)
+
+
+@test("the location edited and the zone renamed in their forms (PATCH), a 422 under its field")
+def _():
+    s = setup()
+    need(s, "zone")
+    p = logged_in(s)
+    open_zone(p, s)
+    p.click(selector="#locations button[data-action=edit]")
+    p.wait(selector="#loc-dialog[open]")
+    p.fill(selector="#loc-form [name=country]", value="12")
+    p.click(selector="#loc-save")
+    err, _ = p.until("the country refused", "document.querySelector('#loc-err').textContent", 5)
+    ferr = p.js("document.querySelector('#loc-form label[data-field=country] .ferr').textContent")
+    print(f"# a country of digits: {err!r}, under the field: {ferr!r}")
+    check(err.startswith("Not saved: "), f"the refusal in the form: {err!r}")
+    check(ferr and ferr in err, f"the problem under the country: {ferr!r}")
+    check(p.js("document.querySelector('#loc-dialog').open"), "the form stays open after a 422")
+    p.fill(selector="#loc-form [name=country]", value="pt")
+    p.fill(selector="#loc-form [name=address]", value="14 Harbour Street")
+    p.click(selector="#loc-save")
+    p.until("the form closed", "!document.querySelector('#loc-dialog').open", 5)
+    p.until("the new address listed", "document.querySelector('#locations').textContent.includes('14 Harbour Street')", 5)
+    loc = s.api("GET", f"/api/v1/locations/{s.loc}")
+    check_eq((loc["address"], loc["country"]), ("14 Harbour Street", "PT"), "the location on the node")
+    p.click(selector="#zones button[data-action=rename]")
+    p.wait(selector="#zone-dialog[open]")
+    p.fill(selector="#zone-edit-form [name=name]", value=ZONE + " east")
+    p.fill(selector="#zone-edit-form [name=volume]", value="70")
+    p.click(selector="#zone-edit-save")
+    p.until("the form closed", "!document.querySelector('#zone-dialog').open", 5)
+    p.until("the zone renamed on the page", f"document.querySelector('#zones').textContent.includes({json.dumps(ZONE + ' east')})", 5)
+    z = s.api("GET", f"/api/v1/zones/{s.zone}")
+    check_eq((z["name"], z["volume"]), (ZONE + " east", 70), "the zone on the node")
 
 
 @test("a listener's page: no Stores or Devices view, no refused request")

@@ -1747,8 +1747,13 @@
       if (fe) fe.textContent = "";
     }
   }
+  // A 422's problems under their fields: its "fields", or a message that
+  // names one ("country: must be ...").
   function fieldErrors(f, e) {
-    for (const [k, msg] of Object.entries(e.fields || {})) {
+    let fields = e.fields;
+    const m = /^([a-z_]+): (.+)$/.exec(e.message || "");
+    if (!fields && m) fields = { [m[1]]: m[2] };
+    for (const [k, msg] of Object.entries(fields || {})) {
       const l = f.querySelector(`label[data-field="${CSS.escape(k)}"]`);
       if (l) { l.classList.add("bad"); l.querySelector(".ferr").textContent = msg; }
     }
@@ -2112,7 +2117,7 @@
     const w = ST.week;
     $("an-list").replaceChildren(...(w.announcements.length ? [el("ul", { class: "list" }, ...w.announcements.map((a, i) => el("li", { class: "row spread" },
       el("span", {}, el("b", { text: a.at ? `at ${a.at.join(", ")}` : `every ${a.every_minutes} min, ${a.from}–${a.to}` }),
-        el("span", { class: "muted", text: ` · ${a.days && a.days.length ? a.days.map((d) => DAY_LABEL[d]).join(" ") : "every day"} · ${a.tracks.length} spot${a.tracks.length === 1 ? "" : "s"}` })),
+        el("span", { class: "muted", text: ` · ${a.days && a.days.length && a.days.length < 7 ? a.days.map((d) => DAY_LABEL[d]).join(" ") : "every day"} · ${a.tracks.length} spot${a.tracks.length === 1 ? "" : "s"}` })),
       el("button", { type: "button", class: "small quiet", text: "Remove", onclick: () => { w.announcements.splice(i, 1); renderSchedule(); } }))))]
       : [el("p", { class: "muted small", text: "None." })]));
   }
