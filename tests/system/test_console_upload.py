@@ -274,13 +274,13 @@ def logged_in(s):
 
 # ---------------------------------------------------------------- the steps
 
-@test("an editor logs in on the page and sees Upload and Library, no admin view")
+@test("an editor logs in on the page and sees Upload, Library and the stores, no admin view")
 def _():
     s = setup()
     p = s.page  # logs in below
     p.login(s.url, EDITOR, EDITOR_PW)
     tabs = p.js("[...document.querySelectorAll('nav a')].map(a => a.textContent)")
-    check_eq(tabs, ["Plays", "Library", "Upload", "Search"], "the editor's tabs")
+    check_eq(tabs, ["Plays", "Library", "Upload", "Stores", "Devices", "Search"], "the editor's tabs")
     present = p.js("['#view-overview', '#view-admin', '#view-log', '#view-live', '#nodes']"
                    ".filter(s => document.querySelector(s))")
     check_eq(present, [], "admin parts in the editor's page")
