@@ -26,6 +26,7 @@ const char *access_rule_name(enum access_rule r)
 		[ACCESS_OPEN] = "open",       [ACCESS_READ] = "read",     [ACCESS_PLAYS] = "plays",
 		[ACCESS_REPORTS] = "reports", [ACCESS_EDITOR] = "editor", [ACCESS_SELF] = "self",
 		[ACCESS_ADMIN] = "admin",     [ACCESS_PEER] = "peer",     [ACCESS_ZONE] = "zone",
+		[ACCESS_DEVICE] = "device",
 	};
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
@@ -309,6 +310,10 @@ bool access_check(struct api *api, struct api_loop *al, const struct http_reques
 				    rc == -ENOENT ? "no such zone" : "the zone could not be read");
 		}
 		return deny(why, 403, "this is for the zone's devices, editors and admins");
+	case ACCESS_DEVICE:
+		if (r == AUTH_STORE)
+			return zone_ok(al, object, who, why);
+		return deny(why, 403, "only a store key's device reports its status");
 	default:
 		return deny(why, 500, "no access rule");
 	}

@@ -33,12 +33,12 @@ enum access_rule {
 	ACCESS_SELF,    /* any principal, about itself: who am I, log out */
 	ACCESS_ADMIN,   /* users, keys, the audit trail, node and cluster state */
 	ACCESS_PEER,    /* /internal: the handler checks the peer's signature or join token */
-	ACCESS_ZONE, /* a zone's queue, events, status: editors, admins, its location's store keys
-		      */
+	ACCESS_ZONE,    /* a zone, its queue, events: editors, admins, its store keys */
+	ACCESS_DEVICE,  /* a device's report: the zone's store keys only */
 };
 
 /* "open", "read", "plays", "reports", "editor", "self", "admin", "peer",
- * "zone". */
+ * "zone", "device". */
 const char *access_rule_name(enum access_rule r);
 
 /* VIA_SESSION: the cookie (writes need the CSRF token); VIA_SESSION_HEADER:
@@ -72,7 +72,8 @@ struct access_denial {
 /*
  * Identifies req's principal (into *who) and checks it against rule.
  * object: the path's id, which rule "read" takes as a stream's track (a
- * signed URL is good for that track only) and rule "zone" as the zone
+ * signed URL is good for that track only) and rules "zone" and "device"
+ * as the zone
  * (404 when it does not exist); 0 for none. True when the request may go
  * on; false with *why filled otherwise.
  */

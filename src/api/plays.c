@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -185,37 +186,80 @@ static int check_tracks(catalog_reader_t *r, const struct plays_batch *b, struct
 }
 
 /*
- * Who posted the plays decides what they may say. A store key's plays are
- * its location's (and zone's, when it has one): one left out is filled
- * in, another one is refused as a whole (403). Every event id is scoped
- * by the principal ("<principal>/<event id>"), so a device can neither
- * pre-empt nor replay another one's events. false after answering.
+ * The name a store key's location (or zone) has now, for its plays: a
+ * royalty report names where music was heard as it was called then. The
+ * key holds the id (store/principals.h); a key whose location is gone
+ * keeps its id. Into out.
  */
-static bool bind_to(http_conn_t *c, const struct principal *who, struct plays_batch *b)
+static void place_name(struct api_loop *al, const char *id_hex, bool zone, char *out, size_t n)
 {
-	for (size_t i = 0; i < b->n; i++) {
+	int64_t id;
+
+	snprintf(out, n, "%s", id_hex);
+	if (catalog_id_parse(id_hex, strlen(id_hex), &id) < 0)
+		return;
+	if (zone) {
+		struct catalog_zone z;
+
+		if (catalog_zone_get(al->zones, id, &z) == 200) {
+			snprintf(out, n, "%s", z.name);
+			catalog_zone_free(&z);
+		}
+	} else {
+		struct catalog_location l;
+
+		if (catalog_location_get(al->zones, id, &l) == 200)
+			snprintf(out, n, "%s", l.name);
+	}
+}
+
+/* Whether a play's location (or zone) given is the key's: its id or its
+ * name; the play then carries the name. */
+static bool same_place(char **given, const char *id_hex, const char *name)
+{
+	if (strcmp(*given, id_hex) != 0 && strcasecmp(*given, name) != 0)
+		return false;
+	free(*given);
+	*given = xstrdup(name);
+	return true;
+}
+
+/*
+ * Who posted the plays decides what they may say. A store key's plays are
+ * its location's (and zone's, when it has one), by id or by name, and
+ * carry the names: one left out is filled in, another one is refused as a
+ * whole (403). Every event id is scoped by the principal ("<principal>/
+ * <event id>"), so a device can neither pre-empt nor replay another
+ * one's events. false after answering.
+ */
+static bool bind_to(http_conn_t *c, struct api_loop *al, const struct principal *who,
+		    struct plays_batch *b)
+{
+	char location[CATALOG_LABEL_MAX + 1], zone[CATALOG_LABEL_MAX + 1];
+
+	if (who->role == AUTH_STORE) {
+		place_name(al, who->location, false, location, sizeof(location));
+		place_name(al, who->zone, true, zone, sizeof(zone));
+	}
+	for (size_t i = 0; i < b->n && who->role == AUTH_STORE; i++) {
 		struct play *p = &b->items[i];
 		char msg[CATALOG_LABEL_MAX + 64];
 
-		if (who->role == AUTH_STORE) {
-			if (p->location && strcmp(p->location, who->location) != 0) {
-				snprintf(msg, sizeof(msg),
-					 "this key posts plays for location %s only",
-					 who->location);
-				http_send_error(c, 403, msg);
-				return false;
-			}
-			if (who->zone[0] && p->zone && strcmp(p->zone, who->zone) != 0) {
-				snprintf(msg, sizeof(msg), "this key posts plays for zone %s only",
-					 who->zone);
-				http_send_error(c, 403, msg);
-				return false;
-			}
-			if (!p->location)
-				p->location = xstrdup(who->location);
-			if (who->zone[0] && !p->zone)
-				p->zone = xstrdup(who->zone);
+		if (p->location && !same_place(&p->location, who->location, location)) {
+			snprintf(msg, sizeof(msg), "this key posts plays for location %s only",
+				 location);
+			http_send_error(c, 403, msg);
+			return false;
 		}
+		if (who->zone[0] && p->zone && !same_place(&p->zone, who->zone, zone)) {
+			snprintf(msg, sizeof(msg), "this key posts plays for zone %s only", zone);
+			http_send_error(c, 403, msg);
+			return false;
+		}
+		if (!p->location)
+			p->location = xstrdup(location);
+		if (who->zone[0] && !p->zone)
+			p->zone = xstrdup(zone);
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct play *p = &b->items[i];
@@ -272,7 +316,7 @@ void api_plays_post(struct api_call *x)
 		return;
 	}
 	plays_errors_free(&errs);
-	if (!bind_to(c, &x->who, &batch)) {
+	if (!bind_to(c, x->al, &x->who, &batch)) {
 		plays_batch_free(&batch);
 		return;
 	}
@@ -425,11 +469,16 @@ void api_plays_report(struct api_call *x)
 	}
 	/* A store key sees its own location's figures, whatever it asks. */
 	if (x->who.role == AUTH_STORE) {
-		if (arg[4] && strcmp(arg[4], x->who.location) != 0) {
+		char name[CATALOG_LABEL_MAX + 1];
+
+		place_name(x->al, x->who.location, false, name, sizeof(name));
+		if (arg[4] && strcmp(arg[4], x->who.location) != 0 &&
+		    strcasecmp(arg[4], name) != 0) {
 			http_send_error(c, 403, "a store key reads its own location's plays only");
 			return;
 		}
-		arg[4] = x->who.location;
+		snprintf(v[4], sizeof(v[4]), "%s", name);
+		arg[4] = v[4];
 	}
 	if (arg[4])
 		snprintf(q.location, sizeof(q.location), "%s", arg[4]);

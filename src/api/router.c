@@ -340,7 +340,7 @@ static const struct api_route routes[] = {
 	{"/api/v1/zones/{id}/schedule", PUT, ACCESS_EDITOR, 0, api_zone_schedule},
 	{"/api/v1/zones/{id}/queue", GET, ACCESS_ZONE, 0, api_zone_queue},
 	{"/api/v1/zones/{id}/events", GET, ACCESS_ZONE, 0, api_zone_events},
-	{"/api/v1/zones/{id}/status", POST, ACCESS_ZONE, 0, api_zone_status},
+	{"/api/v1/zones/{id}/status", POST, ACCESS_DEVICE, 0, api_zone_status},
 	{"/api/v1/zones/{id}/commands", POST, ACCESS_EDITOR, 0, api_zone_commands},
 	{"/api/v1/playlists", GET | POST, ACCESS_EDITOR, 0, api_playlists},
 	{"/api/v1/playlists/{id}", GET | PUT | DELETE, ACCESS_EDITOR, 0, api_playlist_one},
@@ -529,6 +529,7 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 	unsigned allow = 0;
 	const struct api_route *r = NULL;
 	struct access_denial why;
+	int64_t object;
 
 	if (n < 0) {
 		http_send_error(c, 404, "no such resource");
@@ -559,9 +560,9 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 			http_send_error(c, 404, bad_id ? "no such id" : "no such resource");
 		return;
 	}
-	if (!access_check(x.api, x.al, req, r->rule,
-			  r->handler == r_stream || r->rule == ACCESS_ZONE ? x.id : 0, &x.who,
-			  &why)) {
+	object = r->handler == r_stream || r->rule == ACCESS_ZONE || r->rule == ACCESS_DEVICE ? x.id
+											      : 0;
+	if (!access_check(x.api, x.al, req, r->rule, object, &x.who, &why)) {
 		access_deny(c, &why);
 		return;
 	}

@@ -844,8 +844,26 @@ def _node_db(data, args, env):
     return (env or {}).get("CHORUS_DB") or None
 
 
+def make_place(data, location, zone=None, db=None, timezone="Europe/Berlin", country="DE"):
+    """`chorus location add` and `chorus zone add`, unless they exist: the
+    location's id (a store key is bound to a place that exists)."""
+    base = ["--data", data] + (["--db", db] if db else [])
+    r = run_chorus(["location", "add", location, "--timezone", timezone, "--country", country]
+                   + base)
+    if r.rc != 0 and "exists already" not in r.err:
+        fail("chorus location add failed", r)
+    if zone:
+        z = run_chorus(["zone", "add", zone, "--location", location] + base)
+        if z.rc != 0 and "already" not in z.err:
+            fail("chorus zone add failed", z)
+    return r.out.strip() if r.rc == 0 else None
+
+
 def make_key(data, role="admin", db=None, location=None, zone=None, name=None):
-    """`chorus key create`: the new key (its last stdout line)."""
+    """`chorus key create`: the new key (its last stdout line). A store
+    key's location (and zone), by name, is made first when it is new."""
+    if role == "store" and location and not re.fullmatch(r"[0-9a-f]{16}", location):
+        make_place(data, location, zone, db)
     args = ["key", "create", "--role", role, "--data", data]
     for flag, v in (("--db", db), ("--location", location), ("--zone", zone), ("--name", name)):
         if v:

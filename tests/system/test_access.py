@@ -8,6 +8,7 @@ PostgreSQL down, still authenticated).
 """
 
 import hashlib
+import http.client
 import hmac
 import json
 import os
@@ -21,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
 from chorus_test import (  # noqa: E402
-    CHORUS_BIN, Node, audio_library, bearer, chorus_env, check, check_eq, fail, http_request,
-    main, make_key, run_chorus, test, wait_for)
+    CHORUS_BIN, Node, _resp_of, audio_library, bearer, chorus_env, check, check_eq, fail,
+    http_request, main, make_key, run_chorus, test, wait_for)
 
 JSON_CT = {"Content-Type": "application/json"}
 ROLES = ("anonymous", "listener", "store A", "store B", "editor", "admin")
@@ -132,7 +133,40 @@ RULES = {
     "reports": {**{r: OK for r in ROLES}, "anonymous": 401, "listener": 403},
     "editor": {**{r: 403 for r in ROLES}, "anonymous": 401, "editor": OK, "admin": OK},
     "admin": {**{r: 403 for r in ROLES}, "anonymous": 401, "admin": OK},
+    # Zone "Floor" of Shop A: store A is bound to it, store B to Shop B.
+    "zone": {**{r: OK for r in ROLES}, "anonymous": 401, "listener": 403, "store B": 403},
+    "device": {**{r: 403 for r in ROLES}, "anonymous": 401, "store A": OK},
 }
+
+SSE = object()  # a row whose answer is an event stream: its head and first event
+
+
+def first_event(port, path, headers):
+    """An event stream's status and its first event (the stream is then
+    left): (status, text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        if r.status != 200:
+            return _resp_of(r, r.read())
+        text = b""
+        while b"\n\n" not in text:
+            line = r.fp.readline()
+            if not line:
+                break
+            text += line
+        return _Streamed(r.status, text, dict((k.lower(), v) for k, v in r.getheaders()))
+    finally:
+        conn.close()
+
+
+class _Streamed:
+    def __init__(self, status, body, headers):
+        self.status, self.body, self.headers = status, body, headers
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
 
 
 @test("every endpoint of `chorus routes` x every role gives the status its rule says")
@@ -169,6 +203,35 @@ def _(tmp):
 
     def plays_body(role):
         return json.dumps([a_play(tid, "Shop A")])
+
+    # The stores: Shop A and its zone Floor (made for store A's key), a
+    # playlist, a week; a location, zone and playlist per role to delete.
+    shop = {l["name"]: l for l in node.request("GET", "/api/v1/locations",
+                                               admin).json()["items"]}["Shop A"]
+    floor = node.request("GET", f"/api/v1/zones?location_id={shop['id']}",
+                         admin).json()["items"][0]
+    zid = floor["id"]
+    mix = node.request("POST", "/api/v1/playlists", {**admin, **JSON_CT},
+                       json.dumps({"name": "Mix", "tracks": [t["id"] for t in tracks]}))
+    check_eq(mix.status, 201, "a playlist", mix)
+    week = json.dumps({"dayparts": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                                     "from": "00:00", "to": "24:00",
+                                     "playlist_id": mix.json()["id"]}],
+                       "separation_minutes": 0})
+    doomed = {}
+    for role in ("editor", "admin"):
+        loc = node.request("POST", "/api/v1/locations", {**admin, **JSON_CT},
+                           json.dumps({"name": f"Gone {role}", "timezone": "UTC",
+                                       "country": "FR"})).json()["id"]
+        zone = node.request("POST", "/api/v1/zones", {**admin, **JSON_CT},
+                            json.dumps({"location_id": shop["id"],
+                                        "name": f"Gone {role}"})).json()["id"]
+        pl = node.request("POST", "/api/v1/playlists", {**admin, **JSON_CT},
+                          json.dumps({"name": f"Gone {role}", "tracks": [tid]})).json()["id"]
+        doomed[role] = (loc, zone, pl)
+
+    def gone(i):
+        return lambda role, i=i: doomed.get(role, (shop["id"], zid, mix.json()["id"]))[i]
 
     # (method, path pattern) -> (rule, concrete path, body or a function of the role, OK status)
     table = {
@@ -248,7 +311,7 @@ def _(tmp):
         ("GET", "/api/v1/keys"): ("admin", "/api/v1/keys", None, 200),
         ("HEAD", "/api/v1/keys"): ("admin", "/api/v1/keys", None, 200),
         ("POST", "/api/v1/keys"): ("admin", "/api/v1/keys",
-                                   json.dumps({"role": "store", "location": "Shop C"}), 201),
+                                   json.dumps({"role": "store", "location": "Shop A"}), 201),
         ("DELETE", "/api/v1/keys/{name}"): ("admin", f"/api/v1/keys/{spare['id']}", None, 200),
         ("GET", "/api/v1/audit"): ("admin", "/api/v1/audit", None, 200),
         ("HEAD", "/api/v1/audit"): ("admin", "/api/v1/audit", None, 200),
@@ -279,6 +342,70 @@ def _(tmp):
         ("DELETE", "/api/v1/uploads/{name}"): ("editor", NO_UPLOAD, None, 412),
         ("GET", "/api/v1/uploads/{name}/status"): ("editor", NO_UPLOAD + "/status", None, 404),
         ("HEAD", "/api/v1/uploads/{name}/status"): ("editor", NO_UPLOAD + "/status", None, 404),
+        # In the store (docs/api.md): editors keep the stores, a zone's
+        # devices read their zone, and only they report on it.
+        ("GET", "/api/v1/locations"): ("editor", "/api/v1/locations", None, 200),
+        ("HEAD", "/api/v1/locations"): ("editor", "/api/v1/locations", None, 200),
+        ("POST", "/api/v1/locations"): (
+            "editor", "/api/v1/locations",
+            lambda role: json.dumps({"name": f"New {role}", "timezone": "Europe/Paris",
+                                     "country": "FR"}), 201),
+        ("GET", "/api/v1/locations/{id}"): ("editor", f"/api/v1/locations/{shop['id']}", None,
+                                            200),
+        ("HEAD", "/api/v1/locations/{id}"): ("editor", f"/api/v1/locations/{shop['id']}",
+                                             None, 200),
+        ("PATCH", "/api/v1/locations/{id}"): ("editor", f"/api/v1/locations/{shop['id']}",
+                                              json.dumps({"address": "1 Main St"}), 200),
+        ("DELETE", "/api/v1/locations/{id}"): (
+            "editor", lambda role: f"/api/v1/locations/{gone(0)(role)}", None, 204),
+        ("GET", "/api/v1/zones"): ("editor", "/api/v1/zones", None, 200),
+        ("HEAD", "/api/v1/zones"): ("editor", "/api/v1/zones", None, 200),
+        ("POST", "/api/v1/zones"): (
+            "editor", "/api/v1/zones",
+            lambda role: json.dumps({"location_id": shop["id"], "name": f"New {role}"}), 201),
+        ("GET", "/api/v1/zones/{id}"): ("zone", f"/api/v1/zones/{zid}", None, 200),
+        ("HEAD", "/api/v1/zones/{id}"): ("zone", f"/api/v1/zones/{zid}", None, 200),
+        ("PATCH", "/api/v1/zones/{id}"): ("editor", f"/api/v1/zones/{zid}",
+                                          json.dumps({"volume": 80}), 200),
+        ("DELETE", "/api/v1/zones/{id}"): (
+            "editor", lambda role: f"/api/v1/zones/{gone(1)(role)}", None, 204),
+        ("GET", "/api/v1/zones/{id}/schedule"): ("zone", f"/api/v1/zones/{zid}/schedule", None,
+                                                 200),
+        ("HEAD", "/api/v1/zones/{id}/schedule"): ("zone", f"/api/v1/zones/{zid}/schedule",
+                                                  None, 200),
+        ("PUT", "/api/v1/zones/{id}/schedule"): ("editor", f"/api/v1/zones/{zid}/schedule",
+                                                 week, 200),
+        ("GET", "/api/v1/zones/{id}/queue"): ("zone", f"/api/v1/zones/{zid}/queue?hours=1",
+                                              None, 200),
+        ("HEAD", "/api/v1/zones/{id}/queue"): ("zone", f"/api/v1/zones/{zid}/queue?hours=1",
+                                               None, 200),
+        ("GET", "/api/v1/zones/{id}/events"): ("zone", f"/api/v1/zones/{zid}/events", SSE,
+                                               200),
+        ("HEAD", "/api/v1/zones/{id}/events"): ("zone", f"/api/v1/zones/{zid}/events", None,
+                                                200),
+        ("POST", "/api/v1/zones/{id}/status"): (
+            "device", f"/api/v1/zones/{zid}/status",
+            json.dumps({"playing": tid, "position_ms": 1000, "buffered_s": 3600}), 204),
+        ("POST", "/api/v1/zones/{id}/commands"): ("editor", f"/api/v1/zones/{zid}/commands",
+                                                  json.dumps({"type": "skip"}), 202),
+        ("GET", "/api/v1/playlists"): ("editor", "/api/v1/playlists", None, 200),
+        ("HEAD", "/api/v1/playlists"): ("editor", "/api/v1/playlists", None, 200),
+        ("POST", "/api/v1/playlists"): (
+            "editor", "/api/v1/playlists",
+            lambda role: json.dumps({"name": f"New {role}", "rules": {"genres": ["Jazz"]}}),
+            201),
+        ("GET", "/api/v1/playlists/{id}"): ("editor", f"/api/v1/playlists/{mix.json()['id']}",
+                                            None, 200),
+        ("HEAD", "/api/v1/playlists/{id}"): ("editor",
+                                             f"/api/v1/playlists/{mix.json()['id']}", None,
+                                             200),
+        ("PUT", "/api/v1/playlists/{id}"): (
+            "editor", f"/api/v1/playlists/{mix.json()['id']}",
+            json.dumps({"name": "Mix", "tracks": [by_title["Alpha"]["id"]]}), 200),
+        ("DELETE", "/api/v1/playlists/{id}"): (
+            "editor", lambda role: f"/api/v1/playlists/{gone(2)(role)}", None, 204),
+        ("GET", "/api/v1/devices"): ("editor", "/api/v1/devices", None, 200),
+        ("HEAD", "/api/v1/devices"): ("editor", "/api/v1/devices", None, 200),
         # Peers prove themselves to the handler (a signature, a join
         # token): a user's credentials count for nothing there.
         ("POST", "/internal/join"): ("peer", "/internal/join", "{}", None),
@@ -311,7 +438,10 @@ def _(tmp):
             elif b is not None:
                 h.update(JSON_CT)
             at = path(role) if callable(path) else path
-            r = http_request(node.port, m, at, h, b)
+            if b is SSE:
+                r = first_event(node.port, at, h)
+            else:
+                r = http_request(node.port, m, at, h, b)
             if rule == "peer":
                 # Whatever the peer check says, it says it to every role alike.
                 peer_status = peer_status or r.status
@@ -323,6 +453,9 @@ def _(tmp):
                 want = ok if want == OK else want
             if r.status != want:
                 problems.append(f"{m} {at} as {role}: {r.status}, want {want}: {r.body[:120]!r}")
+            elif b is SSE and r.status == 200:
+                if b"event: hello" not in r.body:
+                    problems.append(f"{m} {at} as {role}: no hello event: {r.body[:120]!r}")
             elif r.status >= 400 and m != "HEAD":
                 e = r.json().get("error", {})
                 if e.get("status") != r.status or not e.get("message"):
