@@ -1940,6 +1940,8 @@
     ST.zoneObj = { ...z, location_name: z.location_name ?? (curLoc() || {}).name };
     weekTitle();
     ST.version = (w && w.version) || z.schedule_version || null;
+    // A zone never given a week answers an empty one (and its schedule null).
+    ST.stored = z.schedule !== null && z.schedule !== undefined;
     const stored = cleanWeek(w || z.schedule || emptyWeek());
     ST.saved = JSON.stringify(stored);
     if (!keep) {
@@ -1957,7 +1959,7 @@
   function dirty() { return ST.week && JSON.stringify(ST.week) !== ST.saved; }
   function renderStatus() {
     $("sched-status").textContent = !ST.week ? "" : dirty() ? "Unsaved changes: Save sends the week to the node."
-      : ST.version ? `Saved, version ${ST.version}.` : "No schedule saved yet.";
+      : !ST.stored ? "No week saved yet: nothing plays." : ST.version ? `Saved, version ${ST.version}.` : "Saved.";
     $("sched-status").className = dirty() ? "small warn-text" : "muted small";
     $("sched-revert").disabled = !dirty();
   }
@@ -2163,6 +2165,7 @@
       const r = await api("PUT", `/api/v1/zones/${zone}/schedule`, body);
       if (zone !== ST.zone) return;
       hideSchedErr();
+      ST.stored = true;
       ST.week = cleanWeek(r || body);
       ST.saved = JSON.stringify(ST.week);
       ST.version = (r && r.version) || ST.version;
