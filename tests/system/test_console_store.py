@@ -10,9 +10,9 @@ Jazz tracks of the 1990s of three others, one explicit, and a jingle).
 
 The tests run in order on one node and one page, each a step of an
 editor's session: log in (Stores and Devices among the tabs); make a
-location (in a time zone where it is now between 10:00 and 11:00, so that
-the week's morning covers the next hour whatever the hour here) and a
-zone; a playlist of tracks chosen by search and one of rules (genre,
+location (in a time zone where it is now between 09:30 and 10:29, so
+that the week's morning covers the next hour whatever the hour here) and
+a zone; a playlist of tracks chosen by search and one of rules (genre,
 years, no explicit), their track counts and lengths on the page; a week
 drawn in the grid (dayparts Mon-Fri and Sat-Sun, the separation, an
 override closing two dates, an announcement every 30 minutes with a spot
@@ -85,14 +85,16 @@ def user_add(data, name, role, password):
 
 
 def local_zone():
-    """A zone where it is between 10:00 and 10:59 now (at least an hour
-    before the morning's end at 12:00): (name, its local now)."""
+    """A zone where it is between 09:30 and 10:29 now: every day's morning
+    (from 09:00 at the latest to 12:00) holds the next hour and the
+    minutes the test takes. (name, its local now)."""
     now = datetime.datetime.now(datetime.timezone.utc)
+    want = 10 if now.minute < 30 else 9
     for z in ZONES:
         t = now.astimezone(zoneinfo.ZoneInfo(z))
-        if t.hour == 10:
+        if t.hour == want:
             return z, t
-    fail(f"no zone of the list is at 10:xx at {now.isoformat()}")
+    fail(f"no zone of the list is at {want}:{now.minute:02d} at {now.isoformat()}")
 
 
 class Device:
