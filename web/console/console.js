@@ -649,6 +649,15 @@
     if (streams.some((s) => s.who.startsWith("key:") && !keyNames.has(s.who))) await loadKeyNames();
     const names = await Promise.all(streams.map((s) => trackTitle(s.track_id)));
     streams.forEach((s, i) => { s.title = names[i]; });
+    // A store key names its location and zone by their ids.
+    const isId = (v) => /^[0-9a-f]{16}$/.test(v || "");
+    if (streams.some((s) => isId(s.location) || isId(s.zone))) {
+      await storeNames(streams.flatMap((s) => [s.location, s.zone]).filter(isId));
+      for (const s of streams) {
+        if (isId(s.location)) s.location = placeName(s.location);
+        if (isId(s.zone)) s.zone = placeName(s.zone);
+      }
+    }
     const byLoc = new Map();
     for (const s of streams) {
       const k = s.location || "";
@@ -2424,13 +2433,35 @@
 
   /* devices */
 
+  // Locations' and zones' names by id, for what names a store by its ids
+  // (a device, a store key's stream): read again every 30 s, or at once
+  // for an id not known yet (at most every 5 s). An id stays an id for a
+  // role that may not read the stores.
+  async function storeNames(ids) {
+    const known = (id) => !id || ST.locations.some((l) => l.id === id) || ST.allZones.some((z) => z.id === id);
+    const age = Date.now() - (ST.namesAt || 0);
+    if (age < 30000 && (ids.every(known) || age < 5000)) return;
+    ST.namesAt = Date.now();
+    try {
+      const [l, z] = await Promise.all([api("GET", "/api/v1/locations"), api("GET", "/api/v1/zones")]);
+      ST.locations = l.items || ST.locations;
+      ST.allZones = z.items || [];
+    } catch (e) { /* ids instead of names */ }
+  }
+  function placeName(id) {
+    if (!id) return id;
+    const x = ST.locations.find((l) => l.id === id) || ST.allZones.find((z) => z.id === id);
+    return x ? x.name : id;
+  }
+
   let devicesDenied = null;
   async function pollDevices() {
     const box = $("devices");
     if (devicesDenied) return;
-    let r;
+    let r, items;
     try {
       r = await api("GET", "/api/v1/devices");
+      items = r.items || r.devices || [];
     } catch (e) {
       if (e instanceof ApiError && (e.status === 403 || e.status === 404 || e.status === 405)) {
         devicesDenied = storeDenied(e);
@@ -2440,17 +2471,9 @@
       }
       return;
     }
-    if (!ST.allZones.length || Date.now() - (ST.zonesAt || 0) > 30000) {
-      ST.zonesAt = Date.now();
-      try {
-        const [l, z] = await Promise.all([api("GET", "/api/v1/locations"), api("GET", "/api/v1/zones")]);
-        ST.locations = l.items || ST.locations;
-        ST.allZones = z.items || [];
-      } catch (e) { /* ids instead of names */ }
-    }
-    const locName = (id) => (ST.locations.find((l) => l.id === id) || {}).name || id || dash;
-    const zoneName = (id) => id ? (ST.allZones.find((z) => z.id === id) || {}).name || id : "any zone";
-    const items = r.items || r.devices || [];
+    await storeNames(items.flatMap((d) => [d.location_id, d.zone_id]));
+    const locName = (id) => placeName(id) || dash;
+    const zoneName = (id) => id ? placeName(id) : "any zone";
     table(box, [
       { label: "Device", value: (d) => el("span", {}, d.name || "(no name)", el("div", { class: "mono small muted", text: `key ${d.key}` })),
         sig: (d) => `${d.name}|${d.key}` },
