@@ -2170,6 +2170,8 @@
     if (!ST.zone || !ST.week) return;
     const zone = ST.zone, body = cleanWeek(ST.week);
     $("sched-save").disabled = true;
+    hideSchedErr();
+    $("sched-status").textContent = "Saving…";
     try {
       const r = await api("PUT", `/api/v1/zones/${zone}/schedule`, body);
       if (zone !== ST.zone) return;
@@ -2188,6 +2190,7 @@
       box.replaceChildren(el("b", { text: e.status === 422 ? "The node refused this week (422): " : `Not saved (${e.status || "no answer"}): ` }),
         el("span", { class: "reason", text: e.message }),
         el("div", { class: "muted small", text: "Nothing was changed on the node; correct the week and Save again." }));
+      renderStatus();
     } finally {
       $("sched-save").disabled = false;
     }
