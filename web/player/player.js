@@ -756,12 +756,14 @@
     const plays = loadJSON(LS.plays, []);
     if (!plays.length) return;
     flushing = true;
+    let again = false;
     try {
       const batch = plays.slice(0, PLAYS_BATCH);
       const r = await api("/api/v1/plays", { method: "POST", body: JSON.stringify(batch), timeout: 15000 });
       const sent = new Set(batch.map((p) => p.event_id));
       if (r.status === 200 || r.status === 201) {
         saveJSON(LS.plays, loadJSON(LS.plays, []).filter((p) => !sent.has(p.event_id)));
+        again = true; // the rest, at once
       } else if (r.status === 422) {
         // Plays no node will ever take (an unknown track, a field out of
         // range): dropped with the reason, the others sent again.
@@ -772,6 +774,7 @@
         const bad = new Set(items.map((x) => batch[x.index] && batch[x.index].event_id));
         noteError(`plays: ${bad.size} refused: ${items.map((x) => x.message).slice(0, 2).join("; ")}`);
         saveJSON(LS.plays, loadJSON(LS.plays, []).filter((p) => !bad.has(p.event_id)));
+        again = bad.size > 0;
       } else {
         noteError(`plays: ${r.status}`);
       }
@@ -780,7 +783,9 @@
     } finally {
       flushing = false;
     }
-    if (loadJSON(LS.plays, []).length && S.online) setTimeout(flushPlays, 1000);
+    // Otherwise the next try is the timer's (PLAYS_EVERY_MS), or a node's
+    // coming back.
+    if (again && loadJSON(LS.plays, []).length) setTimeout(flushPlays, 200);
   }
 
   // ---- status ----
