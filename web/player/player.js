@@ -27,6 +27,7 @@
   const QUEUE_EVERY_NI_MS = 5 * 60000; // non-interactive: 15 minutes ahead at most
   const EVENTS_SILENT_MS = 40000; // the events stream has a comment every 15 s
   const PLAYS_BATCH = 500;
+  const PING_AFTER_MS = 6000;
 
   const $ = (id) => document.getElementById(id);
   const now = () => Date.now();
@@ -938,6 +939,11 @@
     setInterval(postStatus, STATUS_EVERY_MS);
     setTimeout(postStatus, 3000);
     setInterval(flushPlays, PLAYS_EVERY_MS);
+    // Silent for a while: is any node there? (online or offline, and a
+    // node that came back gets the plays kept meanwhile).
+    setInterval(() => {
+      if (now() - S.lastOk > PING_AFTER_MS) api("/health").catch(() => {});
+    }, PING_AFTER_MS / 2);
     setInterval(() => {
       const every = S.licence === "non-interactive" ? QUEUE_EVERY_NI_MS : QUEUE_EVERY_MS;
       const left = S.upcoming.reduce((t, it) => t + it.duration_ms, 0);
