@@ -6,7 +6,8 @@
  * the audit trail, sql/schema.c's second set), version 5 the record of
  * ingest runs (the third set), version 6 resumable uploads (the fourth),
  * version 7 catalog editing (the fifth: tracks' explicit and edited
- * columns, the deleted tracks' tombstones).
+ * columns, the deleted tracks' tombstones), version 8 the stores
+ * (the sixth: locations, zones, playlists, devices).
  * Versions are PRAGMA user_version, upgraded by sql_sqlite_migrate in one
  * transaction.
  */
@@ -194,6 +195,9 @@ static int upgrade(sqlite3 *db, int from, void *arg, char *err, size_t errlen)
 	/* Version 7: catalog editing; its columns only where missing. */
 	if (from < 7 && (rc = schema_set(db, SQL_SET_EDITS, true, true, err, errlen)) == 0)
 		rc = add_columns(db, SQL_SET_EDITS, err, errlen);
+	/* Version 8: the stores (locations, zones, playlists, devices). */
+	if (rc == 0 && from < 8)
+		rc = schema_set(db, SQL_SET_STORES, true, true, err, errlen);
 	return rc;
 }
 
@@ -220,6 +224,7 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen)
 	    (rc = schema_set(db, SQL_SET_INGESTS, true, false, err, errlen)) == 0 &&
 	    (rc = schema_set(db, SQL_SET_EDITS, true, false, err, errlen)) == 0 &&
 	    (rc = add_columns(db, SQL_SET_EDITS, err, errlen)) == 0 &&
+	    (rc = schema_set(db, SQL_SET_STORES, true, false, err, errlen)) == 0 &&
 	    (rc = exec(db, "PRAGMA user_version = 1", err, errlen)) == 0)
 		return exec(db, "COMMIT", err, errlen);
 	exec(db, "ROLLBACK", err, 0);

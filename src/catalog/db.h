@@ -32,6 +32,6 @@ int catalog_db_create_base(sqlite3 *db, char *err, size_t errlen);
 int catalog_db_index_base(sqlite3 *db, char *err, size_t errlen);
 
 /* The schema version this binary writes. */
-#define CATALOG_SCHEMA_VERSION 7
+#define CATALOG_SCHEMA_VERSION 8
 
 #endif

@@ -71,10 +71,11 @@ enum conn_state {
 	C_WRITE,     /* writing a response */
 	C_WAIT,      /* a streamed body waits for its source */
 	C_BODY,      /* a request body goes to a sink (or is dropped) as it arrives */
+	C_EVENTS,    /* an event stream's answer waits for its next event */
 	C_CLOSED,
 };
 
-enum body_kind { BODY_NONE, BODY_STREAM };
+enum body_kind { BODY_NONE, BODY_STREAM, BODY_EVENTS };
 
 struct http_conn {
 	struct loop_io io; /* io.fd: the socket, -1 once closed */
@@ -97,6 +98,7 @@ struct http_conn {
 	http_later_t *later; /* an answer or a fill on its way (http/later.h) */
 	uint64_t body_left;
 	struct http_segment seg;
+	bool events_ended; /* BODY_EVENTS: the last chunk is written */
 	/* a request body taken as it arrives (http_take_body) */
 	const struct http_sink_ops *sink; /* NULL in C_BODY: the rest is dropped */
 	void *sink_ctx;
@@ -284,6 +286,9 @@ static void make_ready(struct http_conn *c)
 
 /* ---- responses ---- */
 
+/* begin_head's content_length for a chunked body (an event stream). */
+#define CHUNKED UINT64_MAX
+
 static void begin_head(struct http_conn *c, int status, const char *content_type, const char *extra,
 		       uint64_t content_length)
 {
@@ -303,11 +308,17 @@ static void begin_head(struct http_conn *c, int status, const char *content_type
 	}
 	if (atomic_load(&l->server->draining))
 		c->keep_alive = false;
-	rc = buf_printf(&c->out,
-			"HTTP/1.1 %d %s\r\nServer: chorus\r\nDate: %s\r\n"
-			"Content-Length: %llu\r\n",
-			status, http_status_text(status), l->date,
-			(unsigned long long)content_length);
+	if (content_length == CHUNKED)
+		rc = buf_printf(&c->out,
+				"HTTP/1.1 %d %s\r\nServer: chorus\r\nDate: %s\r\n"
+				"Transfer-Encoding: chunked\r\n",
+				status, http_status_text(status), l->date);
+	else
+		rc = buf_printf(&c->out,
+				"HTTP/1.1 %d %s\r\nServer: chorus\r\nDate: %s\r\n"
+				"Content-Length: %llu\r\n",
+				status, http_status_text(status), l->date,
+				(unsigned long long)content_length);
 	if (rc == 0 && content_type)
 		rc = buf_printf(&c->out, "Content-Type: %s\r\n", content_type);
 	if (rc == 0 && extra)
@@ -387,6 +398,100 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 	c->state = C_WRITE;
 	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
 	make_ready(c);
+}
+
+void http_send_events(http_conn_t *c, int status, const char *content_type,
+		      const char *extra_headers, const struct http_body_ops *ops, void *ctx)
+{
+	begin_head(c, status, content_type, extra_headers, c->head ? 0 : CHUNKED);
+	c->body = BODY_EVENTS;
+	c->ops = ops;
+	c->ctx = ctx;
+	c->events_ended = c->head;
+	c->state = C_WRITE;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
+	make_ready(c);
+}
+
+/* The chunk goes after what is not yet written; a reader that lets more
+ * than HTTP_EVENTS_BACKLOG pile up is cut off (it would only grow). */
+static void events_append(struct http_conn *c, const char *p, size_t n, bool last)
+{
+	int rc = 0;
+
+	if (c->state == C_CLOSED || c->body != BODY_EVENTS || c->events_ended)
+		return;
+	if (c->out_off == c->out.len) {
+		buf_reset(&c->out);
+		c->out_off = 0;
+	}
+	if (c->out.len - c->out_off + n > HTTP_EVENTS_BACKLOG) {
+		log_warn("http: an event stream's reader is %zu bytes behind; closing it",
+			 c->out.len - c->out_off);
+		conn_close(c);
+		return;
+	}
+	if (n)
+		rc = buf_printf(&c->out, "%zx\r\n", n);
+	if (rc == 0 && n)
+		rc = buf_append(&c->out, p, n);
+	if (rc == 0 && n)
+		rc = buf_appends(&c->out, "\r\n");
+	if (rc == 0 && last)
+		rc = buf_appends(&c->out, "0\r\n\r\n");
+	if (rc < 0) {
+		conn_close(c);
+		return;
+	}
+	c->events_ended = last;
+	if (c->state == C_EVENTS) {
+		c->state = C_WRITE;
+		c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
+		make_ready(c);
+	}
+}
+
+void http_events_write(http_conn_t *c, const void *p, size_t n)
+{
+	if (n)
+		events_append(c, p, n, false);
+}
+
+void http_events_end(http_conn_t *c)
+{
+	events_append(c, NULL, 0, true);
+}
+
+/* Between events: what the client sends is dropped (it has nothing to
+ * say on this connection), and its end is the stream's. */
+static void events_drain(struct http_conn *c)
+{
+	char tmp[512];
+
+	while (c->state == C_EVENTS) {
+		ssize_t n = conn_recv(c, tmp, sizeof(tmp));
+
+		if (n > 0 || n == -EINTR)
+			continue;
+		if (n != -EAGAIN)
+			conn_close(c);
+		return;
+	}
+}
+
+/* All written so far: an event stream waits for its next event. */
+static bool events_idle(struct http_conn *c)
+{
+	if (c->body != BODY_EVENTS || c->events_ended)
+		return false;
+	c->state = C_EVENTS;
+	c->deadline_ms = 0; /* the handler's keepalives are its liveness */
+	buf_reset(&c->out);
+	c->out_off = 0;
+	c->tls_want = LOOP_IN;
+	/* A hang-up that came while writing left no edge to wake us. */
+	events_drain(c);
+	return true;
 }
 
 void http_stream_wake(http_conn_t *c)
@@ -946,7 +1051,8 @@ static void tls_flush(struct http_conn *c)
 		if (c->body != BODY_STREAM || c->body_left == 0) {
 			if (c->tb_len)
 				continue;
-			response_done(c);
+			if (!events_idle(c))
+				response_done(c);
 			return;
 		}
 		if (c->tb_len == TLS_BUF)
@@ -1001,7 +1107,8 @@ static void conn_flush(struct http_conn *c)
 			continue;
 		}
 		if (c->body != BODY_STREAM || c->body_left == 0) {
-			response_done(c);
+			if (!events_idle(c))
+				response_done(c);
 			return;
 		}
 		if (!next_segment(c))
@@ -1150,8 +1257,12 @@ static void conn_event(struct loop_io *io, unsigned events)
 			body_read(c);
 		else if (c->state == C_WRITE)
 			conn_flush(c);
+		else if (c->state == C_EVENTS)
+			events_drain(c);
 		return;
 	}
+	if ((events & LOOP_IN) && c->state == C_EVENTS)
+		events_drain(c);
 	if ((events & LOOP_IN) && c->state == C_READ)
 		conn_read(c);
 	if ((events & LOOP_IN) && c->state == C_BODY)

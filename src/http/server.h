@@ -155,6 +155,21 @@ void http_send_stream(http_conn_t *c, int status, const char *content_type,
 		      const char *extra_headers, uint64_t content_length,
 		      const struct http_body_ops *ops, void *ctx);
 
+/*
+ * An event stream (Server-Sent Events): a chunked body written piece by
+ * piece, as long as the handler wants. http_events_write sends one piece
+ * (one chunk), http_events_end the last; the connection can be kept
+ * after it. ops->pull is never called; ops->done is, once, when the
+ * stream ends either way (the client went away, a write timed out, the
+ * server closes), and c must not be used after it. A reader more than
+ * HTTP_EVENTS_BACKLOG bytes behind is cut off. Loop thread only.
+ */
+#define HTTP_EVENTS_BACKLOG ((size_t)256 << 10)
+void http_send_events(http_conn_t *c, int status, const char *content_type,
+		      const char *extra_headers, const struct http_body_ops *ops, void *ctx);
+void http_events_write(http_conn_t *c, const void *p, size_t n);
+void http_events_end(http_conn_t *c);
+
 /* After HTTP_PULL_WAIT: the body can go on. Loop thread only. */
 void http_stream_wake(http_conn_t *c);
 

@@ -298,6 +298,10 @@ static int migrate(PGconn *c, char *err, size_t errlen)
 		if (set_rc < 0)
 			goto fail;
 	}
+	/* Version 7: the stores (the sixth set), feed tables every node's
+	 * read model holds, so a device's queue needs no PostgreSQL. */
+	if (version < 7 && create_set(c, SQL_SET_STORES, NULL, "schema v7") < 0)
+		goto fail;
 	if (version < PG_SCHEMA_VERSION) {
 		snprintf(sql, sizeof(sql), "UPDATE chorus_schema SET version = %d",
 			 PG_SCHEMA_VERSION);

@@ -22,7 +22,7 @@
  * schema (under an advisory lock, so nodes starting together do it once)
  * and refuses a newer one.
  */
-#define PG_SCHEMA_VERSION 6
+#define PG_SCHEMA_VERSION 7
 
 /* Every writer of catalog rows holds this transaction-level advisory lock
  * (the change triggers take it too), so change sequence numbers are

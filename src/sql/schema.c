@@ -216,11 +216,74 @@ static const struct sql_column upload_parts[] = {
 	{"seal_key", SQL_BLOB, SQL_NOT_NULL, NULL},  {"committed", SQL_INT, SQL_NOT_NULL, NULL},
 };
 
+/* In the store (store/zones.c): a location is a shop, with the IANA
+ * zone its schedules are in and the licence its music plays under. */
+static const struct sql_column locations[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"name_key", SQL_TEXT, SQL_NOT_NULL | SQL_UNIQUE, NULL},
+	{"address", SQL_TEXT, 0, NULL},
+	{"country", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"timezone", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"licence", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* A sound area of a location. schedule is the week's canonical JSON
+ * (schedule_json), NULL for none; schedule_at when it was last set. No
+ * REFERENCES: the replica applies tables in its own order. */
+static const struct sql_column zones[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"location_id", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"name_key", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"volume", SQL_INT, SQL_NOT_NULL, NULL},
+	{"schedule", SQL_TEXT, 0, NULL},
+	{"schedule_at", SQL_INT64, 0, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* kind "tracks": tracks holds the ids in order, space separated (one
+ * row, one write, one feed change however long the list); kind "rules":
+ * rules holds their canonical JSON (catalog/rules.h). */
+static const struct sql_column playlists[] = {
+	{"id", SQL_INT64, SQL_PRIMARY_KEY, NULL},
+	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"name_key", SQL_TEXT, SQL_NOT_NULL | SQL_UNIQUE, NULL},
+	{"kind", SQL_TEXT, SQL_NOT_NULL, NULL},
+	{"shuffle", SQL_INT, SQL_NOT_NULL, NULL},
+	{"tracks", SQL_TEXT, 0, NULL},
+	{"rules", SQL_TEXT, 0, NULL},
+	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
+/* What a store key's device last said, as the node it talks to wrote
+ * it (api/devices.c, in batches): a feed table, so the console on any
+ * node lists every device. Times are Unix ms. */
+static const struct sql_column devices[] = {
+	{"key_id", SQL_TEXT, SQL_PRIMARY_KEY, NULL},
+	{"zone_id", SQL_INT64, 0, NULL},
+	{"node", SQL_TEXT, 0, NULL},
+	{"connected", SQL_INT, SQL_NOT_NULL, NULL},
+	{"last_seen_at", SQL_INT64, SQL_NOT_NULL, NULL},
+	{"offline_since", SQL_INT64, 0, NULL},
+	{"playing", SQL_INT64, 0, NULL},
+	{"position_ms", SQL_INT64, 0, NULL},
+	{"buffered_s", SQL_INT64, 0, NULL},
+	{"last_error", SQL_TEXT, 0, NULL},
+	{"version", SQL_TEXT, 0, NULL},
+	{"updated_at", SQL_INT64, SQL_NOT_NULL, NULL},
+};
+
 #define CAT SQL_SET_CATALOG
 #define PRN SQL_SET_PRINCIPALS
 #define ING SQL_SET_INGESTS
 #define UPL SQL_SET_UPLOADS
 #define EDT SQL_SET_EDITS
+#define STO SQL_SET_STORES
 
 const struct sql_table sql_catalog_tables[] = {
 	{"artists", artists, N(artists), NULL, "id", CAT},
@@ -237,6 +300,10 @@ const struct sql_table sql_catalog_tables[] = {
 	{"uploads", uploads, N(uploads), NULL, NULL, UPL},
 	{"upload_parts", upload_parts, N(upload_parts), NULL, NULL, UPL},
 	{"deleted_tracks", deleted_tracks, N(deleted_tracks), NULL, NULL, EDT},
+	{"locations", locations, N(locations), NULL, "id", STO},
+	{"zones", zones, N(zones), "UNIQUE (location_id, name_key)", "id", STO},
+	{"playlists", playlists, N(playlists), NULL, "id", STO},
+	{"devices", devices, N(devices), NULL, "key_id", STO},
 };
 const size_t sql_catalog_ntables = N(sql_catalog_tables);
 
@@ -305,6 +372,8 @@ static const struct {
 	 "CREATE INDEX IF NOT EXISTS upload_parts_upload ON upload_parts(upload_id, pos)"},
 	{BOTH, UPL, "CREATE INDEX IF NOT EXISTS uploads_state ON uploads(state, expires_at)"},
 	{BOTH, UPL, "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created_at)"},
+	/* A location's zones. */
+	{BOTH, STO, "CREATE INDEX IF NOT EXISTS zones_location ON zones(location_id)"},
 };
 
 static const char *type_name(enum sql_dialect d, enum sql_type t)

@@ -18,7 +18,9 @@
  * PostgreSQL's 3, SQL_SET_INGESTS (the record of ingest runs) SQLite's 5
  * and PostgreSQL's 4, SQL_SET_UPLOADS (resumable uploads) SQLite's 6 and
  * PostgreSQL's 5, SQL_SET_EDITS (catalog editing: columns added to tracks,
- * the deleted tracks' tombstones) SQLite's 7 and PostgreSQL's 6. A
+ * the deleted tracks' tombstones) SQLite's 7 and PostgreSQL's 6,
+ * SQL_SET_STORES (locations, zones, playlists, devices) SQLite's 8 and
+ * PostgreSQL's 7. A
  * migration creates the tables and indexes of each set its new version
  * adds, on fresh and existing databases alike. A set may also add columns
  * to an older set's table: such a column names its set, CREATE TABLE
@@ -39,7 +41,8 @@ enum sql_set {
 	SQL_SET_INGESTS = 3,    /* ingests, ingest_errors */
 	SQL_SET_UPLOADS = 4,    /* uploads, upload_parts */
 	SQL_SET_EDITS = 5,      /* tracks.explicit and .edited, deleted_tracks */
-	SQL_SET_LAST = SQL_SET_EDITS,
+	SQL_SET_STORES = 6,     /* locations, zones, playlists, devices */
+	SQL_SET_LAST = SQL_SET_STORES,
 };
 
 enum {

@@ -37,7 +37,7 @@ void store_change_free(struct store_change *ch)
 
 /* The change number of this transaction's last write: the catalog lock
  * is held (sql_tx), so nobody else numbered since. 0 on SQLite. */
-static int last_seq(sql_t *db, int64_t *seq)
+int store__last_seq(sql_t *db, int64_t *seq)
 {
 	sql_stmt_t *st;
 	int rc;
@@ -368,7 +368,7 @@ static int track_edit_op(sql_t *db, void *arg)
 	if (rc == 0)
 		rc = audit(db, a->actor, "track.edit", a->id, a->detail);
 	if (rc == 0)
-		rc = last_seq(db, &a->out->seq);
+		rc = store__last_seq(db, &a->out->seq);
 	a->out->id = a->id;
 	a->out->tracks = 1;
 	track_now_free(&t);
@@ -434,7 +434,7 @@ static int album_edit_op(sql_t *db, void *arg)
 	if (rc == 0)
 		rc = audit(db, a->actor, "album.edit", a->id, a->detail);
 	if (rc == 0)
-		rc = last_seq(db, &a->out->seq);
+		rc = store__last_seq(db, &a->out->seq);
 	a->out->id = id;
 out:
 	free(title);
@@ -540,7 +540,7 @@ done:
 	if (rc == 0)
 		rc = audit(db, a->actor, "artist.edit", a->id, a->detail);
 	if (rc == 0)
-		rc = last_seq(db, &a->out->seq);
+		rc = store__last_seq(db, &a->out->seq);
 	a->out->id = new_id;
 out:
 	free(albums);
@@ -628,7 +628,7 @@ static int track_delete_op(sql_t *db, void *arg)
 	if ((rc = delete_track(db, a->actor, a->id, a->out)) < 0 ||
 	    (rc = audit(db, a->actor, "track.delete", a->id, NULL)) < 0)
 		return rc;
-	return last_seq(db, &a->out->seq);
+	return store__last_seq(db, &a->out->seq);
 }
 
 int store_track_delete(store_t *s, const char *actor, int64_t id, struct store_change *out)
@@ -690,7 +690,7 @@ static int album_delete_op(sql_t *db, void *arg)
 	if (rc == 0)
 		rc = audit(db, a->actor, "album.delete", a->id, detail);
 	if (rc == 0)
-		rc = last_seq(db, &a->out->seq);
+		rc = store__last_seq(db, &a->out->seq);
 	return rc;
 }
 
@@ -738,7 +738,7 @@ static int cover_op(sql_t *db, void *arg)
 		 a->mime, a->len, sha);
 	if ((rc = audit(db, a->actor, "album.cover", a->id, detail)) < 0)
 		return rc;
-	return last_seq(db, &a->out->seq);
+	return store__last_seq(db, &a->out->seq);
 }
 
 int store_cover_put(store_t *s, const char *actor, int64_t album_id, const char *mime,

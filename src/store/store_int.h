@@ -34,4 +34,9 @@ int store__upsert_album(sql_t *db, int64_t artist_id, const char *title, int yea
  * to them any more. */
 int store__drop_orphans(sql_t *db, int64_t album_id, int64_t artist_id, int64_t album_artist_id);
 
+/* The change number the caller's write transaction ends at (PostgreSQL's
+ * catalog_seq, which only the writer holding the catalog lock moves), for
+ * a read model to wait for; 0 on SQLite. */
+int store__last_seq(sql_t *db, int64_t *seq);
+
 #endif

@@ -177,7 +177,7 @@ def _(tmp):
             out, err = p.communicate(timeout=60)
             check_eq(p.returncode, 0, f"report on a new database: {err.decode()}")
             check(json.loads(out)["rows"] == [], "an empty report")
-        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "schema version")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "7", "schema version")
         check_eq(db.value("SELECT count(*) FROM chorus_schema"), "1", "one schema row")
 
 

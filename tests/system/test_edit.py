@@ -424,7 +424,7 @@ def _(tmp):
         c.execute("PRAGMA user_version = 6")
     node = Node(data, tmp / "logs")
     with sqlite3.connect(data / "catalog.db") as c:
-        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "upgraded")
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 8, "upgraded")
         cols = [r[1] for r in c.execute("PRAGMA table_info(tracks)")]
         check(cols[-2:] == ["explicit", "edited"], "the columns added", cols)
     t = by_title(node)

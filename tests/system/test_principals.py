@@ -184,7 +184,7 @@ def _(tmp):
     logs = []
     secrets, _ = round_trip(["--data", data], sqlite_audit(data), logs)
     with sqlite3.connect(data / "catalog.db") as c:
-        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "catalog schema version")
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 8, "catalog schema version")
     for s in secrets:
         for log in logs:
             check(s not in log, "a secret in a log", log)
@@ -262,7 +262,7 @@ def _(tmp):
     check_eq(len(re.findall(r"^admin password: ", res.out, re.M)), 1,
              "the upgraded node's first start made an admin", res)
     with sqlite3.connect(data / "catalog.db") as c:
-        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 7, "the upgraded version")
+        check_eq(c.execute("PRAGMA user_version").fetchone()[0], 8, "the upgraded version")
         check_eq(c.execute("SELECT count(*) FROM users").fetchone()[0], 1, "users")
     key, kid, secret, _ = key_create(["--data", data], "--role", "listener")
 

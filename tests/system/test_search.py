@@ -248,7 +248,7 @@ def _(tmp):
     check_eq(names(j, "artists"), ["Beyoncé"], "typo terms after upgrade")
     node.stop()
     db = sqlite3.connect(tmp / "data" / "catalog.db")
-    check_eq(db.execute("PRAGMA user_version").fetchone()[0], 7, "schema version")
+    check_eq(db.execute("PRAGMA user_version").fetchone()[0], 8, "schema version")
     db.close()
 
 
