@@ -431,7 +431,9 @@
     S.queueBusy = (async () => {
       try {
         const hours = Math.max(1, Math.min(24, Math.ceil(settings.bufferHours)));
-        const from = S.cur ? S.cur.item.starts_at : now();
+        // From the current item's start (or a little before now: the
+        // item playing now is in the answer whichever way "from" cuts).
+        const from = S.cur ? S.cur.item.starts_at : now() - 10 * 60000;
         const q = await apiJSON(`/api/v1/zones/${S.zone}/queue?from=${from}&hours=${hours}`);
         takeQueue(q);
         return true;
@@ -624,28 +626,44 @@
     });
     el.addEventListener("error", () => {
       if (!S.cur || S.cur.el !== el) return;
-      const c = S.cur;
-      const pos = el.currentTime;
       noteError(`audio: ${el.error ? el.error.message || el.error.code : "error"}`);
-      // Once more from the same place (another node, or the cache), then the next.
-      if (!c.retried) {
-        c.retried = true;
-        setTimeout(async () => {
-          if (S.cur !== c) return;
-          const played = playedSoFar(c);
-          if (interactive() || S.blobs.has(c.item.track_id)) {
-            el.src = srcOf(c.item);
-            el.load();
-            await new Promise((res) => el.addEventListener("loadedmetadata", res, { once: true }));
-            el.currentTime = pos;
-            c.startPos = pos - played;
-            el.play().catch(() => {});
-          }
-        }, 500);
-      } else {
-        advance();
-      }
+      recover(S.cur);
     });
+  }
+
+  // The current element failed or stands still: once more from the same
+  // place (from the cache, or another node), then the next item.
+  function recover(c) {
+    if (c.recovering) return;
+    c.tries = (c.tries || 0) + 1;
+    if (c.tries > 3) {
+      advance();
+      return;
+    }
+    c.recovering = true;
+    const el = c.el;
+    const pos = el.currentTime;
+    const played = playedSoFar(c);
+    setTimeout(async () => {
+      try {
+        if (S.cur !== c) return;
+        const src = srcOf(c.item);
+        if (!src) {
+          advance();
+          return;
+        }
+        el.src = src;
+        el.load();
+        await new Promise((res) => el.addEventListener("loadedmetadata", res, { once: true }));
+        if (S.cur !== c) return;
+        el.currentTime = pos;
+        c.startPos = pos - played;
+        await el.play().catch(() => {});
+      } finally {
+        c.recovering = false;
+        c.moved = now();
+      }
+    }, 500 * c.tries);
   }
 
   // Near an item's end the next is started on time, without waiting for
@@ -653,6 +671,15 @@
   setInterval(() => {
     const c = S.cur;
     if (!c || advancing || c.el.paused) return;
+    // Standing still while it should play (a stream that hangs):
+    // recovered from the same place.
+    if (c.el.currentTime !== c.lastPos) {
+      c.lastPos = c.el.currentTime;
+      c.moved = now();
+    } else if (!S.blocked && !c.el.ended && now() - (c.moved || now()) > 3000) {
+      c.moved = now();
+      recover(c);
+    }
     const d = c.el.duration;
     if (isFinite(d) && d > 0 && d - c.el.currentTime < 0.06) {
       const tok = c.tok;
