@@ -269,6 +269,13 @@
       }
       markAllDown("no node answered a stream");
       refreshSoon();
+      if (got > 0) {
+        // A round of resumed ranges failed: the next from the start (a
+        // browser that would not send the Range to another origin).
+        parts.length = 0;
+        got = 0;
+        total = null;
+      }
       rounds++;
       if (rounds >= 3) throw new Error("no node answered a stream");
       await sleep(Math.min(5000, 1000 * rounds));
@@ -969,7 +976,8 @@
     // Silent for a while: is any node there? (online or offline, and a
     // node that came back gets the plays kept meanwhile).
     setInterval(() => {
-      if (now() - S.lastOk > PING_AFTER_MS) api("/health").catch(() => {});
+      // (/api/: the nodes answer other origins there, /health they do not)
+      if (now() - S.lastOk > PING_AFTER_MS) api("/api/v1/session").catch(() => {});
     }, PING_AFTER_MS / 2);
     setInterval(() => {
       const every = S.licence === "non-interactive" ? QUEUE_EVERY_NI_MS : QUEUE_EVERY_MS;
