@@ -25,7 +25,7 @@ const char *access_rule_name(enum access_rule r)
 	static const char *const names[] = {
 		[ACCESS_OPEN] = "open",       [ACCESS_READ] = "read",     [ACCESS_PLAYS] = "plays",
 		[ACCESS_REPORTS] = "reports", [ACCESS_EDITOR] = "editor", [ACCESS_SELF] = "self",
-		[ACCESS_ADMIN] = "admin",     [ACCESS_PEER] = "peer",
+		[ACCESS_ADMIN] = "admin",     [ACCESS_PEER] = "peer",     [ACCESS_ZONE] = "zone",
 	};
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
@@ -207,7 +207,8 @@ static bool by_url(struct api *api, struct api_loop *al, const struct http_reque
 }
 
 static bool identify(struct api *api, struct api_loop *al, const struct http_request *req,
-		     int64_t track_id, struct principal *who, struct access_denial *why)
+		     enum access_rule rule, int64_t track_id, struct principal *who,
+		     struct access_denial *why)
 {
 	const struct http_str *h = http_header_get(req, "Authorization");
 	const char *cookie;
@@ -224,7 +225,8 @@ static bool identify(struct api *api, struct api_loop *al, const struct http_req
 		return by_key(al, h, who, why);
 	if ((cookie = access_cookie(req, &len)))
 		return by_session(api, al, cookie, len, VIA_SESSION, who, why);
-	if (track_id && (http_query_has(req->query, "sig") || http_query_has(req->query, "exp")))
+	if (rule == ACCESS_READ && track_id &&
+	    (http_query_has(req->query, "sig") || http_query_has(req->query, "exp")))
 		return by_url(api, al, req, track_id, who, why);
 	return true; /* anonymous */
 }
@@ -234,8 +236,29 @@ static bool is_write(const struct http_request *req)
 	return req->method != HTTP_GET && req->method != HTTP_HEAD;
 }
 
+/* A store key plays the zones of its location, or only its zone. */
+static bool zone_ok(struct api_loop *al, int64_t zone, const struct principal *who,
+		    struct access_denial *why)
+{
+	int64_t location;
+	char hex[17];
+	int rc = catalog_zone_location(al->zones, zone, &location);
+
+	if (rc == -ENOENT)
+		return deny(why, 404, "no such zone");
+	if (rc < 0)
+		return deny(why, 500, "the zone could not be read");
+	catalog_id_str(location, hex);
+	if (strcmp(who->location, hex) != 0)
+		return deny(why, 403, "this key is for another location");
+	catalog_id_str(zone, hex);
+	if (who->zone[0] && strcmp(who->zone, hex) != 0)
+		return deny(why, 403, "this key is for another zone");
+	return true;
+}
+
 bool access_check(struct api *api, struct api_loop *al, const struct http_request *req,
-		  enum access_rule rule, int64_t track_id, struct principal *who,
+		  enum access_rule rule, int64_t object, struct principal *who,
 		  struct access_denial *why)
 {
 	enum auth_role r;
@@ -243,7 +266,7 @@ bool access_check(struct api *api, struct api_loop *al, const struct http_reques
 	memset(who, 0, sizeof(*who));
 	if (rule == ACCESS_OPEN || rule == ACCESS_PEER)
 		return true;
-	if (!identify(api, al, req, track_id, who, why))
+	if (!identify(api, al, req, rule, object, who, why))
 		return false;
 	r = who->role;
 	if (r == AUTH_ANONYMOUS && !(rule == ACCESS_READ && api->public_read))
@@ -273,6 +296,19 @@ bool access_check(struct api *api, struct api_loop *al, const struct http_reques
 		if (r == AUTH_ADMIN)
 			return true;
 		return deny(why, 403, "this needs an admin");
+	case ACCESS_ZONE:
+		if (r == AUTH_STORE)
+			return zone_ok(al, object, who, why);
+		if (r == AUTH_EDITOR || r == AUTH_ADMIN) {
+			int64_t location;
+			int rc = catalog_zone_location(al->zones, object, &location);
+
+			if (rc == 0)
+				return true;
+			return deny(why, rc == -ENOENT ? 404 : 500,
+				    rc == -ENOENT ? "no such zone" : "the zone could not be read");
+		}
+		return deny(why, 403, "this is for the zone's devices, editors and admins");
 	default:
 		return deny(why, 500, "no access rule");
 	}

@@ -33,9 +33,12 @@ enum access_rule {
 	ACCESS_SELF,    /* any principal, about itself: who am I, log out */
 	ACCESS_ADMIN,   /* users, keys, the audit trail, node and cluster state */
 	ACCESS_PEER,    /* /internal: the handler checks the peer's signature or join token */
+	ACCESS_ZONE, /* a zone's queue, events, status: editors, admins, its location's store keys
+		      */
 };
 
-/* "open", "read", "plays", "reports", "editor", "self", "admin", "peer". */
+/* "open", "read", "plays", "reports", "editor", "self", "admin", "peer",
+ * "zone". */
 const char *access_rule_name(enum access_rule r);
 
 /* VIA_SESSION: the cookie (writes need the CSRF token); VIA_SESSION_HEADER:
@@ -68,12 +71,13 @@ struct access_denial {
 
 /*
  * Identifies req's principal (into *who) and checks it against rule.
- * track_id: the stream's track when the route is one (a signed URL is
- * good for that track only), else 0. True when the request may go on;
- * false with *why filled otherwise.
+ * object: the path's id, which rule "read" takes as a stream's track (a
+ * signed URL is good for that track only) and rule "zone" as the zone
+ * (404 when it does not exist); 0 for none. True when the request may go
+ * on; false with *why filled otherwise.
  */
 bool access_check(struct api *api, struct api_loop *al, const struct http_request *req,
-		  enum access_rule rule, int64_t track_id, struct principal *who,
+		  enum access_rule rule, int64_t object, struct principal *who,
 		  struct access_denial *why);
 
 /* Sends why: a JSON error; a 401 names the scheme (WWW-Authenticate). */

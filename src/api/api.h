@@ -11,6 +11,7 @@
 #include "cache/cache.h"
 #include "catalog/read.h"
 #include "catalog/search.h"
+#include "catalog/zones.h"
 #include "cluster/join.h"
 #include "cluster/membership.h"
 #include "http/server.h"
@@ -37,6 +38,7 @@ enum api_class {
 	API_INTERNAL,
 	API_METRICS,
 	API_UPLOADS,
+	API_STORES,
 	API_NCLASSES
 };
 /* "other", "console", ... as /metrics labels them. */
@@ -90,6 +92,7 @@ struct api {
 	/* The console (api/console.c, api/metrics.c, api/live.c): */
 	series_t *series;        /* the last hour, second by second; NULL: none */
 	atomic_bool drained;     /* /health fails and new streams are refused */
+	atomic_bool stopping;    /* the node shuts down: event streams end */
 	const char *origin_kind; /* "dir" or "s3" */
 	pthread_mutex_t live_lock;
 	struct api_live_stream live; /* list sentinel */
@@ -98,6 +101,8 @@ struct api {
 	/* Catalog editing (api/edit.c): */
 	origin_t *origin;    /* where deleted tracks' chunks are removed (node-owned) */
 	struct store *store; /* store/store.h, opened at the first edit; workers only */
+	/* The store devices this node talks to (api/devices.c). */
+	struct api_devices *devices;
 };
 
 struct api_loop {
@@ -106,6 +111,9 @@ struct api_loop {
 	cache_files_t *files;             /* chunk fds shared by this loop's streams */
 	struct memo memo;                 /* rendered catalog answers */
 	search_t *search;                 /* on reader's connection */
+	catalog_zones_t *zones;           /* on reader's connection: the stores */
+	struct api_plans *plans;          /* api/queue.c: the zones' plans, made once */
+	struct api_events *events;        /* api/events.c: this loop's event streams */
 };
 
 /* A cover's body at most (PUT /api/v1/albums/{id}/cover, taken as it
@@ -277,6 +285,40 @@ struct store *api_catalog_store(struct api *api);
 /* A blob the catalog no longer refers to (a replica_blob_fn; ud: the
  * api): its chunks leave this node's cache, on the worker pool. */
 void api_blob_gone(void *ud, const char *blob, uint32_t chunks);
+
+/* Until this node's read model shows change seq (a cluster node; 0 is
+ * there at once), or 2 s. Workers only: it sleeps. */
+void api_wait_applied(struct api *api, int64_t seq);
+/* Whether req's Content-Type is want (parameters such as charset aside). */
+bool api_content_type_is(const struct http_request *req, const char *want);
+
+/* The stores (api/zones.c, docs/api.md "In the store"): locations, zones,
+ * a zone's week and commands, playlists; writes on the worker pool. */
+void api_locations(struct api_call *x);
+void api_location_one(struct api_call *x);
+void api_zones(struct api_call *x);
+void api_zone_one(struct api_call *x);
+void api_zone_schedule(struct api_call *x);
+void api_zone_commands(struct api_call *x);
+void api_playlists(struct api_call *x);
+void api_playlist_one(struct api_call *x);
+/* GET /api/v1/zones/{id}/queue (api/queue.c), and the loop's plans. */
+void api_zone_queue(struct api_call *x);
+void api_plans_free(struct api_plans *ps);
+/* GET /api/v1/zones/{id}/events (api/events.c), and the loop's streams
+ * (freed after the server closed every connection). */
+void api_zone_events(struct api_call *x);
+void api_events_free(struct api_events *ev);
+/* The devices (api/devices.c): POST /api/v1/zones/{id}/status, GET
+ * /api/v1/devices; a device's event stream opened and closed (any loop);
+ * the set and its writer thread, made before the server starts and freed
+ * after it stopped (its last write marks the devices offline). */
+void api_zone_status(struct api_call *x);
+void api_devices_list(struct api_call *x);
+void api_device_connect(struct api *api, const char *key, int64_t zone);
+void api_device_disconnect(struct api *api, const char *key);
+struct api_devices *api_devices_new(struct api *api);
+void api_devices_free(struct api_devices *ds);
 
 /* GET /api/v1/library, for editors and admins (api/library.c): the
  * catalog's figures and its latest ingest runs, from this loop's reader. */

@@ -133,7 +133,7 @@ void api_blob_gone(void *ud, const char *blob, uint32_t chunks)
 
 /* Until this node's read model has applied change seq (a cluster node),
  * or APPLIED_WAIT_MS. */
-static void wait_applied(struct api *api, int64_t seq)
+void api_wait_applied(struct api *api, int64_t seq)
 {
 	int64_t deadline = mono_ms() + APPLIED_WAIT_MS;
 
@@ -188,7 +188,7 @@ static void edit_work(void *arg)
 	}
 	if (job->rc < 0)
 		return;
-	wait_applied(api, job->out.seq);
+	api_wait_applied(api, job->out.seq);
 	if (job->op != OP_DELETE)
 		return;
 	/* A single node has no read model to tell it: its own cache now. */
@@ -317,7 +317,7 @@ static void submit(struct api_call *x, struct edit_job *job)
 
 /* ---- the handlers ---- */
 
-static bool content_type_is(const struct http_request *req, const char *want)
+bool api_content_type_is(const struct http_request *req, const char *want)
 {
 	const struct http_str *ct = http_header_get(req, "Content-Type");
 	size_t n = strlen(want), i;
@@ -363,7 +363,7 @@ static void patch(struct api_call *x, enum edit_kind kind)
 	char msg[256];
 	int st;
 
-	if (!content_type_is(x->req, "application/json")) {
+	if (!api_content_type_is(x->req, "application/json")) {
 		http_send_error(x->c, 415, "Content-Type must be application/json");
 		return;
 	}
@@ -476,9 +476,9 @@ void api_cover_put(struct api_call *x)
 	const struct http_request *req = x->req;
 	struct edit_job *job;
 	struct cover_body *cb;
-	const char *mime = content_type_is(req, "image/jpeg")  ? "image/jpeg"
-			   : content_type_is(req, "image/png") ? "image/png"
-							       : NULL;
+	const char *mime = api_content_type_is(req, "image/jpeg")  ? "image/jpeg"
+			   : api_content_type_is(req, "image/png") ? "image/png"
+								   : NULL;
 
 	if (req->content_length > API_COVER_MAX) {
 		http_send_error(x->c, 413, "a cover is at most 10 MiB");

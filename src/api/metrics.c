@@ -25,7 +25,7 @@ static const char *const class_names[API_NCLASSES] = {
 	[API_SESSION] = "session", [API_CATALOG] = "catalog", [API_SEARCH] = "search",
 	[API_STREAM] = "stream",   [API_PLAYS] = "plays",     [API_REPORTS] = "reports",
 	[API_ADMIN] = "admin",     [API_CLUSTER] = "cluster", [API_INTERNAL] = "internal",
-	[API_METRICS] = "metrics", [API_UPLOADS] = "uploads",
+	[API_METRICS] = "metrics", [API_UPLOADS] = "uploads", [API_STORES] = "stores",
 };
 
 const char *api_class_name(int cls)

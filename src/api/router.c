@@ -38,6 +38,8 @@ void *api_loop_data_new(void *ud, int index)
 		die("loop %d: %s", index, err);
 	if (catalog_principals_open(al->reader, &al->principals, err, sizeof(err)) < 0)
 		die("loop %d: %s", index, err);
+	if (catalog_zones_open(al->reader, &al->zones, err, sizeof(err)) < 0)
+		die("loop %d: %s", index, err);
 	memo_init(&al->memo, MEMO_BUDGET);
 	al->files = cache_files_new(api->cache);
 	return al;
@@ -51,6 +53,9 @@ void api_loop_data_free(void *ud, void *data)
 		return;
 	search_close(al->search);
 	catalog_principals_close(al->principals);
+	api_plans_free(al->plans);
+	api_events_free(al->events);
+	catalog_zones_close(al->zones);
 	catalog_reader_close(al->reader);
 	memo_free(&al->memo);
 	cache_files_free(al->files);
@@ -328,6 +333,20 @@ static const struct api_route routes[] = {
 	{"/api/v1/uploads", GET | POST, ACCESS_EDITOR, 0, api_uploads},
 	{"/api/v1/uploads/{name}", GET | PATCH | DELETE, ACCESS_EDITOR, 0, api_upload_one},
 	{"/api/v1/uploads/{name}/status", GET, ACCESS_EDITOR, 0, api_upload_status},
+	{"/api/v1/locations", GET | POST, ACCESS_EDITOR, 0, api_locations},
+	{"/api/v1/locations/{id}", GET | PATCH | DELETE, ACCESS_EDITOR, 0, api_location_one},
+	{"/api/v1/zones", GET | POST, ACCESS_EDITOR, 0, api_zones},
+	{"/api/v1/zones/{id}", GET, ACCESS_ZONE, 0, api_zone_one},
+	{"/api/v1/zones/{id}", PATCH | DELETE, ACCESS_EDITOR, 0, api_zone_one},
+	{"/api/v1/zones/{id}/schedule", GET, ACCESS_ZONE, 0, api_zone_schedule},
+	{"/api/v1/zones/{id}/schedule", PUT, ACCESS_EDITOR, 0, api_zone_schedule},
+	{"/api/v1/zones/{id}/queue", GET, ACCESS_ZONE, 0, api_zone_queue},
+	{"/api/v1/zones/{id}/events", GET, ACCESS_ZONE, 0, api_zone_events},
+	{"/api/v1/zones/{id}/status", POST, ACCESS_ZONE, 0, api_zone_status},
+	{"/api/v1/zones/{id}/commands", POST, ACCESS_EDITOR, 0, api_zone_commands},
+	{"/api/v1/playlists", GET | POST, ACCESS_EDITOR, 0, api_playlists},
+	{"/api/v1/playlists/{id}", GET | PUT | DELETE, ACCESS_EDITOR, 0, api_playlist_one},
+	{"/api/v1/devices", GET, ACCESS_EDITOR, 0, api_devices_list},
 	{"/internal/join", POST, ACCESS_PEER, 0, r_join},
 	{"/internal/chunks/{name}/{name}", GET, ACCESS_PEER, 0, r_internal},
 	{"/internal/node/{name}", GET | POST | DELETE, ACCESS_PEER, 0, api_node_internal},
@@ -391,6 +410,9 @@ static int class_of(const struct api_route *r)
 		return API_CLUSTER;
 	if (prefix(r->path, "/api/v1/uploads"))
 		return API_UPLOADS;
+	if (prefix(r->path, "/api/v1/locations") || prefix(r->path, "/api/v1/zones") ||
+	    prefix(r->path, "/api/v1/playlists") || prefix(r->path, "/api/v1/devices"))
+		return API_STORES;
 	if (r->rule == ACCESS_READ)
 		return API_CATALOG;
 	return API_ADMIN;
@@ -539,7 +561,8 @@ void api_handle(void *ud, http_conn_t *c, const struct http_request *req)
 			http_send_error(c, 404, bad_id ? "no such id" : "no such resource");
 		return;
 	}
-	if (!access_check(x.api, x.al, req, r->rule, r->handler == r_stream ? x.id : 0, &x.who,
+	if (!access_check(x.api, x.al, req, r->rule,
+			  r->handler == r_stream || r->rule == ACCESS_ZONE ? x.id : 0, &x.who,
 			  &why)) {
 		access_deny(c, &why);
 		return;

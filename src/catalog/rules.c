@@ -263,8 +263,7 @@ int rules_json(const struct rules *r, buf_t *b)
 	if (r->year_from || r->year_to) {
 		int n = 0;
 
-		n += snprintf(t + n, sizeof(t) - (size_t)n, "%s\"years\":{",
-			      sep(b, start));
+		n += snprintf(t + n, sizeof(t) - (size_t)n, "%s\"years\":{", sep(b, start));
 		if (r->year_from)
 			n += snprintf(t + n, sizeof(t) - (size_t)n, "\"from\":%d", r->year_from);
 		if (r->year_to)

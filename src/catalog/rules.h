@@ -24,13 +24,13 @@
 #define RULES_TEXT_MAX 128 /* bytes of a genre or tag */
 
 struct rules {
-	char **genres; /* as given, for the canonical JSON */
+	char **genres;     /* as given, for the canonical JSON */
 	char **genre_keys; /* folded (text_name_key), for matching */
 	int ngenres;
 	int64_t *artists;
 	int nartists;
 	int year_from, year_to; /* 0: no bound */
-	char **tags; /* folded */
+	char **tags;            /* folded */
 	int ntags;
 	bool exclude_explicit;
 	int64_t *exclude; /* sorted */

@@ -30,6 +30,7 @@ enum {
 	ST_TRACKS_ALL,
 	ST_TRACK_BRIEF,
 	ST_VERSION,
+	ST_LIVE,
 	ST_DEVICES,
 	ST_N
 };
@@ -57,7 +58,8 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_TRACK_BRIEF] = ("SELECT t.title, a.name, t.mime_type FROM tracks t"
 			    " JOIN artists a ON a.id = t.artist_id WHERE t.id = ?1"),
 	/* Everything a zone's queue depends on, in one row. */
-	[ST_VERSION] = ("SELECT z.updated_at, z.schedule_at, z.volume, l.updated_at,"
+	[ST_LIVE] = "SELECT volume, coalesce(skip_at, 0) FROM zones WHERE id = ?1",
+	[ST_VERSION] = ("SELECT z.name, z.schedule_at, z.location_id, l.updated_at,"
 			" (SELECT count(*) || '.' || coalesce(max(updated_at), 0) FROM playlists),"
 			" (SELECT count(*) || '.' || coalesce(max(updated_at), 0) FROM tracks)"
 			" FROM zones z JOIN locations l ON l.id = z.location_id WHERE z.id = ?1"),
@@ -192,6 +194,19 @@ void catalog_zone_free(struct catalog_zone *zone)
 {
 	free(zone->schedule);
 	zone->schedule = NULL;
+}
+
+int catalog_zone_live(catalog_zones_t *z, int64_t id, int *volume, int64_t *skip_at)
+{
+	sqlite3_stmt *st = stmt(z, ST_LIVE, id);
+	int status = step_status(z, st, sqlite3_step(st));
+
+	if (status == 200) {
+		*volume = sqlite3_column_int(st, 0);
+		*skip_at = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return status == 200 ? 0 : status == 404 ? -ENOENT : -EIO;
 }
 
 int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id)
@@ -388,6 +403,22 @@ static int location_zones(catalog_zones_t *z, json_t *j, int64_t id, bool object
 	return rc == SQLITE_DONE ? 200 : step_status(z, st, rc);
 }
 
+int catalog_location_get(catalog_zones_t *z, int64_t id, struct catalog_location *out)
+{
+	sqlite3_stmt *st = stmt(z, ST_LOCATION, id);
+	int status = step_status(z, st, sqlite3_step(st));
+
+	if (status == 200) {
+		copy_col(st, 1, out->name, sizeof(out->name));
+		copy_col(st, 2, out->address, sizeof(out->address));
+		copy_col(st, 3, out->country, sizeof(out->country));
+		copy_col(st, 4, out->timezone, sizeof(out->timezone));
+		copy_col(st, 5, out->licence, sizeof(out->licence));
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
 int catalog_json_locations(catalog_zones_t *z, buf_t *out)
 {
 	size_t mark = out->len;
@@ -506,9 +537,9 @@ static int pool_of(catalog_zones_t *z, sqlite3_stmt *pl, struct sched_track **t,
 			    sqlite3_column_int64(st, 1) <= INT32_MAX) {
 				if (count == cap)
 					v = xrealloc(v, (cap *= 2) * sizeof(*v));
-				v[count++] = (struct sched_track){
-					id, sqlite3_column_int64(st, 0),
-					(int32_t)sqlite3_column_int64(st, 1)};
+				v[count++] =
+					(struct sched_track){id, sqlite3_column_int64(st, 0),
+							     (int32_t)sqlite3_column_int64(st, 1)};
 			}
 			sqlite3_reset(st);
 			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -632,7 +663,8 @@ int catalog_playlist_pool(catalog_zones_t *z, int64_t id, struct sched_pool *out
 
 		out->playlist = id;
 		/* A rules playlist is a pool, never an order. */
-		out->shuffle = sqlite3_column_int(st, 3) != 0 || (kind && strcmp(kind, "rules") == 0);
+		out->shuffle =
+			sqlite3_column_int(st, 3) != 0 || (kind && strcmp(kind, "rules") == 0);
 		status = pool_of(z, st, &t, &n);
 		out->t = t;
 		out->n = n;
@@ -695,8 +727,8 @@ int catalog_track_brief(catalog_zones_t *z, int64_t id, struct catalog_brief *ou
 
 /* ---- devices ---- */
 
-int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms,
-			 int64_t online_ms, buf_t *out)
+int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms, int64_t online_ms,
+			 buf_t *out)
 {
 	size_t mark = out->len;
 	char want[17] = "";

@@ -41,6 +41,12 @@ struct catalog_zone {
 int catalog_zone_get(catalog_zones_t *z, int64_t id, struct catalog_zone *out);
 void catalog_zone_free(struct catalog_zone *zone);
 
+struct catalog_location {
+	char name[129], address[1025], country[3], timezone[65], licence[16];
+};
+/* 200, 404 or 500. */
+int catalog_location_get(catalog_zones_t *z, int64_t id, struct catalog_location *out);
+
 /* {"items":[location...]} by name; one location with "zones" (objects). */
 int catalog_json_locations(catalog_zones_t *z, buf_t *out);
 int catalog_json_location(catalog_zones_t *z, int64_t id, buf_t *out);
@@ -78,10 +84,16 @@ int catalog_track_brief(catalog_zones_t *z, int64_t id, struct catalog_brief *ou
 
 /*
  * The zone's version: 16 hex digits that change whenever its queue may
- * (its row or week, its location, any playlist, the catalog's tracks).
+ * (its week, name or location, any playlist, the catalog's tracks; not
+ * its volume or a skip, catalog_zone_live).
  * 0, -ENOENT for no such zone, -EIO.
  */
 int catalog_zone_version(catalog_zones_t *z, int64_t id, char out[17]);
+
+/* What the zone's devices are told at once rather than by a new queue:
+ * its volume, and when it was last told to skip (Unix ms, 0 never).
+ * 0, -ENOENT, -EIO. */
+int catalog_zone_live(catalog_zones_t *z, int64_t id, int *volume, int64_t *skip_at);
 
 /* The zone's location (for the access rule): 0, -ENOENT, -EIO. */
 int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id);
@@ -89,7 +101,7 @@ int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id);
 /* Every store key, revoked or not, with what its device last said:
  * {"items":[...]}, a device online when its row says connected, or it
  * was seen within online_ms of now_ms. location_id 0: all. */
-int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms,
-			 int64_t online_ms, buf_t *out);
+int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms, int64_t online_ms,
+			 buf_t *out);
 
 #endif

@@ -226,6 +226,7 @@ int serve_run(const struct serve_opts *opts)
 	}
 	cache_set_pool(api.cache, api.pool); /* evictions unlink there */
 	api.origin = origin;
+	api.devices = api_devices_new(&api);
 	/* Blobs the change feed deletes leave this node's cache. */
 	if (api.replica)
 		replica_on_blob_gone(api.replica, api_blob_gone, &api);
@@ -367,6 +368,7 @@ int serve_run(const struct serve_opts *opts)
 	membership_stop(api.membership);
 	log_info("serve: %s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		 o->drain_ms);
+	atomic_store(&api.stopping, true); /* devices move to another node now */
 	http_server_drain(api.server);
 	left = http_server_wait_idle(api.server, o->drain_ms);
 	if (left) {
@@ -413,7 +415,8 @@ out:
 	 * closed below, no longer may). */
 	if (api.cache)
 		cache_set_pool(api.cache, NULL);
-	uploads_close(api.uploads); /* its sweep submits to the pool: before it is freed */
+	uploads_close(api.uploads);    /* its sweep submits to the pool: before it is freed */
+	api_devices_free(api.devices); /* its last write: before the store closes */
 	pool_free(api.pool);
 	api_asker_free(api.asker); /* no job is left to use it */
 	membership_free(api.membership);

@@ -36,6 +36,10 @@
 #define SCHED_AT_MAX 48          /* fixed times of one announcement */
 #define SCHED_SEPARATION_MAX 720 /* minutes */
 #define SCHED_SEPARATION_DEFAULT 60
+/* Items (tracks and spots) one local day plans at most, a bound on a
+ * pool of very short tracks: past it the day is silent. Tracks of 4.4 s
+ * on average fill a day before it. */
+#define SCHED_DAY_ITEMS_MAX 20000
 
 enum {
 	SCHED_MON = 1 << 0,
@@ -112,8 +116,8 @@ int schedule_playlists(const struct schedule *s, int64_t *ids, int max);
 
 /* A playable track, as the caller found it in the catalog. */
 struct sched_track {
-	int64_t id, artist;
-	int32_t duration_ms; /* > 0 */
+	int64_t id, artist;  /* artist 0: unknown, kept apart by track only */
+	int32_t duration_ms; /* > 0 (a track of no length is never picked) */
 };
 
 /* A playlist's tracks: shuffle (deterministically) or in the given order,
@@ -148,7 +152,15 @@ struct sched_input {
  * The planned items that overlap [from_ms, to_ms), in order, into *out
  * (malloc'd, the caller frees) and *n. A daypart whose playlist has no
  * pool, or an empty one, is silent; an announcement track missing from
- * spots is skipped. 0, or -E2BIG when the window is over 8 days.
+ * spots is skipped. 0, -E2BIG when the window is over 8 days, or -EINVAL
+ * when from_ms > to_ms or either is outside 1970-01-01..9999-12-31.
+ *
+ * The separation runs from the end of a play to the start of the next
+ * of the same track or artist. A spot falls due at its local time (one
+ * that a change forward skips is not due that day) and plays at the
+ * first track boundary at or after it while the zone plays, once however
+ * many of its times passed during a track; one due while nothing plays
+ * is dropped. An announcement's tracks rotate from its first each day.
  */
 int schedule_queue(const struct sched_input *in, int64_t from_ms, int64_t to_ms,
 		   struct sched_item **out, size_t *n);

@@ -239,6 +239,9 @@ static const struct sql_column zones[] = {
 	{"name", SQL_TEXT, SQL_NOT_NULL, NULL},
 	{"name_key", SQL_TEXT, SQL_NOT_NULL, NULL},
 	{"volume", SQL_INT, SQL_NOT_NULL, NULL},
+	/* The last "skip" an operator sent its devices (Unix ms): a column,
+	 * so the command reaches the devices of every node by the feed. */
+	{"skip_at", SQL_INT64, 0, NULL},
 	{"schedule", SQL_TEXT, 0, NULL},
 	{"schedule_at", SQL_INT64, 0, NULL},
 	{"created_at", SQL_INT64, SQL_NOT_NULL, NULL},

@@ -315,6 +315,49 @@ int store_zone_schedule(store_t *s, const char *actor, int64_t zone, const char 
 	return run(s, zone_schedule_op, &o);
 }
 
+struct command {
+	bool skip;
+	int volume;
+};
+
+static int zone_command_op(sql_t *db, void *arg)
+{
+	struct op *o = arg;
+	const struct command *cmd = o->obj;
+	sql_stmt_t *st = sql_prepare(db, "UPDATE zones SET skip_at = CASE WHEN ?2 = 1 THEN ?4"
+					 " ELSE skip_at END, volume = CASE WHEN ?3 >= 0 THEN ?3"
+					 " ELSE volume END, updated_at = ?4 WHERE id = ?1");
+	int rc = exists(db, "SELECT id FROM zones WHERE id = ?1", o->id, NULL, 0);
+	char detail[64];
+
+	if (rc <= 0) {
+		sql_finalize(st);
+		return rc == 0 ? -ENOENT : rc;
+	}
+	sql_bind_int(st, 1, o->id);
+	sql_bind_int(st, 2, cmd->skip);
+	sql_bind_int(st, 3, cmd->volume);
+	sql_bind_int(st, 4, now_ms());
+	if ((rc = sql_run(st)) < 0)
+		return rc;
+	if (cmd->skip)
+		snprintf(detail, sizeof(detail), "{\"skip\":true}");
+	else
+		snprintf(detail, sizeof(detail), "{\"volume\":%d}", cmd->volume);
+	rc = audit(db, o->actor, "zone.command", o->id, detail);
+	o->out->id = o->id;
+	return rc < 0 ? rc : store__last_seq(db, &o->out->seq);
+}
+
+int store_zone_command(store_t *s, const char *actor, int64_t zone, bool skip, int volume,
+		       struct store_change *out, char *err, size_t errlen)
+{
+	struct command cmd = {skip, volume};
+	struct op o = {actor, &cmd, zone, NULL, out, err, errlen};
+
+	return run(s, zone_command_op, &o);
+}
+
 /* ---- playlists ---- */
 
 static int playlist_put_op(sql_t *db, void *arg)
@@ -388,9 +431,10 @@ static int playlist_delete_op(sql_t *db, void *arg)
 	sql_bind_text(st, 1, pattern);
 	rc = sql_step(st);
 	if (rc == SQL_ROW) {
-		snprintf(o->err, o->errlen,
-			 "the schedule of zone \"%s\" of \"%s\" plays it: change the schedule first",
-			 sql_column_text(st, 0), sql_column_text(st, 1));
+		snprintf(
+			o->err, o->errlen,
+			"the schedule of zone \"%s\" of \"%s\" plays it: change the schedule first",
+			sql_column_text(st, 0), sql_column_text(st, 1));
 		rc = -EBUSY;
 	}
 	sql_finalize(st);
@@ -427,16 +471,17 @@ static int devices_op(sql_t *db, void *arg)
 		const struct store_device *d = &o->d[i];
 		/* Both dialects have ON CONFLICT ... DO UPDATE. */
 		sql_stmt_t *st = sql_prepare(
-			db, "INSERT INTO devices (key_id, zone_id, node, connected, last_seen_at,"
-			    " offline_since, playing, position_ms, buffered_s, last_error, version,"
-			    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-			    " ON CONFLICT (key_id) DO UPDATE SET zone_id = excluded.zone_id,"
-			    " node = excluded.node, connected = excluded.connected,"
-			    " last_seen_at = excluded.last_seen_at,"
-			    " offline_since = excluded.offline_since, playing = excluded.playing,"
-			    " position_ms = excluded.position_ms, buffered_s = excluded.buffered_s,"
-			    " last_error = excluded.last_error, version = excluded.version,"
-			    " updated_at = excluded.updated_at");
+			db,
+			"INSERT INTO devices (key_id, zone_id, node, connected, last_seen_at,"
+			" offline_since, playing, position_ms, buffered_s, last_error, version,"
+			" updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+			" ON CONFLICT (key_id) DO UPDATE SET zone_id = excluded.zone_id,"
+			" node = excluded.node, connected = excluded.connected,"
+			" last_seen_at = excluded.last_seen_at,"
+			" offline_since = excluded.offline_since, playing = excluded.playing,"
+			" position_ms = excluded.position_ms, buffered_s = excluded.buffered_s,"
+			" last_error = excluded.last_error, version = excluded.version,"
+			" updated_at = excluded.updated_at");
 
 		sql_bind_text(st, 1, d->key_id);
 		sql_bind_int_or_null(st, 2, d->zone_id);

@@ -62,6 +62,10 @@ int store_zone_delete(store_t *s, const char *actor, int64_t id, struct store_ch
  * against the read model), or NULL for none. */
 int store_zone_schedule(store_t *s, const char *actor, int64_t zone, const char *schedule,
 			struct store_change *out, char *err, size_t errlen);
+/* A command to the zone's devices: skip (skip_at = now), a volume (0-100;
+ * -1: unchanged). */
+int store_zone_command(store_t *s, const char *actor, int64_t zone, bool skip, int volume,
+		       struct store_change *out, char *err, size_t errlen);
 int store_playlist_put(store_t *s, const char *actor, const struct store_playlist *p,
 		       struct store_change *out, char *err, size_t errlen);
 int store_playlist_delete(store_t *s, const char *actor, int64_t id, struct store_change *out,

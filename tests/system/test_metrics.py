@@ -77,7 +77,7 @@ FAMILIES = {
 CLUSTER_ONLY = {"chorus_replication_lag_seconds", "chorus_replication_connected",
                 "chorus_plays_queued", "chorus_plays_shipped_total"}
 ROUTES = {"console", "health", "session", "catalog", "search", "stream", "plays", "reports",
-          "admin", "cluster", "internal", "metrics", "uploads", "other"}
+          "admin", "cluster", "internal", "metrics", "uploads", "stores", "other"}
 LABEL_VALUES = {"route": ROUTES, "code": {"1xx", "2xx", "3xx", "4xx", "5xx"},
                 "state": {"alive", "suspect", "dead"}, "level": {"warn", "error"},
                 "outcome": {"done", "failed"}}
