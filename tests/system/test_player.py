@@ -230,6 +230,22 @@ def _(tmp):
         check(b.state()["buffered_s"] > 3600, "more than an hour buffered", b.state())
         b.shot("a-playing")
 
+        def device():
+            r = n0.get(f"/api/v1/devices?location_id={loc['id']}")
+            check_eq(r.status, 200, "GET /api/v1/devices", r)
+            return next((d for d in r.json()["items"] if d.get("name") == "till-p"), None)
+
+        def device_playing():
+            d = device()
+            return d if d and d.get("online") and d.get("playing") and \
+                (d.get("buffered_s") or 0) > 3600 else None
+
+        d, _ = wait_for("the device's status in GET /api/v1/devices", device_playing, 40,
+                        step=0.5, context=device)
+        print(f"# (a) the device as the console sees it: playing "
+              f"{d['playing'].get('track_id')}, buffered {d['buffered_s']} s, "
+              f"last error {d.get('last_error')!r}", flush=True)
+
         # (b) the node the player uses dies.
         used = b.state()["node"]
         victim = next(n for n in nodes if used.endswith(f":{n.port}"))

@@ -513,6 +513,24 @@
     flushPlays();
   }
 
+  // Resolves true once el has its metadata, false on an error or after ms.
+  function metadata(el, ms = 8000) {
+    if (el.readyState >= 1) return Promise.resolve(true);
+    return new Promise((res) => {
+      const done = (v) => {
+        el.removeEventListener("loadedmetadata", ok);
+        el.removeEventListener("error", bad);
+        clearTimeout(t);
+        res(v);
+      };
+      const ok = () => done(true);
+      const bad = () => done(false);
+      const t = setTimeout(() => done(false), ms);
+      el.addEventListener("loadedmetadata", ok);
+      el.addEventListener("error", bad);
+    });
+  }
+
   // Starts item on el at offset seconds.
   async function start(item, el, offset) {
     const tok = ++tokens;
@@ -525,8 +543,7 @@
     el.volume = S.volume / 100;
     try {
       if (offset > 0.05) {
-        if (el.readyState < 1) await new Promise((res) => el.addEventListener("loadedmetadata", res, { once: true }));
-        el.currentTime = offset;
+        if (await metadata(el)) el.currentTime = offset;
       }
     } catch (e) { /* from the start */ }
     if (tok !== tokens) return false;
@@ -593,7 +610,10 @@
           }
         }
         S.nxt = null;
-        if (await start(it, el, 0)) break;
+        if (await start(it, el, 0)) {
+          setTimeout(postStatus, 1000); // what plays now, at once
+          break;
+        }
       }
     } finally {
       advancing = false;
@@ -638,6 +658,10 @@
     });
   }
 
+  function recoverLater(c) {
+    setTimeout(() => { if (S.cur === c) recover(c); }, 0);
+  }
+
   // The current element failed or stands still: once more from the same
   // place (from the cache, or another node), then the next item.
   function recover(c) {
@@ -661,8 +685,12 @@
         }
         el.src = src;
         el.load();
-        await new Promise((res) => el.addEventListener("loadedmetadata", res, { once: true }));
+        const ok = await metadata(el);
         if (S.cur !== c) return;
+        if (!ok) {
+          recoverLater(c);
+          return;
+        }
         el.currentTime = pos;
         c.startPos = pos - played;
         await el.play().catch(() => {});
@@ -677,9 +705,9 @@
   // "ended" to come through the event loop.
   setInterval(() => {
     const c = S.cur;
-    if (!c || advancing || c.el.paused) return;
-    // Standing still while it should play (a stream that hangs):
-    // recovered from the same place.
+    if (!c || advancing || S.fatal) return;
+    // Standing still while it should play (a stream that hangs, a source
+    // that failed): taken up again from the same place.
     if (c.el.currentTime !== c.lastPos) {
       c.lastPos = c.el.currentTime;
       c.moved = now();
@@ -687,6 +715,7 @@
       c.moved = now();
       recover(c);
     }
+    if (c.el.paused) return;
     const d = c.el.duration;
     if (isFinite(d) && d > 0 && d - c.el.currentTime < 0.06) {
       const tok = c.tok;
@@ -831,8 +860,11 @@
       playing: c ? c.item.track_id : null,
       position_ms: c ? Math.round(c.el.currentTime * 1000) : 0,
       buffered_s: bufferedSeconds(),
-      error: S.error ? S.error.message : null,
-      version: S.version,
+      // The last error of the last ten minutes, as the node takes it: at
+      // most 255 bytes of text without control characters.
+      error: S.error && now() - S.error.at < 600000
+        ? S.error.message.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 120) : null,
+      version: S.version ? String(S.version).slice(0, 32) : null,
     };
     try {
       await api(`/api/v1/zones/${S.zone}/status`, { method: "POST", body: JSON.stringify(body) });
