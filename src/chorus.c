@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "node/principals_cmd.h"
+#include "node/stores_cmd.h"
 #include "node/serve.h"
 #include "node/upload_cmd.h"
 #include "cluster/join.h"
@@ -92,8 +93,14 @@ static const char usage_text[] =
 	"        make one and print it on the last line\n"
 	"  key create --role ROLE [--location L [--zone Z]] [--name N] | list | revoke ID\n"
 	"        [--data DIR] [--db CONNINFO]\n"
-	"        API keys for programs and store devices (a store key needs its\n"
-	"        location); create prints the key, once, on the last line\n"
+	"        API keys for programs and store devices (a store key is bound to\n"
+	"        an existing location, and zone, by id or name); create prints the\n"
+	"        key, once, on the last line\n"
+	"  location add NAME --timezone TZ --country CC [--licence interactive|\n"
+	"        non-interactive] [--address A] [--data DIR] [--db CONNINFO]\n"
+	"  zone add NAME --location L [--data DIR] [--db CONNINFO]\n"
+	"        a store (TZ an IANA zone, CC ISO 3166) and a sound area of it, as\n"
+	"        POST /api/v1/locations and /zones make them; each prints its id\n"
 	"  version\n"
 	"        print the version\n"
 	"\n"
@@ -771,6 +778,70 @@ static int cmd_principals(int argc, char **argv, bool user)
 	return user ? principals_cmd_user(&pc) : principals_cmd_key(&pc);
 }
 
+/* `chorus location add ...` and `chorus zone add ...` (node/stores_cmd.c). */
+static int cmd_stores(int argc, char **argv, bool zone)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"db", required_argument, NULL, 'B'},
+		{"timezone", required_argument, NULL, 't'},
+		{"country", required_argument, NULL, 'c'},
+		{"licence", required_argument, NULL, 'L'},
+		{"address", required_argument, NULL, 'a'},
+		{"location", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stores_cmd sc = {.data_dir = default_data_dir(), .db = getenv("CHORUS_DB")};
+	int c;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fprintf(stderr, "chorus: %s: which subcommand? (add)\n", argv[0]);
+		return 2;
+	}
+	sc.verb = argv[1];
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			sc.data_dir = optarg;
+			break;
+		case 'B':
+			sc.db = optarg;
+			break;
+		case 't':
+			sc.timezone = optarg;
+			break;
+		case 'c':
+			sc.country = optarg;
+			break;
+		case 'L':
+			sc.licence = optarg;
+			break;
+		case 'a':
+			sc.address = optarg;
+			break;
+		case 'l':
+			sc.location = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		sc.name = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "chorus: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	return zone ? stores_cmd_zone(&sc) : stores_cmd_location(&sc);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -794,6 +865,8 @@ int main(int argc, char **argv)
 		return cmd_cluster(argc - 1, argv + 1);
 	if (strcmp(cmd, "routes") == 0)
 		return cmd_routes(argc - 1, argv + 1);
+	if (strcmp(cmd, "location") == 0 || strcmp(cmd, "zone") == 0)
+		return cmd_stores(argc - 1, argv + 1, strcmp(cmd, "zone") == 0);
 	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "key") == 0)
 		return cmd_principals(argc - 1, argv + 1, strcmp(cmd, "user") == 0);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

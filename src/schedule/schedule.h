@@ -100,8 +100,10 @@ struct schedule {
  * person in err, naming the field ("dayparts[2]: overlaps dayparts[0] on
  * mon 10:00-11:00"): not JSON, unknown keys, bad days, times, dates or
  * ids, from >= to, overlapping dayparts (weekly ones on a shared day, or
- * within one override), overlapping override dates. Whether the
- * playlists exist and can fill their hours is the caller's
+ * within one override), overlapping override dates. Ids are 16 hex digits
+ * of either case, not all zero; an override is closed (no dayparts) or
+ * has at least one daypart; "at" times are kept in order of the day.
+ * Whether the playlists exist and can fill their hours is the caller's
  * (schedule_check).
  */
 int schedule_parse(const void *json, size_t len, struct schedule *out, char *err, size_t errlen);
@@ -168,8 +170,10 @@ int schedule_queue(const struct sched_input *in, int64_t from_ms, int64_t to_ms,
 /*
  * Whether every daypart can be filled by its pool: for each distinct
  * (daypart, pool), its plan on a reference day is made and checked for
- * silence (no pool or an empty one) and relaxed picks. 0, or -EINVAL with
- * the reason in err ("dayparts[1] (mon 11:00-14:00): playlist
+ * silence (no pool or an empty one) and relaxed picks. The reference
+ * plan is the daypart alone (of its length, in plain UTC, no spots):
+ * what its pool can do, whatever its neighbours and the zone's changes.
+ * 0, or -EINVAL with the reason in err ("dayparts[1] (mon 11:00-14:00): playlist
  * 00000000000000a1 has 3 tracks by 2 artists, 11 minutes: not enough for
  * a 60-minute separation").
  */

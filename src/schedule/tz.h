@@ -18,11 +18,14 @@ typedef struct tz tz_t;
 #define TZ_NAME_MAX 64
 
 /* Whether name is a plausible zone name: 1-64 of [A-Za-z0-9_+-/], no
- * leading '/', no "." or ".." segment. It may still not exist. */
+ * leading or trailing '/', no empty segment (and, '.' not being among
+ * them, no "." or ".." one). It may still not exist. */
 bool tz_name_ok(const char *name);
 
-/* Loads the zone: 0, -EINVAL (a bad name, or not a TZif file), -ENOENT
- * (no such zone); err says which for a person. Loaded zones are kept
+/* Loads the zone: 0, -EINVAL (a bad name, or not a TZif file, or one
+ * that counts leap seconds: right/ zones, whose clock is not Unix time's),
+ * -ENOENT (no such zone, or a directory of them); err says which for a
+ * person. Loaded zones are kept
  * (by name) and shared: the result is never freed, valid for the
  * process's life, and safe to use from any thread. */
 int tz_get(const char *name, const tz_t **out, char *err, size_t errlen);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "catalog/model.h"
 #include "crypto/seal.h"
 #include "sql/sql.h"
 #include "store/store_int.h"
@@ -410,9 +411,42 @@ struct key_op {
 	const char *role;
 	const char *id_in;
 	char key[AUTH_KEY_LEN + 1], id[AUTH_KEY_ID_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
+	char location[17], zone[17]; /* a store key's, resolved to ids */
 	char *err;
 	size_t errlen;
 };
+
+/* A store key's location and zone, named by id or name, as ids: 0, or
+ * -ENOENT with the reason in err. */
+static int bind_device(sql_t *db, struct key_op *o)
+{
+	const struct principal_key_spec *s = o->spec;
+	int64_t location, zone;
+	int rc;
+
+	o->location[0] = o->zone[0] = '\0';
+	if (!s->location)
+		return 0;
+	rc = store__location_resolve(db, s->location, &location);
+	if (rc == -ENOENT)
+		snprintf(o->err, o->errlen,
+			 "no location \"%s\": create it first (POST /api/v1/locations, or"
+			 " chorus location add)",
+			 s->location);
+	if (rc < 0)
+		return rc;
+	catalog_id_str(location, o->location);
+	if (!s->zone)
+		return 0;
+	rc = store__zone_resolve(db, location, s->zone, &zone);
+	if (rc == -ENOENT)
+		snprintf(o->err, o->errlen, "location \"%s\" has no zone \"%s\"", s->location,
+			 s->zone);
+	if (rc < 0)
+		return rc;
+	catalog_id_str(zone, o->zone);
+	return 0;
+}
 
 static int key_create_op(sql_t *db, void *arg)
 {
@@ -422,6 +456,8 @@ static int key_create_op(sql_t *db, void *arg)
 	char *detail;
 	int rc;
 
+	if ((rc = bind_device(db, o)) < 0)
+		return rc;
 	/* A new key each run: a retried fn never reuses a secret. */
 	auth_key_make(o->key, o->id, o->hash);
 	st = sql_prepare(db, "INSERT INTO api_keys (id, name, role, location, zone, secret_hash,"
@@ -430,14 +466,15 @@ static int key_create_op(sql_t *db, void *arg)
 	sql_bind_text(st, 1, o->id);
 	sql_bind_text(st, 2, s->name);
 	sql_bind_text(st, 3, o->role);
-	sql_bind_text(st, 4, s->location);
-	sql_bind_text(st, 5, s->zone);
+	sql_bind_text(st, 4, o->location[0] ? o->location : NULL);
+	sql_bind_text(st, 5, o->zone[0] ? o->zone : NULL);
 	sql_bind_text(st, 6, o->hash);
 	sql_bind_int(st, 7, (int64_t)time(NULL));
 	sql_bind_text(st, 8, o->actor);
 	if ((rc = sql_run(st)) < 0)
 		return rc;
-	detail = detail_json(o->role, s->name, s->location, s->zone);
+	detail = detail_json(o->role, s->name, o->location[0] ? o->location : NULL,
+			     o->zone[0] ? o->zone : NULL);
 	rc = audit(db, o->actor, "key.create", o->id, detail);
 	free(detail);
 	return rc;
@@ -451,6 +488,7 @@ int principals_key_create(principals_t *p, const char *actor, const struct princ
 	enum auth_role r;
 	int rc;
 
+	err[0] = '\0';
 	if (!s->role || auth_role_parse(s->role, &r) < 0) {
 		snprintf(err, errlen, "unknown role \"%s\" (admin, editor, store or listener)",
 			 s->role ? s->role : "");
@@ -474,6 +512,8 @@ int principals_key_create(principals_t *p, const char *actor, const struct princ
 	}
 	o.role = auth_role_name(r);
 	rc = tx(p, true, key_create_op, &o);
+	if (rc == -ENOENT)
+		rc = -EINVAL; /* no such location or zone: the request's fault */
 	if (rc == 0) {
 		memcpy(key, o.key, sizeof(o.key));
 		memcpy(id, o.id, sizeof(o.id));

@@ -34,6 +34,12 @@ int store__upsert_album(sql_t *db, int64_t artist_id, const char *title, int yea
  * to them any more. */
 int store__drop_orphans(sql_t *db, int64_t album_id, int64_t artist_id, int64_t album_artist_id);
 
+/* A location named by ref (its id, 16 hex digits, or its name, case
+ * folded) and a zone of it (the same): 0 with *id, -ENOENT, or the
+ * error. */
+int store__location_resolve(sql_t *db, const char *ref, int64_t *id);
+int store__zone_resolve(sql_t *db, int64_t location, const char *ref, int64_t *id);
+
 /* The change number the caller's write transaction ends at (PostgreSQL's
  * catalog_seq, which only the writer holding the catalog lock moves), for
  * a read model to wait for; 0 on SQLite. */

@@ -455,6 +455,78 @@ int store_playlist_delete(store_t *s, const char *actor, int64_t id, struct stor
 	return run(s, playlist_delete_op, &o);
 }
 
+/* ---- names ---- */
+
+static int resolve(sql_t *db, const char *by_id, const char *by_name, int64_t scope,
+		   const char *ref, int64_t *id)
+{
+	int64_t want;
+	char *key;
+	sql_stmt_t *st;
+	int rc;
+
+	if (catalog_id_parse(ref, strlen(ref), &want) == 0) {
+		st = sql_prepare(db, by_id);
+		sql_bind_int(st, 1, want);
+		sql_bind_int(st, 2, scope);
+		if ((rc = one_int(st, id)) != -ENOENT)
+			return rc;
+	}
+	key = text_name_key(ref);
+	st = sql_prepare(db, by_name);
+	sql_bind_text(st, 1, key);
+	sql_bind_int(st, 2, scope);
+	free(key);
+	return one_int(st, id);
+}
+
+int store__location_resolve(sql_t *db, const char *ref, int64_t *id)
+{
+	return resolve(db, "SELECT id FROM locations WHERE id = ?1 AND ?2 = 0",
+		       "SELECT id FROM locations WHERE name_key = ?1 AND ?2 = 0", 0, ref, id);
+}
+
+int store__zone_resolve(sql_t *db, int64_t location, const char *ref, int64_t *id)
+{
+	return resolve(db, "SELECT id FROM zones WHERE id = ?1 AND location_id = ?2",
+		       "SELECT id FROM zones WHERE name_key = ?1 AND location_id = ?2", location,
+		       ref, id);
+}
+
+struct resolve_op {
+	int64_t location;
+	const char *ref;
+	int64_t *id;
+};
+
+static int location_resolve_op(sql_t *db, void *arg)
+{
+	struct resolve_op *o = arg;
+
+	return store__location_resolve(db, o->ref, o->id);
+}
+
+static int zone_resolve_op(sql_t *db, void *arg)
+{
+	struct resolve_op *o = arg;
+
+	return store__zone_resolve(db, o->location, o->ref, o->id);
+}
+
+int store_location_resolve(store_t *s, const char *ref, int64_t *id)
+{
+	struct resolve_op o = {0, ref, id};
+
+	return sql_tx(s->db, false, location_resolve_op, &o);
+}
+
+int store_zone_resolve(store_t *s, int64_t location, const char *ref, int64_t *id)
+{
+	struct resolve_op o = {location, ref, id};
+
+	return sql_tx(s->db, false, zone_resolve_op, &o);
+}
+
 /* ---- devices ---- */
 
 struct devices_op {
@@ -481,7 +553,9 @@ static int devices_op(sql_t *db, void *arg)
 			" offline_since = excluded.offline_since, playing = excluded.playing,"
 			" position_ms = excluded.position_ms, buffered_s = excluded.buffered_s,"
 			" last_error = excluded.last_error, version = excluded.version,"
-			" updated_at = excluded.updated_at");
+			" updated_at = excluded.updated_at"
+			/* Two nodes saw the device: the later sighting stays. */
+			" WHERE excluded.last_seen_at >= devices.last_seen_at");
 
 		sql_bind_text(st, 1, d->key_id);
 		sql_bind_int_or_null(st, 2, d->zone_id);

@@ -71,6 +71,11 @@ int store_playlist_put(store_t *s, const char *actor, const struct store_playlis
 int store_playlist_delete(store_t *s, const char *actor, int64_t id, struct store_change *out,
 			  char *err, size_t errlen);
 
+/* The location ref names (its id or its name) and its zone ref names:
+ * 0 with *id, -ENOENT, -EIO. */
+int store_location_resolve(store_t *s, const char *ref, int64_t *id);
+int store_zone_resolve(store_t *s, int64_t location, const char *ref, int64_t *id);
+
 /* What a device last said, as its node keeps it (api/devices.c). */
 struct store_device {
 	char key_id[17];
