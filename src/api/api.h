@@ -162,6 +162,15 @@ void api_loop_data_free(void *ud, void *data);
 extern const unsigned char web_index_html[];
 extern const size_t web_index_html_len;
 
+/* The store player (api/player.c): GET /player, its page, and GET
+ * /player-sw.js, its Service Worker, embedded from web/player/. */
+extern const unsigned char web_player_html[];
+extern const size_t web_player_html_len;
+extern const unsigned char web_player_sw_js[];
+extern const size_t web_player_sw_js_len;
+void api_player(struct api_call *x);
+void api_player_sw(struct api_call *x);
+
 /* GET/HEAD /api/v1/search (api/search.c), after the memo missed. */
 void api_search(struct api_call *x);
 

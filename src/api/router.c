@@ -281,6 +281,8 @@ static void r_cover(struct api_call *x)
 static const struct api_route routes[] = {
 	{"/", GET, ACCESS_OPEN, 0, r_console},
 	{"/health", GET, ACCESS_OPEN, 0, r_health},
+	{"/player", GET, ACCESS_OPEN, 0, api_player},
+	{"/player-sw.js", GET, ACCESS_OPEN, 0, api_player_sw},
 	{"/api/v1/session", POST, ACCESS_OPEN, 0, api_session_login},
 	{"/api/v1/session", GET, ACCESS_SELF, 0, api_session_get},
 	{"/api/v1/session", DELETE, ACCESS_SELF, 0, api_session_logout},
