@@ -302,6 +302,9 @@ void api_zone_schedule(struct api_call *x);
 void api_zone_commands(struct api_call *x);
 void api_playlists(struct api_call *x);
 void api_playlist_one(struct api_call *x);
+/* The name a store key's location (zone true: zone) of id_hex has now in
+ * this loop's read model, into out; the id itself when it is gone. */
+void api_place_name(struct api_loop *al, const char *id_hex, bool zone, char *out, size_t n);
 /* GET /api/v1/zones/{id}/queue (api/queue.c), and the loop's plans. */
 void api_zone_queue(struct api_call *x);
 void api_plans_free(struct api_plans *ps);

@@ -500,8 +500,8 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
  * another site gains nothing by it.
  */
 #define CORS                                                                                       \
-	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After,"            \
-	" Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata,"                \
+	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After, ETag,"      \
+	" Content-Range, Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata," \
 	" Tus-Resumable, Tus-Version, Tus-Max-Size, Tus-Extension\r\n"
 
 static bool preflight(http_conn_t *c, const struct http_request *req, unsigned allow)
