@@ -45,7 +45,7 @@ CFLAGS += $(OPT)
 LDFLAGS += $(filter -fsanitize=%,$(OPT))
 
 LIB_SRC  := $(filter-out src/chorus.c,$(sort $(wildcard src/*/*.c)))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_index.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_index.o $(BUILD)/gen/web_player.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -90,6 +90,25 @@ $(BUILD)/gen/web_index.c: $(BUILD)/gen/console.html scripts/embed.sh
 	./scripts/embed.sh $< web_index_html > $@
 
 $(BUILD)/gen/web_index.o: $(BUILD)/gen/web_index.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The store player (web/player/, docs/player.md): its page, bundled the
+# same way (it inlines nothing from npm), and its Service Worker, served
+# as a script of its own (a Service Worker cannot be inlined).
+PLAYER_SRC := $(sort $(wildcard web/player/*))
+
+$(BUILD)/gen/player.html: $(PLAYER_SRC) $(UPLOT_FILES) $(TUS_FILES) scripts/web-bundle.sh
+	@mkdir -p $(dir $@)
+	./scripts/web-bundle.sh web/player $(UPLOT) $(TUS) > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/gen/web_player.c: $(BUILD)/gen/player.html web/player/sw.js scripts/embed.sh
+	@mkdir -p $(dir $@)
+	{ ./scripts/embed.sh $(BUILD)/gen/player.html web_player_html && \
+	  ./scripts/embed.sh web/player/sw.js web_player_sw_js; } > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/gen/web_player.o: $(BUILD)/gen/web_player.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c

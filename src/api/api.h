@@ -162,6 +162,15 @@ void api_loop_data_free(void *ud, void *data);
 extern const unsigned char web_index_html[];
 extern const size_t web_index_html_len;
 
+/* The store player (api/player.c): GET /player, its page, and GET
+ * /player-sw.js, its Service Worker, embedded from web/player/. */
+extern const unsigned char web_player_html[];
+extern const size_t web_player_html_len;
+extern const unsigned char web_player_sw_js[];
+extern const size_t web_player_sw_js_len;
+void api_player(struct api_call *x);
+void api_player_sw(struct api_call *x);
+
 /* GET/HEAD /api/v1/search (api/search.c), after the memo missed. */
 void api_search(struct api_call *x);
 
@@ -293,6 +302,9 @@ void api_zone_schedule(struct api_call *x);
 void api_zone_commands(struct api_call *x);
 void api_playlists(struct api_call *x);
 void api_playlist_one(struct api_call *x);
+/* The name a store key's location (zone true: zone) of id_hex has now in
+ * this loop's read model, into out; the id itself when it is gone. */
+void api_place_name(struct api_loop *al, const char *id_hex, bool zone, char *out, size_t n);
 /* GET /api/v1/zones/{id}/queue (api/queue.c), and the loop's plans. */
 void api_zone_queue(struct api_call *x);
 void api_plans_free(struct api_plans *ps);

@@ -185,34 +185,6 @@ static int check_tracks(catalog_reader_t *r, const struct plays_batch *b, struct
 	return st;
 }
 
-/*
- * The name a store key's location (or zone) has now, for its plays: a
- * royalty report names where music was heard as it was called then. The
- * key holds the id (store/principals.h); a key whose location is gone
- * keeps its id. Into out.
- */
-static void place_name(struct api_loop *al, const char *id_hex, bool zone, char *out, size_t n)
-{
-	int64_t id;
-
-	snprintf(out, n, "%s", id_hex);
-	if (catalog_id_parse(id_hex, strlen(id_hex), &id) < 0)
-		return;
-	if (zone) {
-		struct catalog_zone z;
-
-		if (catalog_zone_get(al->zones, id, &z) == 200) {
-			snprintf(out, n, "%s", z.name);
-			catalog_zone_free(&z);
-		}
-	} else {
-		struct catalog_location l;
-
-		if (catalog_location_get(al->zones, id, &l) == 200)
-			snprintf(out, n, "%s", l.name);
-	}
-}
-
 /* Whether a play's location (or zone) given is the key's: its id or its
  * name; the play then carries the name. */
 static bool same_place(char **given, const char *id_hex, const char *name)
@@ -238,8 +210,8 @@ static bool bind_to(http_conn_t *c, struct api_loop *al, const struct principal 
 	char location[CATALOG_LABEL_MAX + 1], zone[CATALOG_LABEL_MAX + 1];
 
 	if (who->role == AUTH_STORE) {
-		place_name(al, who->location, false, location, sizeof(location));
-		place_name(al, who->zone, true, zone, sizeof(zone));
+		api_place_name(al, who->location, false, location, sizeof(location));
+		api_place_name(al, who->zone, true, zone, sizeof(zone));
 	}
 	for (size_t i = 0; i < b->n && who->role == AUTH_STORE; i++) {
 		struct play *p = &b->items[i];
@@ -471,7 +443,7 @@ void api_plays_report(struct api_call *x)
 	if (x->who.role == AUTH_STORE) {
 		char name[CATALOG_LABEL_MAX + 1];
 
-		place_name(x->al, x->who.location, false, name, sizeof(name));
+		api_place_name(x->al, x->who.location, false, name, sizeof(name));
 		if (arg[4] && strcmp(arg[4], x->who.location) != 0 &&
 		    strcasecmp(arg[4], name) != 0) {
 			http_send_error(c, 403, "a store key reads its own location's plays only");

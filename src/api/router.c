@@ -281,6 +281,8 @@ static void r_cover(struct api_call *x)
 static const struct api_route routes[] = {
 	{"/", GET, ACCESS_OPEN, 0, r_console},
 	{"/health", GET, ACCESS_OPEN, 0, r_health},
+	{"/player", GET, ACCESS_OPEN, 0, api_player},
+	{"/player-sw.js", GET, ACCESS_OPEN, 0, api_player_sw},
 	{"/api/v1/session", POST, ACCESS_OPEN, 0, api_session_login},
 	{"/api/v1/session", GET, ACCESS_SELF, 0, api_session_get},
 	{"/api/v1/session", DELETE, ACCESS_SELF, 0, api_session_logout},
@@ -498,8 +500,8 @@ void api_memo_put(struct api_call *x, int status, const char *ctype, const void 
  * another site gains nothing by it.
  */
 #define CORS                                                                                       \
-	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After,"            \
-	" Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata,"                \
+	"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Retry-After, ETag,"      \
+	" Content-Range, Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata," \
 	" Tus-Resumable, Tus-Version, Tus-Max-Size, Tus-Extension\r\n"
 
 static bool preflight(http_conn_t *c, const struct http_request *req, unsigned allow)

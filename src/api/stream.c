@@ -321,8 +321,13 @@ void api_stream(struct api *api, http_conn_t *c, const struct http_request *req,
 	s->live.track_id = id;
 	s->live.started = (int64_t)time(NULL);
 	snprintf(s->live.who, sizeof(s->live.who), "%s", who->actor);
-	snprintf(s->live.location, sizeof(s->live.location), "%s", who->location);
-	snprintf(s->live.zone, sizeof(s->live.zone), "%s", who->zone);
+	/* A store key is bound by ids: the console shows the names. */
+	if (who->role == AUTH_STORE) {
+		api_place_name(al, who->location, false, s->live.location,
+			       sizeof(s->live.location));
+		if (who->zone[0])
+			api_place_name(al, who->zone, true, s->live.zone, sizeof(s->live.zone));
+	}
 	api_live_add(api, &s->live);
 	rc = need_chunk(s);
 	if (rc == 1) {

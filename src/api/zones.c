@@ -232,6 +232,34 @@ static void refuse(struct api_call *x, int st, const char *msg, struct zjob *j)
 		zjob_free(j);
 }
 
+/*
+ * The name a store key's location (or zone) has now, for its plays: a
+ * royalty report names where music was heard as it was called then. The
+ * key holds the id (store/principals.h); a key whose location is gone
+ * keeps its id. Into out.
+ */
+void api_place_name(struct api_loop *al, const char *id_hex, bool zone, char *out, size_t n)
+{
+	int64_t id;
+
+	snprintf(out, n, "%s", id_hex);
+	if (catalog_id_parse(id_hex, strlen(id_hex), &id) < 0)
+		return;
+	if (zone) {
+		struct catalog_zone z;
+
+		if (catalog_zone_get(al->zones, id, &z) == 200) {
+			snprintf(out, n, "%s", z.name);
+			catalog_zone_free(&z);
+		}
+	} else {
+		struct catalog_location l;
+
+		if (catalog_location_get(al->zones, id, &l) == 200)
+			snprintf(out, n, "%s", l.name);
+	}
+}
+
 /* ---- locations ---- */
 
 void api_locations(struct api_call *x)

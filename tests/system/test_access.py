@@ -239,6 +239,11 @@ def _(tmp):
         ("HEAD", "/"): ("open", "/", None, 200),
         ("GET", "/health"): ("open", "/health", None, 200),
         ("HEAD", "/health"): ("open", "/health", None, 200),
+        # The store player's page and its Service Worker (docs/player.md).
+        ("GET", "/player"): ("open", "/player", None, 200),
+        ("HEAD", "/player"): ("open", "/player", None, 200),
+        ("GET", "/player-sw.js"): ("open", "/player-sw.js", None, 200),
+        ("HEAD", "/player-sw.js"): ("open", "/player-sw.js", None, 200),
         ("POST", "/api/v1/session"): ("open", "/api/v1/session",
                                       json.dumps({"user": "lisa", "password": "lisa-password-1"}),
                                       200),

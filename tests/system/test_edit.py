@@ -421,6 +421,8 @@ def _(tmp):
         c.execute("ALTER TABLE tracks DROP COLUMN explicit")
         c.execute("ALTER TABLE tracks DROP COLUMN edited")
         c.execute("DROP TABLE deleted_tracks")
+        for t in ("locations", "zones", "playlists", "devices"):
+            c.execute(f"DROP TABLE {t}")
         c.execute("PRAGMA user_version = 6")
     node = Node(data, tmp / "logs")
     with sqlite3.connect(data / "catalog.db") as c:
@@ -439,9 +441,10 @@ def _(tmp):
         origin = f"dir:{tmp / 'origin'}"
         ingest_ok(tmp / "i", src, db=db.conninfo, origin=origin)
         db.query("ALTER TABLE tracks DROP COLUMN explicit; ALTER TABLE tracks DROP COLUMN edited;"
-                 " DROP TABLE deleted_tracks; UPDATE chorus_schema SET version = 5")
+                 " DROP TABLE deleted_tracks; DROP TABLE locations; DROP TABLE zones;"
+                 " DROP TABLE playlists; DROP TABLE devices; UPDATE chorus_schema SET version = 5")
         n = Node(tmp / "n1", tmp / "logs", args=["--db", db.conninfo, "--origin", origin])
-        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "PostgreSQL upgraded")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "7", "PostgreSQL upgraded")
         check_eq(db.value("SELECT count(*) FROM tracks WHERE edited = 0"), "3", "edited = 0")
         t = by_title(n)
         r = patch(n, f"/api/v1/tracks/{t['Noon Song']['id']}", {"explicit": False})

@@ -130,7 +130,13 @@ def round_trip(where, audit_rows, logs):
     r = run_chorus(["user", "list"] + where)
     check("b.o_b@x-y" not in r.out, "a removed user is still listed", r)
 
-    key, kid, secret, r = key_create(where, "--role", "store", "--location", "Paris 1",
+    r = run_chorus(["location", "add", "Paris 1", "--timezone", "Europe/Paris", "--country",
+                    "FR"] + where)
+    check_eq(r.rc, 0, "location add", r)
+    paris = r.out.strip()
+    r = run_chorus(["key", "create", "--role", "store", "--location", "Paris 2"] + where)
+    check(r.rc != 0 and "no location" in r.err, "a store key for a location that is not", r)
+    key, kid, secret, r = key_create(where, "--role", "store", "--location", "paris 1",
                                      "--name", "till 3")
     secrets.append(secret)
     logs.append(r.err)
@@ -144,7 +150,7 @@ def round_trip(where, audit_rows, logs):
     check(r.rc != 0 and "unknown role" in r.err, "a key of a bad role", r)
     r = run_chorus(["key", "list"] + where)
     check_eq(r.rc, 0, "key list", r)
-    check(kid in r.out and kid2 in r.out and "Paris 1" in r.out, "key list lacks a key", r)
+    check(kid in r.out and kid2 in r.out and paris in r.out, "key list lacks a key", r)
     check(secret not in r.out and secret2 not in r.out, "key list shows a secret", r)
     check(not re.search(r"[0-9a-f]{64}", r.out), "key list shows a 64-digit hash", r)
     r = run_chorus(["key", "revoke", kid2] + where)
@@ -201,7 +207,7 @@ def _(tmp):
         r = run_chorus(["key", "list"], env={"CHORUS_DB": db.conninfo})
         check_eq(r.rc, 0, "key list with $CHORUS_DB", r)
         check_eq(len(r.out.splitlines()), 3, "keys listed with $CHORUS_DB", r)
-        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "PostgreSQL schema")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "7", "PostgreSQL schema")
         try:
             db.query("DELETE FROM api_keys")
             fail("PostgreSQL let an API key be deleted")
@@ -283,6 +289,9 @@ def _(tmp):
         n2 = Node(tmp / "n2", tmp / "logs", args=["--db", db.conninfo, "--origin", origin],
                   tag="n2")
         where = ["--db", db.conninfo, "--data", tmp / "cli"]
+        r = run_chorus(["location", "add", "Lyon", "--timezone", "Europe/Paris", "--country",
+                        "FR"] + where)
+        check_eq(r.rc, 0, "location add", r)
         key, kid, secret, _ = key_create(where, "--role", "store", "--location", "Lyon")
         t0 = time.monotonic()
         for n in (n1, n2):
@@ -367,7 +376,7 @@ def _(tmp):
             check(pw not in r.err, "the admin password in a node's log", r)
 
 
-@test("a database made by the release binary of 7e8a558 is upgraded: schema 6, tracks kept")
+@test("a database made by the release binary of 7e8a558 is upgraded: schema 7, tracks kept")
 def _(tmp):
     old = old_binary()
     src = tmp / "src" / "a.flac"
@@ -380,7 +389,7 @@ def _(tmp):
         check_eq(p.returncode, 0, "the old binary's ingest", p.stderr.decode())
         check_eq(db.value("SELECT version FROM chorus_schema"), "2", "the old schema")
         n = Node(tmp / "n1", tmp / "logs", args=["--db", db.conninfo, "--origin", origin])
-        check_eq(db.value("SELECT version FROM chorus_schema"), "6", "the upgraded schema")
+        check_eq(db.value("SELECT version FROM chorus_schema"), "7", "the upgraded schema")
         titles = [t["title"] for t in n.get_json("/api/v1/tracks")["tracks"]]
         check_eq(titles, ["Old Song"], "tracks on the node")
         key, kid, secret, _ = key_create(["--db", db.conninfo], "--role", "admin")

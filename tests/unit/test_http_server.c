@@ -653,6 +653,90 @@ static void test_streamed_body_refused(void)
 	http_server_stop(s);
 }
 
+/* ---- event streams ---- */
+
+static struct {
+	_Atomic(http_conn_t *) c;
+	loop_t *loop;
+	_Atomic int done; /* 1: completed, 2: cut */
+} ev;
+
+static void ev_done(void *ctx, bool completed)
+{
+	atomic_store(&ev.done, completed ? 1 : 2);
+}
+
+static enum http_pull ev_pull(void *ctx, struct http_segment *seg)
+{
+	return HTTP_PULL_ERROR; /* never called for an event stream */
+}
+
+static const struct http_body_ops ev_ops = {ev_pull, ev_done};
+
+static void ev_handler(void *ud, http_conn_t *c, const struct http_request *req)
+{
+	if (req->target.len == 6 && memcmp(req->target.p, "/plain", 6) == 0) {
+		http_send(c, 200, "text/plain", NULL, "plain\n", 6);
+		return;
+	}
+	ev.loop = http_conn_loop(c);
+	http_send_events(c, 200, "text/event-stream", NULL, &ev_ops, NULL);
+	http_events_write(c, "data: one\n\n", 11);
+	http_events_write(c, "data: two\n\n", 11);
+	atomic_store(&ev.c, c);
+}
+
+static void ev_finish(void *arg)
+{
+	http_conn_t *c = atomic_exchange(&ev.c, NULL);
+
+	http_events_write(c, "data: three\n\n", 13);
+	http_events_end(c);
+}
+
+/* Pieces written now and later arrive as chunks, the last chunk ends the
+ * answer, and the connection goes on with the next request; a client
+ * that goes away mid-stream ends it (done, not completed). */
+static void test_event_stream(void)
+{
+	http_server_t *s = start(ev_handler, NULL, 1);
+	char out[8192] = "";
+	size_t len = 0;
+	int fd;
+
+	memset(&ev, 0, sizeof(ev));
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /events HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&ev.c) != NULL, 5000);
+	loop_post(ev.loop, ev_finish, NULL);
+	while (!strstr(out, "0\r\n\r\n") && len + 1 < sizeof(out)) {
+		ssize_t n = recv(fd, out + len, sizeof(out) - len - 1, 0);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		out[len] = '\0';
+	}
+	CHECK(strstr(out, "Transfer-Encoding: chunked\r\n") != NULL);
+	CHECK(strstr(out, "Content-Length") == NULL);
+	CHECK(strstr(out, "\r\n\r\nb\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n"
+			  "d\r\ndata: three\n\n\r\n0\r\n\r\n") != NULL);
+	WAIT_FOR(atomic_load(&ev.done) == 1, 5000);
+	CHECK(send_str(fd, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CHECK(read_responses(fd, out, sizeof(out), 1) == 1);
+	CHECK(strstr(out, "\r\n\r\nplain\n") != NULL);
+	close(fd);
+
+	memset(&ev, 0, sizeof(ev));
+	fd = connect_to(http_server_port(s));
+	CHECK(send_str(fd, "GET /events HTTP/1.1\r\nHost: t\r\n\r\n"));
+	WAIT_FOR(atomic_load(&ev.c) != NULL, 5000);
+	close(fd);
+	WAIT_FOR(atomic_load(&ev.done) == 2, 5000);
+	WAIT_FOR(http_server_connections(s) == 0, 5000);
+	http_server_stop(s);
+}
+
 int main(void)
 {
 	TEST_RUN(test_body_larger_than_the_read_budget);
@@ -664,5 +748,6 @@ int main(void)
 	TEST_RUN(test_streamed_body_paused_and_resumed);
 	TEST_RUN(test_streamed_body_expect_continue);
 	TEST_RUN(test_streamed_body_refused);
+	TEST_RUN(test_event_stream);
 	TEST_EXIT();
 }
