@@ -15,8 +15,9 @@ that the week's morning covers the next hour whatever the hour here) and
 a zone; a playlist of tracks chosen by search and one of rules (genre,
 years, no explicit), their track counts and lengths on the page; a week
 drawn in the grid (dayparts Mon-Fri and Sat-Sun, the separation, an
-override closing two dates, an announcement every 30 minutes with a spot
-track) and saved, the next hour of the queue shown; an overlapping
+override closing two dates and one with other hours, an announcement
+every 30 minutes and one at fixed times on Saturdays, with a spot track)
+and saved, the next hour of the queue shown; an overlapping
 daypart refused by the node (422) with its reason next to the grid; a
 simulated device (an SSE client of GET /api/v1/zones/{id}/events with a
 store key bound to the zone) told `changed` when the operator moves
@@ -443,7 +444,7 @@ def _():
                  f"{name}'s duration_ms {x['duration_ms']}")
 
 
-@test("a week drawn in the grid (dayparts, separation, an override, an announcement) and saved; the next hour shown")
+@test("a week drawn in the grid (dayparts, separation, overrides, announcements) and saved; the next hour shown")
 def _():
     s = setup()
     need(s, "zone", "playlists")
@@ -463,6 +464,15 @@ def _():
     p.fill(selector="#ov-to", value=f"{year}-12-26")
     p.click(selector="#ov-add")
     p.until("the override listed", "document.querySelectorAll('#ov-list li').length === 1", 5)
+    # Black Friday: other hours, the jazz all day.
+    p.fill(selector="#ov-date", value=f"{year}-11-26")
+    p.click(selector="#ov-closed")
+    p.wait(selector="#ov-dp-rows .ov-dp")
+    p.fill(selector="#ov-dp-rows .ov-from", value="10:00")
+    p.fill(selector="#ov-dp-rows .ov-to", value="16:00")
+    p.select(selector="#ov-dp-rows select", value=e)
+    p.click(selector="#ov-add")
+    p.until("the second override listed", "document.querySelectorAll('#ov-list li').length === 2", 5)
     # The jingle every 30 minutes in the shop's hours.
     p.fill(selector="#an-every", value="30")
     p.fill(selector="#an-from", value="09:00")
@@ -472,6 +482,15 @@ def _():
     p.click(selector="#an-spots-found li button")
     p.click(selector="#an-add")
     p.until("the announcement listed", "document.querySelectorAll('#an-list li').length === 1", 5)
+    # And at noon and half past five on Saturdays.
+    p.select(selector="#an-kind", value="at")
+    p.fill(selector="#an-at", value="12:00, 17:30")
+    set_days(p, "#an-days", ["sat"])
+    p.fill(selector="#an-spots-q", value="harbour jingle")
+    p.until("the jingle found", "document.querySelectorAll('#an-spots-found li button').length === 1")
+    p.click(selector="#an-spots-found li button")
+    p.click(selector="#an-add")
+    p.until("the second announcement listed", "document.querySelectorAll('#an-list li').length === 2", 5)
     got = save_week(p)
     print(f"# saved: {got}")
     check(got.startswith("Saved"), f"the week not saved: {got}")
@@ -481,10 +500,16 @@ def _():
               (["sat", "sun"], "09:00", "12:00", m), (["sat"], "12:00", "18:00", e)],
              "the dayparts on the node")
     check_eq(w["separation_minutes"], 0, "the separation on the node")
-    check_eq([(o["date"], o.get("to_date"), o.get("closed")) for o in w["overrides"]],
-             [(f"{year}-12-25", f"{year}-12-26", True)], "the override on the node")
-    check_eq([(a.get("every_minutes"), a.get("from"), a.get("to"), len(a["tracks"])) for a in w["announcements"]],
-             [(30, "09:00", "18:00", 1)], "the announcement on the node")
+    check_eq(sorted((o["date"], o.get("to_date"), bool(o.get("closed")),
+                     [(d["from"], d["to"], d["playlist_id"]) for d in o.get("dayparts") or []])
+                    for o in w["overrides"]),
+             [(f"{year}-11-26", None, False, [("10:00", "16:00", e)]),
+              (f"{year}-12-25", f"{year}-12-26", True, [])], "the overrides on the node")
+    check_eq([(a.get("every_minutes"), a.get("from"), a.get("to"), a.get("at"), len(a["tracks"]))
+              for a in w["announcements"]],
+             [(30, "09:00", "18:00", None, 1), (None, None, None, ["12:00", "17:30"], 1)],
+             "the announcements on the node")
+    check_eq((w["announcements"][1].get("days")), ["sat"], "the second announcement's days")
     blocks = p.js("document.querySelectorAll('#week .dp').length")
     check_eq(blocks, 5 * 2 + 2 + 1, "blocks drawn in the grid")
     names, _ = p.until("the next hour: the morning's playlist", "(() => { const n = [...document.querySelectorAll("
