@@ -191,8 +191,8 @@ ngper=$(calc '%.0f' "($ngrss1 - $ngrss0) * 1024 / $DEVICES")
 log "chorus VmRSS $rss0 KiB before, $rss1 KiB with $DEVICES event streams ($est connections): $per bytes per device; nginx $ngrss0 -> $ngrss1 KiB with $DEVICES idle connections: $ngper bytes each"
 
 # Phase 2: the queue asked at full speed, everything held.
-printf '%-4s %-7s %9s %8s %8s %8s %7s %7s\n' rep server req/s p50_ms p99_ms max_ms cpu_s errors >&2
-declare -A RPS P50 P99
+printf '%-4s %-7s %9s %8s %8s %8s %7s %10s %7s\n' rep server req/s p50_ms p99_ms max_ms cpu_s req/cpu_s errors >&2
+declare -A RPS P50 P99 RPC
 for r in $(seq 1 "$REPS"); do
 	if [ $((r % 2)) = 1 ]; then order="nginx chorus"; else order="chorus nginx"; fi
 	for s in $order; do
@@ -201,8 +201,10 @@ for r in $(seq 1 "$REPS"); do
 		RPS[$s]="${RPS[$s]:-} $(kv "$line" rps)"
 		P50[$s]="${P50[$s]:-} $(kv "$line" lat_p50_ms)"
 		P99[$s]="${P99[$s]:-} $(kv "$line" lat_p99_ms)"
-		printf '%-4s %-7s %9s %8s %8s %8s %7s %7s\n' "$r" "$s" "$(kv "$line" rps)" "$(kv "$line" lat_p50_ms)" \
-			"$(kv "$line" lat_p99_ms)" "$(kv "$line" lat_max_ms)" "$(kv "$line" cpu_s)" "$errs" >&2
+		rpc=$(calc '%.0f' "$(kv "$line" requests) / ($(kv "$line" cpu_s) + 0.005)")
+		RPC[$s]="${RPC[$s]:-} $rpc"
+		printf '%-4s %-7s %9s %8s %8s %8s %7s %10s %7s\n' "$r" "$s" "$(kv "$line" rps)" "$(kv "$line" lat_p50_ms)" \
+			"$(kv "$line" lat_p99_ms)" "$(kv "$line" lat_max_ms)" "$(kv "$line" cpu_s)" "$rpc" "$errs" >&2
 		[ "$errs" = 0 ] || log "  errors: $line"
 	done
 	st=$(ask status)
@@ -229,7 +231,9 @@ hold_stop
 # shellcheck disable=SC2086
 ch=$(median ${RPS[chorus]}) ng=$(median ${RPS[nginx]})
 # shellcheck disable=SC2086
+chc=$(median ${RPC[chorus]}) ngc=$(median ${RPC[nginx]})
+# shellcheck disable=SC2086
 ch50=$(median ${P50[chorus]}) ch99=$(median ${P99[chorus]}) ng50=$(median ${P50[nginx]}) ng99=$(median ${P99[nginx]})
 f50=$(median "${F50[@]}") f99=$(median "${F99[@]}") fmax=$(printf '%s\n' "${FMAX[@]}" | sort -g | tail -1)
-log "median: chorus $ch req/s (p50 $ch50 ms, p99 $ch99 ms), nginx $ng req/s (p50 $ng50 ms, p99 $ng99 ms); fan-out to $DEVICES streams: p50 $f50 ms, p99 $f99 ms, max $fmax ms (medians of $REPS; max of all)"
-echo "devices ratio=$(calc '%.2f' "$ch / $ng") chorus_rps=$ch nginx_rps=$ng chorus_p50_ms=$ch50 chorus_p99_ms=$ch99 nginx_p50_ms=$ng50 nginx_p99_ms=$ng99 rss_per_device_bytes=$per chorus_rss_kib=$rss0/$rss1/$rss2 nginx_bytes_per_idle_conn=$ngper fanout_p50_ms=$f50 fanout_p99_ms=$f99 fanout_max_ms=$fmax changed_outside=$(kv "$st" changed_outside) devices=$DEVICES conns=$CONNS seconds=$SECS reps=$REPS queue_bytes=$body queue_items=$items"
+log "median: chorus $ch req/s (p50 $ch50 ms, p99 $ch99 ms; $chc per CPU-second), nginx $ng req/s (p50 $ng50 ms, p99 $ng99 ms; $ngc per CPU-second); fan-out to $DEVICES streams: p50 $f50 ms, p99 $f99 ms, max $fmax ms (medians of $REPS; max of all)"
+echo "devices ratio=$(calc '%.2f' "$ch / $ng") chorus_rps=$ch nginx_rps=$ng chorus_p50_ms=$ch50 chorus_p99_ms=$ch99 nginx_p50_ms=$ng50 nginx_p99_ms=$ng99 cpu_ratio=$(calc '%.3f' "$chc / $ngc") chorus_req_per_cpu_s=$chc nginx_req_per_cpu_s=$ngc rss_per_device_bytes=$per chorus_rss_kib=$rss0/$rss1/$rss2 nginx_bytes_per_idle_conn=$ngper fanout_p50_ms=$f50 fanout_p99_ms=$f99 fanout_max_ms=$fmax changed_outside=$(kv "$st" changed_outside) devices=$DEVICES conns=$CONNS seconds=$SECS reps=$REPS queue_bytes=$body queue_items=$items"
