@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""The store layer (docs/api.md, "In the store"): locations, zones,
+playlists and schedules through the API and every 422 a schedule can get;
+the queue (contiguous, in the location's time zone across DST changes,
+separated, rules that pick up new music, signed stream links, the
+non-interactive horizon); byte-identical queues on two nodes of one
+PostgreSQL and after a restart; zone events across nodes (with their
+latency); PostgreSQL killed; devices; store keys bound to their zone.
+
+    CHORUS_BIN=build/asan/chorus /usr/bin/python3 tests/system/test_stores.py [NAME...]
+"""
+
+import datetime
+import http.client
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import zoneinfo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pg  # noqa: E402
+from chorus_test import (  # noqa: E402
+    Node, audio_library, bearer, check, check_eq, fail, http_request, ingest_ok, main,
+    make_audio, make_key, make_place, run_chorus, test, wait_for)
+
+JSON_CT = {"Content-Type": "application/json"}
+WEEK = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+NY = zoneinfo.ZoneInfo("America/New_York")
+
+# Eight short tracks, each by its own artist; four of them exactly "Jazz".
+GENRES = ["Jazz", "Jazz Chill", "Rock", "Jazz", "Pop", "Jazz", "Rock", "Jazz"]
+
+
+def library():
+    return audio_library("stores-lib", [
+        (f"t{i}.mp3", 10 + 2 * i, {"title": f"Song {i}", "artist": f"Artist {i}",
+                                   "album": f"Album {i}", "genre": GENRES[i]},
+         {"sample_rate": 22050, "channels": 1})
+        for i in range(len(GENRES))], ingest=True)
+
+
+def fresh_data(tmp, lib):
+    d = tmp / "data"
+    shutil.copytree(lib["data"], d, ignore=shutil.ignore_patterns("cache", "node.*",
+                                                                  "admin-password"))
+    return d
+
+
+def late_track(tmp, title="Late Jazz"):
+    """One more tagged file that a rules playlist for "Jazz" fits."""
+    return make_audio(tmp / "late" / "late.mp3", None, 11,
+                      {"title": title, "artist": "Late Artist", "album": "Late",
+                       "genre": "Jazz"}, sample_rate=22050, channels=1)
+
+
+class Api:
+    """JSON requests to a node, as its harness admin or with other headers."""
+
+    def __init__(self, node, headers=None):
+        self.node, self.headers = node, headers
+
+    def __call__(self, method, path, body=None, headers=None, raw=False):
+        h = dict(self.headers or {})
+        if body is not None:
+            h.update(JSON_CT)
+        h.update(headers or {})
+        b = body if raw or body is None else json.dumps(body)
+        return self.node.request(method, path, h, b)
+
+    def ok(self, method, path, body=None, status=200):
+        r = self(method, path, body)
+        if r.status != status:
+            fail(f"{method} {path}: {r.status}, want {status}", r)
+        return r.json() if r.body else None
+
+
+def error_of(r):
+    e = r.json().get("error", {})
+    check_eq(e.get("status"), r.status, "the error body's status", r)
+    return e.get("message", "")
+
+
+def expect_error(api, method, path, body, status, words, problems, what, raw=False,
+                 headers=None):
+    """The request must answer status with an error message holding every
+    one of words (case folded); a mismatch is added to problems."""
+    r = api(method, path, body, headers=headers, raw=raw)
+    if r.status != status:
+        problems.append(f"{what}: {r.status}, want {status}: {r.body[:200]!r}")
+        return None
+    msg = error_of(r)
+    missing = [w for w in words if w.lower() not in msg.lower()]
+    if missing:
+        problems.append(f"{what}: message {msg!r} does not say {missing}")
+    return msg
+
+
+def ms(dt):
+    return int(dt.timestamp() * 1000)
+
+
+def local(ms_):
+    return datetime.datetime.fromtimestamp(ms_ / 1000, NY)
+
+
+def queue(node, zone, headers, frm=None, hours=None):
+    q = []
+    if frm is not None:
+        q.append(f"from={frm}")
+    if hours is not None:
+        q.append(f"hours={hours}")
+    return node.request("GET", f"/api/v1/zones/{zone}/queue" + ("?" + "&".join(q) if q else ""),
+                        headers)
+
+
+# ---------------------------------------------------------------- events
+
+class Events:
+    """A zone's event stream read in a thread: (monotonic time, event,
+    data) tuples in .events, .ended once the server ends it."""
+
+    def __init__(self, port, zone, headers, timeout=60):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.request("GET", f"/api/v1/zones/{zone}/events", headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.events, self.ended, self.error = [], False, None
+        self.lock = threading.Lock()
+        if self.status == 200:
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+        else:
+            self.body = self.resp.read()
+            self.ended = True
+
+    def _read(self):
+        ev, data = None, []
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                line = line.decode("utf-8").rstrip("\r\n")
+                if line == "":
+                    if ev is not None:
+                        with self.lock:
+                            self.events.append((time.monotonic(), ev, "\n".join(data)))
+                    ev, data = None, []
+                elif line.startswith(":"):
+                    continue
+                elif line.startswith("event:"):
+                    ev = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+        except Exception as e:  # noqa: BLE001 - a closed socket ends the reader too
+            self.error = e
+        self.ended = True
+
+    def names(self):
+        with self.lock:
+            return [e for _, e, _ in self.events]
+
+    def wait(self, name, timeout, after=0):
+        """The first `name` event past index `after`: (index, time, data)."""
+        def found():
+            with self.lock:
+                for i, (t, e, d) in enumerate(self.events):
+                    if i >= after and e == name:
+                        return (i, t, json.loads(d) if d else None)
+            return None
+        v, _ = wait_for(f"event {name!r}", found, timeout, step=0.01,
+                        context=lambda: f"events so far: {self.events}; ended {self.ended}")
+        return v
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except (OSError, AttributeError):
+            pass
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- single node
+
+def tracks_by_title(api):
+    return {t["title"]: t for t in api.ok("GET", "/api/v1/tracks?limit=500")["tracks"]}
+
+
+@test("the store's objects through the API: every 422 of a schedule names what is wrong; 409s; PATCH merges; bad bodies")
+def _(tmp):
+    lib = library()
+    data = fresh_data(tmp, lib)
+    node = Node(data, tmp / "logs")
+    api = Api(node)
+    ids = [t["id"] for _, t in sorted(tracks_by_title(api).items())]
+    check_eq(len(ids), 8, "tracks in the catalog")
+    problems = []
+
+    loc = api.ok("POST", "/api/v1/locations", {"name": "Main Street", "timezone": "America/New_York",
+                                               "country": "US"}, 201)
+    check(len(loc["id"]) == 16 and loc["zones"] == [] and loc["licence"] == "interactive",
+          f"a new location: {loc}")
+    expect_error(api, "POST", "/api/v1/locations",
+                 {"name": "MAIN street", "timezone": "Europe/Berlin", "country": "DE"}, 409,
+                 ["main street", "exists"], problems, "a location's name again, case folded")
+    expect_error(api, "POST", "/api/v1/locations",
+                 {"name": "Mars", "timezone": "Mars/Olympus_Mons", "country": "US"}, 422,
+                 ["timezone"], problems, "a location with a timezone that is none")
+    expect_error(api, "POST", "/api/v1/locations",
+                 {"name": "Nowhere", "timezone": "UTC", "country": "US", "color": "red"}, 422,
+                 ["color"], problems, "a location with an unknown key")
+    zone = api.ok("POST", "/api/v1/zones", {"location_id": loc["id"], "name": "Floor"}, 201)
+    check_eq((zone["location_id"], zone["volume"]), (loc["id"], 100), "a new zone's location, volume")
+    expect_error(api, "POST", "/api/v1/zones", {"location_id": loc["id"], "name": "Floor"}, 409,
+                 ["floor"], problems, "a zone's name again in its location")
+    other = api.ok("POST", "/api/v1/locations", {"name": "Harbour", "timezone": "Europe/Berlin",
+                                                 "country": "DE"}, 201)
+    api.ok("POST", "/api/v1/zones", {"location_id": other["id"], "name": "Floor"}, 201)
+
+    every = api.ok("POST", "/api/v1/playlists", {"name": "Everything", "tracks": ids}, 201)
+    check_eq((every["kind"], every["track_count"], every["track_ids"]), ("tracks", 8, ids),
+             "a tracks playlist")
+    jazz = api.ok("POST", "/api/v1/playlists", {"name": "Jazz", "rules": {"genres": ["jazz"]}}, 201)
+    want_jazz = sorted(ids[i] for i, g in enumerate(GENRES) if g == "Jazz")
+    check_eq((jazz["kind"], jazz["shuffle"], sorted(jazz["track_ids"])), ("rules", True, want_jazz),
+             "a rules playlist: the tracks whose genre is Jazz (not 'Jazz Chill')")
+    chill = api.ok("POST", "/api/v1/playlists",
+                   {"name": "Chill", "rules": {"tags": ["chill"], "exclude_explicit": True}}, 201)
+    check_eq(chill["track_ids"], [ids[1]], "tags: a word of the genre")
+    small = api.ok("POST", "/api/v1/playlists", {"name": "Two", "tracks": ids[:2]}, 201)
+    expect_error(api, "POST", "/api/v1/playlists", {"name": "everything", "tracks": ids[:1]}, 409,
+                 ["everything"], problems, "a playlist's name again")
+    expect_error(api, "POST", "/api/v1/playlists",
+                 {"name": "Ghosts", "tracks": [ids[0], "00000000deadbeef"]}, 422,
+                 ["00000000deadbeef"], problems, "a playlist with an unknown track id")
+    expect_error(api, "PUT", f"/api/v1/playlists/{small['id']}",
+                 {"name": "Two", "tracks": ["00000000deadbeef"]}, 422,
+                 ["00000000deadbeef"], problems, "a playlist replaced with an unknown track id")
+
+    sched = f"/api/v1/zones/{zone['id']}/schedule"
+
+    def part(days=WEEK, frm="08:00", to="20:00", pl=every["id"], **kw):
+        return dict({"days": days, "from": frm, "to": to, "playlist_id": pl}, **kw)
+
+    bad = [
+        ("overlapping dayparts",
+         {"dayparts": [part(), part(days=["sat"], frm="19:00", to="22:00")]},
+         ["overlap", "dayparts[1]", "sat"]),
+        ("overlapping override dates",
+         {"dayparts": [part()],
+          "overrides": [{"date": "2026-12-24", "to_date": "2026-12-26", "closed": True},
+                        {"date": "2026-12-26", "closed": True}]},
+         ["overlap", "overrides[1]", "2026-12-26"]),
+        ("a time 25:00", {"dayparts": [part(frm="25:00")]}, ["25:00", "dayparts[0].from"]),
+        ("a time 8:00", {"dayparts": [part(frm="8:00")]}, ["8:00", "dayparts[0].from"]),
+        ("a to time 20:5", {"dayparts": [part(to="20:5")]}, ["20:5", "dayparts[0].to"]),
+        ("a daypart ending before it starts", {"dayparts": [part(frm="20:00", to="08:00")]},
+         ["dayparts[0]"]),
+        ("a day that is none", {"dayparts": [part(days=["mon", "funday"])]},
+         ["dayparts[0].days[1]", "day"]),
+        ("a day in capitals", {"dayparts": [part(days=["Mon"])]}, ["dayparts[0].days[0]"]),
+        ("a bad date", {"dayparts": [part()], "overrides": [{"date": "2026-02-30", "closed": True}]},
+         ["overrides[0].date"]),
+        ("an unknown top-level key", {"dayparts": [part()], "shuffle_everything": True},
+         ["unknown", "shuffle_everything"]),
+        ("an unknown daypart key", {"dayparts": [part(colour="red")]},
+         ["unknown", "colour", "dayparts[0]"]),
+        ("an unknown playlist", {"dayparts": [part(pl="00000000000000a1")]},
+         ["00000000000000a1"]),
+        ("an unknown announcement track",
+         {"dayparts": [part()],
+          "announcements": [{"every_minutes": 30, "from": "09:00", "to": "18:00",
+                             "tracks": ["00000000000000b2"]}]},
+         ["00000000000000b2"]),
+        ("a playlist too small for the separation",
+         {"dayparts": [part(pl=small["id"])], "separation_minutes": 60},
+         [small["id"], "separation", "60"]),
+        ("a separation over 720", {"dayparts": [part()], "separation_minutes": 721},
+         ["separation_minutes"]),
+    ]
+    for what, body, words in bad:
+        msg = expect_error(api, "PUT", sched, body, 422, words, problems, what)
+        print(f"# 422 {what}: {msg}")
+
+    week = {"dayparts": [part()], "separation_minutes": 1}
+    got = api.ok("PUT", sched, week)
+    check_eq({k: got[k] for k in ("dayparts", "separation_minutes")},
+             {"dayparts": [part()], "separation_minutes": 1}, "the schedule as stored")
+    check(got.get("version"), f"the schedule has a version: {got}")
+    check_eq(api.ok("GET", sched)["dayparts"], week["dayparts"], "GET the schedule")
+
+    expect_error(api, "DELETE", f"/api/v1/playlists/{every['id']}", None, 409,
+                 ["floor"], problems, "deleting a playlist a schedule plays")
+    expect_error(api, "DELETE", f"/api/v1/locations/{loc['id']}", None, 409,
+                 ["zones"], problems, "deleting a location with zones")
+    r = api("DELETE", f"/api/v1/playlists/{small['id']}")
+    check_eq(r.status, 204, "deleting a playlist nothing plays", r)
+
+    # PATCH merges: what it does not name stays.
+    p = api.ok("PATCH", f"/api/v1/locations/{loc['id']}", {"address": "1 Main St"})
+    check_eq({k: p[k] for k in ("name", "timezone", "country", "address", "licence")},
+             {"name": "Main Street", "timezone": "America/New_York", "country": "US",
+              "address": "1 Main St", "licence": "interactive"}, "a location after PATCH address")
+    check_eq([z["id"] for z in p["zones"]], [zone["id"]], "the location's zones")
+    expect_error(api, "PATCH", f"/api/v1/locations/{loc['id']}", {"timezone": "Nowhere/Atall"},
+                 422, ["timezone"], problems, "PATCH a bad timezone")
+    expect_error(api, "PATCH", f"/api/v1/locations/{loc['id']}", {"name": "harbour"}, 409,
+                 ["harbour"], problems, "PATCH a location to another's name")
+    z = api.ok("PATCH", f"/api/v1/zones/{zone['id']}", {"volume": 35})
+    check_eq((z["name"], z["volume"], z["location_id"]), ("Floor", 35, loc["id"]),
+             "a zone after PATCH volume")
+    check_eq(z["schedule"]["dayparts"], week["dayparts"], "the zone's schedule after PATCH")
+    z = api.ok("PATCH", f"/api/v1/zones/{zone['id']}", {"name": "Ground Floor"})
+    check_eq((z["name"], z["volume"]), ("Ground Floor", 35), "a zone after PATCH name")
+    expect_error(api, "PATCH", f"/api/v1/zones/{zone['id']}", {"volume": 101}, 422,
+                 ["volume"], problems, "PATCH volume 101")
+    loc2 = api.ok("GET", f"/api/v1/locations/{loc['id']}")
+    check_eq(loc2["address"], "1 Main St", "the address after the zone's PATCH")
+
+    # Bad bodies: 400 not JSON, 415 another type; the process stays up.
+    for method, path in (("POST", "/api/v1/locations"), ("POST", "/api/v1/zones"),
+                         ("POST", "/api/v1/playlists"), ("PUT", sched),
+                         ("PATCH", f"/api/v1/zones/{zone['id']}"),
+                         ("PATCH", f"/api/v1/locations/{loc['id']}"),
+                         ("POST", f"/api/v1/zones/{zone['id']}/commands")):
+        for body in ('{"name": ', "\xff\xfe", "[1,2", "null nonsense", ""):
+            r = api(method, path, body.encode("latin-1"), raw=True)
+            if r.status != 400:
+                problems.append(f"{method} {path} with {body!r}: {r.status}, want 400: "
+                                f"{r.body[:120]!r}")
+        r = api(method, path, json.dumps({"name": "X"}), raw=True,
+                headers={"Content-Type": "text/plain"})
+        if r.status != 415:
+            problems.append(f"{method} {path} as text/plain: {r.status}, want 415")
+    expect_error(api, "POST", f"/api/v1/zones/{zone['id']}/commands", {"type": "volume",
+                                                                       "volume": 300},
+                 422, ["volume"], problems, "a volume command of 300")
+    expect_error(api, "POST", f"/api/v1/zones/{zone['id']}/commands", {"type": "dance"},
+                 422, ["type"], problems, "a command that is none")
+    check(node.running(), "the node is up after the bad bodies")
+    check_eq(api("GET", "/health").status, 200, "health after the bad bodies")
+    check_eq(api.ok("GET", sched)["dayparts"], week["dayparts"],
+             "the schedule after the bad bodies")
+    if problems:
+        fail(f"{len(problems)} wrong answers:\n  " + "\n  ".join(problems))
+    node.stop()
+
+if __name__ == "__main__":
+    main()
