@@ -350,5 +350,245 @@ def _(tmp):
         fail(f"{len(problems)} wrong answers:\n  " + "\n  ".join(problems))
     node.stop()
 
+
+def queue_problems(items, sep_ms, frm, to, day_from=(8, 0), day_to=(20, 0)):
+    """What is wrong with a queue of a Mon-Sun daypart [day_from, day_to)
+    in America/New_York: items that start outside it, gaps or overlaps
+    within a day, a day that does not start at day_from, a track or an
+    artist again within sep_ms (from the end of its play)."""
+    out = []
+    lo = datetime.time(*day_from)
+    hi = datetime.time(*day_to)
+    prev = None
+    last_end = {}
+    for i, it in enumerate(items):
+        s, d = it["starts_at"], it["duration_ms"]
+        t = local(s)
+        if not (lo <= t.time() < hi):
+            out.append(f"item {i} starts at {t.isoformat()} local, outside "
+                       f"{lo:%H:%M}-{hi:%H:%M}")
+        if d <= 0:
+            out.append(f"item {i}: duration {d}")
+        if i == 0:
+            if s + d <= frm:
+                out.append(f"item 0 ends at {s + d}, before from {frm}")
+        elif s >= to:
+            out.append(f"item {i} starts at {s}, at or after to {to}")
+        if prev is not None:
+            pend = prev["starts_at"] + prev["duration_ms"]
+            if local(prev["starts_at"]).date() == t.date():
+                if s != pend:
+                    out.append(f"item {i} starts at {t.isoformat()}, {s - pend} ms from the "
+                               f"end of the one before (same day)")
+            elif t.time() != lo:
+                out.append(f"item {i}, the first of {t.date()}, starts at {t.time()}, not {lo}")
+        for k in (("track", it["track_id"]), ("artist", it["artist"])):
+            if k in last_end and s - last_end[k] < sep_ms:
+                out.append(f"item {i} at {t.isoformat()}: {k[0]} {k[1]} again "
+                           f"{(s - last_end[k]) / 1000:.1f} s after its last play ended")
+            last_end[k] = s + d
+        prev = it
+    return out
+
+
+@test("the queue: contiguous, in the location's time zone across both DST changes, separated; rules pick up new music; stream links play without headers; non-interactive stops at now+15 min")
+def _(tmp):
+    lib = library()
+    data = fresh_data(tmp, lib)
+    node = Node(data, tmp / "logs")
+    api = Api(node)
+    ids = [t["id"] for _, t in sorted(tracks_by_title(api).items())]
+    loc = api.ok("POST", "/api/v1/locations", {"name": "Main Street", "timezone": "America/New_York",
+                                               "country": "US"}, 201)
+    zone = api.ok("POST", "/api/v1/zones", {"location_id": loc["id"], "name": "Floor"}, 201)
+    every = api.ok("POST", "/api/v1/playlists", {"name": "Everything", "tracks": ids,
+                                                 "shuffle": True}, 201)
+    api.ok("PUT", f"/api/v1/zones/{zone['id']}/schedule",
+           {"dayparts": [{"days": WEEK, "from": "08:00", "to": "20:00",
+                          "playlist_id": every["id"]}], "separation_minutes": 1})
+    store = bearer(make_key(data, "store", location="Main Street", zone="Floor"))
+    problems = []
+    # The day before each change and the day of it (23 or 25 hours long)
+    # from 05:00 local, and a window from noon the day before across the
+    # night of the change; 24 hours each.
+    for day in (datetime.date(2026, 11, 1), datetime.date(2026, 3, 8)):
+        before = day - datetime.timedelta(days=1)
+        for d, hour in ((before, 5), (day, 5), (before, 12)):
+            start = datetime.datetime(d.year, d.month, d.day, hour, tzinfo=NY)
+            frm = ms(start)
+            r = queue(node, zone["id"], store, frm, 24)
+            check_eq(r.status, 200, f"the queue from {start}", r)
+            q = r.json()
+            check_eq((q["from"], q["to"], q["timezone"], q["licence"]),
+                     (frm, frm + 24 * 3600_000, "America/New_York", "interactive"),
+                     "the queue's window")
+            items = q["items"]
+            check(len(items) > 1000, f"a 12-hour daypart of short tracks: {len(items)} items")
+            # The first item of d at 08:00 local, whatever its UTC offset.
+            first = local(items[0]["starts_at"])
+            want = datetime.datetime(d.year, d.month, d.day, 8, 0, tzinfo=NY)
+            if hour < 8 and first != want:
+                problems.append(f"{d}: the first item starts at {first.isoformat()}, want "
+                                f"{want.isoformat()} ({ms(want)})")
+            ps = queue_problems(items, 60_000, frm, q["to"])
+            problems += [f"{d}: {p}" for p in ps[:5]]
+            days = sorted({local(i["starts_at"]).date().isoformat() for i in items})
+            if hour >= 8 and days != [d.isoformat(), day.isoformat()]:
+                problems.append(f"{d} from {hour}:00 local: items on {days}")
+            print(f"# {d} from {hour:02d}:00 local: {len(items)} items on {days}, first at "
+                  f"{first.isoformat()}, last at {local(items[-1]['starts_at']).isoformat()}")
+    if problems:
+        fail(f"{len(problems)} problems in the queue:\n  " + "\n  ".join(problems))
+
+    # Every item's stream link plays with no header at all: the file's bytes.
+    q = queue(node, zone["id"], store, ms(datetime.datetime(2026, 12, 9, 8, tzinfo=NY)), 1).json()
+    by_id = {t["id"]: t for t in api.ok("GET", "/api/v1/tracks?limit=500")["tracks"]}
+    seen = set()
+    for it in q["items"]:
+        if it["track_id"] in seen:
+            continue
+        seen.add(it["track_id"])
+        r = http_request(node.port, "GET", it["stream_url"])
+        check_eq(r.status, 200, f"GET {it['stream_url']} without headers", r)
+        check(r.header("content-type", "").startswith("audio/mpeg"),
+              f"a stream's Content-Type: {r.header('content-type')}")
+        check_eq(r.header("etag"), f'"{by_id[it["track_id"]]["etag"]}"'
+                 if not by_id[it["track_id"]]["etag"].startswith('"') else by_id[it["track_id"]]["etag"],
+                 "the stream's ETag")
+        check_eq(len(r.body), by_id[it["track_id"]]["size_bytes"], "the stream's length")
+        exp = int(it["stream_url"].split("exp=")[1].split("&")[0])
+        end = (it["starts_at"] + it["duration_ms"] + 999) // 1000
+        # At least a day past the item's end, cut at the next whole hour
+        # (the same on every node).
+        check(end + 86400 <= exp < end + 86400 + 3600,
+              f"an interactive link lasts a day past the item's end: exp {exp}, end {end}")
+    check_eq(seen, set(ids), "an hour of the queue plays every track")
+
+    # A rules playlist: a newly ingested track that fits is in it, and in
+    # the zone's queue's version.
+    jazz = api.ok("POST", "/api/v1/playlists", {"name": "Jazz", "rules": {"genres": ["jazz"]}}, 201)
+    check_eq(len(jazz["track_ids"]), 4, "the Jazz playlist's tracks")
+    jz = api.ok("POST", "/api/v1/zones", {"location_id": loc["id"], "name": "Bar"}, 201)
+    api.ok("PUT", f"/api/v1/zones/{jz['id']}/schedule",
+           {"dayparts": [{"days": WEEK, "from": "00:00", "to": "24:00",
+                          "playlist_id": jazz["id"]}], "separation_minutes": 0})
+    v0 = api.ok("GET", f"/api/v1/zones/{jz['id']}/queue?hours=1")["version"]
+    ingest_ok(data, late_track(tmp), what="ingest one more Jazz track")
+    late = tracks_by_title(api).get("Late Jazz")
+    check(late, "the late track in the catalog")
+    _, waited = wait_for("the late track in the rules playlist", lambda: late["id"] in api.ok(
+        "GET", f"/api/v1/playlists/{jazz['id']}")["track_ids"], 5)
+    print(f"# the rules playlist holds the new track {waited:.2f} s after the ingest ended")
+    q = api.ok("GET", f"/api/v1/zones/{jz['id']}/queue?hours=1")
+    check(q["version"] != v0, f"the queue's version after a new track: {v0} -> {q['version']}")
+    check(late["id"] in {i["track_id"] for i in q["items"]},
+          "the new track is in an hour of a 5-track queue")
+    check_eq(set(api.ok("GET", f"/api/v1/playlists/{every['id']}")["track_ids"]), set(ids),
+             "a tracks playlist does not grow")
+
+    # Non-interactive: never past now + 15 minutes, whatever hours says.
+    radio = api.ok("POST", "/api/v1/locations", {"name": "Radio Shop", "timezone": "UTC",
+                                                 "country": "US",
+                                                 "licence": "non-interactive"}, 201)
+    rz = api.ok("POST", "/api/v1/zones", {"location_id": radio["id"], "name": "Air"}, 201)
+    api.ok("PUT", f"/api/v1/zones/{rz['id']}/schedule",
+           {"dayparts": [{"days": WEEK, "from": "00:00", "to": "24:00",
+                          "playlist_id": every["id"]}], "separation_minutes": 1})
+    rkey = bearer(make_key(data, "store", location="Radio Shop"))
+    for frm in (None, int(time.time() * 1000) - 60_000):
+        t0 = int(time.time() * 1000)
+        r = queue(node, rz["id"], rkey, frm, 8)
+        t1 = int(time.time() * 1000)
+        check_eq(r.status, 200, "a non-interactive queue", r)
+        q = r.json()
+        check_eq(q["licence"], "non-interactive", "the licence")
+        horizon = t1 + 15 * 60_000
+        check(q["to"] <= horizon, f"to {q['to']} past now+15 min {horizon} (hours=8)")
+        check(q["to"] >= t0 + 15 * 60_000 - 1000, f"to {q['to']}: about now+15 min")
+        late_items = [i for i in q["items"] if i["starts_at"] >= horizon]
+        check_eq(late_items, [], "items starting past now+15 min")
+        check(q["items"], "a non-interactive queue has items")
+        for it in q["items"]:
+            exp = int(it["stream_url"].split("exp=")[1].split("&")[0])
+            end = (it["starts_at"] + it["duration_ms"] + 999) // 1000
+            if not (end + 900 <= exp < end + 900 + 300):  # cut at 5 minutes
+                fail(f"a non-interactive link lasts 15 min past the item's end: exp {exp},"
+                     f" end {end}", it)
+        print(f"# non-interactive, hours=8: {len(q['items'])} items up to "
+              f"{(q['to'] - t0) / 60000:.2f} min ahead")
+    node.stop()
+
+
+@test("store keys: bound to a location and zone that exist, by id or name; another zone's queue is 403")
+def _(tmp):
+    lib = library()
+    data = fresh_data(tmp, lib)
+    node = Node(data, tmp / "logs")
+    api = Api(node)
+    ids = [t["id"] for t in api.ok("GET", "/api/v1/tracks")["tracks"]]
+    loc_id = make_place(data, "Main Street", "Floor", timezone="America/New_York", country="US")
+    check(loc_id and len(loc_id) == 16, f"chorus location add prints the id: {loc_id!r}")
+    make_place(data, "Main Street", "Cellar")
+    make_place(data, "Harbour", "Deck")
+    zones = {z["name"]: z for z in api.ok("GET", f"/api/v1/zones?location_id={loc_id}")["items"]}
+    check_eq(sorted(zones), ["Cellar", "Floor"], "the location's zones")
+    base = ["key", "create", "--role", "store", "--data", data]
+    for args, words in ((["--location", "Nowhere"], ["Nowhere"]),
+                        (["--location", "0123456789abcdef"], ["0123456789abcdef"]),
+                        (["--location", "Main Street", "--zone", "Attic"], ["Attic"]),
+                        (["--location", "Harbour", "--zone", "Floor"], ["Floor"]),
+                        (["--location", "Main Street", "--zone", zones["Floor"]["id"][:-1] + "0"
+                          if zones["Floor"]["id"][-1] != "0" else "1"], []),
+                        (["--zone", "Floor"], ["location"])):
+        r = run_chorus(base + args)
+        check(r.rc != 0, f"key create {args}: exit status 0 for a place that does not exist", r)
+        check(r.err.strip() and not r.out.strip().startswith("chorus_"),
+              f"key create {args}: a message, no key", r)
+        missing = [w for w in words if w.lower() not in r.err.lower()]
+        check(not missing, f"key create {args}: the message does not name {missing}", r)
+        print(f"# key create {' '.join(args)}: {r.err.strip()}")
+    pl = api.ok("POST", "/api/v1/playlists", {"name": "All", "tracks": ids}, 201)
+    for z in zones.values():
+        api.ok("PUT", f"/api/v1/zones/{z['id']}/schedule",
+               {"dayparts": [{"days": WEEK, "from": "00:00", "to": "24:00",
+                              "playlist_id": pl["id"]}], "separation_minutes": 0})
+    by_ids = make_key(data, "store", location=loc_id, zone=zones["Floor"]["id"])
+    by_names = make_key(data, "store", location="main street", zone="Floor")
+    whole = make_key(data, "store", location="Main Street")
+    harbour = make_key(data, "store", location="Harbour")
+    keys = {k["id"]: k for k in api.ok("GET", "/api/v1/keys")["keys"]} \
+        if "keys" in api.ok("GET", "/api/v1/keys") else \
+        {k["id"]: k for k in api.ok("GET", "/api/v1/keys")["items"]}
+    for key in (by_ids, by_names):
+        k = keys[key.split("_")[1]]
+        check_eq((k.get("location_id", k.get("location")), k.get("zone_id", k.get("zone"))),
+                 (loc_id, zones["Floor"]["id"]), f"the key as stored: {k}")
+    cases = [(by_ids, "Floor", 200), (by_ids, "Cellar", 403), (by_names, "Cellar", 403),
+             (by_names, "Floor", 200), (whole, "Cellar", 200), (whole, "Floor", 200),
+             (harbour, "Floor", 403)]
+    problems = []
+    for key, zname, want in cases:
+        for what in ("queue?hours=1", "schedule", "events"):
+            path = f"/api/v1/zones/{zones[zname]['id']}/{what}"
+            if what == "events":
+                ev = Events(node.port, zones[zname]["id"], bearer(key), timeout=10)
+                status = ev.status
+                ev.close()
+            else:
+                status = node.request("GET", path, bearer(key)).status
+            if status != want:
+                problems.append(f"{key[:24]}... GET {zname}/{what}: {status}, want {want}")
+    r = node.request("GET", f"/api/v1/zones/{zones['Cellar']['id']}/queue", bearer(by_ids))
+    check("zone" in error_of(r).lower(), f"the 403 says why: {r.body!r}")
+    r = node.request("POST", f"/api/v1/zones/{zones['Cellar']['id']}/status",
+                     {**bearer(by_ids), **JSON_CT}, json.dumps({"playing": None, "position_ms": 0,
+                                                              "buffered_s": 0}))
+    if r.status != 403:
+        problems.append(f"a status for another zone: {r.status}, want 403")
+    if problems:
+        fail("store keys:\n  " + "\n  ".join(problems))
+    node.stop()
+
+
 if __name__ == "__main__":
     main()
