@@ -496,8 +496,9 @@ void api_zone_schedule(struct api_call *x)
 		return refuse(x, 500, "the location's time zone cannot be read", j);
 	}
 	catalog_zone_free(&cur);
-	if (schedule_parse(x->req->body.p, x->req->body.len, &s, j->err, sizeof(j->err)) < 0)
-		return refuse(x, 422, j->err, j);
+	st = schedule_parse(x->req->body.p, x->req->body.len, &s, j->err, sizeof(j->err));
+	if (st < 0)
+		return refuse(x, st == -EBADMSG ? 400 : 422, j->err, j);
 	st = check_week(x->al->zones, &s, tz, x->id, j->err, sizeof(j->err));
 	if (st == 200) {
 		buf_init(&b, ANSWER_MAX);

@@ -522,8 +522,10 @@ static int parse_root(json_t *root, struct schedule *out, char *err, size_t errl
 	size_t i;
 	int rc;
 
-	if (!json_is_object(root))
-		return fail(err, errlen, "not a JSON object");
+	if (!json_is_object(root)) {
+		fail(err, errlen, "not a JSON object");
+		return -EBADMSG;
+	}
 	if ((rc = check_keys(root, "", keys, err, errlen)) < 0)
 		return rc;
 	if ((rc = parse_parts(root, "", true, &out->parts, &out->nparts, err, errlen)) < 0)
@@ -583,8 +585,10 @@ int schedule_parse(const void *json, size_t len, struct schedule *out, char *err
 	if (err && errlen)
 		err[0] = 0;
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return fail(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
+	if (!root) {
+		fail(err, errlen, "not JSON: %s (line %d)", jerr.text, jerr.line);
+		return -EBADMSG;
+	}
 	rc = parse_root(root, out, err, errlen);
 	json_decref(root);
 	if (rc < 0)

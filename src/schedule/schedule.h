@@ -96,9 +96,10 @@ struct schedule {
  *                       "days": [...], "tracks": ["16 hex", ...]} |
  *                      {"at": ["09:00", "12:00"], "tracks": [...]}],
  *    "separation_minutes": 60}
- * "to": "24:00" is the end of the day. 0, or -EINVAL with the reason for a
- * person in err, naming the field ("dayparts[2]: overlaps dayparts[0] on
- * mon 10:00-11:00"): not JSON, unknown keys, bad days, times, dates or
+ * "to": "24:00" is the end of the day. 0; -EBADMSG when the body is not
+ * JSON or not an object (a 400, as every other body); or -EINVAL with the
+ * reason for a person in err, naming the field ("dayparts[2]: overlaps
+ * dayparts[0] on mon 10:00-11:00"): unknown keys, bad days, times, dates or
  * ids, from >= to, overlapping dayparts (weekly ones on a shared day, or
  * within one override), overlapping override dates. Ids are 16 hex digits
  * of either case, not all zero; an override is closed (no dayparts) or

@@ -415,6 +415,14 @@ static void test_parse_errors(void)
 	CHECK_STR(parse_err("[]"), "not a JSON object");
 	CHECK(strncmp(parse_err("{\"dayparts\": "), "not JSON: ", 10) == 0);
 	CHECK(strncmp(parse_err("{\"dayparts\": [], \"dayparts\": []}"), "not JSON: ", 10) == 0);
+	{ /* not JSON, or not an object: a 400, not a 422 */
+		struct schedule s;
+		char err[256];
+
+		CHECK(parse("{\"dayparts\": ", &s, err, sizeof(err)) == -EBADMSG);
+		CHECK(parse("[]", &s, err, sizeof(err)) == -EBADMSG);
+		CHECK(parse("{\"day_parts\": []}", &s, err, sizeof(err)) == -EINVAL);
+	}
 	CHECK_STR(parse_err("{\"overrides\": [{\"date\": \"2026-12-24\", \"to_date\":"
 			    " \"2026-12-26\", \"closed\": true}, {\"date\": \"2026-12-26\","
 			    " \"closed\": true}]}"),
