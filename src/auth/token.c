@@ -13,6 +13,9 @@
 #include "auth/auth.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,12 +25,84 @@
 
 #include "util/text.h"
 
+/*
+ * HMAC-SHA256 with a context kept per thread and keyed once: OpenSSL 3's
+ * one-shot HMAC() fetches the algorithm and derives the key's pads at
+ * every call, which a queue answer (a signed link per item, a hundred
+ * and more) paid a hundred times (docs/benchmarks.md, store devices).
+ * Re-initialising a keyed context with no key keeps its pads.
+ */
+struct mac_tls {
+	EVP_MAC_CTX *ctx;
+	uint8_t key[AUTH_MAC_KEY_LEN];
+};
+
+static pthread_key_t mac_key;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+
+static void mac_tls_free(void *p)
+{
+	struct mac_tls *t = p;
+
+	EVP_MAC_CTX_free(t->ctx);
+	OPENSSL_cleanse(t->key, sizeof(t->key));
+	free(t);
+}
+
+static void mac_init(void)
+{
+	if (pthread_key_create(&mac_key, mac_tls_free) != 0)
+		abort();
+}
+
+/* The thread's context, keyed with key; NULL when OpenSSL has none. */
+static EVP_MAC_CTX *mac_ctx(const uint8_t key[AUTH_MAC_KEY_LEN])
+{
+	struct mac_tls *t;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+
+	pthread_once(&mac_once, mac_init);
+	t = pthread_getspecific(mac_key);
+	if (!t) {
+		EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+		t = calloc(1, sizeof(*t));
+		if (!t || !m || !(t->ctx = EVP_MAC_CTX_new(m)) ||
+		    EVP_MAC_init(t->ctx, key, AUTH_MAC_KEY_LEN, params) != 1 ||
+		    pthread_setspecific(mac_key, t) != 0) {
+			EVP_MAC_free(m);
+			if (t)
+				EVP_MAC_CTX_free(t->ctx);
+			free(t);
+			return NULL;
+		}
+		EVP_MAC_free(m);
+		memcpy(t->key, key, sizeof(t->key));
+		return t->ctx;
+	}
+	if (CRYPTO_memcmp(t->key, key, sizeof(t->key)) != 0) {
+		if (EVP_MAC_init(t->ctx, key, AUTH_MAC_KEY_LEN, params) != 1)
+			return NULL;
+		memcpy(t->key, key, sizeof(t->key));
+		return t->ctx;
+	}
+	return EVP_MAC_init(t->ctx, NULL, 0, NULL) == 1 ? t->ctx : NULL;
+}
+
 static void mac_hex(const uint8_t key[AUTH_MAC_KEY_LEN], const char *msg, size_t len, char out[65])
 {
 	unsigned char mac[32];
 	unsigned int maclen = 0;
+	size_t outlen = 0;
+	EVP_MAC_CTX *ctx = mac_ctx(key);
 
-	HMAC(EVP_sha256(), key, AUTH_MAC_KEY_LEN, (const unsigned char *)msg, len, mac, &maclen);
+	if (!ctx || EVP_MAC_update(ctx, (const unsigned char *)msg, len) != 1 ||
+	    EVP_MAC_final(ctx, mac, &outlen, sizeof(mac)) != 1 || outlen != sizeof(mac))
+		HMAC(EVP_sha256(), key, AUTH_MAC_KEY_LEN, (const unsigned char *)msg, len, mac,
+		     &maclen);
 	text_hex(mac, sizeof(mac), out);
 }
 
