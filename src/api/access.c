@@ -157,6 +157,9 @@ static bool by_session(struct api *api, struct api_loop *al, const char *v, size
 	return true;
 }
 
+static bool zone_ok(struct api_loop *al, int64_t zone, const struct principal *who,
+		    struct access_denial *why);
+
 /* ?exp=T&sig=S on a stream: good for that track, for as long as its
  * principal is. */
 static bool by_url(struct api *api, struct api_loop *al, const struct http_request *req,
@@ -164,6 +167,7 @@ static bool by_url(struct api *api, struct api_loop *al, const struct http_reque
 {
 	char exp[24], sig[AUTH_URL_SIG_MAX + 8], principal[ACCESS_ID_MAX], *end;
 	int siglen = http_query_param(req->query, "sig", sig, sizeof(sig));
+	int64_t zone = 0;
 	long long t;
 
 	if (siglen < 0 || http_query_param(req->query, "exp", exp, sizeof(exp)) <= 0)
@@ -172,8 +176,18 @@ static bool by_url(struct api *api, struct api_loop *al, const struct http_reque
 	t = strtoll(exp, &end, 10);
 	if (*end || errno || t <= 0)
 		return deny(why, 403, "malformed stream link");
-	switch (auth_url_check(api->url_key, track_id, t, sig, (size_t)siglen, wall_ms() / 1000,
-			       principal, sizeof(principal))) {
+	/* A zone's queue signs once for every track the zone plays. */
+	if (http_query_has(req->query, "zone")) {
+		char z[24];
+		int zlen = http_query_param(req->query, "zone", z, sizeof(z));
+
+		if (zlen < 0 || catalog_id_parse(z, (size_t)zlen, &zone) < 0)
+			return deny(why, 403, "malformed stream link");
+	}
+	switch (zone ? auth_zone_url_check(api->url_key, zone, t, sig, (size_t)siglen,
+					   wall_ms() / 1000, principal, sizeof(principal))
+		     : auth_url_check(api->url_key, track_id, t, sig, (size_t)siglen,
+				      wall_ms() / 1000, principal, sizeof(principal))) {
 	case AUTH_OK:
 		break;
 	case AUTH_EXPIRED:
@@ -204,6 +218,12 @@ static bool by_url(struct api *api, struct api_loop *al, const struct http_reque
 		user_principal(who, &u);
 	}
 	who->via = VIA_URL;
+	/* A zone's link: a track that zone plays, for a principal that may
+	 * still play the zone. */
+	if (zone && !api_zone_plays(al, zone, track_id))
+		return deny(why, 403, "this link is for the tracks of its zone");
+	if (zone && who->role == AUTH_STORE && !zone_ok(al, zone, who, why))
+		return false;
 	return true;
 }
 

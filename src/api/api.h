@@ -308,6 +308,8 @@ void api_place_name(struct api_loop *al, const char *id_hex, bool zone, char *ou
 /* GET /api/v1/zones/{id}/queue (api/queue.c), and the loop's plans. */
 void api_zone_queue(struct api_call *x);
 void api_plans_free(struct api_plans *ps);
+/* Whether the zone's plan plays track (a zone link's stream). */
+bool api_zone_plays(struct api_loop *al, int64_t zone, int64_t track);
 /* GET /api/v1/zones/{id}/events (api/events.c), and the loop's streams
  * (freed after the server closed every connection). */
 void api_zone_events(struct api_call *x);

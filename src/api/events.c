@@ -46,6 +46,7 @@ struct api_events {
 	struct loop_timer timer;
 	struct stream head; /* list sentinel */
 	int64_t data_version;
+	int64_t revocations; /* catalog_revocations when the keys were checked */
 	int n;
 };
 
@@ -117,6 +118,15 @@ static void tick(struct loop_timer *t)
 	int64_t v = catalog_reader_version(ev->al->reader), now = mono_ms();
 	struct zone_state seen[TICK_ZONES];
 	int nseen = 0;
+	bool keys = false;
+
+	/* The keys are looked up again only after a revocation. */
+	if (v != ev->data_version) {
+		int64_t r = catalog_revocations(ev->al->zones);
+
+		keys = r != ev->revocations;
+		ev->revocations = r;
+	}
 
 	for (struct stream *s = ev->head.next, *next; s != &ev->head; s = next) {
 		next = s->next; /* an ended stream leaves the list */
@@ -127,7 +137,7 @@ static void tick(struct loop_timer *t)
 		if (v != ev->data_version) {
 			struct zone_state one, *st = NULL;
 
-			if (!key_holds(ev, s)) {
+			if (keys && !key_holds(ev, s)) {
 				send_event(s, "gone", "{\"reason\":\"the key was revoked\"}");
 				http_events_end(s->c);
 				continue;
@@ -193,6 +203,7 @@ void api_zone_events(struct api_call *x)
 		ev->loop = http_conn_loop(x->c);
 		ev->head.next = ev->head.prev = &ev->head;
 		ev->data_version = catalog_reader_version(x->al->reader);
+		ev->revocations = catalog_revocations(x->al->zones);
 	}
 	read_state(ev, x->id, &st);
 	if (st.rc < 0) {

@@ -5,11 +5,18 @@
  * down.
  *
  * Deterministic: the items depend on the zone's week, its playlists and
- * the catalog only, and each URL's expiry on its item's end, so two nodes
- * answer the same request from the same key byte for byte. What a zone's
- * queue is made of (its week parsed, its time zone, its playlists'
- * pools) is kept per loop until the read model changes: a device's
- * request then costs the plan of the hours it asks, microseconds.
+ * the catalog only, and the links' expiry on the window, so two nodes
+ * answer the same request from the same key byte for byte.
+ *
+ * Cheap, because thousands of devices ask: what a zone's queue is made of
+ * (its week parsed, its time zone, its playlists' pools, each track's
+ * title, artist and type already as JSON) is kept per loop as its plan,
+ * checked against the zone's version when the read model moves; a
+ * window's answer is kept with the plan as a template whose only holes
+ * are the signature; and the links are signed once per answer, for the
+ * zone (auth_zone_url_sign: good for the tracks the plan plays, which
+ * the stream checks with api_zone_plays). A repeated question costs a
+ * signature and a copy.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,67 +34,173 @@
 #define JSON_TYPE "application/json; charset=utf-8"
 #define ANSWER_MAX ((size_t)8 << 20)
 #define PLANS_MAX 512
+#define WINDOWS_MAX 8                     /* answers kept per plan */
+#define WINDOWS_BUDGET ((size_t)32 << 20) /* their bytes, per loop */
 #define HOURS_DEFAULT 8
 #define HOURS_MAX 24
 /* A radio-style licence: no looking ahead past now plus this, and links
- * that die soon after their item. */
+ * that die soon after their window. */
 #define NONINTERACTIVE_AHEAD_MS (15 * 60 * 1000)
 #define NONINTERACTIVE_LIFE_S (15 * 60)
 #define INTERACTIVE_LIFE_S (24 * 3600)
+#define SIG_HOLE '\x01' /* where a template takes the signature */
 
-/* What a zone's queue is made of, as of one read-model version. */
+/* A track as the answer shows it: "title":...,"artist":...,"mime_type":... */
+struct brief {
+	int64_t id;
+	char *json;
+};
+
+/* One window's answer with its signature's holes. */
+struct window {
+	int64_t from, to, exp;
+	char *body; /* SIG_HOLE where the signature goes */
+	size_t len;
+	uint64_t used; /* the loop's clock of last use */
+};
+
+/* What a zone's queue is made of, as of one version of it. */
 struct plan {
 	int64_t zone, location;
 	char version[17];
 	char licence[16];
 	char timezone[65];
 	int volume;
-	bool has_week;
+	bool has_week, stale;
 	struct schedule s;
 	const tz_t *tz;
 	struct sched_pool *pools;
 	int npools;
 	struct sched_track *spots;
 	int nspots;
+	struct brief *briefs; /* open addressing by id, nbriefs a power of 2 */
+	size_t nbriefs;
+	struct window win[WINDOWS_MAX];
+	int nwin;
 };
 
 struct api_plans {
 	int64_t data_version;
 	struct plan *v[PLANS_MAX];
 	int n;
+	size_t bytes; /* of every plan's windows */
+	uint64_t clock;
 };
 
-static void plan_free(struct plan *p)
+static void windows_clear(struct api_plans *ps, struct plan *p)
+{
+	for (int i = 0; i < p->nwin; i++) {
+		ps->bytes -= p->win[i].len;
+		free(p->win[i].body);
+	}
+	p->nwin = 0;
+}
+
+static void plan_free(struct api_plans *ps, struct plan *p)
 {
 	if (!p)
 		return;
+	windows_clear(ps, p);
 	if (p->has_week)
 		schedule_free(&p->s);
 	for (int i = 0; i < p->npools; i++)
 		free((void *)p->pools[i].t);
 	free(p->pools);
 	free(p->spots);
+	for (size_t i = 0; i < p->nbriefs; i++)
+		free(p->briefs[i].json);
+	free(p->briefs);
 	free(p);
-}
-
-static void plans_clear(struct api_plans *ps)
-{
-	for (int i = 0; i < ps->n; i++)
-		plan_free(ps->v[i]);
-	ps->n = 0;
 }
 
 void api_plans_free(struct api_plans *ps)
 {
 	if (!ps)
 		return;
-	plans_clear(ps);
+	for (int i = 0; i < ps->n; i++)
+		plan_free(ps, ps->v[i]);
 	free(ps);
 }
 
-/* The zone's plan from the read model: 200, 404, 500. */
-static int plan_make(catalog_zones_t *z, int64_t id, struct plan **out)
+static size_t slot(const struct plan *p, int64_t id)
 {
+	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 20) & (p->nbriefs - 1);
+}
+
+static struct brief *brief_find(const struct plan *p, int64_t id)
+{
+	if (!p->nbriefs)
+		return NULL;
+	for (size_t i = slot(p, id);; i = (i + 1) & (p->nbriefs - 1)) {
+		if (p->briefs[i].id == id)
+			return &p->briefs[i];
+		if (!p->briefs[i].id)
+			return NULL;
+	}
+}
+
+/* The JSON of a track's brief (its three fields, no braces). */
+static char *brief_json(catalog_zones_t *z, int64_t id)
+{
+	struct catalog_brief b;
+	bool have = catalog_track_brief(z, id, &b) == 0;
+	buf_t out;
+	json_t j;
+
+	buf_init(&out, 4096);
+	json_init(&j, &out);
+	json_obj_begin(&j);
+	json_kstr(&j, "title", have ? b.title : NULL);
+	json_kstr(&j, "artist", have ? b.artist : NULL);
+	json_kstr(&j, "mime_type", have ? b.mime : NULL);
+	json_obj_end(&j);
+	if (json_failed(&j) || out.len < 2) {
+		buf_free(&out);
+		return xstrdup("\"title\":null,\"artist\":null,\"mime_type\":null");
+	}
+	out.data[out.len - 1] = '\0'; /* the closing brace */
+	memmove(out.data, out.data + 1, out.len - 1);
+	return (char *)out.data;
+}
+
+static void brief_add(struct plan *p, catalog_zones_t *z, int64_t id)
+{
+	size_t i;
+
+	if (brief_find(p, id))
+		return;
+	for (i = slot(p, id); p->briefs[i].id; i = (i + 1) & (p->nbriefs - 1))
+		;
+	p->briefs[i].id = id;
+	p->briefs[i].json = brief_json(z, id);
+}
+
+/* Every track the plan may play, with its brief, in one read
+ * transaction (a statement each otherwise takes SQLite's locks anew). */
+static void briefs_make(struct plan *p, struct api_loop *al)
+{
+	size_t n = (size_t)p->nspots;
+
+	for (int i = 0; i < p->npools; i++)
+		n += (size_t)p->pools[i].n;
+	for (p->nbriefs = 16; p->nbriefs < 2 * n; p->nbriefs *= 2)
+		;
+	p->briefs = xcalloc(p->nbriefs, sizeof(*p->briefs));
+	if (catalog_reader_begin(al->reader) == 0) {
+		for (int i = 0; i < p->npools; i++)
+			for (int k = 0; k < p->pools[i].n; k++)
+				brief_add(p, al->zones, p->pools[i].t[k].id);
+		for (int i = 0; i < p->nspots; i++)
+			brief_add(p, al->zones, p->spots[i].id);
+	}
+	catalog_reader_end(al->reader);
+}
+
+static int plan_make(struct api_loop *al, int64_t id, struct plan **out)
+{
+	catalog_zones_t *z = al->zones;
 	struct plan *p = xcalloc(1, sizeof(*p));
 	struct catalog_zone zone;
 	char err[256];
@@ -140,40 +253,64 @@ static int plan_make(catalog_zones_t *z, int64_t id, struct plan **out)
 	}
 	catalog_zone_free(&zone);
 	if (st != 200) {
-		plan_free(p);
+		plan_free(NULL, p);
 		return st;
 	}
+	briefs_make(p, al);
 	*out = p;
 	return 200;
 }
 
-/* The loop's plan of zone id, made when missing or stale. */
+/* The loop's plan of zone id: made when missing; when the read model
+ * moved since, kept if the zone's version did not (most changes are of
+ * other things: devices' rows, other zones), else made again. */
 static int plan_get(struct api_loop *al, int64_t id, struct plan **out)
 {
 	struct api_plans *ps = al->plans;
 	int64_t v = catalog_reader_version(al->reader);
-	int st;
+	char version[17];
+	int st, i;
 
 	if (!ps)
 		ps = al->plans = xcalloc(1, sizeof(*ps));
 	if (v < 0 || v != ps->data_version) {
-		plans_clear(ps);
+		for (i = 0; i < ps->n; i++)
+			ps->v[i]->stale = true;
 		ps->data_version = v;
 	}
-	for (int i = 0; i < ps->n; i++)
-		if (ps->v[i]->zone == id) {
-			*out = ps->v[i];
+	for (i = 0; i < ps->n && ps->v[i]->zone != id; i++)
+		;
+	if (i < ps->n) {
+		struct plan *p = ps->v[i];
+
+		if (!p->stale) {
+			*out = p;
 			return 200;
 		}
-	if ((st = plan_make(al->zones, id, out)) != 200)
+		if (catalog_zone_version(al->zones, id, version) == 0 &&
+		    strcmp(version, p->version) == 0) {
+			p->stale = false;
+			*out = p;
+			return 200;
+		}
+		plan_free(ps, p);
+		ps->v[i] = ps->v[--ps->n];
+	}
+	if ((st = plan_make(al, id, out)) != 200)
 		return st;
 	if (ps->n == PLANS_MAX) {
-		plan_free(ps->v[0]);
-		memmove(ps->v, ps->v + 1, sizeof(ps->v[0]) * (PLANS_MAX - 1));
-		ps->n--;
+		plan_free(ps, ps->v[0]);
+		ps->v[0] = ps->v[--ps->n];
 	}
 	ps->v[ps->n++] = *out;
 	return 200;
+}
+
+bool api_zone_plays(struct api_loop *al, int64_t zone, int64_t track)
+{
+	struct plan *p;
+
+	return plan_get(al, zone, &p) == 200 && brief_find(p, track) != NULL;
 }
 
 /* A query integer, or def when absent: 0, or -1 when malformed. */
@@ -196,59 +333,130 @@ static int query_int(const struct http_request *req, const char *name, int64_t d
 	return 0;
 }
 
-static void item_json(json_t *j, struct api_call *x, const struct plan *p,
-		      const struct sched_item *it, bool interactive)
+/* The window's answer, its signature a SIG_HOLE: 200 or 500. */
+static int window_render(const struct plan *p, int64_t from, int64_t to, int64_t exp, buf_t *b)
 {
-	struct catalog_brief brief;
-	char hex[17], sig[AUTH_URL_SIG_MAX], url[256];
-	int64_t end_s = (it->start_ms + it->duration_ms + 999) / 1000, exp;
-	bool have = catalog_track_brief(x->al->zones, it->track, &brief) == 0;
+	struct sched_item *items = NULL;
+	size_t n = 0;
+	char zone[17], hex[17];
+	json_t j;
+	int bad = 0;
 
-	/* An expiry cut at a round time after the item's end, the same on
-	 * every node. */
-	if (interactive)
-		exp = (end_s + INTERACTIVE_LIFE_S + 3599) / 3600 * 3600;
+	if (p->has_week && from < to) {
+		struct sched_input in = {
+			.s = &p->s,
+			.tz = p->tz,
+			.zone = p->zone,
+			.pools = p->pools,
+			.npools = p->npools,
+			.spots = p->spots,
+			.nspots = p->nspots,
+		};
+		int rc = schedule_queue(&in, from, to, &items, &n);
+
+		if (rc < 0)
+			return rc == -EINVAL ? 400 : 500;
+	}
+	catalog_id_str(p->zone, zone);
+	json_init(&j, b);
+	json_obj_begin(&j);
+	json_kstr(&j, "zone_id", zone);
+	catalog_id_str(p->location, hex);
+	json_kstr(&j, "location_id", hex);
+	json_kstr(&j, "timezone", p->timezone);
+	json_kstr(&j, "licence", p->licence);
+	json_kstr(&j, "version", p->version);
+	json_kint(&j, "volume", p->volume);
+	json_kint(&j, "from", from);
+	json_kint(&j, "to", to > from ? to : from);
+	json_kint(&j, "expires_at", exp * 1000);
+	json_key(&j, "items");
+	json_arr_begin(&j);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	if (json_failed(&j) || b->len < 3)
+		bad = 1;
 	else
-		exp = (end_s + NONINTERACTIVE_LIFE_S + 299) / 300 * 300;
-	json_obj_begin(j);
-	catalog_id_str(it->track, hex);
-	json_kstr(j, "track_id", hex);
-	if (it->playlist) {
-		catalog_id_str(it->playlist, hex);
-		json_kstr(j, "playlist_id", hex);
-	} else {
-		json_knull(j, "playlist_id");
+		b->len -= 3; /* "]}" and the empty list's "[": the items go there */
+	bad |= buf_appends(b, "[");
+	/* Written by hand: each item's fields are ids, numbers and a brief
+	 * already escaped. */
+	for (size_t i = 0; i < n && !bad; i++) {
+		const struct sched_item *it = &items[i];
+		const struct brief *br = brief_find(p, it->track);
+		char pl[20] = "null";
+
+		catalog_id_str(it->track, hex);
+		if (it->playlist) {
+			pl[0] = '"';
+			catalog_id_str(it->playlist, pl + 1);
+			pl[17] = '"';
+			pl[18] = '\0';
+		}
+		bad |= buf_printf(b,
+				  "%s{\"track_id\":\"%s\",\"playlist_id\":%s,\"starts_at\":%lld,"
+				  "\"duration_ms\":%d,\"announcement\":%s,%s,\"stream_url\":"
+				  "\"/api/v1/tracks/%s/stream?zone=%s&exp=%lld&sig=%c\"}",
+				  i ? "," : "", hex, pl, (long long)it->start_ms,
+				  (int)it->duration_ms, it->announcement ? "true" : "false",
+				  br ? br->json
+				     : "\"title\":null,\"artist\":null,\"mime_type\":null",
+				  hex, zone, (long long)exp, SIG_HOLE);
 	}
-	json_kint(j, "starts_at", it->start_ms);
-	json_kint(j, "duration_ms", it->duration_ms);
-	json_kbool(j, "announcement", it->announcement);
-	json_kstr(j, "title", have ? brief.title : NULL);
-	json_kstr(j, "artist", have ? brief.artist : NULL);
-	json_kstr(j, "mime_type", have ? brief.mime : NULL);
-	catalog_id_str(it->track, hex);
-	if (x->who.id[0]) {
-		auth_url_sign(x->api->url_key, it->track, x->who.id, exp, sig);
-		snprintf(url, sizeof(url), "/api/v1/tracks/%s/stream?exp=%lld&sig=%s", hex,
-			 (long long)exp, sig);
-	} else {
-		snprintf(url, sizeof(url), "/api/v1/tracks/%s/stream", hex);
+	bad |= buf_appends(b, "]}\n");
+	free(items);
+	return bad ? 500 : 200;
+}
+
+/* The window's template, from the plan's or made and kept there. */
+static const struct window *window_get(struct api_plans *ps, struct plan *p, int64_t from,
+				       int64_t to, int64_t exp, int *status)
+{
+	struct window *w;
+	buf_t b;
+
+	for (int i = 0; i < p->nwin; i++)
+		if (p->win[i].from == from && p->win[i].to == to && p->win[i].exp == exp) {
+			p->win[i].used = ++ps->clock;
+			return &p->win[i];
+		}
+	buf_init(&b, ANSWER_MAX);
+	if ((*status = window_render(p, from, to, exp, &b)) != 200) {
+		buf_free(&b);
+		return NULL;
 	}
-	json_kstr(j, "stream_url", url);
-	json_kint(j, "expires_at", exp * 1000);
-	json_obj_end(j);
+	/* Room: the plan's least used window, then other plans' windows. */
+	if (p->nwin == WINDOWS_MAX) {
+		int old = 0;
+
+		for (int i = 1; i < p->nwin; i++)
+			if (p->win[i].used < p->win[old].used)
+				old = i;
+		ps->bytes -= p->win[old].len;
+		free(p->win[old].body);
+		p->win[old] = p->win[--p->nwin];
+	}
+	for (int i = 0; i < ps->n && ps->bytes + b.len > WINDOWS_BUDGET; i++)
+		if (ps->v[i] != p)
+			windows_clear(ps, ps->v[i]);
+	w = &p->win[p->nwin++];
+	*w = (struct window){from, to, exp, (char *)b.data, b.len, ++ps->clock};
+	ps->bytes += b.len;
+	return w;
 }
 
 void api_zone_queue(struct api_call *x)
 {
-	int64_t now = wall_ms(), from, hours, to;
-	struct sched_item *items = NULL;
+	/* "Now" to the minute: a device's default question is the same for
+	 * a minute, and its answer is kept. */
+	int64_t now = wall_ms() / 60000 * 60000, from, hours, to, exp;
+	const struct window *w;
 	struct plan *p;
-	size_t n = 0;
+	char sig[AUTH_URL_SIG_MAX];
+	size_t siglen;
 	bool interactive;
-	char hex[17];
-	json_t j;
+	int st = 200;
 	buf_t b;
-	int st;
 
 	if (query_int(x->req, "from", now, &from) < 0 || from < 0 ||
 	    from > (int64_t)253402300799000) {
@@ -268,50 +476,38 @@ void api_zone_queue(struct api_call *x)
 	interactive = strcmp(p->licence, "non-interactive") != 0;
 	to = from + hours * 3600 * 1000;
 	/* Radio-style: nothing past what plays now and soon, whatever is
-	 * asked. */
+	 * asked; links that die 15 minutes after the window (and its last
+	 * item, which may end up to 10 minutes after it). Interactive: links
+	 * that outlive the window (and its last item) by a day, for playing
+	 * the buffer offline. Cut at round times, so every node signs alike. */
 	if (!interactive && to > now + NONINTERACTIVE_AHEAD_MS)
 		to = now + NONINTERACTIVE_AHEAD_MS;
-	if (p->has_week && from < to) {
-		struct sched_input in = {
-			.s = &p->s,
-			.tz = p->tz,
-			.zone = p->zone,
-			.pools = p->pools,
-			.npools = p->npools,
-			.spots = p->spots,
-			.nspots = p->nspots,
-		};
-		int rc = schedule_queue(&in, from, to, &items, &n);
-
-		if (rc < 0) {
-			http_send_error(x->c, rc == -EINVAL ? 400 : 500,
-					rc == -EINVAL ? "from is out of range" : "internal error");
-			return;
-		}
-	}
-	buf_init(&b, ANSWER_MAX);
-	json_init(&j, &b);
-	json_obj_begin(&j);
-	catalog_id_str(p->zone, hex);
-	json_kstr(&j, "zone_id", hex);
-	catalog_id_str(p->location, hex);
-	json_kstr(&j, "location_id", hex);
-	json_kstr(&j, "timezone", p->timezone);
-	json_kstr(&j, "licence", p->licence);
-	json_kstr(&j, "version", p->version);
-	json_kint(&j, "volume", p->volume);
-	json_kint(&j, "from", from);
-	json_kint(&j, "to", to > from ? to : from);
-	json_key(&j, "items");
-	json_arr_begin(&j);
-	for (size_t i = 0; i < n; i++)
-		item_json(&j, x, p, &items[i], interactive);
-	json_arr_end(&j);
-	json_obj_end(&j);
-	free(items);
-	if (json_failed(&j) || buf_append(&b, "\n", 1) < 0)
-		http_send_error(x->c, 500, "internal error");
+	if (interactive)
+		exp = ((to / 1000 + 3600 + INTERACTIVE_LIFE_S) + 3599) / 3600 * 3600;
 	else
+		exp = ((to / 1000 + 600 + NONINTERACTIVE_LIFE_S) + 299) / 300 * 300;
+	if (!(w = window_get(x->al->plans, p, from, to, exp, &st))) {
+		http_send_error(x->c, st, st == 400 ? "from is out of range" : "internal error");
+		return;
+	}
+	if (x->who.id[0])
+		auth_zone_url_sign(x->api->url_key, p->zone, x->who.id, exp, sig);
+	else
+		sig[0] = '\0';
+	siglen = strlen(sig);
+	buf_init(&b, ANSWER_MAX);
+	for (size_t at = 0; at < w->len;) {
+		const char *hole = memchr(w->body + at, SIG_HOLE, w->len - at);
+		size_t n = hole ? (size_t)(hole - (w->body + at)) : w->len - at;
+
+		if (buf_append(&b, w->body + at, n) < 0 ||
+		    (hole && buf_append(&b, sig, siglen) < 0))
+			st = 500;
+		at += n + (hole ? 1 : 0);
+	}
+	if (st == 200)
 		http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
+	else
+		http_send_error(x->c, 500, "internal error");
 	buf_free(&b);
 }

@@ -129,6 +129,16 @@ bool auth_csrf_check(const uint8_t key[AUTH_MAC_KEY_LEN], const char *session, s
 void auth_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id, const char *principal,
 		   int64_t expires_s, char out[AUTH_URL_SIG_MAX]);
 
+/* The same for a zone's queue (api/queue.c): one signature good for
+ * every track the zone plays (the stream checks that it does), so an
+ * answer of a hundred links signs once. Its message names its scope:
+ * a track's signature never passes for a zone's, nor the reverse. */
+void auth_zone_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t zone_id, const char *principal,
+			int64_t expires_s, char out[AUTH_URL_SIG_MAX]);
+enum auth_verdict auth_zone_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t zone_id,
+				      int64_t expires_s, const char *sig, size_t len, int64_t now_s,
+				      char *principal, size_t principal_len);
+
 /* AUTH_OK with the principal copied out (principal_len >= AUTH_KEY_ID_LEN
  * + 22), AUTH_EXPIRED (a genuine signature past exp: 410), AUTH_FORGED or
  * AUTH_MALFORMED (403). */

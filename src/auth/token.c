@@ -207,30 +207,32 @@ static bool principal_ok(const char *p, size_t len)
 	return true;
 }
 
-static size_t url_msg(int64_t track, const char *principal, size_t plen, int64_t exp, char *msg,
-		      size_t n)
+/* What a link signs: its scope ("stream" for one track, "zone" for the
+ * tracks a zone plays), the object, who, and until when. */
+static size_t url_msg(const char *scope, int64_t id, const char *principal, size_t plen,
+		      int64_t exp, char *msg, size_t n)
 {
-	int k = snprintf(msg, n, "stream\n%" PRId64 "\n%.*s\n%" PRId64, track, (int)plen, principal,
+	int k = snprintf(msg, n, "%s\n%" PRId64 "\n%.*s\n%" PRId64, scope, id, (int)plen, principal,
 			 exp);
 	return k > 0 && (size_t)k < n ? (size_t)k : 0;
 }
 
-void auth_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id, const char *principal,
-		   int64_t expires_s, char out[AUTH_URL_SIG_MAX])
+static void url_sign(const char *scope, const uint8_t key[AUTH_MAC_KEY_LEN], int64_t id,
+		     const char *principal, int64_t expires_s, char out[AUTH_URL_SIG_MAX])
 {
 	char msg[128], mac[65];
 	size_t plen = strlen(principal), n;
 
 	if (!principal_ok(principal, plen))
 		plen = 0; /* a URL for nobody: it never checks */
-	n = url_msg(track_id, principal, plen, expires_s, msg, sizeof(msg));
+	n = url_msg(scope, id, principal, plen, expires_s, msg, sizeof(msg));
 	mac_hex(key, msg, n, mac);
 	snprintf(out, AUTH_URL_SIG_MAX, "%.*s.%s", (int)plen, principal, mac);
 }
 
-enum auth_verdict auth_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id,
-				 int64_t expires_s, const char *sig, size_t len, int64_t now_s,
-				 char *principal, size_t principal_len)
+static enum auth_verdict url_check(const char *scope, const uint8_t key[AUTH_MAC_KEY_LEN],
+				   int64_t id, int64_t expires_s, const char *sig, size_t len,
+				   int64_t now_s, char *principal, size_t principal_len)
 {
 	const char *dot = memchr(sig, '.', len);
 	size_t plen, n;
@@ -242,11 +244,39 @@ enum auth_verdict auth_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t tr
 	if (!principal_ok(sig, plen) || !hex64(dot + 1, len - plen - 1) || plen >= principal_len ||
 	    expires_s < 0)
 		return AUTH_MALFORMED;
-	n = url_msg(track_id, sig, plen, expires_s, msg, sizeof(msg));
+	n = url_msg(scope, id, sig, plen, expires_s, msg, sizeof(msg));
 	mac_hex(key, msg, n, want);
 	if (CRYPTO_memcmp(want, dot + 1, 64) != 0)
 		return AUTH_FORGED;
 	memcpy(principal, sig, plen);
 	principal[plen] = '\0';
 	return expires_s <= now_s ? AUTH_EXPIRED : AUTH_OK;
+}
+
+void auth_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id, const char *principal,
+		   int64_t expires_s, char out[AUTH_URL_SIG_MAX])
+{
+	url_sign("stream", key, track_id, principal, expires_s, out);
+}
+
+enum auth_verdict auth_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t track_id,
+				 int64_t expires_s, const char *sig, size_t len, int64_t now_s,
+				 char *principal, size_t principal_len)
+{
+	return url_check("stream", key, track_id, expires_s, sig, len, now_s, principal,
+			 principal_len);
+}
+
+void auth_zone_url_sign(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t zone_id, const char *principal,
+			int64_t expires_s, char out[AUTH_URL_SIG_MAX])
+{
+	url_sign("zone", key, zone_id, principal, expires_s, out);
+}
+
+enum auth_verdict auth_zone_url_check(const uint8_t key[AUTH_MAC_KEY_LEN], int64_t zone_id,
+				      int64_t expires_s, const char *sig, size_t len, int64_t now_s,
+				      char *principal, size_t principal_len)
+{
+	return url_check("zone", key, zone_id, expires_s, sig, len, now_s, principal,
+			 principal_len);
 }

@@ -55,9 +55,10 @@
 static const struct feed_table {
 	const char *name;
 	const char *terms;
-} tables[] = {{"artists", "name"}, {"albums", "title"}, {"covers", NULL},  {"tracks", "title"},
-	      {"users", NULL},     {"api_keys", NULL},  {"ingests", NULL}, {"ingest_errors", NULL},
-	      {"locations", NULL}, {"zones", NULL},    {"playlists", NULL}, {"devices", NULL}};
+} tables[] = {{"artists", "name"}, {"albums", "title"},     {"covers", NULL},
+	      {"tracks", "title"}, {"users", NULL},         {"api_keys", NULL},
+	      {"ingests", NULL},   {"ingest_errors", NULL}, {"locations", NULL},
+	      {"zones", NULL},     {"playlists", NULL},     {"devices", NULL}};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* A blob a pass made unreferenced (replica_on_blob_gone). */

@@ -31,6 +31,7 @@ enum {
 	ST_TRACK_BRIEF,
 	ST_VERSION,
 	ST_LIVE,
+	ST_REVOKED,
 	ST_DEVICES,
 	ST_N
 };
@@ -59,6 +60,8 @@ static const char *const stmt_sql[ST_N] = {
 			    " JOIN artists a ON a.id = t.artist_id WHERE t.id = ?1"),
 	/* Everything a zone's queue depends on, in one row. */
 	[ST_LIVE] = "SELECT volume, coalesce(skip_at, 0) FROM zones WHERE id = ?1",
+	[ST_REVOKED] = ("SELECT count(*) * 1000003 + coalesce(max(revoked_at), 0) FROM api_keys"
+			" WHERE revoked_at IS NOT NULL"),
 	[ST_VERSION] = ("SELECT z.name, z.schedule_at, z.location_id, l.updated_at,"
 			" (SELECT count(*) || '.' || coalesce(max(updated_at), 0) FROM playlists),"
 			" (SELECT count(*) || '.' || coalesce(max(updated_at), 0) FROM tracks)"
@@ -207,6 +210,15 @@ int catalog_zone_live(catalog_zones_t *z, int64_t id, int *volume, int64_t *skip
 	}
 	sqlite3_reset(st);
 	return status == 200 ? 0 : status == 404 ? -ENOENT : -EIO;
+}
+
+int64_t catalog_revocations(catalog_zones_t *z)
+{
+	sqlite3_stmt *st = stmt(z, ST_REVOKED, 0);
+	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+
+	sqlite3_reset(st);
+	return v;
 }
 
 int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id)
@@ -752,8 +764,11 @@ int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms
 		bool seen = sqlite3_column_type(st, 8) != SQLITE_NULL;
 		int64_t last = sqlite3_column_int64(st, 8);
 		bool revoked = sqlite3_column_type(st, 4) != SQLITE_NULL;
-		bool online = !revoked && seen &&
-			      (sqlite3_column_int(st, 7) != 0 || now_ms - last <= online_ms);
+		/* Marked offline by the node it left (its stream closed), or
+		 * unheard for too long (the node died): offline. A connected
+		 * device's row is rewritten every minute. */
+		bool online = !revoked && seen && sqlite3_column_type(st, 9) == SQLITE_NULL &&
+			      now_ms - last <= online_ms;
 
 		if (want[0] && (!loc || strcmp(loc, want) != 0))
 			continue;

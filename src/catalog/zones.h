@@ -95,12 +95,16 @@ int catalog_zone_version(catalog_zones_t *z, int64_t id, char out[17]);
  * 0, -ENOENT, -EIO. */
 int catalog_zone_live(catalog_zones_t *z, int64_t id, int *volume, int64_t *skip_at);
 
+/* A number that changes whenever a key is revoked (-1 on error): event
+ * streams check their keys again only then. */
+int64_t catalog_revocations(catalog_zones_t *z);
+
 /* The zone's location (for the access rule): 0, -ENOENT, -EIO. */
 int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id);
 
 /* Every store key, revoked or not, with what its device last said:
- * {"items":[...]}, a device online when its row says connected, or it
- * was seen within online_ms of now_ms. location_id 0: all. */
+ * {"items":[...]}, a device online when it was seen within online_ms of
+ * now_ms and not marked offline since. location_id 0: all. */
 int catalog_json_devices(catalog_zones_t *z, int64_t location_id, int64_t now_ms, int64_t online_ms,
 			 buf_t *out);
 
