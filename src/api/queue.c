@@ -56,6 +56,8 @@ struct window {
 	int64_t from, to, exp;
 	char *body; /* SIG_HOLE where the signature goes */
 	size_t len;
+	size_t *holes; /* their offsets */
+	size_t nholes;
 	uint64_t used; /* the loop's clock of last use */
 };
 
@@ -92,6 +94,7 @@ static void windows_clear(struct api_plans *ps, struct plan *p)
 	for (int i = 0; i < p->nwin; i++) {
 		ps->bytes -= p->win[i].len;
 		free(p->win[i].body);
+		free(p->win[i].holes);
 	}
 	p->nwin = 0;
 }
@@ -434,13 +437,22 @@ static const struct window *window_get(struct api_plans *ps, struct plan *p, int
 				old = i;
 		ps->bytes -= p->win[old].len;
 		free(p->win[old].body);
+		free(p->win[old].holes);
 		p->win[old] = p->win[--p->nwin];
 	}
 	for (int i = 0; i < ps->n && ps->bytes + b.len > WINDOWS_BUDGET; i++)
 		if (ps->v[i] != p)
 			windows_clear(ps, ps->v[i]);
 	w = &p->win[p->nwin++];
-	*w = (struct window){from, to, exp, (char *)b.data, b.len, ++ps->clock};
+	*w = (struct window){from, to, exp, (char *)b.data, b.len, NULL, 0, ++ps->clock};
+	for (const char *h = w->body; (h = memchr(h, SIG_HOLE, w->len - (size_t)(h - w->body)));
+	     h++)
+		w->nholes++;
+	w->holes = xcalloc(w->nholes + 1, sizeof(*w->holes));
+	w->nholes = 0;
+	for (const char *h = w->body; (h = memchr(h, SIG_HOLE, w->len - (size_t)(h - w->body)));
+	     h++)
+		w->holes[w->nholes++] = (size_t)(h - w->body);
 	ps->bytes += b.len;
 	return w;
 }
@@ -454,6 +466,7 @@ void api_zone_queue(struct api_call *x)
 	struct plan *p;
 	char sig[AUTH_URL_SIG_MAX];
 	size_t siglen;
+	char *out;
 	bool interactive;
 	int st = 200;
 	buf_t b;
@@ -495,19 +508,26 @@ void api_zone_queue(struct api_call *x)
 	else
 		sig[0] = '\0';
 	siglen = strlen(sig);
+	/* The template with the signature in its holes, in one allocation. */
 	buf_init(&b, ANSWER_MAX);
-	for (size_t at = 0; at < w->len;) {
-		const char *hole = memchr(w->body + at, SIG_HOLE, w->len - at);
-		size_t n = hole ? (size_t)(hole - (w->body + at)) : w->len - at;
-
-		if (buf_append(&b, w->body + at, n) < 0 ||
-		    (hole && buf_append(&b, sig, siglen) < 0))
-			st = 500;
-		at += n + (hole ? 1 : 0);
-	}
-	if (st == 200)
-		http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
-	else
+	out = buf_reserve(&b, w->len + w->nholes * siglen);
+	if (!out) {
+		buf_free(&b);
 		http_send_error(x->c, 500, "internal error");
+		return;
+	}
+	for (size_t i = 0, at = 0; i <= w->nholes; i++) {
+		size_t end = i < w->nholes ? w->holes[i] : w->len;
+
+		memcpy(out, w->body + at, end - at);
+		out += end - at;
+		if (i < w->nholes) {
+			memcpy(out, sig, siglen);
+			out += siglen;
+		}
+		at = end + 1;
+	}
+	b.len = (size_t)(out - b.data);
+	http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
 	buf_free(&b);
 }
