@@ -292,6 +292,16 @@ static int plan_get(struct api_loop *al, int64_t id, struct plan **out)
 		}
 		if (catalog_zone_version(al->zones, id, version) == 0 &&
 		    strcmp(version, p->version) == 0) {
+			int volume;
+			int64_t skip;
+
+			/* The volume is the answer's but not the version's (a
+			 * device is told it by its own event). */
+			if (catalog_zone_live(al->zones, id, &volume, &skip) == 0 &&
+			    volume != p->volume) {
+				p->volume = volume;
+				windows_clear(ps, p);
+			}
 			p->stale = false;
 			*out = p;
 			return 200;
