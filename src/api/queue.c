@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "api/api.h"
 #include "catalog/model.h"
@@ -475,11 +476,10 @@ void api_zone_queue(struct api_call *x)
 	const struct window *w;
 	struct plan *p;
 	char sig[AUTH_URL_SIG_MAX];
-	size_t siglen;
-	char *out;
+	size_t siglen, n = 0;
+	struct iovec *parts;
 	bool interactive;
 	int st = 200;
-	buf_t b;
 
 	if (query_int(x->req, "from", now, &from) < 0 || from < 0 ||
 	    from > (int64_t)253402300799000) {
@@ -518,26 +518,17 @@ void api_zone_queue(struct api_call *x)
 	else
 		sig[0] = '\0';
 	siglen = strlen(sig);
-	/* The template with the signature in its holes, in one allocation. */
-	buf_init(&b, ANSWER_MAX);
-	out = buf_reserve(&b, w->len + w->nholes * siglen);
-	if (!out) {
-		buf_free(&b);
-		http_send_error(x->c, 500, "internal error");
-		return;
-	}
+	/* The template with the signature in its holes, copied once, into
+	 * the connection's buffer. */
+	parts = xmalloc((2 * w->nholes + 1) * sizeof(*parts));
 	for (size_t i = 0, at = 0; i <= w->nholes; i++) {
 		size_t end = i < w->nholes ? w->holes[i] : w->len;
 
-		memcpy(out, w->body + at, end - at);
-		out += end - at;
-		if (i < w->nholes) {
-			memcpy(out, sig, siglen);
-			out += siglen;
-		}
+		parts[n++] = (struct iovec){w->body + at, end - at};
+		if (i < w->nholes)
+			parts[n++] = (struct iovec){sig, siglen};
 		at = end + 1;
 	}
-	b.len = (size_t)(out - b.data);
-	http_send(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", b.data, b.len);
-	buf_free(&b);
+	http_send_parts(x->c, 200, JSON_TYPE, "Cache-Control: no-store\r\n", parts, (int)n);
+	free(parts);
 }

@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,6 +353,34 @@ void http_send(http_conn_t *c, int status, const char *content_type, const char 
 	if (!c->head && len && buf_append(&c->out, body, len) < 0) {
 		log_error("http: response body of %zu bytes over the buffer cap", len);
 		c->keep_alive = false;
+	}
+	c->body = BODY_NONE;
+	c->state = C_WRITE;
+	c->deadline_ms = now_ms(c) + c->hl->server->cfg.write_timeout_ms;
+	make_ready(c);
+}
+
+void http_send_parts(http_conn_t *c, int status, const char *content_type,
+		     const char *extra_headers, const struct iovec *parts, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += parts[i].iov_len;
+	begin_head(c, status, content_type, extra_headers, len);
+	if (!c->head && len) {
+		char *p = buf_reserve(&c->out, len);
+
+		if (!p) {
+			log_error("http: response body of %zu bytes over the buffer cap", len);
+			c->keep_alive = false;
+		} else {
+			for (int i = 0; i < n; i++) {
+				memcpy(p, parts[i].iov_base, parts[i].iov_len);
+				p += parts[i].iov_len;
+			}
+			c->out.len += len;
+		}
 	}
 	c->body = BODY_NONE;
 	c->state = C_WRITE;

@@ -121,6 +121,12 @@ void http_conn_also(http_conn_t *c, const char *lines);
 void http_send(http_conn_t *c, int status, const char *content_type, const char *extra_headers,
 	       const void *body, size_t len);
 
+/* The same, the body given in parts (copied once, in order): an answer
+ * assembled from a template and what fills its holes. */
+struct iovec;
+void http_send_parts(http_conn_t *c, int status, const char *content_type,
+		     const char *extra_headers, const struct iovec *parts, int n);
+
 /* {"error":{"status":N,"message":"..."}} with the same status. */
 void http_send_error(http_conn_t *c, int status, const char *message);
 /* The same with header lines of the caller's (a protocol's own, such as
