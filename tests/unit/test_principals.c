@@ -13,11 +13,14 @@
 #include "catalog/db.h"
 #include "catalog/principals.h"
 #include "catalog/read.h"
+#include "catalog/model.h"
 #include "store/principals.h"
+#include "store/zones.h"
 #include "unit.h"
 
 static char dir[] = "/tmp/chorus-test-principals-XXXXXX";
 static char path[256];
+static char paris_id[17]; /* the location the store key is bound to */
 static principals_t *store;
 static char key_a[AUTH_KEY_LEN + 1], id_a[AUTH_KEY_ID_LEN + 1];
 static char key_b[AUTH_KEY_LEN + 1], id_b[AUTH_KEY_ID_LEN + 1];
@@ -113,8 +116,25 @@ static void test_keys(void)
 	struct principal_key_spec bad = {.role = "store"};
 	char err[256] = "", buf[4096], hid[AUTH_KEY_ID_LEN + 1], hash[AUTH_HASH_HEX_LEN + 1];
 	char spare[AUTH_KEY_LEN + 1], sql[512];
+	struct store_location paris = {.name = "Paris 1",
+				       .country = "FR",
+				       .timezone = "Europe/Paris",
+				       .licence = "interactive"};
+	struct store_change ch = {0};
+	store_t *cat = NULL;
 	int n = 0;
 
+	/* A store key is bound to a location that exists: by name or id. */
+	CHECK(principals_key_create(store, "cli", &store_key, key_a, id_a, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "no location \"Paris 1\"") != NULL);
+	CHECK(store_open(dir, NULL, &cat, err, sizeof(err)) == 0);
+	if (!cat)
+		return;
+	CHECK(store_location_put(cat, "cli", &paris, &ch, err, sizeof(err)) == 0);
+	catalog_id_str(ch.id, paris_id);
+	store_close(cat);
+	store_key.location = "paris 1";
 	CHECK(principals_key_create(store, "cli", &store_key, key_a, id_a, err, sizeof(err)) == 0);
 	CHECK(auth_key_parse(key_a, strlen(key_a), hid, hash) == 0);
 	CHECK_STR(hid, id_a);
@@ -150,7 +170,9 @@ static void test_keys(void)
 	CHECK_STR(buf, "0");
 	snprintf(sql, sizeof(sql), "SELECT detail FROM audit WHERE object = '%s'", id_a);
 	query(sql, buf, sizeof(buf));
-	CHECK_STR(buf, "{\"role\":\"store\",\"name\":\"till\",\"location\":\"Paris 1\"}");
+	snprintf(sql, sizeof(sql), "{\"role\":\"store\",\"name\":\"till\",\"location\":\"%s\"}",
+		 paris_id);
+	CHECK_STR(buf, sql);
 }
 
 static void test_first_admin(void)
@@ -210,7 +232,7 @@ static void test_lookups(void)
 	CHECK(auth_key_parse(key_a, strlen(key_a), hid, hash) == 0);
 	CHECK(catalog_key_find(p, id_a, &k) == 0);
 	CHECK(k.role == AUTH_STORE);
-	CHECK_STR(k.location, "Paris 1");
+	CHECK_STR(k.location, paris_id); /* bound by id */
 	CHECK_STR(k.zone, "");
 	CHECK_STR(k.secret_hash, hash);
 	CHECK(!k.revoked);
