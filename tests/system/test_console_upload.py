@@ -623,7 +623,9 @@ def _():
                         ".map(r => r.cells[1].innerText); return t.length && t; })()", 10)
     print(f"# albums: {albums}")
     check(EDIT_ALBUM in albums, f"the album to edit listed: {albums}")
-    shots(p, "05-library-albums", ["#browse td.actions button", "#browse-q", ".seg button"])
+    # The Library's own switch: the Stores view has one of its own, hidden here.
+    shots(p, "05-library-albums",
+          ["#browse td.actions button", "#browse-q", "#browse-card .seg button"])
     p.click(selector="#browse-tracks")
     p.until("tracks again", "document.querySelectorAll('#browse tbody tr').length === 25", 10)
     shots(p, "05-library-tracks", ["#browse td.actions button", "#browse-q", "#browse-next"])
