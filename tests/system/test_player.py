@@ -347,5 +347,101 @@ def _(tmp):
         back.stop()
 
 
+# The music the page holds in the Cache API (its own page and worker
+# aside): what a radio-style licence forbids.
+CACHED_AUDIO = """(async () => {
+  let n = 0;
+  for (const k of await caches.keys())
+    for (const r of await (await caches.open(k)).keys())
+      if (new URL(r.url).pathname.startsWith("/player/audio/")) n++;
+  return n;
+})()"""
+
+
+@test("a non-interactive shop: no music stored, no queue past 15 min; a playlist changed, a volume"
+      " and a skip reach the playing page within 2 s")
+def _(tmp):
+    src, _files = library()
+    data = tmp / "data"
+    ingest_ok(data, src)
+    n = Node(data, tmp / "logs")
+    tracks = n.get_json("/api/v1/tracks")["tracks"]
+
+    def call(method, path, body, status):
+        r = n.request(method, path, JSON_CT, json.dumps(body))
+        if r.status != status:
+            fail(f"{method} {path}: {r.status}, want {status}", r)
+        return r.json() if r.body else None
+
+    loc = call("POST", "/api/v1/locations", {"name": "Radio R", "timezone": "America/New_York",
+                                             "country": "US", "licence": "non-interactive"}, 201)
+    zone = call("POST", "/api/v1/zones", {"location_id": loc["id"], "name": "Floor"}, 201)
+    every = call("POST", "/api/v1/playlists",
+                 {"name": "Every", "tracks": [t["id"] for t in tracks]}, 201)
+    two = call("POST", "/api/v1/playlists",
+               {"name": "Two", "tracks": [t["id"] for t in tracks[:2]]}, 201)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+    def week(pl):
+        return {"dayparts": [{"days": days, "from": "00:00", "to": "24:00",
+                              "playlist_id": pl["id"]}], "separation_minutes": 0}
+
+    call("PUT", f"/api/v1/zones/{zone['id']}/schedule", week(every), 200)
+    key = make_key(data, "store", location=loc["id"], zone=zone["id"], name="radio")
+    t_now = time.time() * 1000
+    q = json.loads(http_request(n.port, "GET", f"/api/v1/zones/{zone['id']}/queue?hours=8",
+                                bearer(key)).body)
+    check(q["to"] <= t_now + 15 * 60_000 + 1000 and q["items"],
+          "a non-interactive queue reaches no further than now + 15 min", q["to"] - t_now)
+    out = OUT.parent / "test_player_radio"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    b = Browser(tmp / "chromium", out)
+    try:
+        b("page", width=900, height=1000)
+        b("goto", url=f"http://127.0.0.1:{n.port}/player#key={key}")
+        b("until", expr="window.chorusPlayer && chorusPlayer.state().playing &&"
+                        " chorusPlayer.clock() > 1", timeout=20000)
+        st = b.state()
+        check_eq(st["licence"], "non-interactive", "the page knows its licence")
+        time.sleep(3)  # time to fill whatever it would
+        check_eq(b.js(CACHED_AUDIO), 0, "tracks stored in the Cache API under a radio licence")
+        check(len(b.state()["blobs"]) <= 2, "at most the current and the next track in memory",
+              b.state())
+        b.shot("radio-playing")
+
+        # The console's writes (its API): each must reach the page in 2 s.
+        lat = {}
+        t0 = time.monotonic()
+        call("POST", f"/api/v1/zones/{zone['id']}/commands", {"type": "volume", "volume": 30},
+             202)
+        wait_for("the volume on the page", lambda: b.state()["volume"] == 30, 2, step=0.05)
+        lat["volume"] = time.monotonic() - t0
+        before = b.state()["playing"]
+        t0 = time.monotonic()
+        call("POST", f"/api/v1/zones/{zone['id']}/commands", {"type": "skip"}, 202)
+        wait_for("the skip on the page", lambda: (b.state()["playing"] or {}).get(
+            "starts_at") != before["starts_at"], 2, step=0.05)
+        lat["skip"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        call("PUT", f"/api/v1/zones/{zone['id']}/schedule", week(two), 200)
+        want = {t["id"] for t in tracks[:2]}
+        new_version = json.loads(http_request(n.port, "GET", f"/api/v1/zones/{zone['id']}",
+                                              bearer(key)).body)["version"]
+        wait_for("the page's queue from the new playlist",
+                 lambda: b.state()["version"] == new_version and b.state()["next"] in want,
+                 2, step=0.05, context=b.state)
+        lat["playlist changed"] = time.monotonic() - t0
+        b.shot("radio-changed")
+        print("# reached the playing page: " +
+              ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lat.items()), flush=True)
+        page_errors = [e for e in b("events")["errors"] if e.startswith("pageerror")]
+        check_eq(page_errors, [], "uncaught errors on the page")
+    finally:
+        b.close()
+    n.stop()
+
+
 if __name__ == "__main__":
     main()

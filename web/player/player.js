@@ -1034,7 +1034,7 @@
         position: S.cur.el.currentTime, paused: S.cur.el.paused, offline: !!S.cur.offline } : null,
       next: S.upcoming[0] ? S.upcoming[0].track_id : null, upcoming: S.upcoming.length,
       buffered_s: bufferedSeconds(), cached: [...S.cached], blobs: [...S.blobs.keys()],
-      pending: loadJSON(LS.plays, []).length, played: clock(),
+      pending: loadJSON(LS.plays, []).length, played: clock(), volume: S.volume,
     }),
     plays: () => loadJSON(LS.log, []),
     skip,
