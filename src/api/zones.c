@@ -220,9 +220,13 @@ static bool json_body(struct api_call *x)
 	return false;
 }
 
-static void send_read(struct api_call *x, int st, buf_t *b)
+/* A read's answer: missing says what a 404 did not find. */
+static void send_read(struct api_call *x, int st, buf_t *b, const char *missing)
 {
-	send_body(x->c, 200, st, b);
+	if (st == 404)
+		http_send_error(x->c, 404, missing);
+	else
+		send_body(x->c, 200, st, b);
 }
 
 static void refuse(struct api_call *x, int st, const char *msg, struct zjob *j)
@@ -270,7 +274,7 @@ void api_locations(struct api_call *x)
 
 	if (x->req->method != HTTP_POST) {
 		buf_init(&b, ANSWER_MAX);
-		send_read(x, catalog_json_locations(x->al->zones, &b), &b);
+		send_read(x, catalog_json_locations(x->al->zones, &b), &b, NULL);
 		buf_free(&b);
 		return;
 	}
@@ -318,11 +322,8 @@ void api_location_one(struct api_call *x)
 		return;
 	default:
 		buf_init(&b, ANSWER_MAX);
-		st = catalog_json_location(x->al->zones, x->id, &b);
-		if (st == 404)
-			http_send_error(x->c, 404, "no such location");
-		else
-			send_read(x, st, &b);
+		send_read(x, catalog_json_location(x->al->zones, x->id, &b), &b,
+			  "no such location");
 		buf_free(&b);
 	}
 }
@@ -343,7 +344,7 @@ void api_zones(struct api_call *x)
 		if (n > 0 && catalog_id_parse(q, (size_t)n, &location) < 0)
 			return refuse(x, 400, "location_id must be a location's id", NULL);
 		buf_init(&b, ANSWER_MAX);
-		send_read(x, catalog_json_zones(x->al->zones, location, &b), &b);
+		send_read(x, catalog_json_zones(x->al->zones, location, &b), &b, NULL);
 		buf_free(&b);
 		return;
 	}
@@ -389,11 +390,7 @@ void api_zone_one(struct api_call *x)
 		return;
 	default:
 		buf_init(&b, ANSWER_MAX);
-		st = catalog_json_zone(x->al->zones, x->id, &b);
-		if (st == 404)
-			http_send_error(x->c, 404, "no such zone");
-		else
-			send_read(x, st, &b);
+		send_read(x, catalog_json_zone(x->al->zones, x->id, &b), &b, "no such zone");
 		buf_free(&b);
 	}
 }
@@ -477,11 +474,7 @@ void api_zone_schedule(struct api_call *x)
 
 	if (x->req->method != HTTP_PUT) {
 		buf_init(&b, ANSWER_MAX);
-		st = catalog_json_schedule(x->al->zones, x->id, &b);
-		if (st == 404)
-			http_send_error(x->c, 404, "no such zone");
-		else
-			send_read(x, st, &b);
+		send_read(x, catalog_json_schedule(x->al->zones, x->id, &b), &b, "no such zone");
 		buf_free(&b);
 		return;
 	}
@@ -554,7 +547,7 @@ void api_playlists(struct api_call *x)
 
 	if (x->req->method != HTTP_POST) {
 		buf_init(&b, ANSWER_MAX);
-		send_read(x, catalog_json_playlists(x->al->zones, &b), &b);
+		send_read(x, catalog_json_playlists(x->al->zones, &b), &b, NULL);
 		buf_free(&b);
 		return;
 	}
@@ -594,11 +587,8 @@ void api_playlist_one(struct api_call *x)
 		return;
 	default:
 		buf_init(&b, ANSWER_MAX);
-		st = catalog_json_playlist(x->al->zones, x->id, &b);
-		if (st == 404)
-			http_send_error(x->c, 404, "no such playlist");
-		else
-			send_read(x, st, &b);
+		send_read(x, catalog_json_playlist(x->al->zones, x->id, &b), &b,
+			  "no such playlist");
 		buf_free(&b);
 	}
 }

@@ -20,6 +20,7 @@
 
 enum {
 	ST_ZONE,
+	ST_ZONE_LOCATION,
 	ST_LOCATIONS,
 	ST_LOCATION,
 	ST_LOCATION_ZONES,
@@ -43,6 +44,8 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_ZONE] = ("SELECT z.id, z.location_id, z.name, z.volume, z.schedule, l.timezone,"
 		     " l.licence, l.name FROM zones z JOIN locations l ON l.id = z.location_id"
 		     " WHERE z.id = ?1"),
+	/* The access rule's, on every request of a device: the one column. */
+	[ST_ZONE_LOCATION] = "SELECT location_id FROM zones WHERE id = ?1",
 	[ST_LOCATIONS] = "SELECT " LOCATION_COLS " FROM locations ORDER BY name_key, id",
 	[ST_LOCATION] = "SELECT " LOCATION_COLS " FROM locations WHERE id = ?1",
 	[ST_LOCATION_ZONES] = ("SELECT " ZONE_COLS " FROM zones WHERE location_id = ?1"
@@ -223,14 +226,13 @@ int64_t catalog_revocations(catalog_zones_t *z)
 
 int catalog_zone_location(catalog_zones_t *z, int64_t id, int64_t *location_id)
 {
-	struct catalog_zone zone;
-	int status = catalog_zone_get(z, id, &zone);
+	sqlite3_stmt *st = stmt(z, ST_ZONE_LOCATION, id);
+	int status = step_status(z, st, sqlite3_step(st));
 
-	if (status != 200)
-		return status == 404 ? -ENOENT : -EIO;
-	*location_id = zone.location_id;
-	catalog_zone_free(&zone);
-	return 0;
+	if (status == 200)
+		*location_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return status == 200 ? 0 : status == 404 ? -ENOENT : -EIO;
 }
 
 int catalog_zone_version(catalog_zones_t *z, int64_t id, char out[17])
@@ -689,8 +691,6 @@ int catalog_playlist_pool(catalog_zones_t *z, int64_t id, struct sched_pool *out
 
 int catalog_tracks_missing(catalog_zones_t *z, const int64_t *ids, int n, int64_t *missing)
 {
-	int found = 0;
-
 	for (int i = 0; i < n; i++) {
 		sqlite3_stmt *st = stmt(z, ST_TRACK_PLAY, ids[i]);
 		int rc = sqlite3_step(st);
@@ -702,7 +702,6 @@ int catalog_tracks_missing(catalog_zones_t *z, const int64_t *ids, int n, int64_
 		}
 		if (rc != SQLITE_ROW)
 			return step_status(z, st, rc) == 500 ? -1 : 1;
-		found++;
 	}
 	return 0;
 }
